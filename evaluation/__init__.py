@@ -1,0 +1,1 @@
+"""Evaluation: metrics with confidence intervals, fairness audit, disclosure control, reports, model card."""

@@ -1,0 +1,1 @@
+"""Features: point-in-time features by source (demographics, primary, community, acute) and outcomes."""

@@ -1,0 +1,1 @@
+"""The synthetic population: realistic people on real English neighbourhoods, never real data."""

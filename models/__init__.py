@@ -1,0 +1,1 @@
+"""Models: training, calibration, baselines, MLflow logging and registry, scoring and explanations."""

@@ -1,0 +1,1 @@
+"""Pipelines: Prefect flows, deployments and the command line. All reading, writing and wiring lives here."""

@@ -1,0 +1,108 @@
+"""Atomic writes and content hashes, so a failed run never leaves half-written outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On an exception the temporary file is removed and ``target`` is untouched.
+
+    Args:
+        target: The file to write.
+
+    Yields:
+        A path in the same folder to write to.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; swap it in for ``target`` on success.
+
+    An existing ``target`` is kept until the new folder is complete, and is
+    restored if the swap fails, so readers see either the old folder or the new one.
+
+    Args:
+        target: The folder to (re)write.
+
+    Yields:
+        An empty folder to write into.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staging
+        backup = target.with_name(f".{target.name}.old")
+        if backup.exists():
+            shutil.rmtree(backup)
+        if target.exists():
+            os.replace(target, backup)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if backup.exists():
+                os.replace(backup, target)
+            raise
+        if backup.exists():
+            shutil.rmtree(backup)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def write_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """Write ``frame`` to ``target`` as Parquet, atomically."""
+    with atomic_path(Path(target)) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_snapshot_hash(folder: Path, pattern: str = "*") -> str:
+    """A short hash of every file's name and bytes in ``folder`` (not recursive).
+
+    Identifies an extract snapshot: the same files give the same hash.
+
+    Args:
+        folder: The folder to hash.
+        pattern: Glob of the files to include.
+
+    Returns:
+        The first 16 hex digits of a SHA-256 over names and file hashes.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).glob(pattern) if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode())
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()[:16]

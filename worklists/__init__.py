@@ -1,0 +1,1 @@
+"""Worklists: ranking, exclusions, MDT capacity, reasons text, week-on-week change and export."""
