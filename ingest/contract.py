@@ -214,7 +214,9 @@ GP_DIAGNOSES = Table(
     source="GP extract (SNOMED CT clusters mapped to the condition vocabulary)",
     columns=(
         _person_id(),
-        Column("event_date", "date", required=True, nullable=False, description="Date the code was recorded."),
+        Column(
+            "event_date", "date", required=True, nullable=False, description="Date the code was recorded."
+        ),
         Column(
             "condition",
             "string",
@@ -233,9 +235,16 @@ GP_APPOINTMENTS = Table(
     source="GP appointments data (GPAD) / practice system",
     columns=(
         _person_id(),
-        Column("appointment_date", "date", required=True, nullable=False, description="Date of the appointment."),
+        Column(
+            "appointment_date", "date", required=True, nullable=False, description="Date of the appointment."
+        ),
         Column("mode", "string", codes=APPOINTMENT_MODE_CODES, description="How the appointment took place."),
-        Column("status", "string", codes=APPOINTMENT_STATUS_CODES, description="attended or dna (did not attend)."),
+        Column(
+            "status",
+            "string",
+            codes=APPOINTMENT_STATUS_CODES,
+            description="attended or dna (did not attend).",
+        ),
     ),
 )
 
@@ -246,7 +255,13 @@ GP_MEDICATIONS = Table(
     source="GP prescribing extract",
     columns=(
         _person_id(),
-        Column("issue_date", "date", required=True, nullable=False, description="Date the prescription was issued."),
+        Column(
+            "issue_date",
+            "date",
+            required=True,
+            nullable=False,
+            description="Date the prescription was issued.",
+        ),
         Column(
             "bnf_code",
             "string",
@@ -264,7 +279,9 @@ COMMUNITY_CONTACTS = Table(
     source="Community Services Data Set (CSDS)",
     columns=(
         _person_id(),
-        Column("contact_date", "date", required=True, nullable=False, description="Date of the care contact."),
+        Column(
+            "contact_date", "date", required=True, nullable=False, description="Date of the care contact."
+        ),
         Column(
             "service",
             "string",
@@ -391,7 +408,9 @@ CASELOAD = Table(
     columns=(
         _person_id(),
         Column("team", "string", required=True, nullable=False, description="Team holding the caseload."),
-        Column("start_date", "date", required=True, nullable=False, description="Date taken onto the caseload."),
+        Column(
+            "start_date", "date", required=True, nullable=False, description="Date taken onto the caseload."
+        ),
         Column("end_date", "date", description="Date discharged from the caseload; empty if active."),
     ),
     date_pairs=(("start_date", "end_date"),),

@@ -1,0 +1,226 @@
+"""Benchmark the validation gate: wall time and peak memory of validating an extract folder.
+
+Usage:
+    .venv/bin/python benchmarks/validate.py [EXTRACT_DIR] [--people N] [--events-per-person E]
+        [--chunk-size ROWS] [--out DIR]
+
+With EXTRACT_DIR (e.g. outputs/extract) that folder is validated; otherwise a
+valid extract of N people with about E event rows per person is built in a
+temporary folder first (not timed). Peak memory is the process's maximum
+resident set size (ru_maxrss), which includes the extract held in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from riskstrat.ingest import contract as c
+from riskstrat.ingest.reference import conditions, imd_lookup
+from riskstrat.ingest.validation_settings import ValidationSettings
+from riskstrat.pipelines.validate import run_validation
+
+EXTRACT_DATE = pd.Timestamp("2025-12-31")
+START = pd.Timestamp("2021-01-01")
+# Share of event rows per table (about 50 rows per person in total at the default).
+EVENT_SHARES = {
+    "gp_diagnoses": 0.16,
+    "gp_appointments": 0.24,
+    "gp_medications": 0.44,
+    "community_contacts": 0.08,
+    "ae_attendances": 0.04,
+    "apc_spells": 0.02,
+    "caseload": 0.01,
+    "opt_outs": 0.01,
+}
+
+
+def _choice(rng: np.random.Generator, values: tuple, n: int) -> np.ndarray:
+    return np.asarray(values, dtype=object)[rng.integers(0, len(values), n)].astype(str)
+
+
+def _days(rng: np.random.Generator, n: int, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    span = (end - start).days
+    return pd.Series(start + pd.to_timedelta(rng.integers(0, span + 1, n), unit="D")).astype("datetime64[us]")
+
+
+def build_extract(folder: Path, n_people: int, events_per_person: float, seed: int = 1) -> dict[str, int]:
+    """Write a valid extract of ``n_people`` to ``folder`` as Parquet; return rows per table."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = np.char.add("P", np.arange(n_people).astype(str).astype(object).astype(str))
+    lsoas = imd_lookup()["lsoa_code"].to_numpy()
+    birth = _days(rng, n_people, pd.Timestamp("1920-01-01"), pd.Timestamp("2020-01-01"))
+    death = _days(rng, n_people, pd.Timestamp("2025-12-01"), EXTRACT_DATE).where(rng.random(n_people) < 0.01)
+    patients = pd.DataFrame(
+        {
+            "person_id": ids,
+            "birth_date": birth,
+            "sex": _choice(rng, ("1", "2"), n_people),
+            "ethnic_category": _choice(rng, c.ETHNIC_CATEGORY_CODES[:-2], n_people),
+            "lsoa_code": lsoas[rng.integers(0, len(lsoas), n_people)],
+            "practice_code": _choice(rng, ("M00001", "M00002", "M00003"), n_people),
+            "registration_start": _days(rng, n_people, pd.Timestamp("2000-01-01"), START),
+            "registration_end": pd.Series(pd.NaT, index=range(n_people), dtype="datetime64[us]"),
+            "date_of_death": death,
+        }
+    )
+    patients.to_parquet(folder / "patients.parquet", index=False)
+    counts = {"patients": n_people}
+    total = int(n_people * events_per_person)
+    vocabulary = tuple(conditions()["condition"])
+    for name, share in EVENT_SHARES.items():
+        n = max(int(total * share), 1)
+        people = rng.integers(0, n_people, n)
+        person_id = ids[people]
+        # Events end before the earliest death date used above, so none is after a death.
+        when = _days(rng, n, START, pd.Timestamp("2025-11-27"))  # + 3 days of a spell stays before any death
+        if name == "gp_diagnoses":
+            frame = pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "event_date": when,
+                    "condition": _choice(rng, vocabulary, n),
+                    "snomed_code": "123456",
+                }
+            )
+        elif name == "gp_appointments":
+            frame = pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "appointment_date": when,
+                    "mode": _choice(rng, c.APPOINTMENT_MODE_CODES, n),
+                    "status": _choice(rng, c.APPOINTMENT_STATUS_CODES, n),
+                }
+            )
+        elif name == "gp_medications":
+            frame = pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "issue_date": when,
+                    "bnf_code": _choice(rng, ("0205", "0601", "0407"), n),
+                }
+            )
+        elif name == "community_contacts":
+            frame = pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "contact_date": when,
+                    "service": _choice(rng, c.COMMUNITY_SERVICE_CODES, n),
+                    "mode": _choice(rng, c.COMMUNITY_MODE_CODES, n),
+                }
+            )
+        elif name == "ae_attendances":
+            arrival = when + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
+            frame = pd.DataFrame(
+                {
+                    "attendance_id": np.char.add("A", np.arange(n).astype(str)),
+                    "person_id": person_id,
+                    "arrival_datetime": arrival,
+                    "departure_datetime": arrival + pd.Timedelta(hours=4),
+                    "department_type": _choice(rng, c.DEPARTMENT_TYPE_CODES, n),
+                    "arrival_mode": _choice(rng, c.ARRIVAL_MODE_CODES, n),
+                    "acuity": rng.integers(1, 6, n),
+                    "disposal": _choice(rng, c.DISPOSAL_CODES, n),
+                }
+            )
+        elif name == "apc_spells":
+            frame = pd.DataFrame(
+                {
+                    "spell_id": np.char.add("S", np.arange(n).astype(str)),
+                    "person_id": person_id,
+                    "admission_date": when,
+                    "discharge_date": when + pd.Timedelta(days=3),
+                    "admission_method": _choice(rng, c.ADMISSION_METHOD_CODES, n),
+                    "primary_diagnosis": "I10",
+                    "discharge_destination": _choice(rng, c.DISCHARGE_DESTINATION_CODES, n),
+                    "discharge_method": _choice(rng, c.DISCHARGE_METHOD_CODES, n),
+                }
+            )
+        elif name == "caseload":
+            frame = pd.DataFrame(
+                {
+                    "person_id": person_id,
+                    "team": "VW North",
+                    "start_date": when,
+                    "end_date": pd.Series(pd.NaT, index=range(n), dtype="datetime64[us]"),
+                }
+            )
+        else:
+            frame = pd.DataFrame({"person_id": person_id, "type": _choice(rng, c.OPT_OUT_TYPES, n)})
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+        counts[name] = n
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("extract_dir", nargs="?", type=Path)
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--events-per-person", type=float, default=50.0)
+    parser.add_argument("--chunk-size", type=int, default=ValidationSettings().chunk_size)
+    parser.add_argument("--out", type=Path, default=None, help="Output folder (default: a temporary one).")
+    parser.add_argument(
+        "--no-keep-tables",
+        action="store_true",
+        help="Do not keep typed tables (as `riskstrat validate` alone).",
+    )
+    args = parser.parse_args(argv)
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="riskstrat-bench-") as tmp:
+        extract_dir = args.extract_dir
+        build_seconds = 0.0
+        if extract_dir is None:
+            extract_dir = Path(tmp) / "extract"
+            started = time.perf_counter()
+            build_extract(extract_dir, args.people, args.events_per_person)
+            build_seconds = time.perf_counter() - started
+        output_dir = args.out or Path(tmp) / "outputs"
+        settings = ValidationSettings(chunk_size=args.chunk_size)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        report = run_validation(
+            extract_dir,
+            output_dir,
+            settings,
+            extract_date=EXTRACT_DATE.date(),
+            keep_tables=not args.no_keep_tables,
+        )
+        seconds = time.perf_counter() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        table = Table(title=f"Validation of {extract_dir}")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("people (patients rows)", f"{report.row_counts.get('patients', 0):,}")
+        table.add_row("event rows", f"{sum(v for k, v in report.row_counts.items() if k != 'patients'):,}")
+        table.add_row("chunk size", f"{args.chunk_size:,}")
+        table.add_row("typed tables kept", str(not args.no_keep_tables))
+        table.add_row("checks run", f"{len(report.results):,}")
+        table.add_row("critical failures", str(len(report.critical_failures)))
+        table.add_row("warnings", str(len(report.warnings)))
+        table.add_row("build extract (s, not timed)", f"{build_seconds:.1f}")
+        table.add_row("validation wall time (s)", f"{seconds:.1f}")
+        table.add_row("peak RSS before (MB)", f"{rss_before / 1024:,.0f}")
+        table.add_row("peak RSS (MB)", f"{peak_mb:,.0f}")
+        console.print(table)
+        for result in report.critical_failures + report.warnings:
+            console.print(f"[{result.severity}] {result.problem().describe()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Acute-care features: A&E attendances (ECDS) and hospital spells (SUS APC).
+
+Point in time: attendances count when their arrival date is on or before T.
+Spells count when admitted on or before T; a discharge after T is unknown at T,
+so such a spell is treated as still open and its stay is clipped at T.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import ibis.expr.types as ir
+
+from riskstrat.features.common import Tables, days_before, window_start, windowed_counts
+from riskstrat.features.settings import FeatureSettings
+from riskstrat.ingest.contract import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
+
+HIGH_ACUITY: tuple[int, ...] = (1, 2)
+"""ECDS acuity 1 (immediate resuscitation) and 2 (very urgent)."""
+
+
+def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:
+    """A&E attendances, ambulance arrivals, high-acuity attendances and admissions from A&E.
+
+    Returns:
+        ``person_id``, ``ae_attendances_<w>d``, ``ae_ambulance_<w>d``,
+        ``ae_high_acuity_<w>d``, ``ae_admitted_<w>d`` and ``days_since_last_ae``
+        (whole days from the last arrival on or before T; null if none).
+    """
+    attendances = tables["ae_attendances"]
+    arrivals = attendances.mutate(arrival_date=attendances.arrival_datetime.date())
+    past = arrivals.filter(arrivals.arrival_date <= as_of)
+    day = past.arrival_date
+    windows = settings.windows
+    aggregated = past.group_by("person_id").agg(
+        **windowed_counts(past, day, as_of, windows, "ae_attendances"),
+        **windowed_counts(past, day, as_of, windows, "ae_ambulance", past.arrival_mode == "ambulance"),
+        **windowed_counts(past, day, as_of, windows, "ae_high_acuity", past.acuity.isin(HIGH_ACUITY)),
+        **windowed_counts(past, day, as_of, windows, "ae_admitted", past.disposal == "admitted"),
+        _last_ae=day.max(),
+    )
+    return aggregated.mutate(days_since_last_ae=days_before(as_of, aggregated._last_ae)).drop("_last_ae")
+
+
+def spells_known_at(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:
+    """Hospital spells as they were known at T, one row per spell admitted on or before T.
+
+    Adds ``discharge_known`` (the discharge date if on or before T, else null),
+    ``stay_end`` (``discharge_known`` or T), ``stay_days`` (length of stay known at
+    T), ``is_emergency``, ``is_elective`` and ``is_readmission`` (an emergency
+    admission within ``readmission_days`` of a discharge from an earlier spell).
+    """
+    spells = tables["apc_spells"]
+    admitted = spells.filter(spells.admission_date <= as_of)
+    discharge_known = (admitted.discharge_date <= as_of).ifelse(admitted.discharge_date, ibis.null("date"))
+    admitted = admitted.mutate(discharge_known=discharge_known)
+    admitted = admitted.mutate(stay_end=admitted.discharge_known.fill_null(as_of))
+    earlier = ibis.window(
+        group_by="person_id", order_by=[admitted.admission_date, admitted.spell_id], rows=(None, -1)
+    )
+    admitted = admitted.mutate(
+        stay_days=admitted.stay_end.delta(admitted.admission_date, unit="day"),
+        is_emergency=admitted.admission_method.isin(EMERGENCY_ADMISSION_METHODS),
+        is_elective=admitted.admission_method.isin(ELECTIVE_ADMISSION_METHODS),
+        previous_discharge=admitted.discharge_known.max().over(earlier),
+    )
+    gap = admitted.admission_date.delta(admitted.previous_discharge, unit="day")
+    is_readmission = admitted.is_emergency & (gap >= 0) & (gap <= settings.readmission_days)
+    return admitted.mutate(is_readmission=is_readmission.fill_null(False))
+
+
+def spell_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:
+    """Emergency and elective admissions, bed days, long stays, readmissions, days since discharge.
+
+    ``bed_days_<w>d`` is the overlap in days of each stay [admission, discharge or T]
+    with [T - w, T], summed over spells; ``long_stays_<w>d`` counts spells admitted in
+    the window whose stay known at T is at least ``long_stay_min_days``.
+    """
+    spells = spells_known_at(tables, as_of, settings)
+    day = spells.admission_date
+    windows = settings.windows
+    readmission_stem = f"readmissions_{settings.readmission_days}d"
+    bed_days = {}
+    for days in windows:
+        start = ibis.greatest(spells.admission_date, ibis.literal(window_start(as_of, days)))
+        overlap = spells.stay_end.delta(start, unit="day")
+        bed_days[f"bed_days_{days}d"] = (overlap > 0).ifelse(overlap, 0).sum()
+    aggregated = spells.group_by("person_id").agg(
+        **windowed_counts(spells, day, as_of, windows, "emergency_admissions", spells.is_emergency),
+        **windowed_counts(spells, day, as_of, windows, "elective_admissions", spells.is_elective),
+        **bed_days,
+        **windowed_counts(
+            spells, day, as_of, windows, "long_stays", spells.stay_days >= settings.long_stay_min_days
+        ),
+        **windowed_counts(spells, day, as_of, windows, readmission_stem, spells.is_readmission),
+        _last_discharge=spells.discharge_known.max(),
+    )
+    return aggregated.mutate(days_since_last_discharge=days_before(as_of, aggregated._last_discharge)).drop(
+        "_last_discharge"
+    )
+
+
+def acute_features(tables: Tables, as_of: date, settings: FeatureSettings) -> list[ir.Table]:
+    """Every acute aggregate, each one row per person with events (join onto the cohort)."""
+    return [ae_features(tables, as_of, settings), spell_features(tables, as_of, settings)]

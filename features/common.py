@@ -1,0 +1,77 @@
+"""Building blocks shared by the feature modules: point-in-time windows, counts and ages.
+
+A ``w``-day window at as-of date T holds events dated in (T - w, T]: an event on
+T is in the past and counts; an event on T + 1 is in the future and never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+Tables = Mapping[str, ir.Table]
+"""Input tables by contract name (``tables["apc_spells"]``), typed as the contract says."""
+
+
+def window_start(as_of: date, days: int) -> date:
+    """The last day before a ``days``-day window ending on ``as_of`` (exclusive lower bound)."""
+    return as_of - timedelta(days=days)
+
+
+def in_window(event_date: ir.DateValue, as_of: date, days: int) -> ir.BooleanValue:
+    """True for events dated in (as_of - days, as_of]."""
+    return (event_date > window_start(as_of, days)) & (event_date <= as_of)
+
+
+def windowed_counts(
+    table: ir.Table,
+    event_date: ir.DateValue,
+    as_of: date,
+    windows: tuple[int, ...],
+    stem: str,
+    condition: ir.BooleanValue | None = None,
+) -> dict[str, ir.IntegerScalar]:
+    """Conditional counts ``<stem>_<w>d`` for every window, for one grouped aggregation.
+
+    One CASE-style count per window keeps each table to a single scan and group-by
+    instead of one join per window.
+
+    Args:
+        table: The (already point-in-time filtered) event table.
+        event_date: The date column that places each event in time.
+        as_of: The as-of date T.
+        windows: Window lengths in days.
+        stem: Feature name stem, e.g. ``ae_attendances``.
+        condition: Only rows where this holds are counted (all rows if None).
+
+    Returns:
+        Aggregation expressions by feature name.
+    """
+    counts = {}
+    for days in windows:
+        where = in_window(event_date, as_of, days)
+        if condition is not None:
+            where = where & condition
+        counts[f"{stem}_{days}d"] = table.person_id.count(where=where)
+    return counts
+
+
+def days_before(as_of: date, earlier: ir.DateValue) -> ir.IntegerValue:
+    """Whole days from ``earlier`` to ``as_of`` (0 when they are the same day)."""
+    return ibis.literal(as_of).delta(earlier, unit="day")
+
+
+def age_in_years(birth_date: ir.DateValue, as_of: date) -> ir.IntegerValue:
+    """Age in completed years at ``as_of`` (birthday not yet reached this year -> one less)."""
+    before_birthday = (birth_date.month() > as_of.month) | (
+        (birth_date.month() == as_of.month) & (birth_date.day() > as_of.day)
+    )
+    return (as_of.year - birth_date.year() - before_birthday.ifelse(1, 0)).cast("int64")
+
+
+def as_flag(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """1 where ``condition`` holds, else 0 (null counts as 0)."""
+    return condition.ifelse(1, 0).fill_null(0)

@@ -1,0 +1,664 @@
+"""The feature dictionary: what every feature means, and how to say it to an MDT.
+
+Each feature has a name, a plain-English label, a unit, the source table, its
+window (days, or None), a ``concept`` shared by every window of the same thing
+(so a worklist gives "A&E attendances" once, not once per window) and a reason
+template filled with the person's value. ``docs/features.md`` is generated from
+this module by :func:`render_feature_docs`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from riskstrat.features.community import COMMUNITY_FEATURE_SERVICES
+from riskstrat.features.demographics import ethnicity_feature_name
+from riskstrat.features.primary import EFI_CATEGORIES, EFI_CUT_OFFS
+from riskstrat.features.settings import FeatureSettings
+from riskstrat.ingest.reference import CENSUS_GROUPS, conditions, long_term_conditions
+
+DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "features.md"
+"""Where the generated feature reference lives in a source checkout."""
+
+Group = str
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature of the matrix.
+
+    Attributes:
+        name: Column name in the feature matrix.
+        label: Plain-English label.
+        unit: Unit of the value (count, days, years, flag, score, decile, ...).
+        source: Contract table(s) it is computed from.
+        window: Look-back window in days, or None.
+        concept: Key shared by every window of the same thing (e.g. ``ae_attendances``).
+        group: demographics, primary, community or acute.
+        reason: Template of the reason text; fields ``{value}``, ``{noun}``, ``{window}``,
+            ``{category}``.
+        reason_absent: Text when a flag is 0 (flags only).
+        noun: Singular and plural noun for counts ("emergency admission", "emergency admissions").
+        missing: What a person with no record gets: "zero" or "null" (NaN; LightGBM handles it).
+        description: How it is computed, for docs/features.md.
+    """
+
+    name: str
+    label: str
+    unit: str
+    source: str
+    window: int | None
+    concept: str
+    group: Group
+    reason: str
+    reason_absent: str = ""
+    noun: tuple[str, str] | None = None
+    missing: str = "zero"
+    description: str = ""
+
+
+def window_words(days: int) -> str:
+    """A window in words: 30 -> "30 days", 90 -> "3 months", 365 -> "12 months", 730 -> "2 years"."""
+    if days % 365 == 0:
+        years = days // 365
+        return "12 months" if years == 1 else f"{years} years"
+    if days > 31 and days % 30 == 0:
+        return f"{days // 30} months"
+    if days % 7 == 0 and days > 7 and days < 30:
+        return f"{days // 7} weeks"
+    return "1 day" if days == 1 else f"{days} days"
+
+
+@dataclass(frozen=True)
+class _Family:
+    stem: str
+    label: str
+    source: str
+    noun: tuple[str, str]
+    description: str
+    group: Group
+    unit: str = "count"
+    reason: str = "{value:.0f} {noun} in the last {window}"
+
+
+def _windowed_families(settings: FeatureSettings) -> list[_Family]:
+    readmission = f"readmissions_{settings.readmission_days}d"
+    services = {
+        "district_nursing": "district nursing",
+        "community_matron": "community matron",
+        "urgent_community_response": "urgent community response",
+        "falls": "falls service",
+        "intermediate_care": "intermediate care",
+        "palliative": "palliative care",
+    }
+    assert set(services) == set(COMMUNITY_FEATURE_SERVICES)
+    return [
+        _Family(
+            "gp_appointments",
+            "GP appointments",
+            "gp_appointments",
+            ("GP appointment", "GP appointments"),
+            "Appointments not recorded as did-not-attend (missing status counts as attended).",
+            "primary",
+        ),
+        _Family(
+            "gp_home_visits",
+            "GP home visits",
+            "gp_appointments",
+            ("GP home visit", "GP home visits"),
+            "Attended appointments with mode home_visit.",
+            "primary",
+        ),
+        _Family(
+            "gp_dna",
+            "Missed GP appointments",
+            "gp_appointments",
+            ("missed GP appointment", "missed GP appointments"),
+            "Appointments with status dna (did not attend).",
+            "primary",
+        ),
+        *[
+            _Family(
+                f"community_{service}",
+                f"Community contacts: {words}",
+                "community_contacts",
+                (f"{words} contact", f"{words} contacts"),
+                f"CSDS care contacts with service {service}.",
+                "community",
+            )
+            for service, words in services.items()
+        ],
+        _Family(
+            "community_contacts",
+            "Community contacts (all services)",
+            "community_contacts",
+            ("community care contact", "community care contacts"),
+            "CSDS care contacts with any service.",
+            "community",
+        ),
+        _Family(
+            "ae_attendances",
+            "A&E attendances",
+            "ae_attendances",
+            ("A&E attendance", "A&E attendances"),
+            "ECDS attendances by arrival date.",
+            "acute",
+        ),
+        _Family(
+            "ae_ambulance",
+            "A&E arrivals by ambulance",
+            "ae_attendances",
+            ("ambulance arrival at A&E", "ambulance arrivals at A&E"),
+            "Attendances with arrival_mode ambulance.",
+            "acute",
+        ),
+        _Family(
+            "ae_high_acuity",
+            "High-acuity A&E attendances",
+            "ae_attendances",
+            ("high-acuity A&E attendance", "high-acuity A&E attendances"),
+            "Attendances with initial acuity 1 (immediate) or 2 (very urgent).",
+            "acute",
+        ),
+        _Family(
+            "ae_admitted",
+            "Admissions from A&E",
+            "ae_attendances",
+            ("admission from A&E", "admissions from A&E"),
+            "Attendances with disposal admitted.",
+            "acute",
+        ),
+        _Family(
+            "emergency_admissions",
+            "Emergency admissions",
+            "apc_spells",
+            ("emergency admission", "emergency admissions"),
+            "Spells with an emergency admission method (21-25, 2A-2D, 28) admitted in the window.",
+            "acute",
+        ),
+        _Family(
+            "elective_admissions",
+            "Elective admissions",
+            "apc_spells",
+            ("planned admission", "planned admissions"),
+            "Spells with an elective admission method (11-13) admitted in the window.",
+            "acute",
+        ),
+        _Family(
+            "bed_days",
+            "Days in hospital",
+            "apc_spells",
+            ("day in hospital", "days in hospital"),
+            "Overlap in days of each stay [admission, discharge] with [T - w, T]; a discharge after "
+            "T (or none) counts as still in hospital at T.",
+            "acute",
+            unit="days",
+        ),
+        _Family(
+            "long_stays",
+            f"Hospital stays of {settings.long_stay_min_days} days or more",
+            "apc_spells",
+            (
+                f"hospital stay of {settings.long_stay_min_days} days or more",
+                f"hospital stays of {settings.long_stay_min_days} days or more",
+            ),
+            f"Spells admitted in the window whose length of stay known at T is at least "
+            f"{settings.long_stay_min_days} days.",
+            "acute",
+        ),
+        _Family(
+            readmission,
+            f"Emergency readmissions within {settings.readmission_days} days",
+            "apc_spells",
+            (
+                f"emergency readmission within {settings.readmission_days} days of discharge",
+                f"emergency readmissions within {settings.readmission_days} days of discharge",
+            ),
+            f"Emergency admissions in the window within {settings.readmission_days} days of the "
+            "discharge (on or before T) from an earlier spell.",
+            "acute",
+        ),
+    ]
+
+
+def _condition_labels() -> dict[str, str]:
+    table = conditions()
+    return dict(zip(table["condition"], table["label"], strict=True))
+
+
+def _demographic_specs(settings: FeatureSettings) -> list[FeatureSpec]:
+    specs = [
+        FeatureSpec(
+            "age",
+            "Age",
+            "years",
+            "patients",
+            None,
+            "age",
+            "demographics",
+            "Aged {value:.0f}",
+            description="Age in completed years at T, from birth_date.",
+        ),
+        FeatureSpec(
+            "sex_female",
+            "Female",
+            "flag",
+            "patients",
+            None,
+            "sex",
+            "demographics",
+            "Female",
+            reason_absent="Not recorded as female",
+            description="1 when sex is 2 (female).",
+        ),
+        FeatureSpec(
+            "imd_decile",
+            "IMD 2019 decile",
+            "decile (1 = most deprived)",
+            "patients",
+            None,
+            "deprivation",
+            "demographics",
+            "Lives in IMD decile {value:.0f} (1 = most deprived)",
+            missing="null",
+            description="IMD 2019 decile of the LSOA of residence; empty when the LSOA is not English.",
+        ),
+        FeatureSpec(
+            "imd_quintile",
+            "IMD 2019 quintile",
+            "quintile (1 = most deprived)",
+            "patients",
+            None,
+            "deprivation",
+            "demographics",
+            "Lives in IMD quintile {value:.0f} (1 = most deprived 20%)",
+            missing="null",
+            description="IMD 2019 quintile; 1 is the most deprived 20% (Core20).",
+        ),
+        FeatureSpec(
+            "care_home",
+            "Lives in a care home",
+            "flag",
+            "gp_diagnoses",
+            None,
+            "care_home",
+            "demographics",
+            "Lives in a care home",
+            reason_absent="Does not live in a care home",
+            description="1 when a care_home_resident code is recorded on or before T.",
+        ),
+    ]
+    if settings.include_ethnicity:
+        for group in CENSUS_GROUPS:
+            specs.append(
+                FeatureSpec(
+                    ethnicity_feature_name(group),
+                    f"Ethnic group: {group}",
+                    "flag",
+                    "patients",
+                    None,
+                    "ethnicity",
+                    "demographics",
+                    f"Ethnic group {group}",
+                    reason_absent=f"Ethnic group not {group}",
+                    description="One-hot 2021-census ethnic group (only with include_ethnicity: true).",
+                )
+            )
+    return specs
+
+
+def _lower_first(label: str) -> str:
+    """Lower-case a label's first letter unless it is an acronym (COPD) or a name (Parkinson's)."""
+    first_word = label.split()[0]
+    if first_word.isupper() or first_word.endswith("'s"):
+        return label
+    return label[0].lower() + label[1:]
+
+
+def _primary_specs(settings: FeatureSettings) -> list[FeatureSpec]:
+    labels = _condition_labels()
+    specs = [
+        FeatureSpec(
+            f"ltc_{name}",
+            labels[name],
+            "flag",
+            "gp_diagnoses",
+            None,
+            f"ltc_{name}",
+            "primary",
+            f"Has {_lower_first(labels[name])}",
+            reason_absent=f"No {_lower_first(labels[name])} recorded",
+            description=f"1 when {name} is recorded on or before T.",
+        )
+        for name in long_term_conditions()
+    ]
+    fit, mild, moderate = EFI_CUT_OFFS
+    specs += [
+        FeatureSpec(
+            "ltc_count",
+            "Long-term conditions",
+            "count",
+            "gp_diagnoses",
+            None,
+            "ltc_count",
+            "primary",
+            "{value:.0f} {noun}",
+            noun=("long-term condition", "long-term conditions"),
+            description="Distinct long-term conditions recorded on or before T.",
+        ),
+        FeatureSpec(
+            "new_conditions_365d",
+            "New long-term conditions",
+            "count",
+            "gp_diagnoses",
+            365,
+            "new_conditions",
+            "primary",
+            "{value:.0f} {noun} in the last {window}",
+            noun=("new long-term condition recorded", "new long-term conditions recorded"),
+            description="Long-term conditions first recorded in the 365 days to T.",
+        ),
+        FeatureSpec(
+            "efi_score",
+            "Electronic frailty index",
+            "score (0-1)",
+            "gp_diagnoses, gp_medications",
+            None,
+            "frailty",
+            "primary",
+            "{category} (eFI {value:.2f})",
+            description=(
+                "Distinct eFI deficits recorded on or before T / 36; the polypharmacy deficit counts "
+                f"with a polypharmacy code or at least {settings.polypharmacy_min_bnf_sections} distinct "
+                "BNF sections issued in the 365 days to T."
+            ),
+        ),
+        FeatureSpec(
+            "efi_category",
+            "Frailty category",
+            "category",
+            "gp_diagnoses, gp_medications",
+            None,
+            "frailty",
+            "primary",
+            "{category}",
+            description=(
+                f"0 fit (eFI <= {fit}), 1 mild (<= {mild}), 2 moderate (<= {moderate}), 3 severe (above)."
+            ),
+        ),
+        FeatureSpec(
+            "bnf_sections_365d",
+            "Medicine groups prescribed",
+            "count",
+            "gp_medications",
+            365,
+            "polypharmacy",
+            "primary",
+            "{value:.0f} {noun} prescribed in the last {window}",
+            noun=("medicine group (BNF section)", "medicine groups (BNF sections)"),
+            description="Distinct BNF sections (first 4 characters of bnf_code) issued in the 365 days to T.",
+        ),
+    ]
+    return specs
+
+
+def _windowed_specs(family: _Family, windows: tuple[int, ...]) -> list[FeatureSpec]:
+    return [
+        FeatureSpec(
+            name=f"{family.stem}_{days}d",
+            label=f"{family.label}, last {window_words(days)}",
+            unit=family.unit,
+            source=family.source,
+            window=days,
+            concept=family.stem,
+            group=family.group,
+            reason=family.reason,
+            noun=family.noun,
+            description=family.description,
+        )
+        for days in windows
+    ]
+
+
+def _acute_extra_specs() -> list[FeatureSpec]:
+    return [
+        FeatureSpec(
+            "days_since_last_discharge",
+            "Days since last hospital discharge",
+            "days",
+            "apc_spells",
+            None,
+            "days_since_last_discharge",
+            "acute",
+            "Discharged from hospital {value:.0f} {noun} ago",
+            noun=("day", "days"),
+            missing="null",
+            description="Days from the last discharge on or before T to T; empty (NaN) if none.",
+        ),
+        FeatureSpec(
+            "days_since_last_ae",
+            "Days since last A&E attendance",
+            "days",
+            "ae_attendances",
+            None,
+            "days_since_last_ae",
+            "acute",
+            "Last A&E attendance {value:.0f} {noun} ago",
+            noun=("day", "days"),
+            missing="null",
+            description="Days from the last A&E arrival on or before T to T; empty (NaN) if none.",
+        ),
+    ]
+
+
+NO_RECORD_TEXT = {
+    "days_since_last_discharge": "No hospital discharge on record",
+    "days_since_last_ae": "No A&E attendance on record",
+}
+
+
+def feature_dictionary(settings: FeatureSettings | None = None) -> dict[str, FeatureSpec]:
+    """Every feature the matrix holds under ``settings``, in matrix column order.
+
+    Args:
+        settings: Feature settings (windows, include_ethnicity, ...); defaults if None.
+
+    Returns:
+        Feature specs by name.
+    """
+    settings = settings or FeatureSettings()
+    families = _windowed_families(settings)
+    by_group: dict[str, list[FeatureSpec]] = {
+        "demographics": _demographic_specs(settings),
+        "primary": _primary_specs(settings),
+        "community": [],
+        "acute": [],
+    }
+    for family in families:
+        by_group[family.group].extend(_windowed_specs(family, settings.windows))
+    by_group["acute"].extend(_acute_extra_specs())
+    specs = [spec for group in ("demographics", "primary", "community", "acute") for spec in by_group[group]]
+    return {spec.name: spec for spec in specs}
+
+
+def feature_names(settings: FeatureSettings | None = None) -> list[str]:
+    """The feature columns of the matrix, in order (keys, outcomes and audit columns excluded)."""
+    return list(feature_dictionary(settings))
+
+
+_WINDOW_SUFFIX = re.compile(r"^(?P<stem>.+)_(?P<days>\d+)d$")
+
+
+def describe_feature(name: str, settings: FeatureSettings | None = None) -> FeatureSpec:
+    """The spec of a feature, also for windows not in ``settings`` (e.g. ``ae_attendances_180d``).
+
+    Raises:
+        KeyError: If ``name`` is not a feature riskstrat builds.
+    """
+    dictionary = feature_dictionary(settings)
+    if name in dictionary:
+        return dictionary[name]
+    match = _WINDOW_SUFFIX.match(name)
+    if match:
+        for spec in dictionary.values():
+            if spec.window is not None and spec.concept == match["stem"]:
+                days = int(match["days"])
+                return replace(
+                    spec,
+                    name=name,
+                    window=days,
+                    label=f"{spec.label.rsplit(', last', 1)[0]}, last {window_words(days)}",
+                )
+    raise KeyError(f"unknown feature {name!r}; see docs/features.md")
+
+
+def feature_concept(name: str) -> str:
+    """The concept a feature belongs to (every window of a count shares one)."""
+    return describe_feature(name).concept
+
+
+def _efi_category_name(score: float) -> str:
+    fit, mild, moderate = EFI_CUT_OFFS
+    deficits = round(score * 36, 6)
+    for index, cut in enumerate((fit, mild, moderate)):
+        if deficits <= cut * 36 + 1e-6:
+            return EFI_CATEGORIES[index]
+    return EFI_CATEGORIES[3]
+
+
+def reason_text(feature: str, value: float | None) -> str:
+    """Plain-English reason for a person's value of a feature.
+
+    Examples: ``reason_text("emergency_admissions_365d", 3)`` ->
+    "3 emergency admissions in the last 12 months"; ``reason_text("efi_score", 0.42)``
+    -> "Severe frailty (eFI 0.42)".
+
+    Args:
+        feature: Feature name.
+        value: The person's value (None or NaN when not recorded).
+
+    Returns:
+        One sentence fragment, singular or plural as the value needs.
+    """
+    spec = describe_feature(feature)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NO_RECORD_TEXT.get(feature, f"{spec.label}: not recorded")
+    value = float(value)
+    if spec.unit == "flag":
+        return spec.reason if value >= 0.5 else spec.reason_absent
+    if feature == "efi_score":
+        category = _efi_category_name(value)
+    elif feature == "efi_category":
+        category = EFI_CATEGORIES[min(max(round(value), 0), 3)]
+    else:
+        category = ""
+    noun = ""
+    if spec.noun:
+        noun = spec.noun[0] if round(value) == 1 else spec.noun[1]
+    window = window_words(spec.window) if spec.window else ""
+    return spec.reason.format(value=value, noun=noun, window=window, category=category)
+
+
+def render_feature_docs(settings: FeatureSettings | None = None) -> str:
+    """The Markdown text of ``docs/features.md`` for the given (default) settings."""
+    settings = settings or FeatureSettings()
+    dictionary = feature_dictionary(settings)
+    windows = ", ".join(str(w) for w in settings.windows)
+    lines = [
+        "# Features",
+        "",
+        "<!-- Generated by riskstrat.features.dictionary.render_feature_docs(); do not edit by hand. -->",
+        "",
+        f"The feature matrix at an as-of date T has one row per person in the cohort at T "
+        f"(alive, registered, aged {settings.cohort.min_age}+) and {len(dictionary)} features with the "
+        f"default settings (windows {windows} days; `configs/features.yaml`).",
+        "",
+        "Point in time: every feature uses only events dated on or before T. A `w`-day window "
+        "holds events dated in (T - w, T]: an event on T counts, one on T + 1 never does. A&E "
+        "attendances are dated by the date part of `arrival_datetime`; hospital spells count "
+        "when admitted on or before T, and a discharge after T is unknown at T (the stay is "
+        "clipped at T).",
+        "",
+        "Missing values: counts and flags are 0 for a person with no record; "
+        "`imd_decile`/`imd_quintile` are empty (NaN) when the LSOA is not in IMD 2019, and "
+        "`days_since_last_discharge`/`days_since_last_ae` are empty (NaN) when there is no "
+        "such event on or before T (LightGBM treats NaN as missing).",
+        "",
+        "Ethnicity is not a model feature by default: the 2021-census `ethnic_group` is carried "
+        "as an audit column for the fairness audit. `include_ethnicity: true` adds one-hot "
+        "`ethnicity_<group>` features.",
+        "",
+        "Non-feature columns of the matrix: keys `person_id`, `as_of`; outcomes "
+        "`emergency_admission`, `frequent_attendance` (training tables, see `configs/outcomes.yaml`); "
+        "audit columns `ethnic_group`, `practice_code`, `lsoa_code`, `age_band`, `sex` "
+        "(`imd_quintile` is both a feature and an audit column).",
+        "",
+        "The `concept` column groups every window of the same thing, so a worklist gives one reason "
+        "per concept; the reason column is the template filled with the person's value (the noun is "
+        "singular for 1).",
+        "",
+    ]
+    titles = {
+        "demographics": "Demographics",
+        "primary": "Primary care",
+        "community": "Community care",
+        "acute": "Acute care",
+    }
+    for group, title in titles.items():
+        lines += [
+            f"## {title}",
+            "",
+            "| feature | label | unit | source | window (days) | concept | reason | how it is computed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for spec in dictionary.values():
+            if spec.group != group:
+                continue
+            reason = spec.reason if not spec.noun else spec.reason.replace("{noun}", spec.noun[1])
+            if spec.window:
+                reason = reason.replace("{window}", window_words(spec.window))
+            window = str(spec.window) if spec.window else ""
+            cells = [
+                f"`{spec.name}`",
+                spec.label,
+                spec.unit,
+                spec.source,
+                window,
+                spec.concept,
+                reason.replace("|", "\\|"),
+                spec.description.replace("|", "\\|"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Reason examples",
+        "",
+        *[
+            f"- `{feature}` = {value}: {reason_text(feature, value)}"
+            for feature, value in (
+                ("emergency_admissions_365d", 1),
+                ("emergency_admissions_365d", 3),
+                ("ae_attendances_90d", 2),
+                ("efi_score", 0.42),
+                ("bed_days_30d", 12),
+                ("days_since_last_discharge", 9),
+                ("ltc_heart_failure", 1),
+            )
+        ],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_feature_docs(path: Path = DOCS_PATH) -> Path:
+    """Write :func:`render_feature_docs` to ``path`` (``docs/features.md``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_feature_docs(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write_feature_docs())

@@ -1,0 +1,191 @@
+"""Assemble the feature matrix at an as-of date, stack training tables, split people.
+
+The feature matrix has one row per person in the cohort at T: keys ``person_id``
+and ``as_of``, the features in dictionary order, the outcomes (training tables
+only), then the audit columns the fairness audit and worklists use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from riskstrat.errors import RiskstratError
+from riskstrat.features.acute import acute_features
+from riskstrat.features.common import Tables
+from riskstrat.features.community import community_features
+from riskstrat.features.demographics import demographic_features
+from riskstrat.features.dictionary import feature_dictionary
+from riskstrat.features.outcomes import check_outcome_window, cohort_at, outcome_columns, outcomes_at
+from riskstrat.features.primary import derive_frailty, primary_features
+from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+
+KEY_COLUMNS: tuple[str, ...] = ("person_id", "as_of")
+AUDIT_COLUMNS: tuple[str, ...] = ("ethnic_group", "practice_code", "lsoa_code", "age_band", "sex")
+"""Non-feature columns for the fairness audit and worklists (``imd_quintile`` is also a feature)."""
+
+
+def feature_matrix_expr(
+    tables: Tables,
+    as_of: date,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+) -> ir.Table:
+    """The feature matrix at ``as_of`` as one Ibis expression (nothing runs yet).
+
+    Each source table is aggregated once per person (windowed counts as
+    conditional sums) and left-joined onto the cohort at T.
+
+    Args:
+        tables: Input tables by contract name.
+        as_of: The as-of date T.
+        settings: Feature settings.
+        outcome_settings: When given, outcome columns over (T, T + horizon] are added.
+
+    Returns:
+        One row per person in the cohort: ``person_id``, features, outcomes (if asked), audit columns.
+    """
+    dictionary = feature_dictionary(settings)
+    people = cohort_at(tables, as_of, settings.cohort)
+    matrix = demographic_features(people, tables, as_of, settings)
+    aggregates = [
+        *primary_features(tables, as_of, settings),
+        *community_features(tables, as_of, settings),
+        *acute_features(tables, as_of, settings),
+    ]
+    for aggregate in aggregates:
+        matrix = matrix.left_join(aggregate, "person_id").drop("person_id_right")
+    # People without events have no aggregate row: their counts are 0, not missing.
+    zero_filled = {
+        name: matrix[name].fill_null(0)
+        for name in matrix.columns
+        if (name in dictionary and dictionary[name].missing == "zero") or name.startswith("_")
+    }
+    matrix = derive_frailty(matrix.mutate(**zero_filled), settings)
+    columns = [*dictionary, *AUDIT_COLUMNS]
+    if outcome_settings is not None:
+        outcomes = outcomes_at(people, tables, as_of, outcome_settings)
+        matrix = matrix.left_join(outcomes, "person_id").drop("person_id_right")
+        columns = [*dictionary, *outcome_columns(outcome_settings), *AUDIT_COLUMNS]
+    return matrix.select("person_id", *columns)
+
+
+def to_feature_frame(
+    frame: pd.DataFrame,
+    as_of: date,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+) -> pd.DataFrame:
+    """Give an executed matrix its stable shape: column order, dtypes and row order.
+
+    Features are float64 (NaN where missing), outcomes int64, ``person_id`` and audit
+    columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
+    """
+    features = list(feature_dictionary(settings))
+    outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
+    columns: dict[str, object] = {
+        "person_id": frame["person_id"].astype("str").to_numpy(),
+        "as_of": np.array([as_of] * len(frame), dtype=object),
+    }
+    for name in features:
+        columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64").to_numpy()
+    for name in outcomes:
+        columns[name] = frame[name].fillna(0).astype("int64").to_numpy()
+    for name in AUDIT_COLUMNS:
+        columns[name] = frame[name].astype("str").to_numpy()
+    result = pd.DataFrame(columns)
+    result["person_id"] = result["person_id"].astype("str")
+    for name in AUDIT_COLUMNS:
+        result[name] = result[name].astype("str")
+    return result.sort_values("person_id", kind="stable").reset_index(drop=True)
+
+
+def build_feature_matrix(
+    tables: Tables,
+    as_of: date,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+    extract_date: date | None = None,
+) -> pd.DataFrame:
+    """Build and run the feature matrix at ``as_of``; see :func:`feature_matrix_expr`.
+
+    Args:
+        tables: Input tables by contract name, all on one backend.
+        as_of: The as-of date T.
+        settings: Feature settings.
+        outcome_settings: When given, outcome columns are added (a training table).
+        extract_date: When given with outcomes, an outcome window past it is refused.
+
+    Returns:
+        The feature matrix as pandas (see :func:`to_feature_frame`).
+    """
+    if outcome_settings is not None:
+        check_outcome_window(as_of, outcome_settings, extract_date)
+    expr = feature_matrix_expr(tables, as_of, settings, outcome_settings)
+    # Arrow then pandas is several times faster than Ibis's own pandas conversion.
+    return to_feature_frame(expr.to_pyarrow().to_pandas(), as_of, settings, outcome_settings)
+
+
+def stack_matrices(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Stack feature matrices of several as-of dates into person-time rows sorted by person, as_of."""
+    stacked = pd.concat(list(frames), ignore_index=True)
+    return stacked.sort_values(["person_id", "as_of"], kind="stable").reset_index(drop=True)
+
+
+def build_training_table(
+    tables: Tables,
+    as_of_dates: Iterable[date],
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings,
+    extract_date: date | None = None,
+) -> pd.DataFrame:
+    """Features and outcomes at several as-of dates, one row per person and as-of date.
+
+    A person in the cohort at several dates has several rows (as SPARRA does with
+    several cutoffs); split by person with :func:`split_people` so no person is in
+    both training and test data.
+    """
+    dates = sorted(set(as_of_dates))
+    if not dates:
+        raise RiskstratError("no as-of dates given for the training table", hint="Give at least one date.")
+    return stack_matrices(
+        build_feature_matrix(tables, as_of, settings, outcome_settings, extract_date) for as_of in dates
+    )
+
+
+def split_people(persons: Iterable[str], fractions: Mapping[str, float], seed: int = 0) -> pd.Series:
+    """Assign each person to one split (e.g. train/test) by a seeded hash of their ID.
+
+    The assignment depends only on the ID and the seed, so a person keeps their
+    split across runs, as-of dates and extracts, and never appears in two splits.
+
+    Args:
+        persons: Person IDs (repeats allowed; each person gets one split).
+        fractions: Split name to share of people, e.g. ``{"train": 0.8, "test": 0.2}``; shares sum to 1.
+        seed: Changes the assignment.
+
+    Returns:
+        Split name by person ID (index ``person_id``), one entry per distinct person.
+
+    Raises:
+        RiskstratError: If the fractions are negative or do not sum to 1.
+    """
+    shares = np.array(list(fractions.values()), dtype="float64")
+    if (shares < 0).any() or not np.isclose(shares.sum(), 1.0):
+        raise RiskstratError(
+            f"split fractions must be >= 0 and sum to 1, got {dict(fractions)}",
+            hint="For example {'train': 0.8, 'test': 0.2}.",
+        )
+    ids = pd.Series(pd.unique(pd.Series(list(persons), dtype="str")), dtype="str")
+    hash_key = f"riskstrat{seed % 10**7:07d}"
+    hashed = pd.util.hash_pandas_object(ids, index=False, hash_key=hash_key)
+    uniform = hashed.to_numpy(dtype="uint64") / float(2**64)
+    bounds = np.cumsum(shares)
+    bounds[-1] = 1.0
+    index = np.searchsorted(bounds, uniform, side="right").clip(max=len(shares) - 1)
+    names = np.array(list(fractions.keys()), dtype=object)
+    return pd.Series(names[index], index=pd.Index(ids, name="person_id"), name="split", dtype="str")

@@ -1,0 +1,520 @@
+"""Great Expectations suites generated from the data contract.
+
+The contract (:mod:`riskstrat.ingest.contract`) is the one definition of each
+table; this module turns it into checks. A :class:`Check` is one expectation
+with its kind, severity and the plain words an analyst reads when it fails.
+
+Checks that need more than one column or table (an event's person in
+``patients``, nothing after death, discharge not before admission, ages) are
+computed here as boolean columns (``_person_in_patients``, ...) with pandas,
+and Great Expectations checks that they are all true, so Great Expectations
+stays the engine and every check shows in Data Docs. Date checks are also made
+on boolean columns, so that Data Docs never show a date of birth or an event
+date, only pseudonymised IDs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+import great_expectations.expectations as gxe
+
+from riskstrat.ingest.contract import Table
+from riskstrat.ingest.reference import LSOA_PATTERN, conditions, imd_lookup
+from riskstrat.ingest.validation_settings import Severity, ValidationSettings
+
+Scope = Literal["table", "rows"]
+NOT_KNOWN_ETHNICITY: tuple[str, ...] = ("Z", "99")
+"""Ethnic category codes meaning not stated / not known (empty counts as not known too)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One generated expectation and what it means to an analyst.
+
+    Attributes:
+        check_id: Unique within a table, e.g. ``codes_in_set:sex``.
+        table: Contract table.
+        column: Contract column it is about ("" for the whole table).
+        kind: Kind of check; the key of its severity in ``configs/validation.yaml``.
+        severity: critical or warning.
+        expected: What the contract expects, in plain words.
+        scope: ``table`` for checks on the whole table (run once), ``rows`` for
+            checks on values (run on each chunk, counts summed).
+        expectation: The Great Expectations expectation (``meta`` carries the above).
+        max_share: For share checks, the largest share of rows allowed to fail
+            (None: no row may fail).
+    """
+
+    check_id: str
+    table: str
+    column: str
+    kind: str
+    severity: Severity
+    expected: str
+    scope: Scope
+    expectation: gxe.Expectation
+    max_share: float | None = None
+
+
+def _meta(check_id: str, table: str, column: str, kind: str, severity: str, expected: str) -> dict:
+    return {
+        "check_id": check_id,
+        "table": table,
+        "column": column,
+        "kind": kind,
+        "severity": severity,
+        "expected": expected,
+    }
+
+
+def _check(
+    settings: ValidationSettings,
+    table: str,
+    about: str,
+    kind: str,
+    expected: str,
+    scope: Scope,
+    expectation_type: type[gxe.Expectation],
+    max_share: float | None = None,
+    **ge_kwargs: object,
+) -> Check:
+    """Build a Check whose expectation carries its meaning in ``meta`` and ``description``.
+
+    ``about`` is the contract column named in messages; ``ge_kwargs`` are the
+    expectation's own arguments (its ``column`` may be a derived flag column).
+    """
+    severity = getattr(settings.severity, kind)
+    check_id = f"{kind}:{about or table}"
+    if max_share is not None:
+        ge_kwargs["mostly"] = round(1.0 - max_share, 10)
+    expectation = expectation_type(
+        description=f"[{severity}] {table}{'.' + about if about else ''}: {expected}",
+        meta=_meta(check_id, table, about, kind, severity, expected),
+        **ge_kwargs,
+    )
+    return Check(check_id, table, about, kind, severity, expected, scope, expectation, max_share)
+
+
+def _flag_check(
+    settings: ValidationSettings,
+    table: str,
+    about: str,
+    kind: str,
+    flag: str,
+    expected: str,
+    max_share: float | None = None,
+) -> Check:
+    """A check that the boolean column ``flag`` is true on every row (or on all but ``max_share``)."""
+    return _check(
+        settings,
+        table,
+        about,
+        kind,
+        expected,
+        "rows",
+        gxe.ExpectColumnValuesToBeInSet,
+        max_share=max_share,
+        column=flag,
+        value_set=[True],
+    )
+
+
+def _date_columns(table: Table, present: set[str]) -> list[str]:
+    return [c.name for c in table.columns if c.type in ("date", "datetime") and c.name in present]
+
+
+def flag_name(kind: str, column: str) -> str:
+    """Name of the derived boolean column for check ``kind`` on ``column``."""
+    return f"_{column}_{kind}" if column else f"_{kind}"
+
+
+def _codes_text(codes: tuple) -> str:
+    return ", ".join(str(c) for c in codes)
+
+
+def build_checks(
+    table: Table,
+    present: set[str],
+    settings: ValidationSettings,
+    extract_date: date,
+    previous_rows: int | None = None,
+    cross_table: bool = True,
+) -> list[Check]:
+    """Generate every check of one table from the contract.
+
+    Args:
+        table: The contract table.
+        present: Columns found in the file (checks on absent columns are
+            replaced by the failed column-exists check).
+        settings: The gate's settings.
+        extract_date: No date may be later.
+        previous_rows: Row count of the previous extract, if one is recorded.
+        cross_table: Add the checks against patients (person in patients, after
+            death); off when patients could not be read, which is itself critical.
+
+    Returns:
+        The checks, table-level first.
+    """
+    s = settings
+    t = s.thresholds
+    name = table.name
+    checks: list[Check] = []
+
+    # Whole-table checks.
+    for column in table.required_columns:
+        checks.append(
+            _check(
+                s,
+                name,
+                column,
+                "required_columns",
+                f"required column '{column}' in the file",
+                "table",
+                gxe.ExpectColumnToExist,
+                column=column,
+            )
+        )
+    empty_kind = "patients_not_empty" if name == "patients" else "events_not_empty"
+    checks.append(
+        _check(
+            s,
+            name,
+            "",
+            empty_kind,
+            "at least one row",
+            "table",
+            gxe.ExpectTableRowCountToBeBetween,
+            min_value=1,
+        )
+    )
+    if previous_rows is not None and previous_rows > 0:
+        low = int(previous_rows * (1 - t.row_count_change))
+        high = int(previous_rows * (1 + t.row_count_change)) + 1
+        checks.append(
+            _check(
+                s,
+                name,
+                "",
+                "row_count_change",
+                f"between {low:,} and {high:,} rows (previous extract: {previous_rows:,}, "
+                f"change within {t.row_count_change:.0%})",
+                "table",
+                gxe.ExpectTableRowCountToBeBetween,
+                min_value=low,
+                max_value=high,
+            )
+        )
+
+    # Value checks.
+    for column in table.columns:
+        if column.name not in present:
+            continue
+        if not column.nullable:
+            checks.append(
+                _check(
+                    s,
+                    name,
+                    column.name,
+                    "not_null",
+                    "a value on every row",
+                    "rows",
+                    gxe.ExpectColumnValuesToNotBeNull,
+                    column=column.name,
+                )
+            )
+        if column.codes is not None:
+            checks.append(
+                _check(
+                    s,
+                    name,
+                    column.name,
+                    "codes_in_set",
+                    f"one of {_codes_text(column.codes)} (or empty)"
+                    if column.nullable
+                    else f"one of {_codes_text(column.codes)}",
+                    "rows",
+                    gxe.ExpectColumnValuesToBeInSet,
+                    column=column.name,
+                    value_set=list(column.codes),
+                )
+            )
+    if table.key and table.key in present:
+        checks.append(
+            _flag_check(
+                s,
+                name,
+                table.key,
+                "id_unique",
+                flag_name("id_unique", table.key),
+                f"each {table.key} on one row only",
+            )
+        )
+    if name == "gp_diagnoses" and "condition" in present:
+        vocabulary = tuple(conditions()["condition"])
+        checks.append(
+            _check(
+                s,
+                name,
+                "condition",
+                "condition_in_vocabulary",
+                "a condition of the vocabulary (reference/conditions.csv)",
+                "rows",
+                gxe.ExpectColumnValuesToBeInSet,
+                column="condition",
+                value_set=list(vocabulary),
+            )
+        )
+    for column in _date_columns(table, present):
+        checks.append(
+            _flag_check(
+                s,
+                name,
+                column,
+                "date_not_after_extract_date",
+                flag_name("date_not_after_extract_date", column),
+                f"no date after the extract date {extract_date.isoformat()}",
+            )
+        )
+        checks.append(
+            _flag_check(
+                s,
+                name,
+                column,
+                "date_not_before_min_date",
+                flag_name("date_not_before_min_date", column),
+                f"no date before {t.min_date.isoformat()}",
+            )
+        )
+    if name == "patients":
+        if "birth_date" in present:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "birth_date",
+                    "age_plausible",
+                    flag_name("age_plausible", "birth_date"),
+                    f"a birth date giving an age from 0 to {t.max_age} at {extract_date.isoformat()}",
+                )
+            )
+        if "lsoa_code" in present:
+            checks.append(
+                _check(
+                    s,
+                    name,
+                    "lsoa_code",
+                    "lsoa_well_formed",
+                    f"an English LSOA 2011 code matching {LSOA_PATTERN} "
+                    "(Welsh W01 codes and Scottish data zones fail)",
+                    "rows",
+                    gxe.ExpectColumnValuesToMatchRegex,
+                    column="lsoa_code",
+                    regex=LSOA_PATTERN,
+                )
+            )
+            flag = flag_name("lsoa_in_imd_lookup", "lsoa_code")
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "lsoa_code",
+                    "lsoa_in_imd_lookup",
+                    flag,
+                    f"at most {t.lsoa_not_found_share:.1%} of LSOAs missing from the IMD 2019 lookup",
+                    max_share=t.lsoa_not_found_share,
+                )
+            )
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "lsoa_code",
+                    "lsoa_in_imd_lookup_high",
+                    flag,
+                    f"at most {t.lsoa_not_found_share_high:.1%} of LSOAs missing from the IMD 2019 lookup",
+                    max_share=t.lsoa_not_found_share_high,
+                )
+            )
+        if "ethnic_category" in present:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "ethnic_category",
+                    "ethnicity_known",
+                    flag_name("ethnicity_known", "ethnic_category"),
+                    f"ethnic category not known (empty, Z, 99) for at most "
+                    f"{t.ethnicity_not_known_share:.0%} of patients",
+                    max_share=t.ethnicity_not_known_share,
+                )
+            )
+    elif cross_table:
+        if "person_id" in present:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "person_id",
+                    "person_in_patients",
+                    flag_name("person_in_patients", ""),
+                    "every person_id to be in patients",
+                )
+            )
+        for column in _date_columns(table, present):
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    column,
+                    "not_after_death",
+                    flag_name("not_after_death", column),
+                    "no date after the person's recorded date of death",
+                )
+            )
+    for earlier, later in table.date_pairs:
+        if earlier in present and later in present:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    later,
+                    "date_order",
+                    flag_name("date_order", later),
+                    f"{later} not before {earlier}",
+                )
+            )
+    return checks
+
+
+def derive_flags(
+    frame: pd.DataFrame,
+    table: Table,
+    present: set[str],
+    settings: ValidationSettings,
+    extract_date: date,
+    patients: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Compute the boolean columns that the generated checks expect to be true.
+
+    Missing values count as passing here: whether a value may be missing is the
+    ``not_null`` check's job.
+
+    Args:
+        frame: The typed table (from ``readers.coerce``).
+        table: Its contract table.
+        present: Columns found in the file.
+        settings: The gate's settings.
+        extract_date: No date may be later.
+        patients: The typed patients table, for person and death checks (None
+            if patients could not be read; those checks are then left out).
+
+    Returns:
+        The boolean columns, one per flag check, on ``frame``'s index.
+    """
+    t = settings.thresholds
+    flags: dict[str, pd.Series] = {}
+    day_after_extract = pd.Timestamp(extract_date) + pd.Timedelta(days=1)
+    min_date = pd.Timestamp(t.min_date)
+    if table.key and table.key in present:
+        keys = frame[table.key]
+        flags[flag_name("id_unique", table.key)] = ~(keys.duplicated(keep=False) & keys.notna())
+    for column in _date_columns(table, present):
+        values = frame[column]
+        flags[flag_name("date_not_after_extract_date", column)] = (values < day_after_extract) | values.isna()
+        flags[flag_name("date_not_before_min_date", column)] = (values >= min_date) | values.isna()
+    if table.name == "patients":
+        if "birth_date" in present:
+            births = frame["birth_date"]
+            # Age <= max_age at the extract date <=> born after the same day (max_age + 1) years earlier.
+            oldest = pd.Timestamp(extract_date) - pd.DateOffset(years=t.max_age + 1)
+            flags[flag_name("age_plausible", "birth_date")] = (
+                (births > oldest) & (births < day_after_extract)
+            ) | births.isna()
+        if "lsoa_code" in present:
+            known = is_in(frame["lsoa_code"], imd_lookup()["lsoa_code"])
+            flags[flag_name("lsoa_in_imd_lookup", "lsoa_code")] = known | frame["lsoa_code"].isna()
+        if "ethnic_category" in present:
+            ethnicity = frame["ethnic_category"]
+            flags[flag_name("ethnicity_known", "ethnic_category")] = ethnicity.notna() & ~ethnicity.isin(
+                NOT_KNOWN_ETHNICITY
+            )
+    elif patients is not None and "person_id" in present:
+        people = frame["person_id"]
+        if "person_id" in patients:
+            known_people = is_in(people, patients["person_id"])
+        else:
+            known_people = pd.Series(False, index=frame.index)
+        flags[flag_name("person_in_patients", "")] = known_people | people.isna()
+        death_of_person = _death_date_of(people, _death_dates(patients))
+        for column in _date_columns(table, present):
+            if death_of_person is None:
+                flags[flag_name("not_after_death", column)] = pd.Series(True, index=frame.index)
+                continue
+            # The death date itself is allowed: compare days, not times of day.
+            day = frame[column].dt.normalize() if table.column(column).type == "datetime" else frame[column]
+            after = (day > death_of_person).fillna(False).astype(bool)
+            flags[flag_name("not_after_death", column)] = ~after
+    for earlier, later in table.date_pairs:
+        if earlier in present and later in present:
+            start, end = frame[earlier], frame[later]
+            flags[flag_name("date_order", later)] = ~(end < start).fillna(False).astype(bool)
+    return pd.DataFrame({k: v.astype(bool) for k, v in flags.items()}, index=frame.index)
+
+
+def is_in(values: pd.Series, allowed: pd.Series | tuple | list) -> pd.Series:
+    """``values.isin(allowed)``, several times faster for long value sets (person IDs, LSOAs).
+
+    Arrow's hash lookup is used directly; pandas' own ``isin`` on Arrow strings
+    rebuilds the value set at a cost that grows with its length.
+    """
+    try:
+        looked_up = pc.is_in(
+            pa.array(values, from_pandas=True), value_set=pa.array(pd.Series(allowed).dropna())
+        )
+        return (
+            pd.Series(looked_up.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return values.isin(allowed)
+
+
+def _death_dates(patients: pd.DataFrame | None) -> pd.Series | None:
+    """Date of death by person_id (first recorded, if a person appears twice)."""
+    if patients is None or "date_of_death" not in patients or "person_id" not in patients:
+        return None
+    dead = patients.loc[
+        patients["date_of_death"].notna() & patients["person_id"].notna(), ["person_id", "date_of_death"]
+    ]
+    dead = dead.drop_duplicates("person_id")
+    return pd.Series(dead["date_of_death"].to_numpy(), index=dead["person_id"].to_numpy())
+
+
+def _death_date_of(people: pd.Series, deaths: pd.Series | None) -> pd.Series | None:
+    """The recorded date of death of each row's person (NaT if alive or unknown).
+
+    Looks the IDs up with Arrow, without turning millions of IDs into Python strings.
+    """
+    if deaths is None:
+        return None
+    positions = pc.index_in(
+        pa.array(people, from_pandas=True), value_set=pa.array(deaths.index, type=pa.string())
+    )
+    positions = positions.fill_null(-1).to_numpy(zero_copy_only=False)
+    dates = deaths.to_numpy().astype("datetime64[us]")
+    found = np.where(
+        positions >= 0,
+        dates[np.clip(positions, 0, None)] if len(dates) else np.datetime64("NaT"),
+        np.datetime64("NaT"),
+    )
+    return pd.Series(found.astype("datetime64[us]"), index=people.index)

@@ -1,0 +1,138 @@
+"""Settings of the validation gate (``configs/validation.yaml``).
+
+Each kind of check has a severity: ``critical`` stops the run before anything
+downstream is written, ``warning`` is reported and the run goes on. Thresholds
+turn shares (ethnicity not known, LSOAs not found) and the row-count change
+against the previous extract into pass or fail.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from riskstrat.settings import Settings
+
+Severity = Literal["critical", "warning"]
+
+
+class SeveritySettings(Settings):
+    """Severity of each kind of check, generated for every table of the data contract."""
+
+    table_present: Severity = Field("critical", description="Each contract table has a readable file.")
+    required_columns: Severity = Field("critical", description="Every required column is in the file.")
+    types_parse: Severity = Field(
+        "critical", description="Dates are ISO dates and numbers are numbers (checked by the readers)."
+    )
+    not_null: Severity = Field(
+        "critical", description="Required columns that must hold a value are never empty."
+    )
+    id_unique: Severity = Field(
+        "critical", description="person_id in patients, attendance_id and spell_id are unique."
+    )
+    codes_in_set: Severity = Field("critical", description="Coded columns hold only codes of their code set.")
+    condition_in_vocabulary: Severity = Field(
+        "warning",
+        description="gp_diagnoses.condition is in the condition vocabulary "
+        "(unknown ones are ignored by features).",
+    )
+    date_not_after_extract_date: Severity = Field(
+        "critical", description="No date is later than the extract date."
+    )
+    date_not_before_min_date: Severity = Field(
+        "critical", description="No date is earlier than thresholds.min_date (1900-01-01)."
+    )
+    age_plausible: Severity = Field(
+        "critical", description="Birth dates give ages from 0 to thresholds.max_age at the extract date."
+    )
+    date_order: Severity = Field(
+        "critical",
+        description="Discharge not before admission, departure not before arrival, end not before start.",
+    )
+    not_after_death: Severity = Field(
+        "critical",
+        description="No event is dated after the person's recorded death (the death date itself is allowed).",
+    )
+    person_in_patients: Severity = Field("critical", description="Every event's person_id is in patients.")
+    lsoa_well_formed: Severity = Field(
+        "critical", description="lsoa_code is an English LSOA 2011 code (E01...); Welsh W01 codes fail."
+    )
+    lsoa_in_imd_lookup: Severity = Field(
+        "warning",
+        description="Share of patients whose LSOA is not in the IMD 2019 lookup "
+        "is at most thresholds.lsoa_not_found_share.",
+    )
+    lsoa_in_imd_lookup_high: Severity = Field(
+        "critical",
+        description="Share of LSOAs not in the IMD lookup is at most thresholds.lsoa_not_found_share_high.",
+    )
+    ethnicity_known: Severity = Field(
+        "warning",
+        description="Share of ethnic category not known (empty, Z, 99) "
+        "is at most thresholds.ethnicity_not_known_share.",
+    )
+    row_count_change: Severity = Field(
+        "warning",
+        description="Row count is within thresholds.row_count_change of the previous extract's.",
+    )
+    patients_not_empty: Severity = Field("critical", description="patients has at least one row.")
+    events_not_empty: Severity = Field("warning", description="Each event table has at least one row.")
+
+
+class ThresholdSettings(Settings):
+    """Limits that turn shares and counts into pass or fail."""
+
+    ethnicity_not_known_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Largest share of patients with ethnic category not known (empty, Z, 99).",
+    )
+    lsoa_not_found_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest share of patients whose LSOA is not in the IMD lookup (first level).",
+    )
+    lsoa_not_found_share_high: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Largest share of LSOAs not found for the second level (lsoa_in_imd_lookup_high).",
+    )
+    row_count_change: float = Field(
+        0.2,
+        ge=0,
+        description="Largest relative change of a table's row count "
+        "against the previous extract (0.2 = 20%).",
+    )
+    min_date: date = Field(date(1900, 1, 1), description="No date may be earlier than this.")
+    max_age: int = Field(115, ge=1, le=150, description="Oldest plausible age in years at the extract date.")
+
+
+class ValidationSettings(Settings):
+    """The validation gate's settings (``configs/validation.yaml``)."""
+
+    severity: SeveritySettings = Field(
+        default_factory=SeveritySettings, description="critical or warning for each kind of check."
+    )
+    thresholds: ThresholdSettings = Field(
+        default_factory=ThresholdSettings, description="Limits for shares, row-count changes, dates and ages."
+    )
+    max_examples: int = Field(5, ge=0, le=5, description="Example IDs shown per failed check (at most five).")
+    chunk_size: int = Field(
+        2_000_000,
+        ge=1,
+        description="Rows per Great Expectations batch; larger tables are validated in chunks "
+        "and the results summed.",
+    )
+
+    @model_validator(mode="after")
+    def _lsoa_levels_in_order(self) -> ValidationSettings:
+        if self.thresholds.lsoa_not_found_share_high < self.thresholds.lsoa_not_found_share:
+            raise ValueError(
+                "thresholds.lsoa_not_found_share_high must be at least thresholds.lsoa_not_found_share"
+            )
+        return self

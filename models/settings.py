@@ -1,0 +1,283 @@
+"""Settings of model training, evaluation, MLflow tracking and promotion (``configs/model.yaml``).
+
+A wrong key or value stops the run at start-up with the file, the key, the
+value and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from riskstrat.settings import Settings
+
+OUTCOMES: tuple[str, ...] = ("emergency_admission", "frequent_attendance")
+"""The outcomes riskstrat models, one LightGBM model (and one registered model) each."""
+
+
+class LightGBMParams(Settings):
+    """LightGBM hyperparameters of one outcome's model."""
+
+    learning_rate: float = Field(0.05, gt=0, le=1, description="Shrinkage applied to each tree.")
+    num_leaves: int = Field(31, ge=2, description="Largest number of leaves per tree.")
+    min_child_samples: int = Field(
+        100,
+        ge=1,
+        description="Fewest training rows in a leaf (guards against fitting to a handful of people).",
+    )
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="Share of features each tree may use.")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows each bagging round uses.")
+    bagging_freq: int = Field(1, ge=0, description="Re-draw the bagged rows every this many trees; 0 = off.")
+    lambda_l2: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
+    n_estimators: int = Field(
+        2000, ge=1, description="Most boosting rounds; early stopping usually ends training sooner."
+    )
+    early_stopping_rounds: int = Field(
+        50, ge=1, description="Stop when validation log-loss has not improved for this many rounds."
+    )
+
+
+def _default_lightgbm() -> dict[str, LightGBMParams]:
+    return {outcome: LightGBMParams() for outcome in OUTCOMES}
+
+
+class TuningSettings(Settings):
+    """Optional hyperparameter search on the validation rows (off by default)."""
+
+    enabled: bool = Field(False, description="Search hyperparameters before the final fit.")
+    trials: int = Field(20, ge=1, description="Random-search trials (each one a LightGBM fit) when enabled.")
+
+
+class CalibrationSettings(Settings):
+    """How raw LightGBM probabilities are calibrated on the validation rows."""
+
+    method: Literal["auto", "isotonic", "platt"] = Field(
+        "auto",
+        description=(
+            "isotonic, platt, or auto: the one with lower cross-validated log-loss on the validation rows."
+        ),
+    )
+    folds: int = Field(
+        5, ge=2, le=20, description="Cross-fitting folds on the validation rows used to compare methods."
+    )
+    reliability_bins: int = Field(
+        10, ge=2, le=100, description="Equal-count bins of predicted risk in reliability tables and plots."
+    )
+
+
+class AsOfSettings(Settings):
+    """Which as-of dates of the stacked training table feed which part of the temporal design."""
+
+    train: tuple[date, ...] = Field(
+        (date(2022, 12, 31), date(2023, 6, 30)),
+        min_length=1,
+        description="As-of dates whose rows train the model.",
+    )
+    validation: date = Field(
+        date(2023, 12, 31), description="As-of date for early stopping and choosing the calibration."
+    )
+    test: date = Field(
+        date(2024, 12, 31),
+        description="Latest as-of date whose outcome window is complete; every reported metric uses it.",
+    )
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> AsOfSettings:
+        if max(self.train) >= self.validation:
+            raise ValueError("every train date must be before the validation date")
+        if self.validation >= self.test:
+            raise ValueError("the validation date must be before the test date")
+        return self
+
+
+class SplitSettings(Settings):
+    """Person-level split: each person belongs to exactly one of train, validation and test."""
+
+    train: float = Field(0.6, gt=0, lt=1, description="Share of persons whose rows may be used for training.")
+    validation: float = Field(0.2, gt=0, lt=1, description="Share of persons used for validation.")
+    test: float = Field(0.2, gt=0, lt=1, description="Share of persons used for testing.")
+    salt: str = Field(
+        "riskstrat-split-v1",
+        min_length=1,
+        description="Text mixed into the person hash; changing it re-draws the split.",
+    )
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSettings:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + validation + test must add up to 1, found {total:g}")
+        return self
+
+
+class CaseloadSettings(Settings):
+    """How training treats people on an MDT caseload during the outcome window (performative effects)."""
+
+    treatment: Literal["keep", "exclude", "flag"] = Field(
+        "flag",
+        description=(
+            "keep: use every row and ignore caseload; exclude: drop train and validation rows of people "
+            "on a caseload in the outcome window (test rows are kept so evaluation covers everyone); "
+            "flag: keep every row and record, per split, the share of rows on a caseload in the run."
+        ),
+    )
+    column: str = Field(
+        "on_caseload_in_window",
+        min_length=1,
+        description="0/1 column of the training table: on an MDT caseload at any time in (T, T + horizon].",
+    )
+
+
+class MlflowSettings(Settings):
+    """Where runs and models are tracked."""
+
+    tracking_uri: str = Field(
+        "",
+        description="MLflow tracking URI; empty = sqlite:///<output_dir>/<tracking_db>.",
+    )
+    tracking_db: str = Field(
+        "mlflow.db",
+        min_length=1,
+        description="SQLite file for the default tracking URI, relative to output_dir.",
+    )
+    artifact_dir: str = Field(
+        "mlartifacts",
+        min_length=1,
+        description="Folder for run artifacts (plots, models), relative to output_dir unless absolute.",
+    )
+    experiment_prefix: str = Field(
+        "riskstrat", min_length=1, description="Experiments are named <prefix>/<outcome>."
+    )
+    registered_models: dict[str, str] = Field(
+        default_factory=lambda: {outcome: outcome for outcome in OUTCOMES},
+        description="Registered model name of each outcome.",
+    )
+
+    @field_validator("registered_models")
+    @classmethod
+    def _every_outcome_named(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [o for o in OUTCOMES if o not in value]
+        if missing:
+            raise ValueError(f"a registered model name is needed for {', '.join(missing)}")
+        return value
+
+    def resolved_tracking_uri(self, output_dir: Path) -> str:
+        """The tracking URI, with the default SQLite file under ``output_dir``."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(Path(output_dir) / self.tracking_db).resolve()}"
+
+    def resolved_artifact_dir(self, output_dir: Path) -> Path:
+        """The artifact folder, resolved against ``output_dir`` when relative."""
+        folder = Path(self.artifact_dir)
+        return folder if folder.is_absolute() else (Path(output_dir) / folder).resolve()
+
+
+class PromotionSettings(Settings):
+    """Gates a challenger must pass to become champion."""
+
+    auroc_tolerance: float = Field(
+        0.005, ge=0, le=0.5, description="Challenger AUROC may be at most this much below the champion's."
+    )
+    calibration_slope_bounds: tuple[float, float] = Field(
+        (0.9, 1.1), description="Allowed [low, high] calibration slope of the challenger on the test rows."
+    )
+    oe_bounds: tuple[float, float] = Field(
+        (0.9, 1.1),
+        description="Allowed [low, high] observed/expected ratio of the challenger on the test rows.",
+    )
+    auto_promote: bool = Field(
+        True, description="The retrain flow moves the champion alias itself when every gate passes."
+    )
+    accepted_fairness_flags: tuple[str, ...] = Field(
+        (), description="Open fairness flags the governance board has accepted; others block promotion."
+    )
+
+    @field_validator("calibration_slope_bounds", "oe_bounds")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError("expected [low, high] with 0 < low <= high")
+        return value
+
+
+class EvaluationSettings(Settings):
+    """Metrics on the test rows."""
+
+    n_boot: int = Field(200, ge=10, description="Bootstrap resamples for the 95% intervals.")
+    seed: int = Field(20240101, description="Seed of the bootstrap resamples (shared by every model).")
+    top_fractions: tuple[float, ...] = Field(
+        (0.01, 0.02, 0.05),
+        min_length=1,
+        description="Shares of the population at the top of the ranking for PPV and sensitivity.",
+    )
+    capacity_share: float = Field(
+        0.005,
+        gt=0,
+        lt=1,
+        description="Worklist capacity as a share of the population ('at capacity' metrics).",
+    )
+
+    @field_validator("top_fractions")
+    @classmethod
+    def _fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < f < 1 for f in value):
+            raise ValueError("every fraction must be between 0 and 1")
+        return tuple(sorted(set(value)))
+
+
+class ModelSettings(Settings):
+    """Model training, calibration, evaluation, tracking and promotion (``configs/model.yaml``)."""
+
+    outcomes: tuple[Literal["emergency_admission", "frequent_attendance"], ...] = Field(
+        OUTCOMES, min_length=1, description="Outcomes to train a model for."
+    )
+    seed: int = Field(42, description="Seed of LightGBM and of everything random in training.")
+    num_threads: int = Field(2, ge=1, description="Threads LightGBM may use.")
+    lightgbm: dict[str, LightGBMParams] = Field(
+        default_factory=_default_lightgbm, description="LightGBM hyperparameters per outcome."
+    )
+    tuning: TuningSettings = Field(
+        default_factory=TuningSettings, description="Optional hyperparameter search."
+    )
+    calibration: CalibrationSettings = Field(
+        default_factory=CalibrationSettings, description="Calibration on validation rows."
+    )
+    as_of: AsOfSettings = Field(
+        default_factory=AsOfSettings, description="As-of dates of the temporal design."
+    )
+    split: SplitSettings = Field(default_factory=SplitSettings, description="Person-level split fractions.")
+    caseload: CaseloadSettings = Field(
+        default_factory=CaseloadSettings, description="Treatment of people on an MDT caseload."
+    )
+    evaluation: EvaluationSettings = Field(
+        default_factory=EvaluationSettings, description="Metrics and bootstrap intervals."
+    )
+    mlflow: MlflowSettings = Field(
+        default_factory=MlflowSettings, description="MLflow tracking and registry."
+    )
+    promotion: PromotionSettings = Field(
+        default_factory=PromotionSettings, description="Gates for moving the champion alias."
+    )
+
+    @field_validator("lightgbm")
+    @classmethod
+    def _known_outcomes(cls, value: dict[str, LightGBMParams]) -> dict[str, LightGBMParams]:
+        unknown = [k for k in value if k not in OUTCOMES]
+        if unknown:
+            raise ValueError(f"unknown outcome {unknown[0]!r}; expected one of {', '.join(OUTCOMES)}")
+        return value
+
+    def params_for(self, outcome: str) -> LightGBMParams:
+        """LightGBM hyperparameters of ``outcome`` (the defaults when the file does not list it)."""
+        return self.lightgbm.get(outcome, LightGBMParams())
+
+    def fingerprint(self) -> str:
+        """A short hash of every setting in this file."""
+        payload = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,278 @@
+"""The ``riskstrat`` command line: one command per stage, plus the end-to-end demo.
+
+Every command loads and validates ``configs/`` first, so a wrong setting stops
+it before any work. Errors print one line and a hint and exit non-zero; pass
+``--debug`` for the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from riskstrat.errors import RiskstratError
+
+app = typer.Typer(
+    name="riskstrat",
+    help="Population-health risk stratification for NHS integrated care systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+_state: dict[str, Any] = {"debug": False, "config_dir": None}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USER_ERROR = 1
+EXIT_UNEXPECTED = 2
+
+
+def handle_errors(command: F) -> F:
+    """Turn errors into one clear line plus a hint, and a non-zero exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RiskstratError as exc:
+            if _state["debug"]:
+                raise
+            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+            if exc.hint:
+                console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/]")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+            console.print("[yellow]hint:[/] run again with --debug for the full traceback.")
+            raise typer.Exit(EXIT_UNEXPECTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config():
+    from riskstrat.config import load_config
+    from riskstrat.pipelines.environment import configure_environment
+
+    config = load_config(_state["config_dir"])
+    configure_environment(config.data.output_dir)
+    return config
+
+
+@app.callback()
+def main(
+    config_dir: Annotated[
+        Path | None,
+        typer.Option("--config-dir", help="Folder of settings files (default: ./configs)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Find the people most likely to need emergency care, explain why, and audit fairness."""
+    _state["config_dir"] = config_dir
+    _state["debug"] = debug
+
+
+@app.command()
+@handle_errors
+def generate(
+    people: Annotated[int, typer.Option("--people", min=100, help="How many people to generate.")] = 50_000,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Output folder (default: data.output_dir); writes extract/, truth/, reference/."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
+) -> None:
+    """Generate a synthetic population on real English neighbourhoods (never real data)."""
+    from riskstrat.pipelines.generate import write_synthetic
+
+    config = _config()
+    target = out_dir or config.data.output_dir
+    paths = write_synthetic(
+        target, people, seed if seed is not None else config.synthetic.seed, config.synthetic
+    )
+    out.print(f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
+    out.print(f"Ground truth (never read by the pipeline): {paths.truth_dir}")
+    out.print(f"Practices and neighbourhoods: {paths.practices_csv}")
+
+
+@app.command()
+@handle_errors
+def validate(
+    extract_dir: Annotated[
+        Path | None, typer.Argument(help="Extract folder (default: data.extract_dir).", show_default=False)
+    ] = None,
+) -> None:
+    """Run the Great Expectations gate alone; exit 0 when nothing critical failed."""
+    from riskstrat.pipelines.flows import run_validate
+
+    config = _config()
+    report = run_validate(config, extract_dir or config.data.extract_dir)
+    if report.critical_failures:
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+@app.command()
+@handle_errors
+def features(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: the extract date).")
+    ] = None,
+    extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
+) -> None:
+    """Validate the extract and build the point-in-time feature matrix at an as-of date."""
+    when = _parse_date(as_of, "--as-of") if as_of else None
+    config = _config()
+    from riskstrat.pipelines.flows import build_features_flow
+
+    path = build_features_flow(
+        config_dir=str(config.source_dir),
+        extract_dir=str(extract_dir or config.data.extract_dir),
+        as_of=when,
+    )
+    out.print(f"Feature matrix: {path}")
+
+
+@app.command()
+@handle_errors
+def train(
+    extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
+) -> None:
+    """Retrain: validate, build training tables, train, calibrate, evaluate, register challengers."""
+    from riskstrat.pipelines.flows import retrain_flow
+
+    config = _config()
+    result = retrain_flow(
+        config_dir=str(config.source_dir), extract_dir=str(extract_dir or config.data.extract_dir)
+    )
+    out.print(result.summary())
+
+
+@app.command()
+@handle_errors
+def promote(
+    outcome: Annotated[
+        str | None,
+        typer.Option("--outcome", help="emergency_admission or frequent_attendance (default: both)."),
+    ] = None,
+) -> None:
+    """Compare each challenger with its champion and move the champion alias only if the gates pass."""
+    from riskstrat.pipelines.flows import run_promotion
+
+    config = _config()
+    decisions = run_promotion(config, outcome)
+    for decision in decisions:
+        out.print(decision.summary())
+    if not any(d.promoted for d in decisions):
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+@app.command()
+@handle_errors
+def worklists(
+    week: Annotated[
+        str | None, typer.Option("--week", help="Week commencing, YYYY-MM-DD (default: this week).")
+    ] = None,
+    extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
+) -> None:
+    """Weekly run: validate, features as at the run date, score, select, explain, export."""
+    week_date = _parse_date(week, "--week") if week else None
+    config = _config()
+    from riskstrat.pipelines.flows import weekly_worklists_flow
+
+    result = weekly_worklists_flow(
+        config_dir=str(config.source_dir),
+        extract_dir=str(extract_dir or config.data.extract_dir),
+        week=week_date,
+    )
+    out.print(f"Worklists: {result}")
+
+
+@app.command()
+@handle_errors
+def audit(
+    outcome: Annotated[
+        str, typer.Option("--outcome", help="emergency_admission or frequent_attendance.")
+    ] = "emergency_admission",
+    alias: Annotated[
+        str, typer.Option("--alias", help="Registry alias to audit: champion or challenger.")
+    ] = "champion",
+) -> None:
+    """Fairness audit and governance report for a registered model."""
+    from riskstrat.pipelines.flows import fairness_audit_flow
+
+    config = _config()
+    report = fairness_audit_flow(config_dir=str(config.source_dir), outcome=outcome, alias=alias)
+    out.print(f"Governance report: {report}")
+
+
+@app.command()
+@handle_errors
+def demo(
+    people: Annotated[
+        int | None, typer.Option("--people", help="People to generate (default: synthetic.people).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
+) -> None:
+    """Generate the synthetic population and run every stage end to end."""
+    from riskstrat.pipelines.flows import demo_flow, demo_summary
+
+    config = _config()
+    result = demo_flow(config_dir=str(config.source_dir), people=people, seed=seed)
+    out.print(demo_summary(config, result))
+
+
+@app.command()
+@handle_errors
+def serve() -> None:
+    """Register the deployments with their schedules and serve them (keeps running)."""
+    from riskstrat.pipelines.deployments import serve_deployments
+
+    serve_deployments(_config())
+
+
+@app.command()
+@handle_errors
+def docs(
+    folder: Annotated[Path, typer.Option("--out", help="Docs folder.")] = Path("docs"),
+) -> None:
+    """Regenerate the generated documentation (data contract, features, configuration)."""
+    from riskstrat.pipelines.docs import write_generated_docs
+
+    for path in write_generated_docs(folder):
+        out.print(f"wrote {path}")
+
+
+def _parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise RiskstratError(
+            f"{option} {value!r} is not a date", hint="Use YYYY-MM-DD, e.g. 2026-11-23."
+        ) from None
+
+
+def run() -> None:
+    """Entry point for ``python -m riskstrat.pipelines.cli``."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

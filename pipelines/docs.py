@@ -1,0 +1,129 @@
+"""Generated documentation: the data contract, the feature dictionary and the configuration reference.
+
+Each page is rendered from the code that defines it; tests check the committed
+pages match, and ``riskstrat docs`` rewrites them.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from riskstrat.config import CONFIG_FILES
+from riskstrat.io import atomic_path
+
+CONFIG_INTRO = """\
+# Configuration reference
+
+riskstrat reads one YAML file per concern from `configs/` (or the folder given
+by `--config-dir` or `RISKSTRAT_CONFIG_DIR`). Each file is validated on start-up
+by its own settings model; an unknown key, a wrong type or a value out of range
+stops the run with the file, the key, the value and what was expected.
+
+This page is generated from the settings models (`riskstrat docs`).
+"""
+
+
+def _type_name(annotation: object) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is tuple and typing.get_args(annotation)[-1:] == (Ellipsis,):
+        return f"list of {_type_name(typing.get_args(annotation)[0])}"
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(annotation))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if annotation is type(None):
+        return "empty"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined:
+        if field.default_factory is not None:
+            value = field.default_factory()  # type: ignore[call-arg]
+        else:
+            return "(required)"
+    else:
+        value = field.default
+    if isinstance(value, BaseModel):
+        return "(see below)"
+    try:
+        return f"`{json.dumps(value, default=str)}`"
+    except TypeError:
+        return f"`{value}`"
+
+
+def _nested_models(annotation: object) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        found.append(annotation)
+    for arg in typing.get_args(annotation):
+        found.extend(_nested_models(arg))
+    return found
+
+
+def _model_rows(model: type[BaseModel], prefix: str, seen: set[type[BaseModel]]) -> list[str]:
+    rows: list[str] = []
+    nested: list[tuple[str, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        for sub in _nested_models(field.annotation):
+            if sub not in seen:
+                nested.append((key, sub))
+    for key, sub in nested:
+        seen.add(sub)
+        rows.extend(_model_rows(sub, f"{key}.", seen))
+    return rows
+
+
+def render_configuration_docs() -> str:
+    """Return the Markdown text of ``docs/configuration.md``."""
+    parts = [CONFIG_INTRO]
+    for filename, model in CONFIG_FILES.items():
+        doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+        parts.append(f"## `configs/{filename}` ({model.__name__})\n\n{doc}\n")
+        parts.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")
+        parts.append("\n".join(_model_rows(model, "", {model})) + "\n")
+    return "\n".join(parts)
+
+
+def generated_pages() -> dict[str, str]:
+    """Every generated page by file name."""
+    from riskstrat.ingest.contract_docs import render_contract_docs
+
+    pages = {
+        "data-contract.md": render_contract_docs(),
+        "configuration.md": render_configuration_docs(),
+    }
+    try:
+        from riskstrat.features.dictionary import render_feature_docs
+    except ImportError:  # the feature stage is optional for the contract and config pages
+        return pages
+    pages["features.md"] = render_feature_docs()
+    return pages
+
+
+def write_generated_docs(folder: Path) -> list[Path]:
+    """Write every generated page into ``folder`` atomically.
+
+    Returns:
+        The paths written.
+    """
+    written = []
+    for name, text in generated_pages().items():
+        target = Path(folder) / name
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written

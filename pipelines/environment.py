@@ -1,0 +1,39 @@
+"""Process-wide defaults set before Prefect, MLflow or Great Expectations are imported.
+
+Everything runs offline: no telemetry, no account, Prefect's local server with
+its database under the output folder so the Prefect UI shows the runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OFFLINE_DEFAULTS: dict[str, str] = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LOG_PRINTS": "true",
+    "GX_ANALYTICS_ENABLED": "False",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def configure_environment(output_dir: Path) -> None:
+    """Set offline defaults and put Prefect's home under ``output_dir`` unless already set.
+
+    Args:
+        output_dir: The run's output folder (``data.output_dir``).
+    """
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_HOME", str((Path(output_dir) / "prefect").resolve()))
+    # Prefect only creates the last folder of its home; the outputs folder may not exist yet.
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def prefect_home() -> Path:
+    """The Prefect home in use (where its database of flow runs lives)."""
+    return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))

@@ -1,0 +1,201 @@
+"""The worklist half of the weekly flow: select -> explain -> export -> record history.
+
+The lead's flow runs validate -> features as at the run date -> score in front
+of this and hands over in-memory inputs (:class:`WeeklyInputs`). Re-running a
+week gives the same rows in the same order and identical CSV bytes: selection
+and reasons are deterministic, and a week is only ever compared with the
+published weeks before it. The week's folder is written atomically and the
+history is recorded only after it, so a failed run leaves last week's outputs
+(and the history) as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from riskstrat.worklists.export import MdtOutput, RunInfo, read_reidentification_key, write_worklists
+from riskstrat.worklists.history import (
+    change_since_last_week,
+    history_dir,
+    history_records,
+    leavers,
+    load_history,
+    record_week,
+)
+from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
+from riskstrat.worklists.rows import build_rows, listed_context
+from riskstrat.worklists.selection import STATUS_COLUMNS, MdtSelection, attach_status, select_worklists
+from riskstrat.worklists.settings import MdtSettings, read_practices, resolve_mdts
+
+ContributionsFn = Callable[[str, pd.DataFrame], pd.DataFrame]
+"""(outcome, feature rows of the listed people) -> TreeSHAP contributions, one row per person."""
+
+
+@dataclass
+class WeeklyInputs:
+    """Everything the worklist steps need, in memory.
+
+    Attributes:
+        week: The week the lists are for (names the output folder).
+        data_date: The as-of date of the features and scores (the extract date).
+        scored: Scored population: person_id, practice_code, age, p_<outcome>, and
+            either the status flags or ``status`` to attach them from.
+        features: Feature matrix at ``data_date`` (person_id, features, audit columns).
+        contributions: Returns TreeSHAP contributions for given rows and outcome
+            (``models.explain``); called for listed people only.
+        settings: Worklist settings.
+        output_dir: The outputs folder.
+        model_versions: Outcome -> model name/version/alias, for titles and the manifest.
+        extract_snapshot_hash: :func:`riskstrat.io.folder_snapshot_hash` of the extract.
+        practices: Practice reference table; read from ``settings.practices_file`` if None.
+        status: :func:`riskstrat.worklists.selection.population_status` for every patient
+            (also says why someone left: died, deregistered, joined a caseload).
+        tables: Extract tables by contract name; ``apc_spells`` and ``ae_attendances``
+            give the last emergency admission and A&E dates of listed people.
+    """
+
+    week: date
+    data_date: date
+    scored: pd.DataFrame
+    features: pd.DataFrame
+    contributions: ContributionsFn
+    settings: MdtSettings
+    output_dir: Path
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+    extract_snapshot_hash: str = ""
+    practices: pd.DataFrame | None = None
+    status: pd.DataFrame | None = None
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@task(name="select worklists", cache_policy=NO_CACHE)
+def select_task(inputs: WeeklyInputs) -> dict[str, MdtSelection]:
+    """Exclusions, ranking and capacity for every MDT."""
+    practices = inputs.practices
+    needs_reference = not inputs.settings.mdts or any(m.neighbourhood for m in inputs.settings.mdts)
+    if practices is None and needs_reference:
+        practices = read_practices(inputs.settings.practices_file)
+    mdts = resolve_mdts(inputs.settings, practices)
+    scored = inputs.scored
+    if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
+        scored = attach_status(scored, inputs.status)
+    return select_worklists(scored, mdts, inputs.settings.risk_bands)
+
+
+@task(name="explain listed people", cache_policy=NO_CACHE)
+def explain_task(inputs: WeeklyInputs, selections: dict[str, MdtSelection]) -> dict[str, pd.DataFrame]:
+    """Reasons for listed people only, once per outcome (people on two lists are explained once)."""
+    wanted: dict[str, set[str]] = {}
+    for selection in selections.values():
+        wanted.setdefault(selection.mdt.outcome, set()).update(selection.listed["person_id"].astype(str))
+    ids = inputs.features["person_id"].astype(str)
+    reasons: dict[str, pd.DataFrame] = {}
+    vocabulary = feature_vocabulary()
+    for outcome, people in sorted(wanted.items()):
+        rows = inputs.features.loc[ids.isin(people)].assign(person_id=lambda f: f["person_id"].astype(str))
+        rows = rows.sort_values("person_id")
+        # models.explain returns contributions indexed like its input: index by person_id.
+        rows.index = pd.Index(rows["person_id"].to_numpy())
+        contributions = inputs.contributions(outcome, rows)
+        reasons[outcome] = top_reasons(contributions, rows, inputs.settings.reasons_count, vocabulary)
+    return reasons
+
+
+@task(name="assemble rows", cache_policy=NO_CACHE)
+def assemble_task(
+    inputs: WeeklyInputs, selections: dict[str, MdtSelection], reasons: dict[str, pd.DataFrame]
+) -> list[MdtOutput]:
+    """Rows, change since last week and leavers for every MDT."""
+    history = load_history(history_dir(inputs.output_dir), before=inputs.week)
+    listed_ids = pd.concat([s.listed["person_id"] for s in selections.values()] or [pd.Series(dtype=str)])
+    context = None
+    if "apc_spells" in inputs.tables or "ae_attendances" in inputs.tables:
+        context = listed_context(
+            inputs.tables.get("apc_spells"), inputs.tables.get("ae_attendances"), inputs.data_date, listed_ids
+        )
+    scored = inputs.scored
+    if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
+        scored = attach_status(scored, inputs.status)
+    # Look up features for listed people only: the rows step scales with the lists, not the population.
+    listed_features = inputs.features.loc[
+        inputs.features["person_id"].astype(str).isin(set(listed_ids.astype(str)))
+    ]
+    outputs = []
+    for name, selection in selections.items():
+        change = change_since_last_week(selection.listed, name, history)
+        rows = build_rows(
+            selection.listed,
+            listed_features,
+            reasons.get(selection.mdt.outcome, pd.DataFrame()),
+            change,
+            context,
+            inputs.data_date,
+            inputs.settings.reasons_count,
+            flag_caseload=selection.mdt.exclusions.active_caseload == "flag",
+        )
+        left = leavers(selection.mdt, history, selection.listed, scored, inputs.status)
+        counts = {
+            "registered": selection.registered,
+            "eligible": selection.eligible,
+            "capacity": selection.capacity,
+            **{f"excluded_{k}": v for k, v in selection.excluded.items()},
+        }
+        outputs.append(MdtOutput(mdt=selection.mdt, rows=rows, leavers=left, counts=counts))
+    return outputs
+
+
+@task(name="export worklists", cache_policy=NO_CACHE)
+def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput]) -> Path:
+    """Write the week's XLSX, CSV and manifest atomically."""
+    key = inputs.settings.reidentification_key
+    nhs_numbers = read_reidentification_key(key) if key is not None else None
+    info = RunInfo(
+        week=inputs.week,
+        data_date=inputs.data_date,
+        model_versions=dict(inputs.model_versions),
+        extract_snapshot_hash=inputs.extract_snapshot_hash,
+        settings_hash=inputs.settings.fingerprint(),
+    )
+    return write_worklists(inputs.output_dir, outputs, info, nhs_numbers)
+
+
+@task(name="record worklist history", cache_policy=NO_CACHE)
+def record_history_task(inputs: WeeklyInputs, selections: dict[str, MdtSelection]) -> Path:
+    """Add this week's published lists to the history (replacing a re-run of the same week)."""
+    return record_week(history_dir(inputs.output_dir), inputs.week, history_records(inputs.week, selections))
+
+
+def run_worklists(inputs: WeeklyInputs, *, as_tasks: bool = False) -> Path:
+    """Select, explain, export and record history for one week.
+
+    Args:
+        inputs: The week's in-memory inputs.
+        as_tasks: Run each step as a Prefect task (inside a flow); otherwise call
+            the plain functions.
+
+    Returns:
+        The week's output folder.
+    """
+
+    def step(t):
+        return t if as_tasks else t.fn
+
+    selections = step(select_task)(inputs)
+    reasons = step(explain_task)(inputs, selections)
+    outputs = step(assemble_task)(inputs, selections, reasons)
+    folder = step(export_task)(inputs, outputs)
+    step(record_history_task)(inputs, selections)
+    return folder
+
+
+@flow(name="publish-worklists", validate_parameters=False)
+def worklists_flow(inputs: WeeklyInputs) -> Path:
+    """The worklist steps of the weekly run as a Prefect (sub)flow."""
+    return run_worklists(inputs, as_tasks=True)

@@ -1,0 +1,42 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riskstrat.errors import RiskstratError
+from riskstrat.evaluation import disclosure
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [(0, 0), (1, "*"), (7, "*"), (8, 10), (12, 10), (13, 15), (15, 15), (1_002, 1_000), (1_003, 1_005)],
+)
+def test_counts_are_suppressed_or_rounded_to_five(raw, shown):
+    assert disclosure.count(raw) == shown
+
+
+@given(st.integers(min_value=0, max_value=10_000_000))
+def test_every_disclosed_count_passes_the_scan(raw):
+    shown = disclosure.count(raw)
+    assert disclosure.is_disclosed_count(shown)
+    if shown != disclosure.SUPPRESSED:
+        assert abs(shown - raw) <= 2
+
+
+def test_rate_from_a_suppressed_cell_is_suppressed():
+    assert disclosure.statistic(0.5, (6, 12)) == "*"
+    assert disclosure.proportion(5, 100) == "*"  # numerator 1-7
+    assert disclosure.proportion(95, 100) == "*"  # complement 1-7
+    assert disclosure.proportion(50, 100) == 0.5
+    assert disclosure.proportion(0, 100) == 0.0
+
+
+def test_scan_finds_unrounded_and_small_counts_under_count_keys():
+    payload = {
+        "overall": {"n": 1_000, "events": 12, "auroc": 0.71},
+        "rows": [{"n_population": 5, "selected_by_risk": "*", "share_of_list": 0.123}],
+        "settings": {"need_measures": {"ltc_count": "long-term conditions"}},
+    }
+    problems = disclosure.undisclosed_counts(payload)
+    assert problems == ["$.overall.events=12", "$.rows[0].n_population=5"]
+    with pytest.raises(RiskstratError, match="not disclosure-controlled"):
+        disclosure.check_disclosed(payload)

@@ -1,0 +1,146 @@
+import json
+import re
+
+from riskstrat.evaluation.disclosure import is_disclosed_count, undisclosed_counts
+from riskstrat.evaluation.report import payload_json
+
+SECTIONS = (
+    "summary",
+    "performance",
+    "by-group",
+    "calibration",
+    "lists",
+    "need",
+    "flags",
+    "model-card",
+    "methods",
+)
+
+
+def test_html_opens_offline(scenario_report):
+    html, _ = scenario_report
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html and "<link" not in html
+    # Every src is an inline image, never a file.
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+
+
+def test_html_holds_the_summary_every_section_and_every_plot(scenario_report):
+    html, payload = scenario_report
+    for section in SECTIONS:
+        assert f'id="{section}"' in html
+    for heading in (
+        "What the model is for",
+        "How well it works",
+        "Who it may fail",
+        "What the flags mean",
+        "Decisions asked of the board",
+        "Intended use",
+        "Out-of-scope uses",
+        "Caution on retraining",
+        "DCB0160",
+        "TRIPOD+AI",
+        "Limitations",
+        "Data and its representativeness",
+    ):
+        assert heading in html
+    groupings = [g["name"] for g in payload["groupings"]]
+    images = re.findall(r'<img alt="([^"]+)"', html)
+    assert len([a for a in images if a.startswith("Calibration curves")]) == len(groupings)
+    assert any(a.startswith("Observed over expected") for a in images)
+    assert any(a.startswith("Need at equal risk") for a in images)
+    assert any(a.startswith("List shares") for a in images)
+    assert "Liley" in html and "Obermeyer" in html
+    assert "For the board" in html
+
+
+def test_summary_names_the_flagged_group(scenario_report):
+    html, payload = scenario_report
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert "Black" in summary and "a real gap, not noise" in summary
+    assert payload["promotion_gate"]["passes"] is False
+    assert "calibration_oe:ethnic_group:Black" in payload["promotion_gate"]["open_flags"]
+
+
+def test_no_small_or_unrounded_count_in_html_or_json(scenario_report):
+    html, payload = scenario_report
+    counts = re.findall(r'<span class="count">([^<]*)</span>', html)
+    assert len(counts) > 100
+    for shown in counts:
+        if shown in ("*", "-"):
+            continue
+        value = int(shown.replace(",", ""))
+        assert value == 0 or (value > 7 and value % 5 == 0), shown
+    data = json.loads(payload_json(payload))
+    assert undisclosed_counts(data) == []
+    # The scan is exact: every count key holds a disclosed value, and there are many of them.
+    seen = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("n", "events", "selected", "n_population", "list_n") and not isinstance(
+                    value, dict
+                ):
+                    seen.append(value)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    assert len(seen) > 500 and all(is_disclosed_count(v) for v in seen)
+    assert "*" in seen  # small cells exist in the synthetic data and are suppressed, not dropped
+
+
+def test_json_holds_every_section_with_intervals_and_denominators(scenario_report):
+    _, payload = scenario_report
+    data = json.loads(payload_json(payload))
+    for key in (
+        "model",
+        "settings",
+        "overall",
+        "performance",
+        "calibration_curves",
+        "lists",
+        "need_at_equal_risk",
+        "flags",
+        "model_card",
+        "summary",
+        "promotion_gate",
+    ):
+        assert key in data
+    auroc = data["overall"]["metrics"]["auroc"]
+    assert set(auroc) == {"value", "lower", "upper", "n"}
+    assert auroc["lower"] < auroc["value"] < auroc["upper"]
+    flag = next(f for f in data["flags"] if f["flag_id"] == "calibration_oe:ethnic_group:Black")
+    assert flag["status"] == "raised" and flag["blocks_promotion"] is True
+    tripod = data["model_card"]["tripod_ai"]
+    assert len(tripod) == 27 and {t["source"] for t in tripod} == {"pipeline", "for the board"}
+
+
+def test_accepted_flag_is_recorded_in_the_report(scenario_audit, model_info):
+    from dataclasses import replace
+
+    from fairness_data import fast_settings
+
+    from riskstrat.evaluation.fairness import Flag
+    from riskstrat.evaluation.report import report_payload
+    from riskstrat.evaluation.settings import AcceptedFlag
+
+    acceptance = AcceptedFlag(
+        flag_id="calibration_oe:ethnic_group:Black",
+        reason="Recording project under way.",
+        accepted_by="ICB governance board",
+        date="2025-02-01",
+    )
+    settings = fast_settings(accepted_flags=[acceptance])
+    flags = [replace(f, accepted=settings.accepted(f.flag_id)) for f in scenario_audit.flags]
+    assert all(isinstance(f, Flag) for f in flags)
+    audit = replace(scenario_audit, settings=settings, flags=flags)
+    payload = report_payload(audit, model_info)
+    assert payload["settings"]["accepted_flags"][0]["reason"] == "Recording project under way."
+    flag = next(f for f in payload["flags"] if f["flag_id"] == acceptance.flag_id)
+    assert flag["accepted"]["accepted_by"] == "ICB governance board"
+    assert flag["blocks_promotion"] is False

@@ -1,0 +1,45 @@
+"""Training tables over several as-of dates and the person-level split."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from feature_fixtures import extract, hand_worked_rows, memtables
+
+from riskstrat.errors import RiskstratError
+from riskstrat.features.matrix import build_training_table, split_people
+from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+
+
+def test_training_table_stacks_person_time_rows():
+    dates = [date(2024, 12, 31), date(2023, 12, 31)]
+    table = build_training_table(
+        memtables(extract(hand_worked_rows())), dates, FeatureSettings(), OutcomeSettings()
+    )
+    assert list(table[["person_id", "as_of"]].itertuples(index=False, name=None)) == sorted(
+        table[["person_id", "as_of"]].itertuples(index=False, name=None)
+    )
+    by_date = table.groupby("as_of")["person_id"].apply(set)
+    # p5 turns 18 only in 2024; everyone else in the 2024 cohort was also in the 2023 one.
+    assert by_date[date(2024, 12, 31)] - by_date[date(2023, 12, 31)] == {"p5"}
+    row = table.set_index(["person_id", "as_of"]).loc[("p1", date(2023, 12, 31))]
+    assert row["emergency_admission"] == 1  # s1 and s2 fall in (2023-12-31, 2024-12-31]
+    assert row["ltc_diabetes"] == 0  # recorded 2024-12-31
+
+
+def test_split_people_is_deterministic_disjoint_and_near_the_fractions():
+    people = [f"P{i}" for i in range(20_000)]
+    first = split_people(people + people[:50], {"train": 0.7, "validation": 0.1, "test": 0.2}, seed=3)
+    again = split_people(list(reversed(people)), {"train": 0.7, "validation": 0.1, "test": 0.2}, seed=3)
+    assert first.index.is_unique and len(first) == len(people)
+    assert first.sort_index().equals(again.sort_index())
+    shares = first.value_counts(normalize=True)
+    assert shares["train"] == pytest.approx(0.7, abs=0.02) and shares["test"] == pytest.approx(0.2, abs=0.02)
+    other_seed = split_people(people, {"train": 0.7, "validation": 0.1, "test": 0.2}, seed=4)
+    assert not other_seed.sort_index().equals(first.sort_index())
+
+
+def test_split_fractions_must_sum_to_one():
+    with pytest.raises(RiskstratError, match="sum to 1"):
+        split_people(["a"], {"train": 0.7, "test": 0.2})

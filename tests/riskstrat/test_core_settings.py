@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from riskstrat.config import CONFIG_FILES, DataSettings, load_config
+from riskstrat.errors import SettingsError
+from riskstrat.settings import REPO_CONFIG_DIR, load_settings
+
+
+def test_every_shipped_config_file_loads():
+    config = load_config(REPO_CONFIG_DIR)
+    for name in CONFIG_FILES:
+        assert getattr(config, Path(name).stem) is not None
+
+
+def test_every_registered_file_is_shipped():
+    shipped = {p.name for p in REPO_CONFIG_DIR.glob("*.yaml")}
+    assert set(CONFIG_FILES) <= shipped
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("extract_dir: x\noutput_dri: y\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, DataSettings)
+    assert "data.yaml" in str(error.value)
+    assert "output_dri" in str(error.value)
+
+
+def test_wrong_value_names_key_value_and_expectation(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("extract_date: 31/12/2025\nimd_edition: '2025'\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, DataSettings)
+    message = str(error.value)
+    assert "extract_date = '31/12/2025'" in message
+    assert "imd_edition = '2025'" in message
+    assert "2019" in message
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "nope.yaml", DataSettings)
+    bad = tmp_path / "data.yaml"
+    bad.write_text("extract_dir: [unclosed\n")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(bad, DataSettings)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(SettingsError, match="mapping"):
+        load_settings(listing, DataSettings)
+
+
+def test_settings_hash_changes_with_a_setting(tmp_path):
+    for name in CONFIG_FILES:
+        (tmp_path / name).write_text((REPO_CONFIG_DIR / name).read_text())
+    before = load_config(tmp_path).settings_hash()
+    (tmp_path / "data.yaml").write_text("output_dir: elsewhere\n")
+    assert load_config(tmp_path).settings_hash() != before

@@ -1,0 +1,228 @@
+import json
+from datetime import date, timedelta
+
+import openpyxl
+import pandas as pd
+import pytest
+from worklist_fixtures import AS_OF, contributions_for
+
+from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
+from riskstrat.worklists import export
+from riskstrat.worklists.history import LEFT_DIED
+from riskstrat.worklists.rows import reason_columns
+from riskstrat.worklists.selection import population_status
+
+WEEK = date(2026, 1, 5)
+NORTH, SOUTH = "north-virtual-ward", "south-hiu-service"
+HEADINGS = [
+    "Rank",
+    "Person ID",
+    "Practice",
+    "Risk (%)",
+    "Risk band",
+    *reason_columns(3),
+    "Age band",
+    "Sex",
+    "Frailty",
+    "Long-term conditions",
+    "Main long-term conditions",
+    "Care home",
+    "Last emergency admission",
+    "Last A&E attendance",
+    "A&E attendances (12 months)",
+    "Community services (90 days)",
+    "On caseload",
+    "Change since last week",
+    "Weeks on list",
+]
+
+
+@pytest.fixture()
+def inputs(tmp_path, features, scored, boosters, mdt_settings):
+    top = scored.nlargest(3, "p_emergency_admission")["person_id"]
+    tables = {
+        "apc_spells": pd.DataFrame(
+            {
+                "person_id": top,
+                "admission_date": ["2025-11-02", "2025-10-01", "2026-01-03"],
+                "admission_method": ["21", "21", "21"],
+            }
+        ),
+        "ae_attendances": pd.DataFrame({"person_id": top, "arrival_datetime": ["2025-12-20 10:00"] * 3}),
+    }
+    return WeeklyInputs(
+        week=WEEK,
+        data_date=AS_OF,
+        scored=scored,
+        features=features,
+        contributions=contributions_for(boosters),
+        settings=mdt_settings,
+        output_dir=tmp_path / "outputs",
+        model_versions={"emergency_admission": "riskstrat-ea v3", "frequent_attendance": "riskstrat-fa v1"},
+        extract_snapshot_hash="abc123",
+        tables=tables,
+    )
+
+
+def folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_xlsx_has_title_headings_and_values(inputs, scored):
+    folder = run_worklists(inputs)
+    book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
+    assert book.sheetnames == ["Worklist", "About this list", "Left the list"]
+    sheet = book["Worklist"]
+    assert sheet["A1"].value == "North virtual ward: worklist for the week of 05 January 2026"
+    assert "data to 2025-12-31" in sheet["A2"].value
+    assert "riskstrat-ea v3" in sheet["A3"].value
+    assert [c.value for c in sheet[5]] == HEADINGS
+    assert sheet.freeze_panes == "A6"
+    assert sheet.auto_filter.ref.startswith("A5:")
+    north = scored.loc[scored["practice_code"].isin(["P00001", "P00002"])]
+    top = north.nlargest(1, "p_emergency_admission").iloc[0]
+    first = {h: c.value for h, c in zip(HEADINGS, sheet[6], strict=True)}
+    assert first["Rank"] == 1 and first["Person ID"] == top["person_id"]
+    assert first["Risk (%)"] == round(top["p_emergency_admission"] * 100, 1)
+    assert sheet.cell(row=6, column=4).number_format == "0.0"
+    assert first["Reason 1"]  # a plain-English reason
+    assert first["Change since last week"] == "new" and first["Weeks on list"] == 1
+    assert sheet.max_row == 5 + 20
+    about = book["About this list"]
+    texts = " ".join(str(c.value) for row in about.iter_rows() for c in row if c.value)
+    assert "supports clinical judgement and does not replace it" in texts
+    assert "Weeks on list" in texts
+    csv = pd.read_csv(folder / f"{NORTH}.csv", dtype={"Person ID": str})
+    assert list(csv.columns) == HEADINGS
+    assert csv["Person ID"].tolist() == [sheet.cell(row=r, column=2).value for r in range(6, 26)]
+
+
+def test_context_dates_and_manifest(inputs, scored):
+    folder = run_worklists(inputs)
+    rows = pd.concat(pd.read_csv(folder / f"{m}.csv", dtype=str) for m in (NORTH,))
+    top = scored.nlargest(3, "p_emergency_admission")["person_id"].tolist()
+    dated = rows.set_index("Person ID").reindex(top)
+    # the admission on 2026-01-03 is after the data date and ignored
+    assert {"2025-11-02", "2025-10-01"} & set(dated["Last emergency admission"].dropna())
+    assert set(dated["Last A&E attendance"].dropna()) <= {"2025-12-20"}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["mdts"]["North virtual ward"]["listed"] == 20
+    assert manifest["mdts"]["South HIU service"]["listed"] == 15
+    assert set(manifest["files"]) == {f"{m}.{x}" for m in (NORTH, SOUTH) for x in ("csv", "xlsx")}
+    assert manifest["extract_snapshot_hash"] == "abc123"
+    assert manifest["settings_hash"] == inputs.settings.fingerprint()
+    assert manifest["model_versions"]["emergency_admission"] == "riskstrat-ea v3"
+    assert not set(scored["person_id"]) & set(json.dumps(manifest).split('"'))
+
+
+def test_no_file_holds_another_mdts_people_nor_excluded_people(inputs, scored):
+    scored = scored.copy()
+    top = scored.sort_values("p_frequent_attendance", ascending=False)
+    excluded = top.loc[top["practice_code"] == "P00003", "person_id"].head(3).tolist()
+    top_north = scored.loc[scored["practice_code"] != "P00003"].nlargest(1, "p_emergency_admission")[
+        "person_id"
+    ]
+    excluded += top_north.tolist()
+    for column, person in zip(
+        ["deceased", "deregistered", "type1_opt_out", "deceased"], excluded, strict=True
+    ):
+        scored.loc[scored["person_id"] == person, column] = True
+    inputs.scored = scored
+    folder = run_worklists(inputs)
+    practice = scored.set_index("person_id")["practice_code"]
+    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    south = pd.read_csv(folder / f"{SOUTH}.csv", dtype=str)
+    assert set(north["Person ID"].map(practice)) <= {"P00001", "P00002"}
+    assert set(south["Person ID"].map(practice)) == {"P00003"}
+    assert not set(north["Person ID"]) & set(south["Person ID"])
+    for path in folder.glob("*.*"):
+        data = path.read_bytes() if path.suffix != ".xlsx" else b""
+        assert not any(p.encode() in data for p in excluded)
+    for sheet in ("Worklist", "Left the list"):
+        values = {
+            c.value
+            for row in openpyxl.load_workbook(folder / f"{SOUTH}.xlsx")[sheet].iter_rows()
+            for c in row
+        }
+        assert not values & set(excluded)
+
+
+def test_same_week_twice_gives_identical_bytes(inputs):
+    first = folder_bytes(run_worklists(inputs))
+    second = folder_bytes(run_worklists(inputs))
+    assert first[f"{NORTH}.csv"] == second[f"{NORTH}.csv"]
+    assert first == second  # XLSX and manifest too
+
+
+def test_failed_export_leaves_previous_outputs(inputs, monkeypatch):
+    folder = run_worklists(inputs)
+    before = folder_bytes(folder)
+    history_before = folder_bytes(inputs.output_dir / "worklists" / "history")
+    inputs.scored = inputs.scored.assign(p_emergency_admission=inputs.scored["p_emergency_admission"] * 0.5)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "write_xlsx", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_worklists(inputs)
+    assert folder_bytes(folder) == before
+    assert folder_bytes(inputs.output_dir / "worklists" / "history") == history_before
+    assert sorted(p.name for p in (inputs.output_dir / "worklists").iterdir()) == [
+        WEEK.isoformat(),
+        "history",
+    ]
+
+
+def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
+    key = pd.DataFrame(
+        {"person_id": scored["person_id"], "nhs_number": [f"94{i:08d}" for i in range(len(scored))]}
+    )
+    key.to_csv(tmp_path / "key.csv", index=False)
+    inputs.settings = inputs.settings.model_copy(update={"reidentification_key": tmp_path / "key.csv"})
+    folder = run_worklists(inputs)
+    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    assert list(north.columns[:3]) == ["Rank", "Person ID", "NHS number"]
+    expected = key.set_index("person_id")["nhs_number"].reindex(north["Person ID"])
+    assert north["NHS number"].str.replace(" ", "").tolist() == expected.tolist()
+    assert north["NHS number"].str.match(r"^\d{3} \d{3} \d{4}$").all()
+    sheet = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Worklist"]
+    assert sheet.cell(row=5, column=3).value == "NHS number"
+    manifest = (folder / "manifest.json").read_text()
+    history = pd.read_parquet(inputs.output_dir / "worklists" / "history" / f"{WEEK.isoformat()}.parquet")
+    numbers = set(north["NHS number"]) | set(north["NHS number"].str.replace(" ", ""))
+    assert not any(n in manifest for n in numbers)
+    assert "nhs_number" not in history.columns
+    assert not numbers & set(history.astype(str).to_numpy().ravel())
+
+
+def test_second_week_shows_change_and_who_left(inputs, scored):
+    run_worklists(inputs)
+    north_first = pd.read_csv(inputs.output_dir / "worklists" / WEEK.isoformat() / f"{NORTH}.csv", dtype=str)
+    died = north_first["Person ID"].iloc[0]
+    patients = scored[["person_id", "practice_code"]].assign(
+        registration_end=None,
+        date_of_death=lambda f: f["person_id"].eq(died).map({True: "2026-01-08", False: None}),
+    )
+    week2 = WEEK + timedelta(7)
+    inputs.week = week2
+    inputs.status = population_status(patients, None, None, date(2026, 1, 11))
+    inputs.scored = scored.loc[scored["person_id"] != died].drop(
+        columns=["deceased", "deregistered", "on_caseload", "caseload_team", "type1_opt_out"]
+    )
+    folder = run_worklists(inputs)
+    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    assert died not in set(north["Person ID"])
+    assert set(north["Change since last week"]) <= {"same", "new"}
+    assert (north["Change since last week"] == "new").sum() == 1
+    assert north.loc[north["Change since last week"] == "same", "Weeks on list"].eq("2").all()
+    left = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Left the list"]
+    assert [c.value for c in left[4]] == [
+        "Person ID",
+        "Rank last week",
+        "Risk last week (%)",
+        "Why they left",
+    ]
+    assert left.cell(row=5, column=1).value == died and left.cell(row=5, column=4).value == LEFT_DIED
+    # the earlier week's folder is untouched by the later run
+    assert (inputs.output_dir / "worklists" / WEEK.isoformat() / "manifest.json").exists()

@@ -1,0 +1,115 @@
+from datetime import date, timedelta
+
+import pandas as pd
+
+from riskstrat.worklists.history import (
+    LEFT_BELOW_CAPACITY,
+    LEFT_CASELOAD,
+    LEFT_DEREGISTERED,
+    LEFT_DIED,
+    LEFT_MOVED_PRACTICE,
+    LEFT_RISK_FELL,
+    change_since_last_week,
+    history_records,
+    leavers,
+    load_history,
+    record_week,
+)
+from riskstrat.worklists.selection import MdtSelection
+from riskstrat.worklists.settings import ExclusionSettings, Mdt
+
+MDT = Mdt(
+    name="North",
+    practices=("P1", "P2"),
+    outcome="emergency_admission",
+    min_age=18,
+    capacity_people=3,
+    capacity_share=None,
+    exclusions=ExclusionSettings(active_caseload="exclude"),
+)
+WEEK1 = date(2025, 12, 1)
+
+
+def listed(people: dict[str, float]) -> pd.DataFrame:
+    frame = pd.DataFrame({"person_id": list(people), "probability": list(people.values())})
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame["practice_code"] = "P1"
+    frame["risk_band"] = "High"
+    return frame
+
+
+def publish(folder, week, people):
+    frame = listed(people)
+    record_week(folder, week, history_records(week, {"North": MdtSelection(MDT, frame, 0, 0, 3)}))
+    return frame
+
+
+def scored_with(people: dict[str, float], **flags) -> pd.DataFrame:
+    frame = pd.DataFrame({"person_id": list(people), "p_emergency_admission": list(people.values())})
+    frame["practice_code"] = "P1"
+    frame["age"] = 80
+    for column in ("deceased", "deregistered", "on_caseload", "type1_opt_out"):
+        frame[column] = frame["person_id"].isin(flags.get(column, []))
+    return frame
+
+
+def test_change_and_weeks_on_list_over_three_weeks(tmp_path):
+    week2, week3 = WEEK1 + timedelta(7), WEEK1 + timedelta(14)
+    first = publish(tmp_path, WEEK1, {"A": 0.30, "B": 0.20, "C": 0.10})
+    change1 = change_since_last_week(first, "North", load_history(tmp_path, WEEK1))
+    assert change1["change"].tolist() == ["new"] * 3
+    assert change1["weeks_on_list"].tolist() == [1, 1, 1]
+
+    second = publish(tmp_path, week2, {"A": 0.35, "B": 0.2001, "D": 0.15})
+    change2 = change_since_last_week(second, "North", load_history(tmp_path, week2))
+    assert change2["change"].to_dict() == {"A": "up", "B": "same", "D": "new"}  # 20.0% as shown both weeks
+    assert change2["weeks_on_list"].to_dict() == {"A": 2, "B": 2, "D": 1}
+    assert change2.at["A", "previous_rank"] == 1
+
+    third = listed({"A": 0.25, "D": 0.15, "C": 0.12})
+    change3 = change_since_last_week(third, "North", load_history(tmp_path, week3))
+    assert change3["change"].to_dict() == {"A": "down", "D": "same", "C": "new"}
+    # C was on the list two weeks ago but not last week: a new run of weeks
+    assert change3["weeks_on_list"].to_dict() == {"A": 3, "D": 2, "C": 1}
+
+    # Re-running week 2 after week 3 exists compares only with earlier weeks: same answer.
+    again = change_since_last_week(second, "North", load_history(tmp_path, week2))
+    pd.testing.assert_frame_equal(again, change2)
+
+
+def test_leavers_with_the_reason(tmp_path):
+    publish(tmp_path, WEEK1, {"A": 0.3, "B": 0.25, "C": 0.2, "D": 0.18, "E": 0.15, "F": 0.12})
+    week2 = WEEK1 + timedelta(7)
+    history = load_history(tmp_path, week2)
+    now = listed({"G": 0.5, "H": 0.4, "I": 0.35})
+    scored = scored_with(
+        {"C": 0.3, "D": 0.10, "E": 0.15, "F": 0.2, "G": 0.5, "H": 0.4, "I": 0.35}, on_caseload=["C"]
+    )
+    scored.loc[scored["person_id"] == "F", "practice_code"] = "P9"
+    status = scored_with({"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0}, deceased=["A"], deregistered=["B"])
+    status.loc[status["person_id"] == "F", "practice_code"] = "P9"
+    status["on_caseload"] = status["person_id"].eq("C")
+    left = leavers(MDT, history, now, scored, status).set_index("person_id")["reason"].to_dict()
+    assert left == {
+        "A": LEFT_DIED,
+        "B": LEFT_DEREGISTERED,
+        "C": LEFT_CASELOAD,
+        "D": LEFT_RISK_FELL,
+        "E": LEFT_BELOW_CAPACITY,
+        "F": LEFT_MOVED_PRACTICE,
+    }
+    assert list(leavers(MDT, history, now, scored, status)["person_id"]) == list("ABCDEF")
+
+
+def test_history_never_holds_more_than_pseudonymised_columns(tmp_path):
+    publish(tmp_path, WEEK1, {"A": 0.3})
+    stored = pd.read_parquet(tmp_path / f"{WEEK1.isoformat()}.parquet")
+    assert list(stored.columns) == [
+        "week",
+        "mdt",
+        "person_id",
+        "practice_code",
+        "rank",
+        "probability",
+        "risk_band",
+    ]

@@ -1,0 +1,63 @@
+from datetime import date
+
+import pandas as pd
+
+from riskstrat.worklists.rows import build_rows, listed_context
+
+
+def test_rows_show_context_in_plain_words():
+    listed = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "person_id": ["A", "B"],
+            "practice_code": ["P1", "P1"],
+            "probability": [0.4567, 0.2],
+            "risk_band": ["Very high", "High"],
+            "caseload_team": ["VW North", pd.NA],
+        }
+    )
+    features = pd.DataFrame(
+        {
+            "person_id": ["B", "A"],
+            "age_band": ["65-74", "85+"],
+            "sex": ["1", "2"],
+            "efi_category": [0, 3],
+            "efi_score": [0.05, 0.42],
+            "ltc_count": [0, 6],
+            "ltc_diabetes": [0, 1],
+            "ltc_copd": [0, 1],
+            "ltc_heart_failure": [0, 1],
+            "ltc_dementia": [0, 1],
+            "ltc_hypertension": [0, 1],
+            "ltc_asthma": [0, 1],
+            "care_home": [0, 1],
+            "ae_attendances_365d": [0, 4],
+            "community_district_nursing_90d": [0, 3],
+            "community_falls_90d": [0, 1],
+            "days_since_last_ae": [None, 10],
+        }
+    )
+    reasons = pd.DataFrame(
+        {"reason_1": ["Aged 90", ""], "reason_2": ["", ""], "reason_3": ["", ""]}, index=["A", "B"]
+    )
+    change = pd.DataFrame({"change": ["up", "new"], "weeks_on_list": [3, 1]}, index=["A", "B"])
+    spells = pd.DataFrame(
+        {
+            "person_id": ["A", "A", "A"],
+            "admission_date": ["2025-03-01", "2025-11-20", "2025-12-01"],
+            "admission_method": ["21", "2A", "11"],
+        }
+    )
+    context = listed_context(spells, None, date(2025, 12, 31), listed["person_id"])
+    rows = build_rows(listed, features, reasons, change, context, date(2025, 12, 31), 3, flag_caseload=True)
+    a = rows.iloc[0]
+    assert a["Risk (%)"] == 45.7 and a["Sex"] == "Female" and a["Frailty"] == "Severe (eFI 0.42)"
+    assert a["Long-term conditions"] == 6
+    assert a["Main long-term conditions"] == "Hypertension, Diabetes, COPD, Asthma +2 more"
+    assert a["Care home"] == "Yes" and a["A&E attendances (12 months)"] == 4
+    assert a["Last emergency admission"] == date(2025, 11, 20)  # the elective spell on 1 Dec does not count
+    assert a["Community services (90 days)"] == "District nursing (3), Falls (1)"
+    assert a["On caseload"] == "VW North" and a["Change since last week"] == "up" and a["Weeks on list"] == 3
+    b = rows.iloc[1]
+    assert b["Main long-term conditions"] == "" and b["Last emergency admission"] is None
+    assert b["Sex"] == "Male" and b["Frailty"] == "Fit (eFI 0.05)"

@@ -1,0 +1,121 @@
+from datetime import date
+
+import pandas as pd
+import pytest
+from worklist_fixtures import PRACTICES
+
+from riskstrat.errors import RiskstratError
+from riskstrat.worklists.selection import attach_status, population_status, select_worklists
+from riskstrat.worklists.settings import MdtSettings, resolve_mdts
+
+
+def select(scored, settings):
+    return select_worklists(scored, resolve_mdts(settings, PRACTICES), settings.risk_bands)
+
+
+def test_each_list_holds_only_its_practices_ranked_to_capacity(scored, mdt_settings):
+    selections = select(scored, mdt_settings)
+    north, south = selections["North virtual ward"], selections["South HIU service"]
+    assert set(north.listed["practice_code"]) <= {"P00001", "P00002"}
+    assert set(south.listed["practice_code"]) == {"P00003"}
+    assert len(north.listed) == 20 and len(south.listed) == 15
+    assert list(north.listed["rank"]) == list(range(1, 21))
+    assert north.listed["probability"].is_monotonic_decreasing
+    # South ranks by frequent attendance: its list is the top 15 of its practice on that outcome
+    expected = scored.loc[scored["practice_code"] == "P00003"].nlargest(15, "p_frequent_attendance")
+    assert set(south.listed["person_id"]) == set(expected["person_id"])
+
+
+def test_excluded_people_never_appear(scored, mdt_settings):
+    top = scored.sort_values("p_emergency_admission", ascending=False)
+    top = top.loc[top["practice_code"].isin(["P00001", "P00002"])]["person_id"].head(8).tolist()
+    scored = scored.copy()
+    scored.loc[scored["person_id"] == top[0], "deceased"] = True
+    scored.loc[scored["person_id"] == top[1], "deregistered"] = True
+    scored.loc[scored["person_id"] == top[2], "type1_opt_out"] = True
+    scored.loc[scored["person_id"] == top[3], "age"] = 17
+    selections = select(scored, mdt_settings)
+    listed = set(pd.concat([s.listed["person_id"] for s in selections.values()]))
+    assert not listed & set(top[:4])
+    assert set(top[4:8]) <= listed
+    north = selections["North virtual ward"]
+    assert north.excluded["deceased"] == 1 and north.excluded["type1_opt_out"] == 1
+    assert north.excluded["below_age_floor"] >= 1
+
+
+def test_type1_opt_out_include_and_caseload_rules(scored, mdt_settings):
+    top = (
+        scored.loc[scored["practice_code"] != "P00003"]
+        .nlargest(2, "p_emergency_admission")["person_id"]
+        .tolist()
+    )
+    scored = scored.copy()
+    scored.loc[scored["person_id"] == top[0], "type1_opt_out"] = True
+    scored.loc[scored["person_id"] == top[1], ["on_caseload", "caseload_team"]] = [True, "VW North"]
+    data = mdt_settings.model_dump()
+    data["default_mdt"]["exclusions"] = {"type1_opt_out": "include", "active_caseload": "flag"}
+    flagged = select(scored, MdtSettings.model_validate(data))["North virtual ward"].listed
+    assert top[0] in set(flagged["person_id"])
+    assert flagged.set_index("person_id").at[top[1], "caseload_team"] == "VW North"
+    data["default_mdt"]["exclusions"] = {"active_caseload": "exclude"}
+    excluded = select(scored, MdtSettings.model_validate(data))["North virtual ward"].listed
+    assert not {top[0], top[1]} & set(excluded["person_id"])
+
+
+def test_ties_break_the_same_way_whatever_the_row_order(scored, mdt_settings):
+    scored = scored.copy()
+    scored["p_emergency_admission"] = 0.5  # everyone ties
+    first = select(scored, mdt_settings)["North virtual ward"].listed["person_id"].tolist()
+    shuffled = scored.sample(frac=1, random_state=3)
+    second = select(shuffled, mdt_settings)["North virtual ward"].listed["person_id"].tolist()
+    assert first == second
+    assert first != sorted(first)  # by hash, not by ID
+
+
+def test_risk_bands_by_percentile(scored, mdt_settings):
+    listed = select(scored, mdt_settings)["North virtual ward"].listed
+    assert listed.loc[0, "risk_band"] == "Very high"  # the top person in the ICS-wide ranking band
+    for _, row in listed.iterrows():
+        expected = (
+            "Very high"
+            if row["risk_percentile"] >= 99.5
+            else "High"
+            if row["risk_percentile"] >= 98
+            else ("Moderate" if row["risk_percentile"] >= 95 else "Lower")
+        )
+        assert row["risk_band"] == expected
+
+
+def test_missing_column_is_a_clear_error(scored, mdt_settings):
+    with pytest.raises(RiskstratError, match="type1_opt_out"):
+        select(scored.drop(columns="type1_opt_out"), mdt_settings)
+
+
+def test_population_status_from_contract_tables():
+    patients = pd.DataFrame(
+        {
+            "person_id": ["A", "B", "C", "D"],
+            "practice_code": ["P1"] * 4,
+            "registration_end": [None, "2025-06-01", "2026-03-01", None],
+            "date_of_death": ["2025-12-01", None, None, None],
+        }
+    )
+    caseload = pd.DataFrame(
+        {
+            "person_id": ["C", "D"],
+            "team": ["VW", "PC"],
+            "start_date": ["2025-11-01", "2025-01-01"],
+            "end_date": [None, "2025-05-01"],
+        }
+    )
+    opt_outs = pd.DataFrame({"person_id": ["D", "C"], "type": ["type1", "ndo"]})
+    status = population_status(patients, caseload, opt_outs, date(2025, 12, 31)).set_index("person_id")
+    assert status["deceased"].tolist() == [True, False, False, False]
+    assert status["deregistered"].tolist() == [False, True, False, False]
+    assert status["on_caseload"].tolist() == [False, False, True, False]
+    assert status.at["C", "caseload_team"] == "VW"
+    assert status["type1_opt_out"].tolist() == [False, False, False, True]  # ndo does not exclude
+    scored = pd.DataFrame({"person_id": ["C", "E"], "practice_code": ["P1", "P1"], "age": [70, 80]})
+    merged = attach_status(scored, status.reset_index())
+    assert merged["on_caseload"].tolist() == [True, False]
+    assert merged["deceased"].tolist() == [False, False]

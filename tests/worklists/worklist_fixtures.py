@@ -1,0 +1,167 @@
+"""Small synthetic population, features and tiny LightGBM models for the worklist tests."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskstrat.worklists.settings import MdtSettings
+
+AS_OF = date(2025, 12, 31)
+PRACTICES = pd.DataFrame(
+    {
+        "practice_code": ["P00001", "P00002", "P00003"],
+        "practice_name": ["Riverside Surgery", "Hill Practice", "Southgate Health Centre"],
+        "neighbourhood": ["North", "North", "South"],
+        "lad_code": ["E06000001"] * 3,
+        "list_size": ["9000", "7000", "8000"],
+    }
+)
+FEATURES = [
+    "age",
+    "sex_female",
+    "ae_attendances_30d",
+    "ae_attendances_90d",
+    "ae_attendances_365d",
+    "emergency_admissions_90d",
+    "emergency_admissions_365d",
+    "efi_score",
+    "efi_category",
+    "ltc_count",
+    "ltc_diabetes",
+    "ltc_copd",
+    "ltc_heart_failure",
+    "care_home",
+    "community_district_nursing_90d",
+    "community_falls_90d",
+    "days_since_last_ae",
+]
+
+
+def make_features(n: int, seed: int, prefix: str = "PID") -> pd.DataFrame:
+    """A feature matrix shaped like features/ builds it, with audit columns."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 100, n)
+    ae365 = rng.poisson(0.3 + age / 80, n)
+    ae90 = rng.binomial(ae365, 0.3)
+    ae30 = rng.binomial(ae90, 0.4)
+    ea365 = rng.poisson(0.1 + age / 150, n)
+    ea90 = rng.binomial(ea365, 0.3)
+    diabetes, copd, hf = (rng.random(n) < p for p in (0.15, 0.1, 0.05 + age / 1000))
+    efi = np.clip(rng.normal(0.05 + age / 400, 0.08, n), 0, 1).round(3)
+    frame = pd.DataFrame(
+        {
+            "person_id": [f"{prefix}{i:05d}" for i in range(n)],
+            "as_of": AS_OF,
+            "age": age,
+            "sex_female": rng.integers(0, 2, n),
+            "ae_attendances_30d": ae30,
+            "ae_attendances_90d": ae90,
+            "ae_attendances_365d": ae365,
+            "emergency_admissions_90d": ea90,
+            "emergency_admissions_365d": ea365,
+            "efi_score": efi,
+            "efi_category": np.digitize(efi, [0.12, 0.24, 0.36], right=True),
+            "ltc_count": diabetes.astype(int) + copd + hf + rng.integers(0, 3, n),
+            "ltc_diabetes": diabetes.astype(int),
+            "ltc_copd": copd.astype(int),
+            "ltc_heart_failure": hf.astype(int),
+            "care_home": (rng.random(n) < 0.03).astype(int),
+            "community_district_nursing_90d": rng.poisson(0.3, n),
+            "community_falls_90d": rng.poisson(0.05, n),
+            "days_since_last_ae": np.where(ae365 > 0, rng.integers(0, 365, n), np.nan),
+        }
+    )
+    frame["sex"] = np.where(frame["sex_female"] == 1, "2", "1")
+    frame["age_band"] = pd.cut(
+        age, [17, 29, 44, 64, 74, 84, 200], labels=["18-29", "30-44", "45-64", "65-74", "75-84", "85+"]
+    ).astype(str)
+    frame["practice_code"] = rng.choice(PRACTICES["practice_code"], n)
+    logit_ea = -3.5 + 0.03 * (age - 50) + 0.6 * ea365 + 0.3 * ae365 + 4 * efi + 0.8 * hf
+    logit_fa = -4 + 0.9 * ae365 + 0.5 * ae30 + 0.2 * ea365
+    frame["emergency_admission"] = (rng.random(n) < 1 / (1 + np.exp(-logit_ea))).astype(int)
+    frame["frequent_attendance"] = (rng.random(n) < 1 / (1 + np.exp(-logit_fa))).astype(int)
+    return frame
+
+
+@pytest.fixture(scope="session")
+def boosters() -> dict[str, lgb.Booster]:
+    """One tiny LightGBM model per outcome, trained on a synthetic frame."""
+    train = make_features(3000, seed=1, prefix="TRN")
+    params = {
+        "objective": "binary",
+        "num_leaves": 8,
+        "learning_rate": 0.1,
+        "verbose": -1,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+        "min_data_in_leaf": 20,
+    }
+    return {
+        outcome: lgb.train(params, lgb.Dataset(train[FEATURES], train[outcome]), num_boost_round=40)
+        for outcome in ("emergency_admission", "frequent_attendance")
+    }
+
+
+@pytest.fixture()
+def features() -> pd.DataFrame:
+    """Today's feature matrix for 600 people over three practices."""
+    return make_features(600, seed=7)
+
+
+def contributions_for(boosters: dict[str, lgb.Booster]):
+    """A contributions function like models/explain.py: TreeSHAP for given rows, features as columns."""
+
+    def contributions(outcome: str, rows: pd.DataFrame) -> pd.DataFrame:
+        values = boosters[outcome].predict(rows[FEATURES], pred_contrib=True)
+        frame = pd.DataFrame(values[:, :-1], columns=FEATURES, index=rows["person_id"].astype(str).to_numpy())
+        frame["bias"] = values[:, -1]
+        frame.index.name = "person_id"
+        return frame
+
+    return contributions
+
+
+def score(features: pd.DataFrame, boosters: dict[str, lgb.Booster]) -> pd.DataFrame:
+    """The scored population with all-clear status flags."""
+    scored = features[["person_id", "practice_code", "age"]].copy()
+    for outcome, booster in boosters.items():
+        scored[f"p_{outcome}"] = booster.predict(features[FEATURES])
+    scored["deceased"] = False
+    scored["deregistered"] = False
+    scored["on_caseload"] = False
+    scored["caseload_team"] = pd.Series(pd.NA, index=scored.index, dtype="string")
+    scored["type1_opt_out"] = False
+    return scored
+
+
+@pytest.fixture()
+def scored(features, boosters) -> pd.DataFrame:
+    return score(features, boosters)
+
+
+@pytest.fixture()
+def mdt_settings(tmp_path) -> MdtSettings:
+    """Two MDTs: North by neighbourhood (emergency admission), South HIU by practice code."""
+    path = tmp_path / "practices.csv"
+    PRACTICES.to_csv(path, index=False)
+    return MdtSettings.model_validate(
+        {
+            "practices_file": str(path),
+            "default_mdt": {"capacity_people": 20},
+            "mdts": [
+                {"name": "North virtual ward", "neighbourhood": "North"},
+                {
+                    "name": "South HIU service",
+                    "practices": ["P00003"],
+                    "capacity_people": 15,
+                    "outcome": "frequent_attendance",
+                },
+            ],
+        }
+    )

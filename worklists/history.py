@@ -1,0 +1,255 @@
+"""The history of published lists: change since last week, weeks on the list, and who left and why.
+
+Each published week is one Parquet file, ``<output_dir>/worklists/history/<week>.parquet``,
+with ``week``, ``mdt``, ``person_id``, ``practice_code``, ``rank``, ``probability`` and
+``risk_band`` (pseudonymised IDs only; never an NHS number). Re-running a week
+replaces its file, and a week is always compared with weeks before it, so a
+re-run gives the same answer.
+
+Change is measured against the MDT's last published list before this week:
+``new`` (not on it), ``up`` / ``down`` (risk higher / lower as shown, i.e. to
+0.1 percentage point) or ``same``. Weeks on the list counts this week and the
+consecutive published lists before it that held the person.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskstrat.io import write_parquet
+from riskstrat.worklists.selection import MdtSelection, probability_column
+from riskstrat.worklists.settings import Mdt
+
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "week",
+    "mdt",
+    "person_id",
+    "practice_code",
+    "rank",
+    "probability",
+    "risk_band",
+)
+
+LEFT_DIED = "Died"
+LEFT_DEREGISTERED = "Deregistered"
+LEFT_MOVED_PRACTICE = "Registered with a practice outside this MDT"
+LEFT_CASELOAD = "Joined a caseload"
+LEFT_OPTED_OUT = "Type 1 opt-out recorded"
+LEFT_NOT_SCORED = "Not in this week's scored population"
+LEFT_RISK_FELL = "Risk fell"
+LEFT_BELOW_CAPACITY = "Moved below capacity (others' risk rose)"
+LEFT_BELOW_AGE = "Below the age floor"
+
+
+def history_dir(output_dir: Path) -> Path:
+    """Folder of the published-list history under ``output_dir``."""
+    return Path(output_dir) / "worklists" / "history"
+
+
+def displayed_risk(probability: pd.Series | np.ndarray | float) -> pd.Series | np.ndarray | float:
+    """Risk as shown on the list: per cent to one decimal place."""
+    return np.round(np.asarray(probability, dtype="float64") * 100, 1)
+
+
+def load_history(folder: Path, before: date) -> pd.DataFrame:
+    """Every published list for weeks before ``before``.
+
+    Args:
+        folder: The history folder.
+        before: The week being run; it and later weeks are left out.
+
+    Returns:
+        The history rows (empty, with the history columns, if none).
+    """
+    folder = Path(folder)
+    frames = []
+    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        try:
+            week = date.fromisoformat(path.stem)
+        except ValueError:
+            continue
+        if week < before:
+            frames.append(pd.read_parquet(path))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
+    history = pd.concat(frames, ignore_index=True)
+    history["week"] = pd.to_datetime(history["week"]).dt.date
+    history["person_id"] = history["person_id"].astype(str)
+    return history
+
+
+def history_records(week: date, selections: dict[str, MdtSelection]) -> pd.DataFrame:
+    """This week's lists as history rows.
+
+    Args:
+        week: The week being published.
+        selections: MDT name -> its selection.
+
+    Returns:
+        One row per listed person per MDT with the history columns.
+    """
+    frames = []
+    for name, selection in selections.items():
+        listed = selection.listed
+        frames.append(
+            pd.DataFrame(
+                {
+                    "week": week.isoformat(),
+                    "mdt": name,
+                    "person_id": listed["person_id"].astype(str),
+                    "practice_code": listed["practice_code"].astype(str),
+                    "rank": listed["rank"].astype("int64"),
+                    "probability": listed["probability"].astype("float64"),
+                    "risk_band": listed["risk_band"].astype(str),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
+    return pd.concat(frames, ignore_index=True)[list(HISTORY_COLUMNS)]
+
+
+def record_week(folder: Path, week: date, records: pd.DataFrame) -> Path:
+    """Write (or replace) one week's published lists in the history, atomically.
+
+    Args:
+        folder: The history folder.
+        week: The week published.
+        records: Output of :func:`history_records`.
+
+    Returns:
+        The file written.
+    """
+    target = Path(folder) / f"{week.isoformat()}.parquet"
+    write_parquet(records[list(HISTORY_COLUMNS)], target)
+    return target
+
+
+def _mdt_weeks(history: pd.DataFrame, mdt: str) -> list[date]:
+    return sorted(set(history.loc[history["mdt"] == mdt, "week"]), reverse=True)
+
+
+def last_list(history: pd.DataFrame, mdt: str) -> pd.DataFrame:
+    """The MDT's last published list in ``history`` (empty if it has none)."""
+    weeks = _mdt_weeks(history, mdt)
+    if not weeks:
+        return history.iloc[0:0]
+    return history.loc[(history["mdt"] == mdt) & (history["week"] == weeks[0])]
+
+
+def change_since_last_week(listed: pd.DataFrame, mdt: str, history: pd.DataFrame) -> pd.DataFrame:
+    """Change since the MDT's last published list, and weeks on the list.
+
+    Args:
+        listed: This week's list for the MDT (``person_id``, ``probability``).
+        mdt: The MDT's name.
+        history: Published lists of earlier weeks (:func:`load_history`).
+
+    Returns:
+        Index ``person_id`` (in the order of ``listed``): ``change`` (new, up, down,
+        same), ``weeks_on_list``, ``previous_rank`` and ``previous_probability``.
+    """
+    person_ids = listed["person_id"].astype(str)
+    previous = last_list(history, mdt).set_index("person_id")
+    prev_p = (
+        person_ids.map(previous["probability"]) if len(previous) else pd.Series(np.nan, index=listed.index)
+    )
+    prev_rank = person_ids.map(previous["rank"]) if len(previous) else pd.Series(np.nan, index=listed.index)
+    now = displayed_risk(listed["probability"].to_numpy())
+    before = displayed_risk(prev_p.to_numpy())
+    change = np.select([np.isnan(before), now > before, now < before], ["new", "up", "down"], default="same")
+    weeks_on = np.ones(len(listed), dtype="int64")
+    still = np.ones(len(listed), dtype=bool)
+    for week in _mdt_weeks(history, mdt):
+        members = set(history.loc[(history["mdt"] == mdt) & (history["week"] == week), "person_id"])
+        still &= person_ids.isin(members).to_numpy()
+        if not still.any():
+            break
+        weeks_on += still
+    return pd.DataFrame(
+        {
+            "change": change,
+            "weeks_on_list": weeks_on,
+            "previous_rank": prev_rank.astype("Int64").to_numpy(),
+            "previous_probability": prev_p.to_numpy(dtype="float64"),
+        },
+        index=pd.Index(person_ids, name="person_id"),
+    )
+
+
+def leavers(
+    mdt: Mdt,
+    history: pd.DataFrame,
+    listed: pd.DataFrame,
+    scored: pd.DataFrame,
+    status: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """People on the MDT's last published list who are not on this week's, with why.
+
+    The first reason that applies is given, in this order: died, deregistered,
+    registered with a practice outside the MDT, type 1 opt-out (when excluded),
+    joined a caseload (when caseloads are excluded), below the age floor, not in
+    this week's scored population, risk fell (lower as shown), or moved below
+    capacity because others' risk rose.
+
+    Args:
+        mdt: The MDT.
+        history: Published lists of earlier weeks.
+        listed: This week's list for the MDT.
+        scored: This week's scored population with status flags.
+        status: Status of every patient (:func:`population_status`), which also
+            covers people no longer in the scored population (e.g. who died).
+
+    Returns:
+        ``person_id``, ``previous_rank``, ``previous_probability``, ``reason``, in
+        last week's rank order.
+    """
+    previous = last_list(history, mdt.name)
+    gone = previous.loc[~previous["person_id"].isin(set(listed["person_id"].astype(str)))]
+    gone = gone.sort_values("rank")
+    facts = scored.assign(person_id=scored["person_id"].astype(str)).set_index("person_id")
+    state = facts
+    if status is not None:
+        state = status.assign(person_id=status["person_id"].astype(str)).set_index("person_id")
+    p_col = probability_column(mdt.outcome)
+    reasons = []
+    for person, prev_p in zip(gone["person_id"], gone["probability"], strict=True):
+        row = state.loc[person] if person in state.index else None
+        current = facts.loc[person] if person in facts.index else None
+
+        def flag(name: str, row: pd.Series | None = row) -> bool:
+            return bool(row is not None and name in row.index and bool(row[name]))
+
+        practice = row["practice_code"] if row is not None and "practice_code" in row.index else None
+        if flag("deceased"):
+            reasons.append(LEFT_DIED)
+        elif flag("deregistered"):
+            reasons.append(LEFT_DEREGISTERED)
+        elif practice is not None and practice not in mdt.practices:
+            reasons.append(LEFT_MOVED_PRACTICE)
+        elif mdt.exclusions.type1_opt_out == "exclude" and flag("type1_opt_out"):
+            reasons.append(LEFT_OPTED_OUT)
+        elif mdt.exclusions.active_caseload == "exclude" and flag("on_caseload"):
+            reasons.append(LEFT_CASELOAD)
+        elif current is None or pd.isna(current.get(p_col, np.nan)):
+            reasons.append(LEFT_NOT_SCORED)
+        elif "age" in current.index and current["age"] < mdt.min_age:
+            reasons.append(LEFT_BELOW_AGE)
+        elif displayed_risk(float(current[p_col])) < displayed_risk(float(prev_p)):
+            reasons.append(LEFT_RISK_FELL)
+        else:
+            reasons.append(LEFT_BELOW_CAPACITY)
+    return pd.DataFrame(
+        {
+            "person_id": gone["person_id"].astype(str).to_numpy(),
+            "previous_rank": gone["rank"].astype("int64").to_numpy(),
+            "previous_probability": gone["probability"].astype("float64").to_numpy(),
+            "reason": pd.Series(reasons, dtype="object").to_numpy()
+            if reasons
+            else np.array([], dtype=object),
+        }
+    )

@@ -1,0 +1,249 @@
+"""The reasons on each row: the factors that raise a listed person's risk most, in plain English.
+
+Contributions are LightGBM ``pred_contrib`` values (TreeSHAP, the same as
+``shap.TreeExplainer``) in the model's raw (log-odds) units, computed for listed
+people only. Windows of one concept (A&E attendances over 30, 90 and 365 days)
+count as one reason: the concept's contribution is the sum over its features,
+and only concepts whose summed contribution is positive (they raise risk) can be
+a reason. The text shows the concept's most informative feature with the
+person's own value: its 12-month window when it has one (it holds the shorter
+windows' events too), the eFI score for frailty (its text names the category
+as well), otherwise the feature with the largest contribution. Text comes from
+the feature dictionary
+(``riskstrat.features.dictionary``: ``reason_text(feature, value)`` and a
+``concept`` per feature). Ties are broken by concept name, so the order is stable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskstrat.errors import RiskstratError
+
+NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
+    {"person_id", "as_of", "bias", "(bias)", "base_value", "expected_value", "intercept"}
+)
+"""Columns of a contributions frame that are not features (the bias term is not a reason)."""
+
+_WINDOW = re.compile(r"^(?P<stem>.+)_(?P<days>\d+)d$")
+_FRAILTY = ("Fit", "Mild frailty", "Moderate frailty", "Severe frailty")
+DISPLAY_WINDOW_DAYS = 365
+"""The window whose text is shown for a windowed concept ("in the last 12 months")."""
+DISPLAY_FEATURES: frozenset[str] = frozenset({"efi_score"})
+"""Features whose text is shown for their concept in preference to the others."""
+
+
+@dataclass(frozen=True)
+class FeatureVocabulary:
+    """How features are grouped into concepts and written as reasons."""
+
+    concept: Callable[[str], str]
+    reason_text: Callable[[str, Any], str]
+
+
+def _is_display_feature(feature: str) -> bool:
+    match = _WINDOW.match(feature)
+    return feature in DISPLAY_FEATURES or bool(match and int(match.group("days")) == DISPLAY_WINDOW_DAYS)
+
+
+def _fallback_concept(feature: str) -> str:
+    if feature.startswith("efi_"):
+        return "frailty"
+    match = _WINDOW.match(feature)
+    return match.group("stem") if match else feature
+
+
+def _fallback_reason_text(feature: str, value: Any) -> str:
+    match = _WINDOW.match(feature)
+    if value is None:
+        return f"{feature.replace('_', ' ')}: not recorded"
+    if feature == "efi_score":
+        band = int(np.digitize(float(value), [0.12, 0.24, 0.36], right=True))
+        return f"{_FRAILTY[band]} (eFI {float(value):.2f})"
+    if feature == "efi_category":
+        return _FRAILTY[int(value)]
+    if match:
+        days = int(match.group("days"))
+        period = f"{days // 365 * 12} months" if days % 365 == 0 else f"{days} days"
+        thing = match.group("stem").replace("_", " ").replace("ae ", "A&E ")
+        return f"{_format_value(value)} {thing} in the last {period}"
+    return f"{feature.replace('_', ' ')}: {_format_value(value)}"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _dictionary_concept(module: Any) -> Callable[[str], str] | None:
+    for name in ("concept", "concept_of", "feature_concept"):
+        func = getattr(module, name, None)
+        if callable(func):
+            return func
+    for name in ("FEATURES", "DICTIONARY", "FEATURE_DICTIONARY"):
+        table = getattr(module, name, None)
+        if table is not None:
+
+            def lookup(feature: str, table: Any = table) -> str:
+                entry = table[feature]
+                return entry["concept"] if isinstance(entry, dict) else entry.concept
+
+            return lookup
+    return None
+
+
+def feature_vocabulary() -> FeatureVocabulary:
+    """The feature dictionary's concepts and reason texts, with a plain fallback per feature.
+
+    Uses ``riskstrat.features.dictionary`` when it is installed; a feature it does
+    not know (and everything, if it is absent) gets a generic concept (the name
+    without its window) and text ("3 ae attendances in the last 12 months").
+    """
+    try:
+        module = importlib.import_module("riskstrat.features.dictionary")
+    except ImportError:
+        module = None
+    text = getattr(module, "reason_text", None) if module is not None else None
+    concept = _dictionary_concept(module) if module is not None else None
+
+    # Texts repeat (counts are small whole numbers), so each (feature, value) is written once.
+    concepts: dict[str, str] = {}
+    texts: dict[tuple[str, Any], str] = {}
+
+    def concept_of(feature: str) -> str:
+        if feature not in concepts:
+            found = None
+            if concept is not None:
+                try:
+                    found = str(concept(feature))
+                except (KeyError, LookupError, ValueError):
+                    found = None
+            concepts[feature] = found or _fallback_concept(feature)
+        return concepts[feature]
+
+    def reason_text(feature: str, value: Any) -> str:
+        value = None if value is None or pd.isna(value) else value
+        key = (feature, value if value is None or isinstance(value, str) else float(value))
+        if key not in texts:
+            found = None
+            if text is not None:
+                try:
+                    found = str(text(feature, value))
+                except (KeyError, LookupError, ValueError):
+                    found = None
+            texts[key] = found if found is not None else _fallback_reason_text(feature, value)
+        return texts[key]
+
+    return FeatureVocabulary(concept=concept_of, reason_text=reason_text)
+
+
+def _contribution_matrix(contributions: pd.DataFrame) -> tuple[pd.Index, list[str], np.ndarray]:
+    frame = contributions
+    if "person_id" in frame.columns:
+        frame = frame.set_index("person_id")
+    features = [c for c in frame.columns if c not in NON_FEATURE_COLUMNS]
+    values = frame[features].to_numpy(dtype="float64", na_value=0.0)
+    return frame.index.astype(str), features, values
+
+
+def concept_contributions(
+    contributions: pd.DataFrame, vocabulary: FeatureVocabulary | None = None
+) -> pd.DataFrame:
+    """Contributions summed by concept (one column per concept, one row per person).
+
+    Args:
+        contributions: TreeSHAP contributions, features as columns, ``person_id`` as
+            index or column; a bias column is ignored.
+        vocabulary: Concepts of features; defaults to :func:`feature_vocabulary`.
+
+    Returns:
+        Person x concept contributions, concepts sorted by name.
+    """
+    vocabulary = vocabulary or feature_vocabulary()
+    people, features, values = _contribution_matrix(contributions)
+    concepts = pd.Series([vocabulary.concept(f) for f in features], index=features)
+    summed = pd.DataFrame(values, index=people, columns=features).T.groupby(concepts).sum().T
+    return summed[sorted(summed.columns)]
+
+
+def top_reasons(
+    contributions: pd.DataFrame,
+    features: pd.DataFrame,
+    count: int = 3,
+    vocabulary: FeatureVocabulary | None = None,
+) -> pd.DataFrame:
+    """The ``count`` concepts that raise each person's risk most, written as reasons.
+
+    Args:
+        contributions: TreeSHAP contributions for the listed people (features as
+            columns, ``person_id`` as index or column), as ``models.explain`` returns
+            or ``booster.predict(X, pred_contrib=True)`` gives.
+        features: The feature matrix rows of those people (``person_id`` and the
+            feature columns), for the values shown in the text.
+        count: Reasons per person.
+        vocabulary: Concepts and texts; defaults to :func:`feature_vocabulary`.
+
+    Returns:
+        One row per person (index ``person_id``, in the order of ``contributions``):
+        ``reason_1`` .. ``reason_<count>`` (text, empty when fewer concepts raise risk),
+        and for each ``reason_<i>_concept``, ``reason_<i>_feature`` and
+        ``reason_<i>_contribution`` (the concept's summed contribution, log-odds).
+    """
+    vocabulary = vocabulary or feature_vocabulary()
+    people, names, values = _contribution_matrix(contributions)
+    concept_of = [vocabulary.concept(f) for f in names]
+    concepts = sorted(set(concept_of))
+    members = {c: np.array([i for i, k in enumerate(concept_of) if k == c]) for c in concepts}
+    n = len(people)
+    sums = np.zeros((n, len(concepts)))
+    shown = np.zeros((n, len(concepts)), dtype="int64")
+    for j, concept in enumerate(concepts):
+        block = values[:, members[concept]]
+        sums[:, j] = block.sum(axis=1)
+        preferred = [i for i in members[concept] if _is_display_feature(names[i])]
+        if preferred:
+            shown[:, j] = preferred[0]
+        elif n:
+            shown[:, j] = members[concept][np.argmax(block, axis=1)]
+    order = np.argsort(-sums, axis=1, kind="stable")[:, :count]
+    lookup = features.assign(person_id=features["person_id"].astype(str)).set_index("person_id")
+    unknown = people.difference(lookup.index)
+    if len(unknown):
+        raise RiskstratError(
+            f"contributions: {len(unknown):,} row(s) whose person_id is not in the feature rows, "
+            f"e.g. {unknown[0]}",
+            hint="Index the contributions by person_id (explain rows indexed by person_id).",
+        )
+    lookup = lookup.reindex(people)
+    columns: dict[str, np.ndarray] = {}
+    out: dict[str, list[Any]] = {}
+    for i in range(1, count + 1):
+        for suffix in ("", "_concept", "_feature"):
+            out[f"reason_{i}{suffix}"] = [""] * n
+        out[f"reason_{i}_contribution"] = [np.nan] * n
+    for row in range(n):
+        for slot, j in enumerate(order[row], start=1):
+            if sums[row, j] <= 0:
+                break
+            feature = names[shown[row, j]]
+            if feature not in columns:
+                columns[feature] = (
+                    lookup[feature].to_numpy(dtype=object)
+                    if feature in lookup.columns
+                    else np.full(n, np.nan)
+                )
+            value = columns[feature][row]
+            out[f"reason_{slot}"][row] = vocabulary.reason_text(feature, value)
+            out[f"reason_{slot}_concept"][row] = concepts[j]
+            out[f"reason_{slot}_feature"][row] = feature
+            out[f"reason_{slot}_contribution"][row] = float(sums[row, j])
+    result = pd.DataFrame(out, index=pd.Index(people, name="person_id"))
+    return result

@@ -1,0 +1,231 @@
+"""What an MDT sees on each row of its list, and what each column means.
+
+Rows are built from the selection (rank, risk, band), the reasons, the feature
+matrix (age band, sex, frailty, long-term conditions, care home, A&E and
+community activity), the dates of the last emergency admission and A&E
+attendance (from the extract, listed people only) and the change since last week.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from riskstrat.ingest.contract import EMERGENCY_ADMISSION_METHODS
+from riskstrat.ingest.reference import conditions
+
+SEX_LABELS: dict[str, str] = {"1": "Male", "2": "Female", "9": "Not stated", "X": "Not known"}
+FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
+COMMUNITY_SERVICES: tuple[str, ...] = (
+    "district_nursing",
+    "community_matron",
+    "urgent_community_response",
+    "falls",
+    "therapy",
+    "intermediate_care",
+    "palliative",
+    "virtual_ward",
+)
+MAX_CONDITION_NAMES = 4
+"""Long-term conditions named on a row; more are summarised as "+N more"."""
+
+COLUMN_NOTES: dict[str, str] = {
+    "Rank": "Place on this MDT's list this week, 1 = highest predicted risk. Ties: see the intended use.",
+    "Person ID": "Pseudonymised ID, the same in every extract; the re-identification key links it.",
+    "NHS number": "Added from the re-identification key; present only when the ICS has configured one.",
+    "Practice": "ODS code of the GP practice the person is registered with.",
+    "Risk (%)": "Predicted chance of the outcome that ranks this list in the next 12 months, in per cent.",
+    "Risk band": "Band of the risk among everyone scored across the ICS (see configs/mdts.yaml).",
+    "Reason": "A factor that raises this person's predicted risk most (TreeSHAP), with their own value.",
+    "Age band": "Age band at the data date.",
+    "Sex": "Sex as recorded by the practice (person stated gender).",
+    "Frailty": "eFI category: fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe above; eFI score.",
+    "Long-term conditions": "Number of long-term conditions recorded.",
+    "Main long-term conditions": "Names of the long-term conditions recorded (up to four, then '+N more').",
+    "Care home": "Yes if a care-home residence code is recorded.",
+    "Last emergency admission": "Date of the latest emergency hospital admission up to the data date.",
+    "Last A&E attendance": "Date of the most recent A&E attendance up to the data date.",
+    "A&E attendances (12 months)": "A&E attendances in the 12 months to the data date.",
+    "Community services (90 days)": "Community services seen in the 90 days to the data date, with contacts.",
+    "On caseload": "Team whose virtual-ward / proactive-care caseload the person is already on.",
+    "Change since last week": (
+        "new (not on last week's list), up / down (risk higher / lower as shown), same."
+    ),
+    "Weeks on list": "Consecutive weekly lists, including this one, that have held the person.",
+}
+"""Every column of the list and what it means (the second sheet of the XLSX)."""
+
+
+def reason_columns(count: int) -> list[str]:
+    """Headings of the reason columns: Reason 1 .. Reason <count>."""
+    return [f"Reason {i}" for i in range(1, count + 1)]
+
+
+def column_note(column: str) -> str:
+    """The explanation of a column (reason columns share one)."""
+    return COLUMN_NOTES["Reason"] if column.startswith("Reason ") else COLUMN_NOTES[column]
+
+
+def listed_context(
+    apc_spells: pd.DataFrame | None,
+    ae_attendances: pd.DataFrame | None,
+    as_of: date,
+    person_ids: pd.Series,
+) -> pd.DataFrame:
+    """Dates of the last emergency admission and last A&E attendance, for listed people only.
+
+    Args:
+        apc_spells: Contract ``apc_spells`` table (or None).
+        ae_attendances: Contract ``ae_attendances`` table (or None).
+        as_of: The data date; later events are ignored.
+        person_ids: The listed people.
+
+    Returns:
+        Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT).
+    """
+    ids = pd.Index(person_ids.astype(str).unique(), name="person_id")
+    out = pd.DataFrame(index=ids)
+    as_of_ts = pd.Timestamp(as_of)
+    out["last_emergency_admission"] = pd.NaT
+    out["last_ae_attendance"] = pd.NaT
+    if apc_spells is not None and len(apc_spells):
+        spells = apc_spells.loc[apc_spells["person_id"].astype(str).isin(ids)]
+        admitted = pd.to_datetime(spells["admission_date"])
+        emergency = spells["admission_method"].astype(str).isin(EMERGENCY_ADMISSION_METHODS) & (
+            admitted <= as_of_ts
+        )
+        last = admitted[emergency].groupby(spells.loc[emergency, "person_id"].astype(str)).max()
+        out["last_emergency_admission"] = out.index.map(last)
+    if ae_attendances is not None and len(ae_attendances):
+        attendances = ae_attendances.loc[ae_attendances["person_id"].astype(str).isin(ids)]
+        arrived = pd.to_datetime(attendances["arrival_datetime"]).dt.normalize()
+        past = arrived <= as_of_ts
+        last = arrived[past].groupby(attendances.loc[past, "person_id"].astype(str)).max()
+        out["last_ae_attendance"] = out.index.map(last)
+    for column in ("last_emergency_admission", "last_ae_attendance"):
+        out[column] = pd.to_datetime(out[column]).dt.date
+    return out
+
+
+def _number(frame: pd.DataFrame, column: str, default: float = 0) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(default, index=frame.index, dtype="float64")
+    return pd.to_numeric(frame[column], errors="coerce").fillna(default)
+
+
+def frailty_label(category: pd.Series, score: pd.Series | None) -> pd.Series:
+    """'Severe (eFI 0.42)' style frailty labels from the eFI category and score."""
+    labels = category.map(lambda c: FRAILTY_LABELS[int(c)] if pd.notna(c) else "")
+    if score is None:
+        return labels
+    return pd.Series(
+        [
+            f"{lab} (eFI {s:.2f})" if lab and pd.notna(s) else lab
+            for lab, s in zip(labels, score, strict=True)
+        ],
+        index=category.index,
+    )
+
+
+def condition_names(features: pd.DataFrame) -> pd.Series:
+    """Names of each person's long-term conditions, in the reference order, up to four then '+N more'."""
+    vocabulary = conditions()
+    ltcs = vocabulary.loc[vocabulary["is_ltc"].astype(str).str.lower() == "true", ["condition", "label"]]
+    present = [(f"ltc_{c}", label) for c, label in zip(ltcs["condition"], ltcs["label"], strict=True)]
+    present = [(col, label) for col, label in present if col in features.columns]
+    names = []
+    for _, row in features[[c for c, _ in present]].iterrows():
+        held = [label for col, label in present if pd.notna(row[col]) and row[col] > 0]
+        extra = len(held) - MAX_CONDITION_NAMES
+        text = ", ".join(held[:MAX_CONDITION_NAMES])
+        names.append(f"{text} +{extra} more" if extra > 0 else text)
+    return pd.Series(names, index=features.index, dtype="object")
+
+
+def community_services(features: pd.DataFrame, days: int = 90) -> pd.Series:
+    """Community services seen in the last ``days`` days with their contact counts, from the features."""
+    columns = [
+        (s, f"community_{s}_{days}d") for s in COMMUNITY_SERVICES if f"community_{s}_{days}d" in features
+    ]
+    out = []
+    for _, row in features[[c for _, c in columns]].iterrows():
+        seen = [
+            f"{service.replace('_', ' ').capitalize()} ({int(row[c])})"
+            for service, c in columns
+            if pd.notna(row[c]) and row[c] > 0
+        ]
+        out.append(", ".join(seen))
+    return pd.Series(out, index=features.index, dtype="object")
+
+
+def build_rows(
+    listed: pd.DataFrame,
+    features: pd.DataFrame,
+    reasons: pd.DataFrame,
+    change: pd.DataFrame,
+    context: pd.DataFrame | None,
+    as_of: date,
+    reasons_count: int = 3,
+    flag_caseload: bool = False,
+) -> pd.DataFrame:
+    """One MDT's rows, in rank order, with the headings the MDT sees.
+
+    Args:
+        listed: The MDT's selection (rank, person_id, practice_code, probability, risk_band, caseload_team).
+        features: Feature matrix rows of (at least) the listed people.
+        reasons: :func:`riskstrat.worklists.reasons.top_reasons` for (at least) the listed people.
+        change: :func:`riskstrat.worklists.history.change_since_last_week` for the list.
+        context: :func:`listed_context` (None: the last A&E date is taken from
+            ``days_since_last_ae`` and the last emergency admission is left blank).
+        as_of: The data date.
+        reasons_count: Reason columns.
+        flag_caseload: Add the "On caseload" column.
+
+    Returns:
+        The rows; dates are ``datetime.date`` (or None), risk is per cent to 1 dp.
+    """
+    ids = listed["person_id"].astype(str)
+    feats = features.assign(person_id=features["person_id"].astype(str)).set_index("person_id").reindex(ids)
+    why = reasons.reindex(ids)
+    moved = change.reindex(ids)
+    rows = pd.DataFrame(index=ids)
+    rows["Rank"] = listed["rank"].astype("int64").to_numpy()
+    rows["Person ID"] = ids.to_numpy()
+    rows["Practice"] = listed["practice_code"].astype(str).to_numpy()
+    rows["Risk (%)"] = np.round(listed["probability"].astype(float).to_numpy() * 100, 1)
+    rows["Risk band"] = listed["risk_band"].astype(str).to_numpy()
+    for i, heading in enumerate(reason_columns(reasons_count), start=1):
+        column = f"reason_{i}"
+        rows[heading] = why[column].fillna("").astype(str) if column in why else ""
+    if "age_band" in feats:
+        rows["Age band"] = feats["age_band"].astype("object").where(feats["age_band"].notna(), "")
+    else:
+        rows["Age band"] = ""
+    sex = feats["sex"].astype("object") if "sex" in feats else pd.Series("", index=ids, dtype="object")
+    rows["Sex"] = sex.map(lambda s: SEX_LABELS.get(str(s), str(s)) if pd.notna(s) else "")
+    rows["Frailty"] = (
+        frailty_label(feats["efi_category"], feats.get("efi_score")) if "efi_category" in feats else ""
+    )
+    rows["Long-term conditions"] = _number(feats, "ltc_count").astype("int64")
+    rows["Main long-term conditions"] = condition_names(feats)
+    rows["Care home"] = np.where(_number(feats, "care_home") > 0, "Yes", "No")
+    if context is not None:
+        ctx = context.reindex(ids)
+        rows["Last emergency admission"] = ctx["last_emergency_admission"].astype("object")
+        rows["Last A&E attendance"] = ctx["last_ae_attendance"].astype("object")
+    else:
+        days = _number(feats, "days_since_last_ae", np.nan)
+        rows["Last emergency admission"] = None
+        rows["Last A&E attendance"] = [None if pd.isna(d) else as_of - timedelta(days=int(d)) for d in days]
+    for column in ("Last emergency admission", "Last A&E attendance"):
+        rows[column] = [None if pd.isna(v) else v for v in rows[column]]
+    rows["A&E attendances (12 months)"] = _number(feats, "ae_attendances_365d").astype("int64")
+    rows["Community services (90 days)"] = community_services(feats, 90)
+    if flag_caseload:
+        team = listed["caseload_team"] if "caseload_team" in listed else pd.Series(pd.NA, index=listed.index)
+        rows["On caseload"] = [str(t) if pd.notna(t) else "" for t in team]
+    rows["Change since last week"] = moved["change"].fillna("new").astype(str)
+    rows["Weeks on list"] = moved["weeks_on_list"].fillna(1).astype("int64")
+    return rows.reset_index(drop=True)

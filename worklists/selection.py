@@ -1,0 +1,248 @@
+"""Who goes on each MDT's list: exclusions, ranking within the MDT and its weekly capacity.
+
+The scored population is one row per person with ``person_id``, ``practice_code``,
+``age``, one probability column per outcome named ``p_<outcome>``
+(``p_emergency_admission``, ``p_frequent_attendance``) and the status flags
+``deceased``, ``deregistered``, ``on_caseload`` (with ``caseload_team``) and
+``type1_opt_out`` (see :func:`population_status`).
+
+Ties are broken deterministically: higher probability first, then a stable hash
+of the person_id (the first 16 hex digits of its SHA-256, ascending), then the
+person_id itself. The hash keeps ties from favouring any ID scheme (such as
+low practice-prefixed IDs) while giving the same order on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from riskstrat.errors import RiskstratError
+from riskstrat.worklists.settings import Mdt, RiskBandSettings
+
+STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
+REQUIRED_COLUMNS: tuple[str, ...] = ("person_id", "practice_code", "age")
+
+
+def probability_column(outcome: str) -> str:
+    """Name of the probability column for an outcome (``p_emergency_admission``)."""
+    return f"p_{outcome}"
+
+
+@dataclass
+class MdtSelection:
+    """One MDT's list and how it was drawn up (counts only, no patient-level detail)."""
+
+    mdt: Mdt
+    listed: pd.DataFrame
+    registered: int
+    eligible: int
+    capacity: int
+    excluded: dict[str, int] = field(default_factory=dict)
+
+
+def population_status(
+    patients: pd.DataFrame,
+    caseload: pd.DataFrame | None,
+    opt_outs: pd.DataFrame | None,
+    as_of: date,
+) -> pd.DataFrame:
+    """Death, registration, caseload and opt-out status of every patient at ``as_of``.
+
+    Args:
+        patients: Contract ``patients`` table (person_id, practice_code, registration_end, date_of_death).
+        caseload: Contract ``caseload`` table, or None.
+        opt_outs: Contract ``opt_outs`` table, or None.
+        as_of: The run date.
+
+    Returns:
+        One row per person: ``person_id``, ``practice_code``, ``deceased``, ``deregistered``,
+        ``on_caseload``, ``caseload_team`` and ``type1_opt_out``.
+    """
+    as_of_ts = pd.Timestamp(as_of)
+    out = pd.DataFrame(
+        {"person_id": patients["person_id"].astype(str), "practice_code": patients["practice_code"]}
+    )
+    death = (
+        pd.to_datetime(patients.get("date_of_death"), errors="coerce")
+        if "date_of_death" in patients
+        else None
+    )
+    out["deceased"] = (death <= as_of_ts).fillna(False).to_numpy(bool) if death is not None else False
+    if "registration_end" in patients:
+        end = pd.to_datetime(patients["registration_end"], errors="coerce")
+        out["deregistered"] = (end <= as_of_ts).fillna(False).to_numpy(bool)
+    else:
+        out["deregistered"] = False
+    out["on_caseload"] = False
+    out["caseload_team"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    if caseload is not None and len(caseload):
+        start = pd.to_datetime(caseload["start_date"], errors="coerce")
+        end = pd.to_datetime(caseload.get("end_date"), errors="coerce")
+        active = caseload.loc[(start <= as_of_ts) & (end.isna() | (end > as_of_ts))].copy()
+        active["person_id"] = active["person_id"].astype(str)
+        teams = active.sort_values(["person_id", "team"]).groupby("person_id")["team"].agg(", ".join)
+        out["on_caseload"] = out["person_id"].isin(teams.index).to_numpy(bool)
+        out["caseload_team"] = out["person_id"].map(teams).astype("string")
+    if opt_outs is not None and len(opt_outs):
+        type1 = set(opt_outs.loc[opt_outs["type"] == "type1", "person_id"].astype(str))
+        out["type1_opt_out"] = out["person_id"].isin(type1).to_numpy(bool)
+    else:
+        out["type1_opt_out"] = False
+    return out
+
+
+def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
+    """Add the status flags to the scored population (people without a status row get False).
+
+    Args:
+        scored: Scored population (person_id, practice_code, age, p_<outcome> ...).
+        status: Output of :func:`population_status`.
+
+    Returns:
+        ``scored`` with ``deceased``, ``deregistered``, ``on_caseload``, ``caseload_team``, ``type1_opt_out``.
+    """
+    keep = [c for c in (*STATUS_COLUMNS, "caseload_team") if c in status.columns]
+    base = scored.drop(columns=[c for c in keep if c in scored.columns])
+    merged = base.merge(status[["person_id", *keep]], on="person_id", how="left", validate="many_to_one")
+    for column in STATUS_COLUMNS:
+        merged[column] = merged[column].fillna(False).astype(bool) if column in merged else False
+    return merged
+
+
+def tie_break_key(person_ids: pd.Series) -> pd.Series:
+    """Stable tie-break key: the first 16 hex digits of SHA-256(person_id), as text."""
+    return person_ids.astype(str).map(lambda pid: hashlib.sha256(pid.encode()).hexdigest()[:16])
+
+
+def risk_percentiles(probabilities: pd.Series) -> pd.Series:
+    """Each person's percentile (0-100] among everyone scored: the share at or below their risk."""
+    return probabilities.rank(method="max", pct=True) * 100
+
+
+def risk_band(values: pd.Series, bands: RiskBandSettings) -> pd.Series:
+    """Band names for percentiles or probabilities, as ``bands.basis`` says.
+
+    Args:
+        values: Percentiles (0-100) or probabilities (0-1), matching ``bands.basis``.
+        bands: The band settings.
+
+    Returns:
+        The name of the first band whose ``min`` each value reaches, else ``bands.otherwise``.
+    """
+    out = pd.Series(bands.otherwise, index=values.index, dtype="string")
+    assigned = pd.Series(False, index=values.index)
+    for band in bands.bands:
+        hit = (values >= band.min - 1e-12) & ~assigned
+        out[hit] = band.name
+        assigned |= hit
+    return out
+
+
+def _check_columns(scored: pd.DataFrame, outcomes: set[str]) -> None:
+    needed = [*REQUIRED_COLUMNS, *STATUS_COLUMNS, *(probability_column(o) for o in sorted(outcomes))]
+    missing = [c for c in needed if c not in scored.columns]
+    if missing:
+        raise RiskstratError(
+            f"scored population: missing column(s) {', '.join(missing)}",
+            hint="Score with the champion model(s); add status with attach_status(population_status(...)).",
+        )
+    duplicated = scored["person_id"].duplicated()
+    if duplicated.any():
+        example = scored.loc[duplicated, "person_id"].iloc[0]
+        raise RiskstratError(
+            f"scored population: {int(duplicated.sum()):,} repeated person_id(s), e.g. {example}",
+            hint="Score one row per person.",
+        )
+
+
+def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSelection:
+    """Draw up one MDT's list.
+
+    Args:
+        scored: Scored population with status flags and ``risk_percentile_<outcome>``
+            (see :func:`select_worklists`, which adds it).
+        mdt: The MDT.
+        bands: Risk band settings.
+
+    Returns:
+        The list, ranked 1..capacity, with ``rank``, ``probability``, ``risk_percentile``,
+        ``risk_band``, ``outcome`` and ``on_caseload`` / ``caseload_team`` kept for flagging.
+    """
+    p_col = probability_column(mdt.outcome)
+    registered = scored.loc[scored["practice_code"].isin(mdt.practices)]
+    excluded: dict[str, int] = {}
+    keep = pd.Series(True, index=registered.index)
+    rules = [
+        ("deceased", registered["deceased"]),
+        ("deregistered", registered["deregistered"]),
+        ("below_age_floor", registered["age"] < mdt.min_age),
+        ("no_score", registered[p_col].isna()),
+    ]
+    if mdt.exclusions.type1_opt_out == "exclude":
+        rules.append(("type1_opt_out", registered["type1_opt_out"]))
+    if mdt.exclusions.active_caseload == "exclude":
+        rules.append(("active_caseload", registered["on_caseload"]))
+    for reason, hit in rules:
+        newly = hit.fillna(False).astype(bool) & keep
+        excluded[reason] = int(newly.sum())
+        keep &= ~newly
+    eligible = registered.loc[keep]
+    capacity = mdt.capacity(len(registered))
+    probability = eligible[p_col].astype(float)
+    # Only people at or above the capacity-th risk can be listed: sort (and hash) just those.
+    cutoff = probability.nlargest(capacity).min() if capacity and len(probability) else np.inf
+    candidates = eligible.loc[probability >= cutoff].copy()
+    candidates["probability"] = probability[probability >= cutoff]
+    candidates["_tie"] = tie_break_key(candidates["person_id"])
+    candidates = candidates.sort_values(["probability", "_tie", "person_id"], ascending=[False, True, True])
+    listed = candidates.head(capacity).drop(columns="_tie").reset_index(drop=True)
+    listed.insert(0, "rank", np.arange(1, len(listed) + 1, dtype="int64"))
+    listed["outcome"] = mdt.outcome
+    listed["risk_percentile"] = listed[f"risk_percentile_{mdt.outcome}"].astype(float)
+    basis = listed["risk_percentile"] if bands.basis == "percentile" else listed["probability"]
+    listed["risk_band"] = risk_band(basis, bands)
+    if mdt.exclusions.active_caseload != "flag":
+        listed["caseload_team"] = pd.Series(pd.NA, index=listed.index, dtype="string")
+    return MdtSelection(
+        mdt=mdt,
+        listed=listed,
+        registered=len(registered),
+        eligible=len(eligible),
+        capacity=capacity,
+        excluded=excluded,
+    )
+
+
+def select_worklists(
+    scored: pd.DataFrame, mdts: list[Mdt], bands: RiskBandSettings
+) -> dict[str, MdtSelection]:
+    """Draw up every MDT's list from the scored population.
+
+    Percentiles for risk bands are taken across everyone scored who is alive and
+    registered (ICS-wide), per outcome, so a band means the same in every MDT.
+
+    Args:
+        scored: Scored population with status flags (see the module docstring).
+        mdts: The resolved MDTs.
+        bands: Risk band settings.
+
+    Returns:
+        MDT name -> its selection, in the order of ``mdts``. Each list holds only
+        people registered with that MDT's practices.
+    """
+    outcomes = {m.outcome for m in mdts}
+    _check_columns(scored, outcomes)
+    scored = scored.copy()
+    scored["person_id"] = scored["person_id"].astype(str)
+    current = ~(scored["deceased"].astype(bool) | scored["deregistered"].astype(bool))
+    for outcome in sorted(outcomes):
+        p_col = probability_column(outcome)
+        pct = pd.Series(np.nan, index=scored.index)
+        pct[current] = risk_percentiles(scored.loc[current, p_col].astype(float))
+        scored[f"risk_percentile_{outcome}"] = pct
+    return {mdt.name: select_mdt(scored, mdt, bands) for mdt in mdts}

@@ -1,0 +1,328 @@
+"""Settings of the weekly MDT worklists (``configs/mdts.yaml``).
+
+Each neighbourhood MDT covers a set of practices, either listed by ODS code or
+named by neighbourhood and resolved through the practice reference file
+(``practice_code, practice_name, neighbourhood, lad_code, list_size``). When no
+MDT is listed, there is one MDT per neighbourhood in that file, each with the
+``default_mdt`` settings: this is how the synthetic default works, because the
+synthetic practice codes depend on the seed.
+
+Exclusions that always apply and are not settings: people who have died and
+people no longer registered with one of the MDT's practices. The National Data
+Opt-out does not apply to direct care (the NDO covers research and planning),
+and worklists are direct care, so it has no setting here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from riskstrat.errors import RiskstratError
+from riskstrat.settings import Settings
+
+Outcome = Literal["emergency_admission", "frequent_attendance"]
+PRACTICE_REFERENCE_COLUMNS: tuple[str, ...] = ("practice_code", "neighbourhood")
+
+
+class ExclusionSettings(Settings):
+    """Who is left off an MDT's list beyond the always-excluded (died, deregistered)."""
+
+    active_caseload: Literal["exclude", "include", "flag"] = Field(
+        "flag",
+        description=(
+            "People on an active virtual-ward / proactive-care caseload: exclude (left off), "
+            "include (listed like anyone else) or flag (listed, with the caseload team shown)."
+        ),
+    )
+    type1_opt_out: Literal["exclude", "include"] = Field(
+        "exclude",
+        description=(
+            "People with a type 1 opt-out recorded at their practice: exclude (default) or include "
+            "(only where the ICS's data protection impact assessment allows it for direct care)."
+        ),
+    )
+
+
+class MdtDefaults(Settings):
+    """Settings an MDT takes unless it sets its own; also used for every neighbourhood MDT by default."""
+
+    capacity_people: int | None = Field(
+        50, ge=1, description="People the MDT can discuss a week (set this or capacity_share)."
+    )
+    capacity_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Capacity as a share of the people registered with its practices in the scored population "
+            "(e.g. 0.005 = 0.5%), rounded up; set this or capacity_people."
+        ),
+    )
+    min_age: int = Field(18, ge=0, le=120, description="Youngest age (whole years at the run date) listed.")
+    outcome: Outcome = Field(
+        "emergency_admission",
+        description=(
+            "The predicted outcome that ranks the list: emergency_admission (virtual ward, proactive care) "
+            "or frequent_attendance (high-intensity-use or care-navigation service)."
+        ),
+    )
+    exclusions: ExclusionSettings = Field(
+        default_factory=ExclusionSettings, description="Caseload and opt-out handling."
+    )
+
+    @model_validator(mode="after")
+    def _one_capacity(self) -> MdtDefaults:
+        if (self.capacity_people is None) == (self.capacity_share is None):
+            raise ValueError("set exactly one of capacity_people and capacity_share")
+        return self
+
+
+class MdtDefinition(Settings):
+    """One MDT: its name, the practices it covers and, optionally, its own capacity and rules."""
+
+    name: str = Field(min_length=1, description="Name shown on the list and used for its file names.")
+    practices: tuple[str, ...] = Field(
+        (), description="ODS codes of the practices it covers (set this or neighbourhood)."
+    )
+    neighbourhood: str | None = Field(
+        None,
+        description="Neighbourhood in the practice reference file whose practices it covers (or practices).",
+    )
+    capacity_people: int | None = Field(
+        None, ge=1, description="People a week; empty = capacity_share or the default_mdt capacity."
+    )
+    capacity_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Share of its registered population; empty = capacity_people or default.",
+    )
+    min_age: int | None = Field(None, ge=0, le=120, description="Age floor; empty = default_mdt.min_age.")
+    outcome: Outcome | None = Field(None, description="Outcome that ranks it; empty = default_mdt.outcome.")
+    exclusions: ExclusionSettings | None = Field(
+        None, description="Caseload and opt-out handling; empty = default_mdt.exclusions."
+    )
+
+    @model_validator(mode="after")
+    def _practices_or_neighbourhood(self) -> MdtDefinition:
+        if bool(self.practices) == (self.neighbourhood is not None):
+            raise ValueError("set exactly one of practices and neighbourhood")
+        if self.capacity_people is not None and self.capacity_share is not None:
+            raise ValueError("set at most one of capacity_people and capacity_share")
+        return self
+
+
+class RiskBand(Settings):
+    """One risk band: people at or above ``min`` (percentile or probability, per ``basis``)."""
+
+    name: str = Field(min_length=1, description="Band name shown on the list, e.g. 'Very high'.")
+    min: float = Field(
+        ge=0, le=100, description="Lowest percentile (0-100) or probability (0-1) in the band."
+    )
+
+
+class RiskBandSettings(Settings):
+    """How a person's risk is put into a band."""
+
+    basis: Literal["percentile", "probability"] = Field(
+        "percentile",
+        description=(
+            "percentile: the person's place among everyone scored at the run date on the MDT's outcome "
+            "(ICS-wide, so bands mean the same in every MDT); probability: the predicted risk itself (0-1)."
+        ),
+    )
+    bands: tuple[RiskBand, ...] = Field(
+        (
+            RiskBand(name="Very high", min=99.5),
+            RiskBand(name="High", min=98),
+            RiskBand(name="Moderate", min=95),
+        ),
+        min_length=1,
+        description="Bands from highest to lowest; a person takes the first band whose min they reach.",
+    )
+    otherwise: str = Field("Lower", min_length=1, description="Band of people below every band's min.")
+
+    @model_validator(mode="after")
+    def _bands_descending(self) -> RiskBandSettings:
+        mins = [band.min for band in self.bands]
+        if mins != sorted(mins, reverse=True) or len(set(mins)) != len(mins):
+            raise ValueError("bands must be listed from highest min to lowest, without repeats")
+        if self.basis == "probability" and max(mins) > 1:
+            raise ValueError("with basis: probability every band's min is a probability between 0 and 1")
+        return self
+
+
+class MdtSettings(Settings):
+    """The MDTs that receive a weekly worklist (``configs/mdts.yaml``)."""
+
+    practices_file: Path = Field(
+        Path("outputs/reference/practices.csv"),
+        description=(
+            "Practice reference CSV (practice_code, practice_name, neighbourhood, lad_code, list_size) "
+            "that resolves neighbourhoods to practices."
+        ),
+    )
+    default_mdt: MdtDefaults = Field(
+        default_factory=MdtDefaults,
+        description="Settings an MDT takes unless it sets its own (and every MDT when none are listed).",
+    )
+    mdts: tuple[MdtDefinition, ...] = Field(
+        (), description="The MDTs; empty = one per neighbourhood in practices_file with default_mdt settings."
+    )
+    reasons_count: int = Field(3, ge=1, le=5, description="Reasons shown per person.")
+    risk_bands: RiskBandSettings = Field(
+        default_factory=RiskBandSettings, description="How risk is put into bands."
+    )
+    reidentification_key: Path | None = Field(
+        None,
+        description=(
+            "CSV or Parquet of person_id, nhs_number. When set, the NHS number is added to the XLSX and CSV "
+            "only (never history, logs or manifest). Empty = IDs stay pseudonymised."
+        ),
+    )
+
+    @field_validator("mdts")
+    @classmethod
+    def _unique_names(cls, value: tuple[MdtDefinition, ...]) -> tuple[MdtDefinition, ...]:
+        names = [mdt_slug(m.name) for m in value]
+        if len(set(names)) != len(names):
+            raise ValueError("MDT names must be unique (ignoring case and punctuation)")
+        return value
+
+    def fingerprint(self) -> str:
+        """A short hash of every worklist setting, written into the manifest."""
+        payload = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Mdt:
+    """An MDT with everything resolved: its practices and the rules that apply to it."""
+
+    name: str
+    practices: tuple[str, ...]
+    outcome: str
+    min_age: int
+    capacity_people: int | None
+    capacity_share: float | None
+    exclusions: ExclusionSettings
+
+    @property
+    def slug(self) -> str:
+        """File-name form of the name."""
+        return mdt_slug(self.name)
+
+    def capacity(self, registered: int) -> int:
+        """People a week, given how many people are registered with its practices.
+
+        Args:
+            registered: People in the scored population registered with its practices.
+
+        Returns:
+            ``capacity_people``, or ``capacity_share`` of ``registered`` rounded up.
+        """
+        if self.capacity_people is not None:
+            return self.capacity_people
+        return math.ceil(float(self.capacity_share or 0) * registered - 1e-9)
+
+
+def mdt_slug(name: str) -> str:
+    """Lower-case file-name form of an MDT name ("North East PCN" -> "north-east-pcn")."""
+    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in name.strip())
+    return "-".join(part for part in out.split("-") if part) or "mdt"
+
+
+def read_practices(path: Path) -> pd.DataFrame:
+    """Read the practice reference file.
+
+    Args:
+        path: CSV with at least ``practice_code`` and ``neighbourhood``.
+
+    Returns:
+        The file as strings.
+
+    Raises:
+        RiskstratError: If the file is missing or lacks a needed column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RiskstratError(
+            f"practice reference file not found: {path}",
+            hint="Run `riskstrat generate` (synthetic) or set practices_file in configs/mdts.yaml.",
+        )
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in PRACTICE_REFERENCE_COLUMNS if c not in table.columns]
+    if missing:
+        raise RiskstratError(
+            f"{path}: missing column(s) {', '.join(missing)}",
+            hint="The practice reference file needs practice_code and neighbourhood columns.",
+        )
+    return table
+
+
+def resolve_mdts(settings: MdtSettings, practices: pd.DataFrame | None) -> list[Mdt]:
+    """Turn the settings into MDTs with their practices and rules.
+
+    Args:
+        settings: The worklist settings.
+        practices: The practice reference table (needed for neighbourhoods and the default MDTs).
+
+    Returns:
+        MDTs in the order listed (the default ones in neighbourhood order).
+
+    Raises:
+        RiskstratError: If a neighbourhood is unknown or the reference table is needed but absent.
+    """
+    definitions = settings.mdts
+    if not definitions:
+        if practices is None:
+            raise RiskstratError(
+                "no MDTs listed in configs/mdts.yaml and no practice reference file to derive them from",
+                hint="List mdts, or supply practices_file with a neighbourhood column.",
+            )
+        definitions = tuple(
+            MdtDefinition(name=str(n), neighbourhood=str(n))
+            for n in sorted(practices["neighbourhood"].dropna().unique())
+            if str(n)
+        )
+    default = settings.default_mdt
+    resolved: list[Mdt] = []
+    for definition in definitions:
+        if definition.neighbourhood is not None:
+            if practices is None:
+                raise RiskstratError(
+                    f"MDT '{definition.name}' names neighbourhood '{definition.neighbourhood}' "
+                    "but there is no practice reference file",
+                    hint="Set practices_file in configs/mdts.yaml.",
+                )
+            codes = practices.loc[practices["neighbourhood"] == definition.neighbourhood, "practice_code"]
+            if codes.empty:
+                raise RiskstratError(
+                    f"MDT '{definition.name}': neighbourhood '{definition.neighbourhood}' "
+                    "has no practices in the practice reference file",
+                    hint="Check the spelling against the file's neighbourhood column.",
+                )
+            practice_codes = tuple(sorted(codes.astype(str).unique()))
+        else:
+            practice_codes = tuple(sorted(set(definition.practices)))
+        own_capacity = definition.capacity_people is not None or definition.capacity_share is not None
+        resolved.append(
+            Mdt(
+                name=definition.name,
+                practices=practice_codes,
+                outcome=definition.outcome or default.outcome,
+                min_age=definition.min_age if definition.min_age is not None else default.min_age,
+                capacity_people=definition.capacity_people if own_capacity else default.capacity_people,
+                capacity_share=definition.capacity_share if own_capacity else default.capacity_share,
+                exclusions=definition.exclusions or default.exclusions,
+            )
+        )
+    return resolved
