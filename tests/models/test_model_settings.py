@@ -11,7 +11,9 @@ def test_shipped_model_yaml_loads_with_documented_defaults():
     settings = load_settings(REPO_CONFIG_DIR / "model.yaml", ModelSettings)
     assert settings.caseload.treatment == "flag"
     assert settings.promotion.calibration_slope_bounds == (0.9, 1.1)
-    assert settings.params_for("emergency_admission").early_stopping_rounds == 50
+    # The shipped trees are small and well regularised (see the comment in configs/model.yaml).
+    emergency = settings.params_for("emergency_admission")
+    assert (emergency.num_leaves, emergency.early_stopping_rounds) == (7, 100)
     assert settings.mlflow.registered_models["frequent_attendance"] == "frequent_attendance"
 
 

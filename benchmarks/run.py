@@ -1,0 +1,632 @@
+"""Time every stage at population scale and write docs/performance.md.
+
+    python -m benchmarks.run [--people 250000 500000 1000000] [--out DIR] [--skip-spark]
+
+For each size, in a fresh folder ``<out>/people_<n>/``, every stage runs in its
+own process (:mod:`benchmarks.stages`), so each stage's peak memory is its own:
+the larger of the process's maximum resident set size (``os.wait4``) and the
+summed resident memory of its process tree sampled from ``/proc`` (which counts
+Spark's JVM). Seconds are the stage's own work, timed inside the process
+(interpreter start-up and imports are in ``wall_seconds`` in the JSON).
+
+Alongside the stages it measures the feature build against its floor (DuckDB
+scanning every event table once, grouped by person), reasons for listed people
+against reasons for everyone, and the feature build on DuckDB against PySpark
+local[2]. Results go to ``<out>/benchmark.json`` and, as Markdown tables with
+the machine and the targets, to ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GIB = 1024**3
+DEFAULT_SIZES = (250_000, 500_000, 1_000_000)
+FULL_SIZE = 1_000_000
+"""The size the targets are judged at."""
+GROWTH_SLACK = 1.1
+"""Allowed time growth per unit of population growth: doubling people may take at most 2.2x the time."""
+PACKAGES = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "duckdb",
+    "ibis-framework",
+    "pyspark",
+    "lightgbm",
+    "mlflow",
+    "prefect",
+    "great-expectations",
+)
+REPO = Path(__file__).resolve().parent.parent
+DOCS_FILE = REPO / "docs" / "performance.md"
+
+# Stage processes in run order: (name, benchmarks.stages stage, uses the PySpark config).
+STAGE_RUNS: tuple[tuple[str, str, bool], ...] = (
+    ("generate", "generate", False),
+    ("validate", "validate", False),
+    ("features", "features", False),
+    ("train", "train", False),
+    ("weekly_features", "weekly_features", False),
+    ("weekly_score", "weekly_score", False),
+    ("weekly_reasons", "weekly_reasons", False),
+    ("weekly_export", "weekly_export", False),
+    ("weekly", "weekly", False),
+    ("reasons_everyone", "reasons_everyone", False),
+    ("features_spark", "weekly_features", True),
+)
+
+# Rows of the main table: (label, stage process, seconds keys summed, target note).
+ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("Generate", "generate", ("generate",), "1M: < 10 min"),
+    ("Validate", "validate", ("validate",), ""),
+    ("Features (training table, 4 as-of dates + outcomes)", "features", ("training_table",), ""),
+    ("Train (2 outcomes) + register in MLflow", "train", ("train", "register", "promote"), "1M: < 15 min"),
+    ("Weekly: features at the data date", "weekly_features", ("features",), "1M: < 5 min, <= 3x floor"),
+    ("Weekly: scoring (champion from MLflow)", "weekly_score", ("scoring",), ""),
+    ("Weekly: reasons (listed people only)", "weekly_reasons", ("reasons",), ""),
+    (
+        "Weekly: export (rows, XLSX/CSV, history)",
+        "weekly_export",
+        ("assemble", "export", "record_history"),
+        "",
+    ),
+    ("Weekly run, whole (validate -> export)", "weekly", ("*",), "1M: < 10 min, < 8 GiB"),
+)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces; the parent id is the second field after it.
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants now (0 when it has gone)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    children = _children_map()
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):  # the process may have just ended
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
+        todo.extend(children.get(current, []))
+    return total
+
+
+def run_process(command: Sequence[str], log_file: Path, interval: float = 0.5) -> dict[str, Any]:
+    """Run ``command`` to completion; return its wall seconds, peak memory and exit code."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(interval):
+                peak[0] = max(peak[0], tree_rss_bytes(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in KiB on Linux; wait4 reports the child and the descendants it waited for.
+    peak_bytes = max(usage.ru_maxrss * 1024, peak[0])
+    return {"wall_seconds": wall, "peak_rss_gib": peak_bytes / GIB, "returncode": process.returncode}
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def write_configs(folder: Path, out: Path, spark: bool = False) -> Path:
+    """The shipped settings with every path inside ``out`` (and the PySpark backend when ``spark``)."""
+    from riskstrat.config import CONFIG_FILES
+    from riskstrat.settings import REPO_CONFIG_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    synthetic = yaml.safe_load((REPO_CONFIG_DIR / "synthetic.yaml").read_text()) or {}
+    for name in CONFIG_FILES:
+        settings = yaml.safe_load((REPO_CONFIG_DIR / name).read_text()) or {}
+        if name == "data.yaml":
+            settings.update(
+                extract_dir=str(out.parent / "outputs" / "extract"),
+                output_dir=str(out),
+                truth_dir=str(out.parent / "outputs" / "truth"),
+                extract_date=str(synthetic["extract_date"]),
+            )
+        if name == "mdts.yaml":
+            settings["practices_file"] = str(out.parent / "outputs" / "reference" / "practices.csv")
+        if name == "features.yaml" and spark:
+            settings["backend"] = "pyspark"
+        (folder / name).write_text(yaml.safe_dump(settings, sort_keys=False))
+    return folder
+
+
+def run_size(people: int, out: Path, cap: int, skip_spark: bool) -> dict[str, Any]:
+    """Every stage process and the floor for one population size, in a fresh folder."""
+    folder = (out / f"people_{people}").resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    configs = write_configs(folder / "configs", folder / "outputs")
+    spark_configs = write_configs(folder / "configs_spark", folder / "outputs_spark", spark=True)
+    stages: dict[str, Any] = {}
+    for name, stage, spark in STAGE_RUNS:
+        if spark and skip_spark:
+            continue
+        result_file = folder / "results" / f"{name}.json"
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.stages",
+            stage,
+            "--config",
+            str(spark_configs if spark else configs),
+            "--result",
+            str(result_file),
+            "--people",
+            str(people),
+            "--cap",
+            str(cap),
+        ]
+        _progress(f"{people:>10,} people: {name} ...")
+        stages[name] = _finish(
+            run_process(command, folder / "logs" / f"{name}.log"), result_file, folder, name
+        )
+        if name == "generate":
+            stages["floor"] = _floor(folder)
+    return {"people": people, "folder": str(folder), "stages": stages}
+
+
+def _finish(measured: dict[str, Any], result_file: Path, folder: Path, name: str) -> dict[str, Any]:
+    if measured["returncode"] == 0 and result_file.is_file():
+        measured.update(json.loads(result_file.read_text()))
+        _progress(f"    {work_seconds(measured, ('*',)):.1f} s, peak {measured['peak_rss_gib']:.2f} GiB")
+    else:
+        measured["error"] = _tail(folder / "logs" / f"{name}.log")
+        _progress(f"    FAILED (exit {measured['returncode']}); see {folder / 'logs' / f'{name}.log'}")
+    return measured
+
+
+def _floor(folder: Path) -> dict[str, Any]:
+    """The feature-build floor, measured by benchmarks.features in its own process."""
+    extract = folder / "outputs" / "extract"
+    log = folder / "logs" / "floor.log"
+    _progress("    floor (DuckDB scan + group by person) ...")
+    measured = run_process(
+        [sys.executable, "-m", "benchmarks.features", "--measure", "floor", "--extract", str(extract)], log
+    )
+    try:
+        seconds, _, _ = log.read_text().split()[-3:]
+        measured["seconds"] = {"floor": float(seconds)}
+    except (OSError, ValueError):
+        measured["error"] = _tail(log)
+    return measured
+
+
+def _progress(message: str) -> None:
+    print(message, flush=True)
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM, Python and key package versions, and the date."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = 0.0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = int(line.split()[1]) * 1024 / GIB
+    except OSError:
+        pass
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "ram_gib": round(ram, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+# ----------------------------------------------------------------------------- pure: figures
+
+
+def work_seconds(stage: dict[str, Any] | None, keys: Sequence[str]) -> float | None:
+    """Seconds of a stage's named steps summed (``*``: every step but set-up); None if it did not run."""
+    if not stage or "seconds" not in stage or stage.get("error"):
+        return None
+    seconds = stage["seconds"]
+    if tuple(keys) == ("*",):
+        return sum(v for k, v in seconds.items() if k != "setup")
+    present = [seconds[k] for k in keys if k in seconds]
+    return sum(present) if present else None
+
+
+def stage_figures(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Seconds and peak GiB of every row of the main table, for one size."""
+    figures = {}
+    for label, stage, keys, _ in ROWS:
+        measured = run["stages"].get(stage)
+        ok = measured is not None and not measured.get("error")
+        figures[label] = {
+            "seconds": work_seconds(measured, keys),
+            "peak_gib": measured["peak_rss_gib"] if ok else None,
+        }
+    return figures
+
+
+def growth_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Time growth of every row between consecutive sizes, against ``GROWTH_SLACK`` x the size ratio.
+
+    Returns:
+        One entry per (row, pair of sizes): ``stage``, ``from``, ``to``, ``ratio``
+        (None when a time is missing or zero), ``limit`` and ``ok``.
+    """
+    runs = sorted(results["runs"], key=lambda r: r["people"])
+    out = []
+    for smaller, larger in itertools.pairwise(runs):
+        a, b = stage_figures(smaller), stage_figures(larger)
+        limit = GROWTH_SLACK * larger["people"] / smaller["people"]
+        for label, *_ in ROWS:
+            t1, t2 = a[label]["seconds"], b[label]["seconds"]
+            ratio = t2 / t1 if t1 and t2 is not None else None
+            out.append(
+                {
+                    "stage": label,
+                    "from": smaller["people"],
+                    "to": larger["people"],
+                    "ratio": ratio,
+                    "limit": limit,
+                    "ok": None if ratio is None else ratio <= limit,
+                }
+            )
+    return out
+
+
+def comparisons(run: dict[str, Any]) -> dict[str, Any]:
+    """Floor, reasons and backend comparisons, and the validation share, for one size."""
+    stages = run["stages"]
+    features = work_seconds(stages.get("weekly_features"), ("features",))
+    floor = work_seconds(stages.get("floor"), ("floor",))
+    listed = work_seconds(stages.get("weekly_reasons"), ("reasons",))
+    everyone_stage = stages.get("reasons_everyone") or {}
+    everyone = work_seconds(everyone_stage, ("reasons_everyone",))
+    spark = work_seconds(stages.get("features_spark"), ("features",))
+    weekly = stages.get("weekly")
+    whole = work_seconds(weekly, ("*",))
+    validate = work_seconds(weekly, ("validate",))
+    return {
+        "features": features,
+        "floor": floor,
+        "floor_ratio": features / floor if features and floor else None,
+        "reasons_listed": listed,
+        "reasons_everyone": everyone,
+        "reasons_everyone_extrapolated": bool(everyone_stage.get("extrapolated")),
+        "reasons_everyone_rows": everyone_stage.get("rows_explained"),
+        "reasons_ratio": everyone / listed if everyone and listed else None,
+        "spark": spark,
+        "spark_peak_gib": (stages.get("features_spark") or {}).get("peak_rss_gib"),
+        "duckdb_peak_gib": (stages.get("weekly_features") or {}).get("peak_rss_gib"),
+        "spark_ratio": spark / features if spark and features else None,
+        "validation_share": validate / whole if validate is not None and whole else None,
+    }
+
+
+def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets at 1,000,000 people: measured figure and met / missed / not measured."""
+    run = next((r for r in results["runs"] if r["people"] == FULL_SIZE), None)
+    figures = stage_figures(run) if run else {}
+    extra = comparisons(run) if run else {}
+
+    def seconds(label: str) -> float | None:
+        return figures.get(label, {}).get("seconds")
+
+    def gib(label: str) -> float | None:
+        return figures.get(label, {}).get("peak_gib")
+
+    weekly, train, generate = ROWS[8][0], ROWS[3][0], ROWS[0][0]
+    targets = [
+        ("Weekly run, 1M people: time", seconds(weekly), 600.0, "s", "< 10 min"),
+        ("Weekly run, 1M people: peak memory", gib(weekly), 8.0, "GiB", "< 8 GiB"),
+        ("Training, 1M people", seconds(train), 900.0, "s", "< 15 min"),
+        ("Generate, 1M people", seconds(generate), 600.0, "s", "< 10 min"),
+        ("Weekly features, 1M people", extra.get("features"), 300.0, "s", "< 5 min"),
+        ("Weekly features / floor, 1M people", extra.get("floor_ratio"), 3.0, "x", "<= 3x"),
+    ]
+    checks = []
+    for name, value, limit, unit, target in targets:
+        met = None if value is None else value <= limit
+        checks.append({"target": name, "value": value, "unit": unit, "goal": target, "met": met})
+    growth = [g for g in growth_ratios(results) if g["ok"] is not None]
+    checks.append(
+        {
+            "target": "Time growth per doubling (every stage)",
+            "value": max((g["ratio"] for g in growth), default=None),
+            "unit": "x (worst)",
+            "goal": f"<= {GROWTH_SLACK * 2:.1f}x",
+            "met": None if not growth else all(g["ok"] for g in growth),
+        }
+    )
+    return checks
+
+
+# ----------------------------------------------------------------------------- pure: Markdown
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[met]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The performance page: machine, stage table, growth, the three comparisons and the targets."""
+    runs = sorted(results["runs"], key=lambda r: r["people"])
+    machine = results["machine"]
+    sizes = [r["people"] for r in runs]
+    lines = ["# Performance", ""]
+    if not sizes or max(sizes) < DEFAULT_SIZES[0]:
+        lines += [
+            "> **Smoke run only.** This table is from a small run that checks every stage of the benchmark",
+            "> runs; at this size fixed costs (loading models, Great Expectations set-up) dominate, so it says",
+            "> nothing about scale or the targets. The full run (250,000, 500,000 and 1,000,000 people,",
+            "> `make benchmark`, i.e. `python -m benchmarks.run`) replaces this page.",
+            "",
+        ]
+    lines += [
+        f"Measured {machine['date']} with `{results.get('command', 'python -m benchmarks.run')}`.",
+        "",
+        "| Machine | |",
+        "|---|---|",
+        f"| CPU | {machine['cpu']} |",
+        f"| Cores available | {machine['cores']} |",
+        f"| RAM | {machine['ram_gib']} GiB |",
+        f"| OS | {machine['os']} |",
+        f"| Python | {machine['python']} |",
+        "| Packages | " + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + " |",
+        "",
+        "Every stage runs in its own process on a freshly generated synthetic population. Seconds are",
+        "the stage's own work (interpreter start-up and imports excluded; they are in `benchmark.json`);",
+        "peak memory is the process's maximum resident set, including any child process (Spark's JVM).",
+        "",
+        "## Stages",
+        "",
+    ]
+    header = "| Stage | " + " | ".join(f"{n:,} people: s | GiB" for n in sizes) + " | Target |"
+    lines += [header, "|---|" + "---:|---:|" * len(sizes) + "---|"]
+    figures = [stage_figures(r) for r in runs]
+    for label, _, _, target in ROWS:
+        cells = []
+        for f in figures:
+            cells += [_num(f[label]["seconds"]), _num(f[label]["peak_gib"], 2)]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    failed = [
+        f"{r['people']:,} people: {name} (exit {s.get('returncode')})"
+        for r in runs
+        for name, s in r["stages"].items()
+        if s.get("error") is not None
+    ]
+    if failed:
+        lines += ["", "Failed stages: " + "; ".join(failed) + "."]
+    growth = growth_ratios(results)
+    if growth:
+        pairs = sorted({(g["from"], g["to"]) for g in growth})
+        lines += [
+            "",
+            "## Time growth between sizes",
+            "",
+            f"Time at the larger size / time at the smaller; the limit is {GROWTH_SLACK} x the growth in people "
+            "(2.2x per doubling).",
+            "",
+            "| Stage | " + " | ".join(f"{a:,} -> {b:,}" for a, b in pairs) + " |",
+            "|---|" + "---:|" * len(pairs),
+        ]
+        by_stage: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
+        for g in growth:
+            by_stage.setdefault(g["stage"], {})[(g["from"], g["to"])] = g
+        for label, *_ in ROWS:
+            cells = []
+            for pair in pairs:
+                g = by_stage.get(label, {}).get(pair)
+                if g is None or g["ratio"] is None:
+                    cells.append("-")
+                else:
+                    mark = "" if g["ok"] else " **over**"
+                    cells.append(f"{g['ratio']:.2f}x (limit {g['limit']:.1f}x){mark}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    extra = [comparisons(r) for r in runs]
+    lines += [
+        "",
+        "## Feature build against its floor",
+        "",
+        "The floor is DuckDB scanning every event table once, grouped by person (`benchmarks/features.py`);",
+        "the build is the weekly feature matrix at the data date. Target: within 3x the floor.",
+        "",
+        "| People | Floor s | Feature build s | x floor |",
+        "|---:|---:|---:|---:|",
+    ]
+    for n, e in zip(sizes, extra, strict=True):
+        lines.append(f"| {n:,} | {_num(e['floor'])} | {_num(e['features'])} | {_num(e['floor_ratio'], 2)} |")
+    cap_note = ""
+    if any(e["reasons_everyone_extrapolated"] for e in extra):
+        cap_note = (
+            f" Where marked *, 'everyone' was measured on the first {results.get('cap', 0):,} people and "
+            "extrapolated linearly to the whole population (TreeSHAP costs the same per row)."
+        )
+    lines += [
+        "",
+        "## Reasons: listed people only against everyone",
+        "",
+        "TreeSHAP `pred_contrib` for the people on the lists (what the weekly run does) against the whole",
+        "scored population, for the same outcomes." + cap_note,
+        "",
+        "| People | Listed only s | Everyone s | Everyone / listed |",
+        "|---:|---:|---:|---:|",
+    ]
+    for n, e in zip(sizes, extra, strict=True):
+        star = "*" if e["reasons_everyone_extrapolated"] else ""
+        lines.append(
+            f"| {n:,} | {_num(e['reasons_listed'], 2)} | {_num(e['reasons_everyone'])}{star} | "
+            f"{_num(e['reasons_ratio'], 0)} |"
+        )
+    lines += [
+        "",
+        "## Features on DuckDB against PySpark local[2]",
+        "",
+        "The weekly feature matrix at the data date (`features.backend`); the same Ibis code on both.",
+        "",
+        "| People | DuckDB s | DuckDB GiB | PySpark s | PySpark GiB (with JVM) | PySpark / DuckDB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, e in zip(sizes, extra, strict=True):
+        if e["spark"] is None and results.get("skip_spark"):
+            lines.append(f"| {n:,} | {_num(e['features'])} | {_num(e['duckdb_peak_gib'], 2)} | skipped | | |")
+            continue
+        lines.append(
+            f"| {n:,} | {_num(e['features'])} | {_num(e['duckdb_peak_gib'], 2)} | {_num(e['spark'])} | "
+            f"{_num(e['spark_peak_gib'], 2)} | {_num(e['spark_ratio'], 2)} |"
+        )
+    lines += [
+        "",
+        "## Validation's share of the weekly run",
+        "",
+        "| People | Share of the whole weekly run |",
+        "|---:|---:|",
+    ]
+    for n, e in zip(sizes, extra, strict=True):
+        share = "-" if e["validation_share"] is None else f"{100 * e['validation_share']:.0f}%"
+        lines.append(f"| {n:,} | {share} |")
+    lines += [
+        "",
+        "## Targets (2 cores, 24 GiB)",
+        "",
+        "| Target | Measured | Goal | Verdict |",
+        "|---|---:|---|---|",
+    ]
+    for check in target_checks(results):
+        value = "-" if check["value"] is None else f"{check['value']:,.1f} {check['unit']}"
+        lines.append(f"| {check['target']} | {value} | {check['goal']} | {_verdict(check['met'])} |")
+    notes = [
+        f"{r['people']:,} people: {note}"
+        for r in runs
+        for note in (r["stages"].get("train") or {}).get("notes", [])
+    ]
+    if notes:
+        lines += ["", "Notes: " + "; ".join(notes) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(markdown: str, path: Path = DOCS_FILE) -> Path:
+    """Write the page atomically (readers never see half a table)."""
+    from riskstrat.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(markdown, encoding="utf-8")
+        Path(tmp).chmod(0o644)  # mkstemp makes it private; the page is for everyone
+    return path
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    from riskstrat.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        Path(tmp).chmod(0o644)
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every size, write ``<out>/benchmark.json`` and ``docs/performance.md``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmark")
+    parser.add_argument("--skip-spark", action="store_true", help="Do not time features on PySpark.")
+    parser.add_argument(
+        "--reasons-cap",
+        type=int,
+        default=200_000,
+        help="Explain at most this many people for 'reasons for everyone'; extrapolate beyond (0: no cap).",
+    )
+    parser.add_argument("--docs", type=Path, default=DOCS_FILE, help="Markdown page to write.")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    results: dict[str, Any] = {
+        "command": command.strip(),
+        "machine": machine_info(),
+        "cap": args.reasons_cap,
+        "skip_spark": args.skip_spark,
+        "runs": [],
+    }
+    for people in sorted(args.people):
+        results["runs"].append(run_size(people, out, args.reasons_cap, args.skip_spark))
+        # Written after every size, so a long run that stops still leaves what it measured.
+        _write_json(out / "benchmark.json", results)
+        write_docs(render_markdown(results), args.docs)
+    print(f"\nwrote {out / 'benchmark.json'} and {args.docs}")
+    failed = any(s.get("error") is not None for r in results["runs"] for s in r["stages"].values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""One pipeline stage per process, for :mod:`benchmarks.run` to time and measure.
+
+    python -m benchmarks.stages <stage> --config DIR --result FILE [--people N] [--cap N]
+
+Each stage calls the pipeline's plain functions (the ``.fn`` of Prefect tasks,
+or the functions under them), never a ``@flow``, so no Prefect server starts
+and the figures are the work alone. A stage writes a JSON result (its own
+timings in seconds, row counts, notes) to ``--result``; the runner adds the
+process's wall time and peak memory. Stages hand data to later stages through
+files under ``<output_dir>/benchmark_state/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+STATE = "benchmark_state"
+"""Folder under ``data.output_dir`` where stages leave data for later stages."""
+
+REASONS_OUTCOME = "emergency_admission"
+"""Outcome 'reasons for everyone' explains when no list was explained."""
+
+
+class Timer:
+    """Named wall-clock timings of the steps of one stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time the block and add it to ``name`` (steps may repeat)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def data_date(config: Any) -> date:
+    """The weekly run's as-of date: ``data.extract_date``, else the synthetic extract date."""
+    return config.data.extract_date or config.synthetic.extract_date
+
+
+def run_week(config: Any) -> date:
+    """The Monday the benchmark's worklists are for (the week after the data date, as the demo)."""
+    from riskstrat.pipelines.flows import this_monday
+
+    return this_monday(data_date(config) + timedelta(days=7))
+
+
+def state_dir(config: Any) -> Path:
+    """Where stages leave data for later stages."""
+    folder = Path(config.data.output_dir) / STATE
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _read_matrix(path: Path) -> Any:
+    from riskstrat.pipelines.flows import _read_matrix
+
+    return _read_matrix(path)
+
+
+def _status_and_tables(config: Any, when: date) -> tuple[Any, dict[str, Any]]:
+    """Population status and the A&E/admission tables, typed as the validation gate returns them."""
+    from riskstrat.ingest.readers import read_extract
+    from riskstrat.worklists.selection import population_status
+
+    tables = read_extract(
+        Path(config.data.extract_dir),
+        ("patients", "caseload", "opt_outs", "apc_spells", "ae_attendances"),
+    )
+    status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
+    return status, {"apc_spells": tables["apc_spells"], "ae_attendances": tables["ae_attendances"]}
+
+
+def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dict, **extra: Any) -> Any:
+    from riskstrat.models.explain import contributions
+    from riskstrat.pipelines.weekly import WeeklyInputs
+
+    def explain(outcome: str, rows: Any) -> Any:
+        model = models[outcome]
+        return contributions(model.booster, rows, model.feature_names)
+
+    return WeeklyInputs(
+        week=run_week(config),
+        data_date=data_date(config),
+        scored=scored,
+        features=features,
+        contributions=explain,
+        settings=config.mdts,
+        output_dir=Path(config.data.output_dir),
+        model_versions=versions,
+        **extra,
+    )
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_generate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """Write the synthetic extract, truth and practice map of ``--people`` people."""
+    from riskstrat.pipelines.generate import write_synthetic
+
+    with timer.step("generate"):
+        paths = write_synthetic(
+            Path(config.data.output_dir), args.people, config.synthetic.seed, config.synthetic
+        )
+    size = sum(p.stat().st_size for p in paths.extract_dir.glob("*.parquet"))
+    return {"extract_bytes": size}
+
+
+def stage_validate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The validation gate (Great Expectations, Data Docs, report) as every flow runs it."""
+    from riskstrat.pipelines.flows import gate
+
+    with timer.step("validate"):
+        report = gate.fn(config, Path(config.data.extract_dir))
+    return {
+        "rows": dict(report.row_counts),
+        "checks": len(report.results),
+        "critical_failures": len(report.critical_failures),
+        "warnings": len(report.warnings),
+    }
+
+
+def stage_features(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The training table: features and outcomes at the four as-of dates, with need columns."""
+    from riskstrat.io import write_parquet
+    from riskstrat.pipelines.flows import training_table
+
+    with timer.step("training_table"):
+        table = training_table.fn(config, Path(config.data.extract_dir))
+    with timer.step("write_state"):
+        write_parquet(table, state_dir(config) / "training_table.parquet")
+    return {"rows": len(table), "columns": table.shape[1]}
+
+
+def stage_train(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """Train, calibrate and evaluate both outcomes, register each in MLflow and promote it."""
+    import pandas as pd
+
+    from riskstrat.features.dictionary import feature_dictionary
+    from riskstrat.models.registry import CHAMPION, alias_version
+    from riskstrat.pipelines.flows import _dictionary_frame, read_truth
+    from riskstrat.pipelines.retrain import promote_challenger, register_challenger, train_models
+
+    with timer.step("read_state"):
+        table = pd.read_parquet(state_dir(config) / "training_table.parquet")
+        table["as_of"] = pd.to_datetime(table["as_of"]).dt.date
+        dictionary = _dictionary_frame(feature_dictionary(config.features))
+        truth = read_truth.fn(config)
+    with timer.step("train"):
+        results = train_models.fn(table, dictionary, config.model, truth)
+    notes, promoted = [], {}
+    for outcome, result in results.items():
+        with timer.step("register"):
+            registration = register_challenger.fn(
+                result,
+                table,
+                dictionary,
+                config.model,
+                config.data.output_dir,
+                "benchmark",
+                config.settings_hash(),
+            )
+        with timer.step("promote"):
+            decision = promote_challenger.fn(registration, result, table, config.model, apply=True)
+        promoted[outcome] = decision.promoted
+        if alias_version(registration.model_name, CHAMPION, registration.tracking_uri) is None:
+            # The weekly stages need a champion; a refused first model is made champion for timing only.
+            _set_alias(registration, CHAMPION)
+            notes.append(f"{outcome}: promotion refused ({decision.status}); champion set for the benchmark")
+    auroc = {
+        outcome: float(result.metrics.query("model == 'lightgbm' and metric == 'auroc'")["value"].iloc[0])
+        for outcome, result in results.items()
+    }
+    # Boosting rounds kept by early stopping: training time grows with them as well as with rows.
+    trees = {outcome: int(result.model.booster.num_trees()) for outcome, result in results.items()}
+    return {"rows": len(table), "auroc": auroc, "trees": trees, "promoted": promoted, "notes": notes}
+
+
+def _set_alias(registration: Any, alias: str) -> None:
+    from riskstrat.models.registry import tracking
+
+    # tracking() points the registry at the same URI; a bare MlflowClient would use MLflow's default registry.
+    with tracking(registration.tracking_uri) as client:
+        client.set_registered_model_alias(registration.model_name, alias, registration.version)
+
+
+def stage_weekly_features(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The feature matrix at the data date (no outcomes), built from scratch."""
+    from riskstrat.pipelines.flows import features_at
+
+    _drop_cached_scoring_features(config)
+    with timer.step("features"):
+        path = features_at.fn(config, Path(config.data.extract_dir), data_date(config), with_outcomes=False)
+    import pyarrow.parquet as pq
+
+    return {"rows": pq.ParquetFile(path).metadata.num_rows, "backend": config.features.backend}
+
+
+def _scoring_features_path(config: Any) -> Path:
+    from riskstrat.io import folder_snapshot_hash
+    from riskstrat.pipelines.features import feature_file_path
+
+    snapshot = folder_snapshot_hash(Path(config.data.extract_dir))
+    return feature_file_path(config.data.output_dir, snapshot, data_date(config), config.features, None)
+
+
+def _drop_cached_scoring_features(config: Any) -> None:
+    """Remove a stored matrix at the data date so the stage times a real build, not a cache hit."""
+    _scoring_features_path(config).unlink(missing_ok=True)
+
+
+def stage_weekly_score(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """Score everyone with the champion of each outcome (loaded from MLflow)."""
+    from riskstrat.io import write_parquet
+    from riskstrat.pipelines.flows import ranking_outcomes, score_population
+
+    with timer.step("read_features"):
+        features = _read_matrix(_scoring_features_path(config))
+    with timer.step("scoring"):
+        scored, _, versions = score_population.fn(config, features, ranking_outcomes(config))
+    with timer.step("write_state"):
+        write_parquet(scored, state_dir(config) / "scored.parquet")
+        (state_dir(config) / "versions.json").write_text(json.dumps(versions))
+    return {"rows": len(scored), "models": versions}
+
+
+def _load_weekly_state(config: Any, timer: Timer) -> tuple[Any, Any, dict, dict, Any, dict]:
+    import pandas as pd
+
+    from riskstrat.models.scoring import load_champion
+    from riskstrat.pipelines.flows import tracking_uri
+
+    with timer.step("read_state"):
+        features = _read_matrix(_scoring_features_path(config))
+        scored = pd.read_parquet(state_dir(config) / "scored.parquet")
+        versions = json.loads((state_dir(config) / "versions.json").read_text())
+        models = {
+            outcome: load_champion(config.model.mlflow.registered_models[outcome], tracking_uri(config))
+            for outcome in versions
+        }
+        status, tables = _status_and_tables(config, data_date(config))
+    return features, scored, models, versions, status, tables
+
+
+def stage_weekly_reasons(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """Select the worklists, then TreeSHAP reasons for the listed people only."""
+    from riskstrat.pipelines.weekly import explain_task, select_task
+
+    features, scored, models, versions, status, tables = _load_weekly_state(config, timer)
+    inputs = _inputs(config, features, scored, models, versions, status=status, tables=tables)
+    with timer.step("select"):
+        selections = select_task.fn(inputs)
+    with timer.step("reasons"):
+        reasons = explain_task.fn(inputs, selections)
+    with timer.step("write_state"), (state_dir(config) / "weekly.pkl").open("wb") as handle:
+        pickle.dump({"selections": selections, "reasons": reasons}, handle)
+    listed = {outcome: len(frame) for outcome, frame in reasons.items()}
+    return {"explained": listed, "mdts": len(selections)}
+
+
+def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """Rows, change since last week and leavers, the XLSX/CSV/manifest export, and the history."""
+    from riskstrat.pipelines.weekly import assemble_task, export_task, record_history_task
+
+    features, scored, models, versions, status, tables = _load_weekly_state(config, timer)
+    inputs = _inputs(config, features, scored, models, versions, status=status, tables=tables)
+    with timer.step("read_state"), (state_dir(config) / "weekly.pkl").open("rb") as handle:
+        state = pickle.load(handle)
+    with timer.step("assemble"):
+        outputs = assemble_task.fn(inputs, state["selections"], state["reasons"])
+    with timer.step("export"):
+        folder = export_task.fn(inputs, outputs)
+    with timer.step("record_history"):
+        record_history_task.fn(inputs, state["selections"])
+    return {"listed": int(sum(len(o.rows) for o in outputs)), "folder": str(folder)}
+
+
+def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The whole weekly run as the flow does it: gate -> features -> score -> select -> reasons -> export."""
+    from riskstrat.pipelines.flows import features_at, gate, ranking_outcomes, score_population
+    from riskstrat.pipelines.weekly import (
+        assemble_task,
+        explain_task,
+        export_task,
+        record_history_task,
+        select_task,
+    )
+    from riskstrat.worklists.selection import population_status
+
+    extract = Path(config.data.extract_dir)
+    when = data_date(config)
+    _drop_cached_scoring_features(config)
+    with timer.step("validate"):
+        report = gate.fn(config, extract)
+    with timer.step("features"):
+        features = _read_matrix(features_at.fn(config, extract, when, with_outcomes=False))
+    with timer.step("scoring"):
+        scored, models, versions = score_population.fn(config, features, ranking_outcomes(config))
+    with timer.step("status"):
+        t = report.tables
+        status = population_status(t["patients"], t.get("caseload"), t.get("opt_outs"), when)
+    inputs = _inputs(
+        config,
+        features,
+        scored,
+        models,
+        versions,
+        extract_snapshot_hash=report.snapshot_hash,
+        status=status,
+        tables={"apc_spells": t["apc_spells"], "ae_attendances": t["ae_attendances"]},
+    )
+    with timer.step("select"):
+        selections = select_task.fn(inputs)
+    with timer.step("reasons"):
+        reasons = explain_task.fn(inputs, selections)
+    with timer.step("assemble"):
+        outputs = assemble_task.fn(inputs, selections, reasons)
+    with timer.step("export"):
+        export_task.fn(inputs, outputs)
+    with timer.step("record_history"):
+        record_history_task.fn(inputs, selections)
+    return {"rows": len(features), "listed": int(sum(len(o.rows) for o in outputs))}
+
+
+def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """TreeSHAP ``pred_contrib`` over the whole scored population, for the outcomes the lists explain.
+
+    At most ``--cap`` rows are explained; beyond that the time is extrapolated
+    linearly (TreeSHAP costs the same per row), and the result says so.
+    """
+    from riskstrat.models.explain import contributions
+    from riskstrat.models.scoring import load_champion
+    from riskstrat.pipelines.flows import tracking_uri
+
+    with timer.step("read_state"):
+        features = _read_matrix(_scoring_features_path(config))
+        with (state_dir(config) / "weekly.pkl").open("rb") as handle:
+            outcomes = sorted(pickle.load(handle)["reasons"]) or [REASONS_OUTCOME]
+        models = {
+            outcome: load_champion(config.model.mlflow.registered_models[outcome], tracking_uri(config))
+            for outcome in outcomes
+        }
+    population = len(features)
+    rows = features if not args.cap or population <= args.cap else features.iloc[: args.cap]
+    for outcome in outcomes:
+        with timer.step("reasons_measured"):
+            contributions(models[outcome].booster, rows, models[outcome].feature_names)
+    measured = timer.seconds.get("reasons_measured", 0.0)
+    extrapolated = len(rows) < population
+    timer.seconds["reasons_everyone"] = measured * population / max(len(rows), 1)
+    return {
+        "outcomes": outcomes,
+        "population": population,
+        "rows_explained": len(rows),
+        "extrapolated": extrapolated,
+    }
+
+
+STAGES: dict[str, Callable[[Any, Timer, argparse.Namespace], dict[str, Any]]] = {
+    "generate": stage_generate,
+    "validate": stage_validate,
+    "features": stage_features,
+    "train": stage_train,
+    "weekly_features": stage_weekly_features,
+    "weekly_score": stage_weekly_score,
+    "weekly_reasons": stage_weekly_reasons,
+    "weekly_export": stage_weekly_export,
+    "weekly": stage_weekly,
+    "reasons_everyone": stage_reasons_everyone,
+}
+"""Stage name -> function(config, timer, args) returning extra figures for the result."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one stage and write its result JSON (timings in seconds plus the stage's figures)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=sorted(STAGES))
+    parser.add_argument("--config", type=Path, required=True, help="Config folder the runner wrote.")
+    parser.add_argument("--result", type=Path, required=True, help="Where to write the result JSON.")
+    parser.add_argument("--people", type=int, default=0, help="People to generate (generate only).")
+    parser.add_argument("--cap", type=int, default=200_000, help="Row cap of reasons_everyone (0: none).")
+    args = parser.parse_args(argv)
+
+    from riskstrat.pipelines.flows import load_run_config
+
+    started = time.perf_counter()
+    config = load_run_config(str(args.config))
+    timer = Timer()
+    timer.seconds["setup"] = time.perf_counter() - started
+    figures = STAGES[args.stage](config, timer, args)
+    result = {"stage": args.stage, "seconds": timer.seconds, **figures}
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
