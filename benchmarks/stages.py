@@ -291,7 +291,7 @@ def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> 
 
 def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """The whole weekly run as the flow does it: gate -> features -> score -> select -> reasons -> export."""
-    from riskstrat.pipelines.flows import features_at, gate, ranking_outcomes, score_population
+    from riskstrat.pipelines.flows import WEEKLY_TABLES, features_at, gate, ranking_outcomes, score_population
     from riskstrat.pipelines.weekly import (
         assemble_task,
         explain_task,
@@ -305,7 +305,7 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
     when = data_date(config)
     _drop_cached_scoring_features(config)
     with timer.step("validate"):
-        report = gate.fn(config, extract)
+        report = gate.fn(config, extract, WEEKLY_TABLES)
     with timer.step("features"):
         features = _read_matrix(features_at.fn(config, extract, when, with_outcomes=False))
     with timer.step("scoring"):

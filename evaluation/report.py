@@ -455,10 +455,13 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
         "(50 would be chance)."
     ]
     if isinstance(oe["value"], float):
-        word = "about as many" if 0.9 <= oe["value"] <= 1.1 else ("fewer" if oe["value"] > 1 else "more")
+        word = (
+            "about as many events as"
+            if 0.9 <= oe["value"] <= 1.1
+            else ("fewer events than" if oe["value"] > 1 else "more events than")
+        )
         how_well.append(
-            f"Calibration: observed / expected events {_metric_text(oe)}; the model predicted {word} "
-            "events than happened."
+            f"Calibration: observed / expected events {_metric_text(oe)}; the model predicted {word} happened."
         )
     raised = [f for f in flags if f["status"] == "raised"]
     uncertain = [f for f in flags if f["status"] == "uncertain"]

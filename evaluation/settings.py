@@ -160,6 +160,14 @@ class FairnessSettings(Settings):
             raise ValueError(f"unknown grouping {unknown}; expected some of {list(GROUPING_NAMES)}")
         return value
 
+    @field_validator("gating_groupings")
+    @classmethod
+    def _known_gating_groupings(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(GROUPING_NAMES))
+        if unknown:
+            raise ValueError(f"unknown grouping {unknown}; expected some of {list(GROUPING_NAMES)}")
+        return value
+
     @field_validator("risk_bands")
     @classmethod
     def _bands(cls, value: tuple[float, ...]) -> tuple[float, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -428,7 +429,7 @@ def validate_extract(
     extract_date: date | None = None,
     previous_row_counts: dict[str, int] | None = None,
     build_docs: bool = True,
-    keep_tables: bool = True,
+    keep_tables: bool | Collection[str] = True,
     snapshot_hash: str | None = None,
 ) -> ValidationReport:
     """Validate every contract table in ``extract_dir`` with Great Expectations.
@@ -446,8 +447,9 @@ def validate_extract(
         previous_row_counts: Row counts of the previous accepted extract by table.
         build_docs: Build Data Docs (static HTML) after validating.
         keep_tables: Keep the typed tables in ``report.tables`` for the flow to
-            reuse; False holds only patients and one event table at a time,
-            which lowers peak memory when the caller reads the extract itself.
+            reuse: True for all, a collection of table names for those only, or
+            False; anything less than all lowers peak memory (only patients and
+            one event table are held at a time, plus the tables kept).
         snapshot_hash: The extract's hash if the caller has it (default: computed).
 
     Returns:
@@ -504,7 +506,7 @@ def validate_extract(
         results.extend(_run_checks(context, table, frame, present, checks, flags, settings, snapshot))
         del flags
         row_counts[table.name] = len(frame)
-        if keep_tables:
+        if keep_tables is True or (keep_tables and table.name in keep_tables):
             kept[table.name] = frame
         del frame
 

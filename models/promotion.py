@@ -143,16 +143,17 @@ def decide(
             passed = False
             side = "below" if value < low else "above"
             reasons.append(f"failed: {label} {value:.3f} is {side} the allowed range [{low:g}, {high:g}].")
-    blocking = [flag for flag in open_fairness_flags if flag not in rules.accepted_fairness_flags]
-    checks["open_fairness_flags"] = list(open_fairness_flags)
+    # Flags arrive already filtered by configs/fairness.yaml accepted_flags (evaluation.fairness.open_flags).
+    blocking = list(open_fairness_flags)
+    checks["open_fairness_flags"] = blocking
     if blocking:
         passed = False
         reasons.append(
-            f"failed: {len(blocking)} open fairness flag(s) not accepted by the governance board: "
-            + "; ".join(blocking)
+            f"failed: {len(blocking)} open fairness flag(s) not accepted by the governance board "
+            "(accept one in configs/fairness.yaml with a reason): " + "; ".join(blocking)
         )
-    elif open_fairness_flags:
-        reasons.append(f"passed: {len(open_fairness_flags)} fairness flag(s) open but accepted.")
+    else:
+        reasons.append("passed: no open fairness flag.")
     return passed, reasons, checks
 
 

@@ -194,9 +194,6 @@ class PromotionSettings(Settings):
     auto_promote: bool = Field(
         True, description="The retrain flow moves the champion alias itself when every gate passes."
     )
-    accepted_fairness_flags: tuple[str, ...] = Field(
-        (), description="Open fairness flags the governance board has accepted; others block promotion."
-    )
 
     @field_validator("calibration_slope_bounds", "oe_bounds")
     @classmethod

@@ -78,28 +78,36 @@ def tracking_uri(config: Config) -> str:
 # ----------------------------------------------------------------------------- tasks
 
 
+WEEKLY_TABLES: tuple[str, ...] = ("patients", "caseload", "opt_outs", "apc_spells", "ae_attendances")
+"""Typed tables the weekly run takes from the gate (status, exclusions, last admission and A&E dates).
+
+The large primary-care tables are validated and released one at a time, which
+keeps the weekly run's peak memory down; features read the files directly.
+"""
+
+
 @task(name="validation-gate", **IO_RETRIES)
-def gate(config: Config, extract_dir: Path):
+def gate(config: Config, extract_dir: Path, keep_tables: tuple[str, ...] = ()):
     """The Great Expectations gate; raises on any critical failure (nothing downstream runs)."""
     from riskstrat.pipelines.validate import validation_gate
 
     return validation_gate.fn(
-        extract_dir, config.data.output_dir, config.validation, config.data.extract_date
+        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables
     )
 
 
 @task(name="latest-event-date", **IO_RETRIES)
-def data_date(config: Config, extract_dir: Path, report: Any) -> date:
+def data_date(config: Config, extract_dir: Path) -> date:
     """The as-of date of a weekly run: ``data.extract_date``, else the latest event date in the extract."""
     if config.data.extract_date:
         return config.data.extract_date
-    from riskstrat.ingest.contract import CONTRACT
+    from riskstrat.features.backends import connect, read_extract
+    from riskstrat.ingest.contract import CONTRACT, EVENT_TABLES
 
-    latest: list[pd.Timestamp] = []
-    for name, frame in report.tables.items():
-        column = CONTRACT[name].event_date
-        if column and column in frame and frame[column].notna().any():
-            latest.append(pd.Timestamp(frame[column].max()))
+    dated = tuple(name for name in EVENT_TABLES if CONTRACT[name].event_date)
+    tables = read_extract(connect(config.features), Path(extract_dir), dated)
+    found = [tables[name][CONTRACT[name].event_date].max().execute() for name in dated]
+    latest = [pd.Timestamp(value) for value in found if value is not None and not pd.isna(value)]
     if not latest:
         raise RiskstratError(
             f"no dated events in {extract_dir}", hint="Set data.extract_date in configs/data.yaml."
@@ -186,7 +194,9 @@ def run_validate(config: Config, extract_dir: Path):
 
     from riskstrat.pipelines.validate import run_validation, summary_table
 
-    report = run_validation(extract_dir, config.data.output_dir, config.validation, config.data.extract_date)
+    report = run_validation(
+        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables=False
+    )
     console = Console()
     console.print(summary_table(report))
     console.print(f"Data Docs: {report.data_docs_index}")
@@ -208,8 +218,8 @@ def build_features_flow(
     """Validate the extract, then build (or reuse) the feature matrix at ``as_of`` (default: the data date)."""
     config = load_run_config(config_dir)
     extract = Path(extract_dir or config.data.extract_dir)
-    report = gate(config, extract)
-    when = as_of or data_date(config, extract, report)
+    gate(config, extract)
+    when = as_of or data_date(config, extract)
     return features_at(config, extract, when, with_outcomes=False)
 
 
@@ -539,8 +549,8 @@ def weekly_worklists_flow(
 
     config = load_run_config(config_dir)
     extract = Path(extract_dir or config.data.extract_dir)
-    report = gate(config, extract)
-    when = as_of or data_date(config, extract, report)
+    report = gate(config, extract, WEEKLY_TABLES)
+    when = as_of or data_date(config, extract)
     features = _read_matrix(features_at(config, extract, when, with_outcomes=False))
     scored, models, versions = score_population(config, features, ranking_outcomes(config))
     tables = report.tables

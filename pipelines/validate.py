@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def run_validation(
     output_dir: Path,
     settings: ValidationSettings | None = None,
     extract_date: date | None = None,
-    keep_tables: bool = True,
+    keep_tables: bool | Collection[str] = True,
 ) -> ValidationReport:
     """Validate an extract folder, build Data Docs and write the report; never raises on bad data.
 
@@ -114,7 +115,8 @@ def run_validation(
         settings: The gate's settings (default: ``configs/validation.yaml``).
         extract_date: Date the extract was taken (``data.extract_date``); no event may
             be later. None: the day the validation runs.
-        keep_tables: Return the typed tables in ``report.tables`` (False lowers
+        keep_tables: Return the typed tables in ``report.tables``: True for all, or the
+            names of the tables to keep (fewer lowers
             peak memory, e.g. for ``riskstrat validate`` alone).
 
     Returns:
@@ -147,6 +149,7 @@ def validation_gate(
     output_dir: Path,
     settings: ValidationSettings | None = None,
     extract_date: date | None = None,
+    keep_tables: bool | Collection[str] = True,
 ) -> ValidationReport:
     """Prefect task at the start of every flow that reads extracts.
 
@@ -155,9 +158,10 @@ def validation_gate(
         output_dir: The run's output folder.
         settings: The gate's settings (default: ``configs/validation.yaml``).
         extract_date: Date the extract was taken; None: today.
+        keep_tables: Which typed tables to hand on in ``report.tables`` (True: all).
 
     Returns:
-        The report, with ``report.tables`` holding the typed tables.
+        The report, with ``report.tables`` holding the typed tables kept.
 
     Raises:
         ContractError: On any critical failure, one line per failed check (table,
@@ -168,7 +172,7 @@ def validation_gate(
         logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
     except MissingContextError:  # called through .fn outside a flow run
         logger = logging.getLogger(__name__)
-    report = run_validation(extract_dir, output_dir, settings, extract_date)
+    report = run_validation(extract_dir, output_dir, settings, extract_date, keep_tables)
     for line in report.warning_lines():
         logger.warning("validation warning: %s", line)
     logger.info(

@@ -13,21 +13,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from riskstrat.ingest.contract import EMERGENCY_ADMISSION_METHODS
+from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES, EMERGENCY_ADMISSION_METHODS
 from riskstrat.ingest.reference import conditions
 
 SEX_LABELS: dict[str, str] = {"1": "Male", "2": "Female", "9": "Not stated", "X": "Not known"}
 FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
-COMMUNITY_SERVICES: tuple[str, ...] = (
-    "district_nursing",
-    "community_matron",
-    "urgent_community_response",
-    "falls",
-    "therapy",
-    "intermediate_care",
-    "palliative",
-    "virtual_ward",
-)
+COMMUNITY_SERVICES: tuple[str, ...] = COMMUNITY_SERVICE_CODES
 MAX_CONDITION_NAMES = 4
 """Long-term conditions named on a row; more are summarised as "+N more"."""
 

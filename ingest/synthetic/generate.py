@@ -503,6 +503,14 @@ class _EventBuilder:
         details = ev.gp_appointments(
             person, ev.age_on(self.people.birth_day, person, day), home, self.people.depr, self.rng
         )
+        scenario = self.plan.settings.under_recording
+        if scenario.enabled and scenario.gp_activity_not_recorded > 0:
+            # Drawn after the appointments themselves, so everyone else's appointments are unchanged;
+            # the latent rates (and so the truth) are untouched: the care happened, the extract lost it.
+            group = _in_group(self.people, scenario.group_column, scenario.group_value)[person]
+            kept = ~group | (self.rng.random(person.size) >= scenario.gp_activity_not_recorded)
+            person, day = person[kept], day[kept]
+            details = {name: values[kept] for name, values in details.items()}
         self._appointments = (person, day, details["status"])
         return pd.DataFrame(
             {

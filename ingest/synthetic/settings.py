@@ -55,10 +55,17 @@ class GroupChoice(Settings):
 
 
 class UnderRecording(GroupChoice):
-    """Scenario: diagnoses of a group are under-recorded in GP data; health itself is unchanged."""
+    """Scenario: a group's GP care is under-recorded in the extract; health itself is unchanged."""
 
     share_not_recorded: float = Field(
         0.4, ge=0.0, le=1.0, description="Share of the group's diagnoses that never reach the GP record."
+    )
+    gp_activity_not_recorded: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the group's GP appointments that never reach the extract "
+        "(e.g. care recorded elsewhere or lost in a record migration).",
     )
 
 

@@ -193,3 +193,12 @@ def test_frame_index_does_not_matter(null_predictions):
     small = shuffled.iloc[:1_500]
     audit = run_audit(small, synthetic_selections(small), fast_settings(bootstrap_n=20))
     assert _cell(audit.performance, "overall", "Everyone")["n"] == 1_500
+
+
+def test_only_configured_groupings_gate_promotion(scenario_audit):
+    everything = open_flags(scenario_audit, scenario_audit.settings)
+    assert everything, "the scenario audit should have open flags"
+    ethnicity_only = fast_settings(gating_groupings=["ethnic_group"])
+    gated = open_flags(scenario_audit, ethnicity_only)
+    assert gated and all(f.grouping == "ethnic_group" for f in gated)
+    assert open_flags(scenario_audit, fast_settings(gating_groupings=[])) == []

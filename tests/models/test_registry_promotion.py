@@ -153,9 +153,8 @@ def test_calibration_out_of_bounds_is_refused_with_reason(slope, oe, words):
     assert any(r.startswith("failed") and words in r for r in reasons)
 
 
-def test_open_fairness_flag_blocks_unless_accepted():
-    flag = "calibration O/E in IMD quintile 1 outside tolerance"
+def test_open_fairness_flag_blocks_promotion():
+    flag = "calibration_oe:imd_quintile:1"
     ok, reasons, _ = decide(_metrics(), fast_settings().promotion, open_fairness_flags=[flag])
-    assert not ok and any(flag in r for r in reasons)
-    accepted = fast_settings(promotion={"accepted_fairness_flags": [flag]}).promotion
-    assert decide(_metrics(), accepted, open_fairness_flags=[flag])[0]
+    assert not ok and any(flag in r and "configs/fairness.yaml" in r for r in reasons)
+    assert decide(_metrics(), fast_settings().promotion, open_fairness_flags=[])[0]

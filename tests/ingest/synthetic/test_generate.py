@@ -104,6 +104,33 @@ def test_under_recording_removes_diagnoses_of_the_group_only():
     pd.testing.assert_frame_equal(base.truth["risk"], under.truth["risk"])
 
 
+def test_unrecorded_gp_activity_thins_the_group_appointments_only():
+    base = generate_population(SyntheticSettings(), 2000, seed=5)
+    scenario = SyntheticSettings(
+        under_recording=UnderRecording(
+            enabled=True, group_value="Asian", share_not_recorded=0.0, gp_activity_not_recorded=0.8
+        )
+    )
+    thinned = generate_population(scenario, 2000, seed=5)
+    group = set(base.truth["people"].query("ethnic_group == 'Asian'")["person_id"])
+
+    def split(pop):
+        a = pop.tables["gp_appointments"]
+        inside = a["person_id"].isin(group)
+        return a[inside], a[~inside].reset_index(drop=True)
+
+    base_in, base_out = split(base)
+    thinned_in, thinned_out = split(thinned)
+    assert len(base_in) > 1000
+    assert 0.1 * len(base_in) < len(thinned_in) < 0.3 * len(base_in)
+    # Kept appointments are the group's own, unaltered; everyone else's are untouched.
+    assert set(map(tuple, thinned_in.to_numpy())) <= set(map(tuple, base_in.to_numpy()))
+    pd.testing.assert_frame_equal(thinned_out, base_out)
+    pd.testing.assert_frame_equal(thinned.tables["gp_diagnoses"], base.tables["gp_diagnoses"])
+    # Health is unchanged: the care happened, the extract lost it.
+    pd.testing.assert_frame_equal(thinned.truth["risk"], base.truth["risk"])
+
+
 def test_access_barrier_moves_the_group_from_gp_to_ae():
     base = generate_population(SyntheticSettings(), 3000, seed=6)
     scenario = SyntheticSettings(

@@ -21,6 +21,7 @@ def test_shipped_yaml_loads_and_matches_defaults():
         ("moved_in_share: lots\n", "moved_in_share"),
         ("lad_codes: [Dudley]\n", "lad_codes"),
         ("access_barrier: {enabled: true, group_value: Purple}\n", "access_barrier"),
+        ("under_recording: {gp_activity_not_recorded: 1.5}\n", "gp_activity_not_recorded"),
     ],
 )
 def test_invalid_file_names_the_key(tmp_path: Path, text: str, key: str):
