@@ -156,27 +156,27 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def write_configs(folder: Path, out: Path, spark: bool = False) -> Path:
-    """The shipped settings with every path inside ``out`` (and the PySpark backend when ``spark``)."""
-    from riskstrat.config import CONFIG_FILES
+    """The shipped settings with every path inside ``out`` (and the PySpark backend when ``spark``).
+
+    The extract, truth and practice file always come from the ``outputs`` folder
+    beside ``out``, so a PySpark run reads the same population as the DuckDB one.
+    """
+    from riskstrat.config import write_relocated_config
     from riskstrat.settings import REPO_CONFIG_DIR
 
-    folder.mkdir(parents=True, exist_ok=True)
+    population = out.parent / "outputs"
     synthetic = yaml.safe_load((REPO_CONFIG_DIR / "synthetic.yaml").read_text()) or {}
-    for name in CONFIG_FILES:
-        settings = yaml.safe_load((REPO_CONFIG_DIR / name).read_text()) or {}
-        if name == "data.yaml":
-            settings.update(
-                extract_dir=str(out.parent / "outputs" / "extract"),
-                output_dir=str(out),
-                truth_dir=str(out.parent / "outputs" / "truth"),
-                extract_date=str(synthetic["extract_date"]),
-            )
-        if name == "mdts.yaml":
-            settings["practices_file"] = str(out.parent / "outputs" / "reference" / "practices.csv")
-        if name == "features.yaml" and spark:
-            settings["backend"] = "pyspark"
-        (folder / name).write_text(yaml.safe_dump(settings, sort_keys=False))
-    return folder
+    changes: dict[str, dict[str, Any]] = {
+        "data.yaml": {
+            "extract_dir": str(population / "extract"),
+            "truth_dir": str(population / "truth"),
+            "extract_date": str(synthetic["extract_date"]),
+        },
+        "mdts.yaml": {"practices_file": str(population / "reference" / "practices.csv")},
+    }
+    if spark:
+        changes["features.yaml"] = {"backend": "pyspark"}
+    return write_relocated_config(folder, out, changes)
 
 
 def run_size(people: int, out: Path, cap: int, skip_spark: bool) -> dict[str, Any]:

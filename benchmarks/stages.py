@@ -66,9 +66,9 @@ def state_dir(config: Any) -> Path:
 
 
 def _read_matrix(path: Path) -> Any:
-    from riskstrat.pipelines.flows import _read_matrix
+    from riskstrat.pipelines.flows import read_feature_matrix
 
-    return _read_matrix(path)
+    return read_feature_matrix(path)
 
 
 def _status_and_tables(config: Any, when: date) -> tuple[Any, dict[str, Any]]:

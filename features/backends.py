@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from riskstrat.errors import RiskstratError
 from riskstrat.features.settings import FeatureSettings
+from riskstrat.ingest import readers
 from riskstrat.ingest.contract import CONTRACT, Table
 
 FEATURE_TABLES: tuple[str, ...] = (
@@ -115,14 +116,13 @@ def find_table_file(folder: Path, name: str) -> Path:
     Raises:
         RiskstratError: If neither file exists.
     """
-    for suffix in (".parquet", ".csv"):
-        path = Path(folder) / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    raise RiskstratError(
-        f"table {name!r} not found in {folder} (looked for {name}.parquet and {name}.csv)",
-        hint="Point configs/data.yaml extract_dir at a folder with one file per contract table.",
-    )
+    path = readers.find_table_file(folder, name)
+    if path is None:
+        raise RiskstratError(
+            f"table {name!r} not found in {folder} (looked for {name}.parquet and {name}.csv)",
+            hint="Point configs/data.yaml extract_dir at a folder with one file per contract table.",
+        )
+    return path
 
 
 def read_extract(

@@ -8,20 +8,19 @@ the ``riskstrat audit`` command; the promotion step calls
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 
 from riskstrat.evaluation.fairness import FairnessAudit, Flag, open_flags, run_audit
 from riskstrat.evaluation.report import ModelInfo, payload_json, render_report
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.io import atomic_path
+from riskstrat.pipelines.logs import run_logger
 
 REPORTS_FOLDER = "reports"
 MLFLOW_ARTIFACT_PATH = "fairness_report"
@@ -44,13 +43,6 @@ class AuditResult:
     open_flags: list[Flag]
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
-
-
 def report_stem(model: ModelInfo) -> str:
     """File name stem of a report, e.g. ``fairness_emergency_admission_v3``."""
     raw = f"fairness_{model.outcome}_{model.model_name}_v{model.model_version}"
@@ -64,7 +56,7 @@ def audit_task(
     """Run the fairness audit on test-row predictions and list selections."""
     audit = run_audit(predictions, selections, settings)
     counts = {s: sum(f.status == s for f in audit.flags) for s in ("raised", "uncertain", "explained")}
-    _logger().info("fairness audit: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
+    run_logger(__name__).info("fairness audit: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
     return audit
 
 
@@ -87,7 +79,7 @@ def write_report_task(html: str, payload: dict, output_dir: Path, stem: str) -> 
         tmp.write_text(payload_json(payload), encoding="utf-8")
     with atomic_path(html_path) as tmp:
         tmp.write_text(html, encoding="utf-8")
-    _logger().info("fairness report written to %s", html_path)
+    run_logger(__name__).info("fairness report written to %s", html_path)
     return html_path, json_path
 
 
@@ -99,7 +91,7 @@ def log_report_task(paths: tuple[Path, ...], run_id: str, tracking_uri: str) -> 
     client = MlflowClient(tracking_uri=tracking_uri)
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path=MLFLOW_ARTIFACT_PATH)
-    _logger().info("fairness report logged to MLflow run %s", run_id)
+    run_logger(__name__).info("fairness report logged to MLflow run %s", run_id)
 
 
 @flow(name="fairness-audit", validate_parameters=False)
@@ -133,7 +125,7 @@ def fairness_audit(
         log_report_task((html_path, json_path), run_id, tracking_uri)
     blocking = open_flags(audit, settings)
     if blocking:
-        _logger().warning(
+        run_logger(__name__).warning(
             "%d open fairness flags block promotion: %s",
             len(blocking),
             ", ".join(f.flag_id for f in blocking),

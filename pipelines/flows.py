@@ -8,32 +8,24 @@ stage packages; this module only reads, writes and wires.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 from prefect.runtime import flow_run
 
 from riskstrat.config import Config, load_config
 from riskstrat.errors import RiskstratError
 from riskstrat.pipelines.environment import configure_environment
+from riskstrat.pipelines.logs import run_logger
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 FAIRNESS_FLAGS_TAG = "fairness_open_flags"
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
 def _is_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -157,7 +149,8 @@ def read_truth(config: Config) -> pd.DataFrame | None:
     return truth
 
 
-def _read_matrix(path: Path) -> pd.DataFrame:
+def read_feature_matrix(path: Path) -> pd.DataFrame:
+    """A stored feature matrix with ``as_of`` as dates (Parquet keeps them as timestamps)."""
     frame = pd.read_parquet(path)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     return frame
@@ -259,16 +252,23 @@ def training_table(config: Config, extract_dir: Path) -> pd.DataFrame:
     dates = sorted({*as_of.train, as_of.validation, as_of.test})
     frames = []
     for when in dates:
-        matrix = _read_matrix(features_at.fn(config, extract_dir, when, with_outcomes=True))
+        matrix = read_feature_matrix(features_at.fn(config, extract_dir, when, with_outcomes=True))
         need = need_at.fn(config, extract_dir, when, matrix["person_id"])
         frames.append(matrix.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one"))
     return stack_matrices(frames)
 
 
-def _model_info(config: Config, outcome: str, registration: Any, result: Any, table: pd.DataFrame) -> Any:
+def _model_info(
+    config: Config,
+    outcome: str,
+    registration: Any,
+    model: Any,
+    test_metrics: pd.DataFrame,
+    table: pd.DataFrame,
+) -> Any:
     from riskstrat.evaluation.report import ModelInfo
 
-    metrics = result.metrics.query("model == 'lightgbm'").set_index("metric")["value"].to_dict()
+    metrics = test_metrics.query("model == 'lightgbm'").set_index("metric")["value"].to_dict()
     as_of = config.model.as_of
     outcome_definition = {
         "emergency_admission": (
@@ -298,8 +298,8 @@ def _model_info(config: Config, outcome: str, registration: Any, result: Any, ta
         metrics={k: float(v) for k, v in metrics.items()},
         run_id=registration.run_id,
         test_as_of=str(as_of.test),
-        predictors=tuple(result.model.feature_names),
-        calibration_method=f"{result.model.calibrator.method} on the validation as-of date ({as_of.validation})",
+        predictors=tuple(model.feature_names),
+        calibration_method=f"{model.calibrator.method} on the validation as-of date ({as_of.validation})",
         missing_data="Missing event history means no events; LightGBM handles missing numeric values natively.",
         synthetic=config.data.truth_dir is not None and Path(config.data.truth_dir).is_dir(),
     )
@@ -369,7 +369,7 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
             predictions,
             selections,
             config.fairness,
-            _model_info(config, outcome, registration, result, table),
+            _model_info(config, outcome, registration, result.model, result.metrics, table),
             config.data.output_dir,
             run_id=registration.run_id,
             tracking_uri=registration.tracking_uri,
@@ -407,6 +407,54 @@ def _tag_run(registration: Any, key: str, value: str) -> None:
     MlflowClient(tracking_uri=registration.tracking_uri).set_tag(registration.run_id, key, value)
 
 
+# ----------------------------------------------------------------------------- registered models
+
+
+def registered_version(config: Config, outcome: str, alias: str) -> tuple[Any, Any]:
+    """The registration and MLflow run of ``outcome``'s model behind ``alias``.
+
+    Returns:
+        ``(registration, run)``; the run holds the tags written at training.
+
+    Raises:
+        RiskstratError: If no version carries the alias.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from riskstrat.models.registry import Registration
+
+    uri = tracking_uri(config)
+    client = MlflowClient(tracking_uri=uri)
+    model_name = config.model.mlflow.registered_models[outcome]
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except Exception:
+        raise RiskstratError(
+            f"no {alias} model registered for {model_name}", hint="Run `riskstrat train` first."
+        ) from None
+    run = client.get_run(version.run_id)
+    registration = Registration(
+        outcome, model_name, version.version, version.run_id, run.info.experiment_id, uri
+    )
+    return registration, run
+
+
+def logged_test_metrics(registration: Any) -> pd.DataFrame:
+    """The tidy test metrics logged with a model's training run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=registration.tracking_uri)
+    return pd.read_csv(client.download_artifacts(registration.run_id, "evaluation/test_metrics.csv"))
+
+
+def held_out_test_rows(config: Config, extract: Path) -> pd.DataFrame:
+    """The test rows exactly as training chose them: the test as-of date, test persons only."""
+    from riskstrat.models.training import person_groups
+
+    table = read_feature_matrix(features_at.fn(config, extract, config.model.as_of.test, with_outcomes=True))
+    return table[person_groups(table["person_id"], config.model.split).to_numpy() == "test"]
+
+
 # ----------------------------------------------------------------------------- promotion (CLI)
 
 
@@ -417,51 +465,34 @@ def run_promotion(config: Config, outcome: str | None = None) -> list[Any]:
     date and the person split, exactly as training chose them; the challenger's
     logged test metrics and open fairness flags are read from its MLflow run.
     """
-    from mlflow.tracking import MlflowClient
-
     from riskstrat.models.promotion import promote
-    from riskstrat.models.registry import Registration, load_model
+    from riskstrat.models.registry import load_model
     from riskstrat.models.settings import OUTCOMES
-    from riskstrat.models.training import person_groups
 
     configure_environment(config.data.output_dir)
-    uri = tracking_uri(config)
-    client = MlflowClient(tracking_uri=uri)
     outcomes = [outcome] if outcome else list(OUTCOMES)
-    extract = Path(config.data.extract_dir)
+    test = None
     decisions = []
     for name in outcomes:
         if name not in OUTCOMES:
             raise RiskstratError(
                 f"--outcome {name!r} is not a modelled outcome", hint=f"Use one of {OUTCOMES}."
             )
-        model_name = config.model.mlflow.registered_models[name]
-        try:
-            version = client.get_model_version_by_alias(model_name, CHALLENGER)
-        except Exception:
-            raise RiskstratError(
-                f"no challenger registered for {model_name}", hint="Run `riskstrat train` first."
-            ) from None
-        run = client.get_run(version.run_id)
-        registration = Registration(
-            name, model_name, version.version, version.run_id, run.info.experiment_id, uri
-        )
-        metrics_path = client.download_artifacts(version.run_id, "evaluation/test_metrics.csv")
-        metrics = pd.read_csv(metrics_path)
-        test = _read_matrix(features_at.fn(config, extract, config.model.as_of.test, with_outcomes=True))
-        test = test[person_groups(test["person_id"], config.model.split).to_numpy() == "test"]
-        flags = json.loads(run.data.tags.get(FAIRNESS_FLAGS_TAG, "[]"))
-        challenger = load_model(f"models:/{model_name}/{version.version}", uri)
+        registration, run = registered_version(config, name, CHALLENGER)
+        # Both outcomes share the test rows: read them once.
+        test = held_out_test_rows(config, Path(config.data.extract_dir)) if test is None else test
         decisions.append(
             promote(
                 registration,
                 test,
                 test[name].to_numpy(),
-                metrics,
+                logged_test_metrics(registration),
                 config.model,
                 apply=True,
-                open_fairness_flags=flags,
-                challenger=challenger,
+                open_fairness_flags=json.loads(run.data.tags.get(FAIRNESS_FLAGS_TAG, "[]")),
+                challenger=load_model(
+                    f"models:/{registration.model_name}/{registration.version}", registration.tracking_uri
+                ),
             )
         )
     return decisions
@@ -510,7 +541,7 @@ def score_population(
                     hint="Run `riskstrat train` (a first model becomes champion when it passes every gate) "
                     "or `riskstrat promote`; see the promotion reasons in MLflow.",
                 ) from exc
-            _logger().warning("no champion for %s: its risk is not scored this week", name)
+            run_logger(__name__).warning("no champion for %s: its risk is not scored this week", name)
             scored[f"p_{outcome}"] = float("nan")
             continue
         scored[f"p_{outcome}"] = score(model, features)
@@ -551,7 +582,7 @@ def weekly_worklists_flow(
     extract = Path(extract_dir or config.data.extract_dir)
     report = gate(config, extract, WEEKLY_TABLES)
     when = as_of or data_date(config, extract)
-    features = _read_matrix(features_at(config, extract, when, with_outcomes=False))
+    features = read_feature_matrix(features_at(config, extract, when, with_outcomes=False))
     scored, models, versions = score_population(config, features, ranking_outcomes(config))
     tables = report.tables
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
@@ -591,49 +622,27 @@ def fairness_audit_flow(
     extract_dir: str | None = None,
 ) -> str:
     """Audit a registered model on its test rows and write the governance report (monthly on the champion)."""
-    from mlflow.tracking import MlflowClient
-
-    from riskstrat.models.registry import Registration, load_model
-    from riskstrat.models.training import person_groups
+    from riskstrat.models.registry import load_model
     from riskstrat.pipelines.audit import fairness_audit
 
     config = load_run_config(config_dir)
     extract = Path(extract_dir or config.data.extract_dir)
     gate(config, extract)
-    uri = tracking_uri(config)
-    model_name = config.model.mlflow.registered_models[outcome]
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        version = client.get_model_version_by_alias(model_name, alias)
-    except Exception:
-        raise RiskstratError(
-            f"no {alias} model registered for {model_name}", hint="Run `riskstrat train` first."
-        ) from None
-    model = load_model(f"models:/{model_name}/{version.version}", uri)
-    test_as_of = config.model.as_of.test
-    test = _read_matrix(features_at(config, extract, test_as_of, with_outcomes=True))
-    test = test[person_groups(test["person_id"], config.model.split).to_numpy() == "test"]
-    need = need_at(config, extract, test_as_of, test["person_id"])
+    registration, _ = registered_version(config, outcome, alias)
+    model = load_model(f"models:/{registration.model_name}/{registration.version}", registration.tracking_uri)
+    test = held_out_test_rows(config, extract)
+    need = need_at(config, extract, config.model.as_of.test, test["person_id"])
     test = test.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one")
     predictions, selections = audit_inputs(config, test, model.predict_proba(test), outcome)
-    registration = Registration(outcome, model_name, version.version, version.run_id, "", uri)
-
-    class _Result:  # the shape _model_info reads
-        def __init__(self) -> None:
-            self.model = model
-            self.metrics = pd.read_csv(
-                client.download_artifacts(version.run_id, "evaluation/test_metrics.csv")
-            )
-
-    info = _model_info(config, outcome, registration, _Result(), test)
+    info = _model_info(config, outcome, registration, model, logged_test_metrics(registration), test)
     result = fairness_audit(
         predictions,
         selections,
         config.fairness,
         info,
         config.data.output_dir,
-        run_id=version.run_id,
-        tracking_uri=uri,
+        run_id=registration.run_id,
+        tracking_uri=registration.tracking_uri,
     )
     return str(result.html_path)
 

@@ -7,26 +7,17 @@ between the stages and write nothing but MLflow runs.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.exceptions import MissingContextError
+from prefect import flow, task
 
 from riskstrat.models.promotion import PromotionDecision, promote
 from riskstrat.models.registry import Registration, log_training_run
 from riskstrat.models.settings import ModelSettings
 from riskstrat.models.training import TrainingResult, train_outcome
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    """Prefect's run logger inside a flow or task, else the module logger (tests call ``.fn``)."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
+from riskstrat.pipelines.logs import run_logger
 
 
 def feature_names_from(dictionary: pd.DataFrame) -> list[str]:
@@ -56,7 +47,7 @@ def train_models(
     results = {}
     for outcome in settings.outcomes:
         results[outcome] = train_outcome(training_table, names, outcome, settings, truth=truth)
-        _logger().info(
+        run_logger(__name__).info(
             "%s: test AUROC %.3f, calibration %s",
             outcome,
             results[outcome].metrics.query("model == 'lightgbm' and metric == 'auroc'")["value"].iloc[0],
@@ -112,7 +103,7 @@ def promote_challenger(
         open_fairness_flags=open_fairness_flags,
         challenger=result.model,
     )
-    _logger().info(decision.summary())
+    run_logger(__name__).info(decision.summary())
     return decision
 
 

@@ -16,20 +16,19 @@ Outputs (all under ``output_dir``):
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Collection
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 from rich.table import Table as RichTable
 
 from riskstrat.ingest.validation import ValidationReport, validate_extract
 from riskstrat.ingest.validation_settings import ValidationSettings
 from riskstrat.io import atomic_path, folder_snapshot_hash
+from riskstrat.pipelines.logs import run_logger
 from riskstrat.settings import default_config_dir, load_settings
 
 HISTORY_FILE = "row_counts.json"
@@ -168,10 +167,7 @@ def validation_gate(
             column, what was expected, rows failing, up to five pseudonymised
             examples). Nothing downstream has been written.
     """
-    try:
-        logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
-    except MissingContextError:  # called through .fn outside a flow run
-        logger = logging.getLogger(__name__)
+    logger = run_logger(__name__)
     report = run_validation(extract_dir, output_dir, settings, extract_date, keep_tables)
     for line in report.warning_lines():
         logger.warning("validation warning: %s", line)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import yaml
 from pydantic import Field
 
-from riskstrat.settings import Settings, default_config_dir, load_settings
+from riskstrat.settings import REPO_CONFIG_DIR, Settings, default_config_dir, load_settings
 
 if TYPE_CHECKING:
     from riskstrat.evaluation.settings import FairnessSettings
@@ -127,3 +129,54 @@ def load_config(config_dir: Path | None = None) -> Config:
     folder = Path(config_dir) if config_dir else default_config_dir()
     loaded = {Path(name).stem: load_settings(folder / name, model) for name, model in CONFIG_FILES.items()}
     return Config(source_dir=folder, **loaded)
+
+
+def _merged(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied; nested mappings are merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_relocated_config(
+    target: Path,
+    output_dir: Path,
+    changes: Mapping[str, Mapping[str, Any]] | None = None,
+    source: Path = REPO_CONFIG_DIR,
+) -> Path:
+    """Copy every settings file with all outputs under ``output_dir``, then apply ``changes``.
+
+    The extract, truth, outputs and practice reference file move under
+    ``output_dir`` (as ``riskstrat generate --out`` writes them); ``changes``
+    maps a file name to the settings to change in it, merged key by key. Used
+    to run the pipeline in a folder of its own (tests, benchmarks, a trial run).
+
+    Args:
+        target: Folder to write the settings files into (created if missing).
+        output_dir: Where the run reads and writes everything.
+        changes: Per-file settings to change, e.g. ``{"model.yaml": {"evaluation": {"n_boot": 20}}}``.
+        source: Folder of settings to copy (default: the shipped ``configs/``).
+
+    Returns:
+        ``target``.
+    """
+    output_dir = Path(output_dir)
+    relocated: dict[str, dict[str, Any]] = {
+        "data.yaml": {
+            "extract_dir": str(output_dir / "extract"),
+            "output_dir": str(output_dir),
+            "truth_dir": str(output_dir / "truth"),
+        },
+        "mdts.yaml": {"practices_file": str(output_dir / "reference" / "practices.csv")},
+    }
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in CONFIG_FILES:
+        settings = yaml.safe_load((Path(source) / name).read_text(encoding="utf-8")) or {}
+        settings = _merged(_merged(settings, relocated.get(name, {})), (changes or {}).get(name, {}))
+        (target / name).write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return target

@@ -24,12 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from riskstrat.config import CONFIG_FILES, Config, load_config
+from riskstrat.config import Config, load_config, write_relocated_config
 from riskstrat.evaluation.fairness import FairnessAudit, Flag, run_audit
 from riskstrat.evaluation.report import ModelInfo, render_report
-from riskstrat.settings import REPO_CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -75,24 +73,13 @@ class ScenarioRun:
 
 def write_config(folder: Path, out: Path, under_recording: dict | None) -> Path:
     """The shipped settings with outputs under ``out``, small bootstraps and an optional scenario."""
-    folder.mkdir(parents=True)
-    for name in CONFIG_FILES:
-        settings = yaml.safe_load((REPO_CONFIG_DIR / name).read_text()) or {}
-        if name == "data.yaml":
-            settings.update(
-                extract_dir=str(out / "extract"), output_dir=str(out), truth_dir=str(out / "truth")
-            )
-        if name == "mdts.yaml":
-            settings["practices_file"] = str(out / "reference" / "practices.csv")
-        if name == "synthetic.yaml" and under_recording:
-            settings["under_recording"] = dict(under_recording)
-        if name == "model.yaml":
-            settings["outcomes"] = [OUTCOME]
-            settings["evaluation"]["n_boot"] = 30
-        if name == "fairness.yaml":
-            settings["bootstrap_n"] = 100
-        (folder / name).write_text(yaml.safe_dump(settings, sort_keys=False))
-    return folder
+    changes: dict[str, dict] = {
+        "model.yaml": {"outcomes": [OUTCOME], "evaluation": {"n_boot": 30}},
+        "fairness.yaml": {"bootstrap_n": 100},
+    }
+    if under_recording:
+        changes["synthetic.yaml"] = {"under_recording": dict(under_recording)}
+    return write_relocated_config(folder, out, changes)
 
 
 def model_info(config: Config, table: pd.DataFrame) -> ModelInfo:

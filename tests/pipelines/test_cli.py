@@ -3,6 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
+from riskstrat.config import write_relocated_config
 from riskstrat.pipelines.cli import app
 
 COMMANDS = [
@@ -44,11 +45,7 @@ def test_bad_week_is_one_line_with_hint_and_no_traceback():
 
 
 def test_invalid_settings_fail_before_any_work(tmp_path):
-    from riskstrat.config import CONFIG_FILES
-    from riskstrat.settings import REPO_CONFIG_DIR
-
-    for name in CONFIG_FILES:
-        (tmp_path / name).write_text((REPO_CONFIG_DIR / name).read_text())
+    write_relocated_config(tmp_path, tmp_path / "out")
     (tmp_path / "features.yaml").write_text("windows: [30, -5]\n")
     result = runner.invoke(app, ["--config-dir", str(tmp_path), "features"])
     assert result.exit_code == 1
@@ -56,12 +53,7 @@ def test_invalid_settings_fail_before_any_work(tmp_path):
 
 
 def test_validate_missing_extract_exits_non_zero(tmp_path):
-    from riskstrat.config import CONFIG_FILES
-    from riskstrat.settings import REPO_CONFIG_DIR
-
-    for name in CONFIG_FILES:
-        (tmp_path / name).write_text((REPO_CONFIG_DIR / name).read_text())
-    (tmp_path / "data.yaml").write_text(f"output_dir: {tmp_path / 'out'}\n")
+    write_relocated_config(tmp_path, tmp_path / "out")
     result = runner.invoke(app, ["--config-dir", str(tmp_path), "validate", str(tmp_path / "no-extract")])
     assert result.exit_code != 0
     assert "patients" in result.output

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from riskstrat.config import CONFIG_FILES
-from riskstrat.settings import REPO_CONFIG_DIR
+from riskstrat.config import write_relocated_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +27,17 @@ def _write_config(folder: Path, out: Path) -> Path:
     too noisy for the production tolerances; this test checks the wiring, and
     the gates themselves are tested in tests/models and tests/evaluation.
     """
-    folder.mkdir()
-    for name in CONFIG_FILES:
-        settings = yaml.safe_load((REPO_CONFIG_DIR / name).read_text()) or {}
-        if name == "data.yaml":
-            settings.update(
-                extract_dir=str(out / "extract"), output_dir=str(out), truth_dir=str(out / "truth")
-            )
-        if name == "mdts.yaml":
-            settings["practices_file"] = str(out / "reference" / "practices.csv")
-        if name == "model.yaml":
-            settings["promotion"].update(calibration_slope_bounds=[0.01, 100.0], oe_bounds=[0.01, 100.0])
-            settings["evaluation"]["n_boot"] = 20
-        if name == "fairness.yaml":
-            settings["bootstrap_n"] = 20
-            settings["gating_groupings"] = []
-        (folder / name).write_text(yaml.safe_dump(settings, sort_keys=False))
-    return folder
+    return write_relocated_config(
+        folder,
+        out,
+        {
+            "model.yaml": {
+                "promotion": {"calibration_slope_bounds": [0.01, 100.0], "oe_bounds": [0.01, 100.0]},
+                "evaluation": {"n_boot": 20},
+            },
+            "fairness.yaml": {"bootstrap_n": 20, "gating_groupings": []},
+        },
+    )
 
 
 @pytest.fixture(scope="module")

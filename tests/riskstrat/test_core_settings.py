@@ -57,3 +57,18 @@ def test_settings_hash_changes_with_a_setting(tmp_path):
     before = load_config(tmp_path).settings_hash()
     (tmp_path / "data.yaml").write_text("output_dir: elsewhere\n")
     assert load_config(tmp_path).settings_hash() != before
+
+
+def test_relocated_config_moves_outputs_and_merges_changes(tmp_path):
+    from riskstrat.config import write_relocated_config
+
+    out = tmp_path / "run"
+    write_relocated_config(tmp_path / "configs", out, {"model.yaml": {"evaluation": {"n_boot": 20}}})
+    config = load_config(tmp_path / "configs")
+    assert config.data.extract_dir == out / "extract" and config.data.output_dir == out
+    assert config.mdts.practices_file == out / "reference" / "practices.csv"
+    assert config.model.evaluation.n_boot == 20
+    # Keys beside a changed one keep their shipped values.
+    assert (
+        config.model.evaluation.capacity_share == load_config(REPO_CONFIG_DIR).model.evaluation.capacity_share
+    )
