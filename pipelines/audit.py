@@ -94,7 +94,14 @@ def log_report_task(paths: tuple[Path, ...], run_id: str, tracking_uri: str) -> 
     run_logger(__name__).info("fairness report logged to MLflow run %s", run_id)
 
 
-@flow(name="fairness-audit", validate_parameters=False)
+def _audit_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    model = flow_run.parameters.get("model")
+    return f"fairness-audit-{model.outcome}-v{model.model_version}" if model is not None else "fairness-audit"
+
+
+@flow(name="fairness-audit", flow_run_name=_audit_run_name, validate_parameters=False)
 def fairness_audit(
     predictions: pd.DataFrame,
     selections: pd.DataFrame,
