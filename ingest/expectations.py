@@ -11,6 +11,11 @@ and Great Expectations checks that they are all true, so Great Expectations
 stays the engine and every check shows in Data Docs. Date checks are also made
 on boolean columns, so that Data Docs never show a date of birth or an event
 date, only pseudonymised IDs.
+
+Flags are computed one chunk of rows at a time from small whole-table facts
+gathered first: the keys that occur more than once (:func:`duplicate_values`)
+and the patients' IDs and dates of death (:class:`PatientLookup`), so a
+duplicate or an orphan is flagged in whichever chunk it falls.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from riskstrat.ingest.reference import LSOA_PATTERN, conditions, imd_lookup
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 
 Scope = Literal["table", "rows"]
+NAT = np.iinfo(np.int64).min
+"""A missing date as int64 microseconds."""
+DAY = 86_400_000_000
+"""One day in microseconds."""
 NOT_KNOWN_ETHNICITY: tuple[str, ...] = ("Z", "99")
 """Ethnic category codes meaning not stated / not known (empty counts as not known too)."""
 
@@ -104,6 +113,37 @@ def _check(
         **ge_kwargs,
     )
     return Check(check_id, table, about, kind, severity, expected, scope, expectation, max_share)
+
+
+@dataclass(frozen=True)
+class PatientLookup:
+    """What the event checks need from patients, built once per extract.
+
+    Attributes:
+        person_ids: Distinct person IDs of patients (empty if it has no person_id column).
+        death_dates: Recorded date of death aligned with ``person_ids`` (NaT if none).
+        has_deaths: Whether patients has a ``date_of_death`` column (the after-death
+            checks pass when it has none).
+    """
+
+    person_ids: pa.Array
+    death_dates: np.ndarray
+    has_deaths: bool
+
+    @classmethod
+    def of(cls, patients: pd.DataFrame) -> PatientLookup:
+        """Build the lookup from the typed patients table."""
+        if "person_id" in patients:
+            person_ids = pc.unique(pa.array(patients["person_id"].dropna(), type=pa.large_string()))
+        else:
+            person_ids = pa.array([], type=pa.large_string())
+        death_dates = np.full(len(person_ids), np.datetime64("NaT"), dtype="datetime64[us]")
+        deaths = _death_dates(patients)
+        if deaths is not None and len(deaths):
+            where = pc.index_in(pa.array(deaths.index, type=pa.large_string()), value_set=person_ids)
+            where = where.to_numpy(zero_copy_only=False)
+            death_dates[where.astype(np.int64)] = deaths.to_numpy().astype("datetime64[us]")
+        return cls(person_ids, death_dates, deaths is not None)
 
 
 def _flag_check(
@@ -397,13 +437,31 @@ def build_checks(
     return checks
 
 
+def duplicate_values(keys: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The non-missing values that occur more than once (a whole table's duplicated keys).
+
+    Args:
+        keys: A key column (typed text), whole or gathered from every chunk.
+
+    Returns:
+        Each duplicated value once.
+    """
+    values = keys if isinstance(keys, pa.Array | pa.ChunkedArray) else pa.array(keys, from_pandas=True)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    counts = pc.value_counts(pc.drop_null(values))
+    repeated = pc.greater(counts.field("counts"), 1)
+    return pc.filter(counts.field("values"), repeated)
+
+
 def derive_flags(
     frame: pd.DataFrame,
     table: Table,
     present: set[str],
     settings: ValidationSettings,
     extract_date: date,
-    patients: pd.DataFrame | None,
+    patients: pd.DataFrame | PatientLookup | None,
+    duplicate_keys: pa.Array | None = None,
 ) -> pd.DataFrame:
     """Compute the boolean columns that the generated checks expect to be true.
 
@@ -411,13 +469,15 @@ def derive_flags(
     ``not_null`` check's job.
 
     Args:
-        frame: The typed table (from ``readers.coerce``).
+        frame: The typed table (from ``readers.coerce``), or one chunk of it.
         table: Its contract table.
         present: Columns found in the file.
         settings: The gate's settings.
         extract_date: No date may be later.
-        patients: The typed patients table, for person and death checks (None
-            if patients could not be read; those checks are then left out).
+        patients: The typed patients table or its lookup, for person and death
+            checks (None if patients could not be read; those checks are then left out).
+        duplicate_keys: The key values duplicated anywhere in the whole table
+            (:func:`duplicate_values`); None: ``frame`` is the whole table.
 
     Returns:
         The boolean columns, one per flag check, on ``frame``'s index.
@@ -428,11 +488,15 @@ def derive_flags(
     min_date = pd.Timestamp(t.min_date)
     if table.key and table.key in present:
         keys = frame[table.key]
-        flags[flag_name("id_unique", table.key)] = ~(keys.duplicated(keep=False) & keys.notna())
-    for column in _date_columns(table, present):
-        values = frame[column]
-        flags[flag_name("date_not_after_extract_date", column)] = (values < day_after_extract) | values.isna()
-        flags[flag_name("date_not_before_min_date", column)] = (values >= min_date) | values.isna()
+        if duplicate_keys is None:
+            flags[flag_name("id_unique", table.key)] = ~(keys.duplicated(keep=False) & keys.notna())
+        else:
+            flags[flag_name("id_unique", table.key)] = ~is_in(keys, duplicate_keys)
+    # Date flags on int64 microseconds: a few numpy passes per column (NaT is the smallest int64).
+    ticks = {column: _ticks(frame[column]) for column in _date_columns(table, present)}
+    for column, values in ticks.items():
+        flags[flag_name("date_not_after_extract_date", column)] = values < _tick(day_after_extract)
+        flags[flag_name("date_not_before_min_date", column)] = (values >= _tick(min_date)) | (values == NAT)
     if table.name == "patients":
         if "birth_date" in present:
             births = frame["birth_date"]
@@ -450,43 +514,59 @@ def derive_flags(
                 NOT_KNOWN_ETHNICITY
             )
     elif patients is not None and "person_id" in present:
+        lookup = patients if isinstance(patients, PatientLookup) else PatientLookup.of(patients)
         people = frame["person_id"]
-        if "person_id" in patients:
-            known_people = is_in(people, patients["person_id"])
-        else:
-            known_people = pd.Series(False, index=frame.index)
-        flags[flag_name("person_in_patients", "")] = known_people | people.isna()
-        death_of_person = _death_date_of(people, _death_dates(patients))
-        for column in _date_columns(table, present):
-            if death_of_person is None:
-                flags[flag_name("not_after_death", column)] = pd.Series(True, index=frame.index)
+        # One hash lookup gives both whether the person is in patients and their date of death.
+        where = pc.index_in(pa.array(people, from_pandas=True), value_set=lookup.person_ids)
+        known = where.is_valid().to_numpy(zero_copy_only=False)
+        flags[flag_name("person_in_patients", "")] = pd.Series(known, index=frame.index) | people.isna()
+        positions = where.fill_null(0).to_numpy(zero_copy_only=False)
+        death = None
+        if lookup.has_deaths and len(lookup.death_dates):
+            death = np.where(known, lookup.death_dates.view("i8")[positions], NAT)
+        for column, values in ticks.items():
+            if death is None:
+                flags[flag_name("not_after_death", column)] = np.ones(len(frame), dtype=bool)
                 continue
             # The death date itself is allowed: compare days, not times of day.
-            day = frame[column].dt.normalize() if table.column(column).type == "datetime" else frame[column]
-            after = (day > death_of_person).fillna(False).astype(bool)
-            flags[flag_name("not_after_death", column)] = ~after
+            day = (
+                values
+                if table.column(column).type == "date"
+                else np.where(values == NAT, NAT, values // DAY * DAY)
+            )
+            flags[flag_name("not_after_death", column)] = ~((death != NAT) & (day != NAT) & (day > death))
     for earlier, later in table.date_pairs:
         if earlier in present and later in present:
-            start, end = frame[earlier], frame[later]
-            flags[flag_name("date_order", later)] = ~(end < start).fillna(False).astype(bool)
-    return pd.DataFrame({k: v.astype(bool) for k, v in flags.items()}, index=frame.index)
+            start, end = ticks[earlier], ticks[later]
+            flags[flag_name("date_order", later)] = ~((start != NAT) & (end != NAT) & (end < start))
+    return pd.DataFrame(
+        {k: v.astype(bool) if isinstance(v, pd.Series) else v for k, v in flags.items()}, index=frame.index
+    )
 
 
-def is_in(values: pd.Series, allowed: pd.Series | tuple | list) -> pd.Series:
+def _ticks(values: pd.Series) -> np.ndarray:
+    """Microseconds since 1970 of a datetime column, missing as ``NAT``."""
+    return values.to_numpy(dtype="datetime64[us]").view("i8")
+
+
+def _tick(moment: pd.Timestamp) -> int:
+    return int(np.datetime64(moment, "us").view("i8"))
+
+
+def is_in(values: pd.Series, allowed: pd.Series | pa.Array | tuple | list) -> pd.Series:
     """``values.isin(allowed)``, several times faster for long value sets (person IDs, LSOAs).
 
     Arrow's hash lookup is used directly; pandas' own ``isin`` on Arrow strings
     rebuilds the value set at a cost that grows with its length.
     """
     try:
-        looked_up = pc.is_in(
-            pa.array(values, from_pandas=True), value_set=pa.array(pd.Series(allowed).dropna())
-        )
+        value_set = allowed if isinstance(allowed, pa.Array) else pa.array(pd.Series(allowed).dropna())
+        looked_up = pc.is_in(pa.array(values, from_pandas=True), value_set=value_set)
         return (
             pd.Series(looked_up.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return values.isin(allowed)
+        return values.isin(allowed.to_pylist() if isinstance(allowed, pa.Array) else allowed)
 
 
 def _death_dates(patients: pd.DataFrame | None) -> pd.Series | None:
@@ -498,23 +578,3 @@ def _death_dates(patients: pd.DataFrame | None) -> pd.Series | None:
     ]
     dead = dead.drop_duplicates("person_id")
     return pd.Series(dead["date_of_death"].to_numpy(), index=dead["person_id"].to_numpy())
-
-
-def _death_date_of(people: pd.Series, deaths: pd.Series | None) -> pd.Series | None:
-    """The recorded date of death of each row's person (NaT if alive or unknown).
-
-    Looks the IDs up with Arrow, without turning millions of IDs into Python strings.
-    """
-    if deaths is None:
-        return None
-    positions = pc.index_in(
-        pa.array(people, from_pandas=True), value_set=pa.array(deaths.index, type=pa.string())
-    )
-    positions = positions.fill_null(-1).to_numpy(zero_copy_only=False)
-    dates = deaths.to_numpy().astype("datetime64[us]")
-    found = np.where(
-        positions >= 0,
-        dates[np.clip(positions, 0, None)] if len(dates) else np.datetime64("NaT"),
-        np.datetime64("NaT"),
-    )
-    return pd.Series(found.astype("datetime64[us]"), index=people.index)

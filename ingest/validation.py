@@ -6,25 +6,34 @@ Expectations checkpoints in an ephemeral context, and the results are summed
 into a :class:`ValidationReport`. Data Docs are built as static HTML under
 ``<output_dir>/data_docs/`` (replaced atomically on each run).
 
-Large tables are validated in chunks of ``chunk_size`` rows: whole-table
-checks (columns present, row counts) run once on the whole table, value checks
-run on each chunk, and unexpected counts and examples are summed across
-chunks. Checks that span rows or tables (unique IDs, person in patients,
-after death) are computed on the whole table first, so chunking never misses
-a duplicate or an orphan.
+Tables are streamed from their files in chunks of ``chunk_size`` rows
+(:func:`~riskstrat.ingest.readers.iter_raw`), so only one chunk of a large
+table is ever in memory. Each chunk is typed, gets its flag columns, and runs
+through the table's value checkpoint; unexpected counts and examples are
+summed across chunks. Checks that span rows or tables see the whole table
+through small facts gathered first: the keys that occur more than once (read
+from the key column alone) and the patients' IDs and dates of death, so
+chunking never misses a duplicate or an orphan. Whole-table checks (columns
+present, row counts) run once, after the last chunk, on a stand-in frame with
+the table's columns and row count but none of its values. A table that fits
+in one chunk runs every check in one checkpoint on the real frame.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -38,8 +47,14 @@ from great_expectations.data_context.types.base import (
 
 from riskstrat.errors import ContractError, ContractProblem
 from riskstrat.ingest.contract import CONTRACT, Table
-from riskstrat.ingest.expectations import Check, build_checks, derive_flags
-from riskstrat.ingest.readers import coerce, load_raw
+from riskstrat.ingest.expectations import (
+    Check,
+    PatientLookup,
+    build_checks,
+    derive_flags,
+    duplicate_values,
+)
+from riskstrat.ingest.readers import ParseFailure, RawTable, as_text, coerce_chunk, iter_raw
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 from riskstrat.io import atomic_directory, folder_snapshot_hash
 
@@ -173,6 +188,19 @@ class ValidationReport:
         }
 
 
+def _skip_batch_fingerprints() -> None:
+    """Stop Great Expectations hashing every in-memory batch under 1 GB.
+
+    The hash only fills the batch marker ``pandas_data_fingerprint``, which
+    nothing reads, yet it costs as much as running a chunk's checks. The
+    module constant is what Great Expectations compares a batch's size with.
+    """
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    if hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
+        pandas_execution_engine.HASH_THRESHOLD = 0
+
+
 def gx_context() -> Any:
     """An ephemeral Great Expectations context (suites, checkpoints and results in memory).
 
@@ -184,6 +212,7 @@ def gx_context() -> Any:
     Returns:
         The Great Expectations EphemeralDataContext.
     """
+    _skip_batch_fingerprints()
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
@@ -267,22 +296,30 @@ def _id_column(table: Table, present: set[str]) -> str | None:
     return None
 
 
-def _add_chunk_result(tally: _Tally, result: Any, id_column: str | None, max_examples: int) -> None:
+def _add_chunk_result(tally: _Tally, result: Any) -> int:
+    """Add one chunk's counts to the tally; return the chunk's unexpected rows."""
     config = result.expectation_config
     tally.expectation = config.type
     info = result.exception_info or {}
     if info.get("raised_exception"):
         tally.failed = True
         tally.error = str(info.get("exception_message", "")).splitlines()[0][:200]
-        return
+        return 0
     details = result.result or {}
-    tally.unexpected += int(details.get("unexpected_count") or 0)
+    unexpected = int(details.get("unexpected_count") or 0)
+    tally.unexpected += unexpected
     tally.checked += int(details.get("element_count") or 0) - int(details.get("missing_count") or 0)
     if "observed_value" in details:
         tally.observed = str(details["observed_value"])
     if not result.success:
         tally.failed = True
-    column = config.kwargs.get("column")
+    return unexpected
+
+
+def _add_examples(tally: _Tally, result: Any, id_column: str | None, max_examples: int) -> None:
+    """Add the pseudonymised IDs (and codes) of a result's first unexpected rows to the tally."""
+    column = result.expectation_config.kwargs.get("column")
+    details = result.result or {}
     for row in details.get("partial_unexpected_index_list") or []:
         if len(tally.examples) >= max_examples or not isinstance(row, dict):
             break
@@ -322,54 +359,259 @@ def _finish(tally: _Tally) -> ExpectationResult:
     )
 
 
-def _run_checks(
-    context: Any,
-    table: Table,
-    frame: pd.DataFrame,
-    present: set[str],
-    checks: list[Check],
-    flags: pd.DataFrame,
-    settings: ValidationSettings,
-    snapshot_hash: str,
-) -> list[ExpectationResult]:
-    """Run one table's suites through checkpoints (value checks chunk by chunk) and sum the results."""
-    id_column = _id_column(table, present)
+def _result_format(
+    settings: ValidationSettings, id_column: str | None, with_examples: bool
+) -> dict[str, Any]:
+    """Great Expectations' result format: counts only, or with the IDs of unexpected rows.
+
+    The checkpoints that see every row count (BASIC); the runs that fetch
+    examples list IDs (SUMMARY), which walks every unexpected row of their
+    batch in Python.
+    """
     result_format: dict[str, Any] = {
-        "result_format": "SUMMARY",
+        "result_format": "SUMMARY" if with_examples else "BASIC",
         "partial_unexpected_count": max(settings.max_examples, 1),
     }
-    if id_column:
+    if id_column and with_examples:
         result_format["unexpected_index_column_names"] = [id_column]
-    columns = [c for c in frame.columns if c in present]
-    tallies = {c.check_id: _Tally(c) for c in checks}
-    n = len(frame)
-    if n <= settings.chunk_size:
-        # One batch: every check in one checkpoint run (one Data Docs page per table).
-        runs = [("all", checks, [(0, n)])]
-    else:
-        # Whole-table checks once on the whole table, value checks chunk by chunk.
-        chunks = [(start, min(start + settings.chunk_size, n)) for start in range(0, n, settings.chunk_size)]
-        runs = [
-            ("table", [c for c in checks if c.scope == "table"], [(0, n)]),
-            ("rows", [c for c in checks if c.scope == "rows"], chunks),
-        ]
-    for scope, scoped, slices in runs:
-        if not scoped:
+    return result_format
+
+
+def _shape_of(columns: list[str], n_rows: int) -> pd.DataFrame:
+    """A stand-in for a whole table in the whole-table checks: its columns and row count, no values.
+
+    Every column shares one array of one byte a row, so the stand-in of a
+    49-million-row table costs 49 MB instead of the table.
+    """
+    filler = pd.Categorical.from_codes(np.zeros(n_rows, dtype=np.int8), categories=["-"])
+    return pd.DataFrame({column: filler for column in columns}, copy=False)
+
+
+def _run_checkpoint(checkpoint: Any, batch: pd.DataFrame, run_name: str) -> list[Any]:
+    """Run a checkpoint on a batch; return the expectation results."""
+    outcome = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=RunIdentifier(run_name=run_name))
+    return [result for suite_result in outcome.run_results.values() for result in suite_result.results]
+
+
+def _check_id(result: Any) -> str | None:
+    return (result.expectation_config.meta or {}).get("check_id")
+
+
+@dataclass
+class _Examples:
+    """Fetches the IDs of a chunk's first unexpected rows through Great Expectations.
+
+    The checkpoints that see every row count unexpected rows only (BASIC),
+    because listing IDs (SUMMARY) walks every unexpected row in Python. When a
+    check has unexpected rows in a chunk and still wants examples, its
+    expectation is run again in SUMMARY on the chunk's first rows, a few at
+    first and four times as many until they hold enough unexpected rows (or
+    are the whole chunk), so the examples are the chunk's first unexpected rows
+    as a SUMMARY run on the whole chunk would give. These runs use a context
+    of their own, so Data Docs show only the runs over every row.
+    """
+
+    settings: ValidationSettings
+    context: Any = None
+    checkpoints: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def _checkpoint(self, table: str, tallies: list[_Tally], id_column: str | None) -> Any:
+        key = (table, *(t.check.check_id for t in tallies))
+        if key not in self.checkpoints:
+            if self.context is None:
+                self.context = gx_context()
+            checks = [replace(t.check, expectation=copy.copy(t.check.expectation)) for t in tallies]
+            name = f"examples-{len(self.checkpoints)}"
+            result_format = _result_format(self.settings, id_column, with_examples=True)
+            self.checkpoints[key] = _checkpoint(self.context, table, name, checks, result_format)
+        return self.checkpoints[key]
+
+    def fetch(
+        self,
+        table: str,
+        batch: pd.DataFrame,
+        pending: dict[str, tuple[_Tally, int]],
+        id_column: str | None,
+        run_name: str,
+    ) -> None:
+        """Add examples to each pending tally (by check id: tally and unexpected rows in ``batch``)."""
+        wanted = max(self.settings.max_examples, 1)
+        n = len(batch)
+        sparsest = min(unexpected for _, unexpected in pending.values())
+        rows = min(n, max(1024, -(-4 * wanted * n // sparsest)))
+        todo = [tally for tally, _ in pending.values()]
+        while todo:
+            checkpoint = self._checkpoint(table, todo, id_column)
+            results = _run_checkpoint(checkpoint, batch.iloc[:rows], f"{run_name}-examples-{rows}")
+            by_id = {t.check.check_id: t for t in todo}
+            todo = []
+            for result in results:
+                tally = by_id.get(_check_id(result))
+                if tally is None or (result.exception_info or {}).get("raised_exception"):
+                    continue
+                found = int((result.result or {}).get("unexpected_count") or 0)
+                if found >= wanted or rows >= n:
+                    _add_examples(tally, result, id_column, self.settings.max_examples)
+                else:
+                    todo.append(tally)
+            rows = min(n, rows * 4)
+
+
+@dataclass
+class _TableRun:
+    """One table's results, row count and (if asked) typed frame."""
+
+    results: list[ExpectationResult]
+    present: set[str]
+    n_rows: int = 0
+    frame: pd.DataFrame | None = None
+
+
+def _duplicate_keys(extract_dir: Path, table: Table, chunk_rows: int) -> pa.Array:
+    """The table's key values that occur more than once, reading the key column alone."""
+    keys = [
+        pa.array(as_text(raw.frame[table.key]), from_pandas=True)
+        for raw in iter_raw(extract_dir, table.name, chunk_rows, columns=[table.key])
+    ]
+    return duplicate_values(pa.chunked_array(keys, type=pa.large_string()))
+
+
+def _stream(first: RawTable, second: RawTable | None, rest: Iterator[RawTable]) -> Iterator[RawTable]:
+    """The first two chunks (read ahead to see whether there is more than one), then the rest."""
+    yield first
+    del first
+    if second is not None:
+        yield second
+        del second
+        yield from rest
+
+
+def _merge_failures(found: dict[str, ParseFailure], failures: list[ParseFailure]) -> None:
+    for failure in failures:
+        earlier = found.get(failure.column)
+        found[failure.column] = earlier.merged(failure) if earlier else failure
+
+
+def _check_batch(
+    checkpoint: Any,
+    batch: pd.DataFrame,
+    run_name: str,
+    tallies: dict[str, _Tally],
+    examples: _Examples,
+    table: str,
+    id_column: str | None,
+) -> None:
+    """Run a checkpoint on a batch, add its counts to the tallies and fetch examples still wanted."""
+    pending: dict[str, tuple[_Tally, int]] = {}
+    for result in _run_checkpoint(checkpoint, batch, run_name):
+        tally = tallies.get(_check_id(result))
+        if tally is None:
             continue
-        checkpoint = _checkpoint(context, table.name, scope, scoped, result_format)
-        for start, stop in slices:
-            if scope == "table":
-                batch = frame[columns]
-            else:
-                batch = pd.concat([frame[columns].iloc[start:stop], flags.iloc[start:stop]], axis=1)
-            run_id = RunIdentifier(run_name=f"{snapshot_hash}-{table.name}-rows-{start}-{stop}")
-            outcome = checkpoint.run(batch_parameters={"dataframe": batch}, run_id=run_id)
-            for suite_result in outcome.run_results.values():
-                for result in suite_result.results:
-                    check_id = (result.expectation_config.meta or {}).get("check_id")
-                    if check_id in tallies:
-                        _add_chunk_result(tallies[check_id], result, id_column, settings.max_examples)
-    return [_finish(tallies[c.check_id]) for c in checks]
+        unexpected = _add_chunk_result(tally, result)
+        if unexpected and id_column and len(tally.examples) < examples.settings.max_examples:
+            pending[tally.check.check_id] = (tally, unexpected)
+    if pending:
+        examples.fetch(table, batch, pending, id_column, run_name)
+
+
+def _validate_table(
+    context: Any,
+    examples: _Examples,
+    extract_dir: Path,
+    table: Table,
+    settings: ValidationSettings,
+    extract_date: date,
+    previous_rows: int | None,
+    patients: PatientLookup | None,
+    keep: bool,
+    snapshot_hash: str,
+) -> _TableRun:
+    """Stream one table through its checkpoints, chunk by chunk, and sum the results.
+
+    Raises:
+        ContractError: If the file is missing or cannot be read (at any chunk).
+    """
+    chunks: Iterator[RawTable] = iter_raw(extract_dir, table.name, settings.chunk_size)
+    first = next(chunks)
+    second = next(chunks, None)
+    single = second is None
+    present = set(first.frame.columns)
+    checks = build_checks(
+        table, present, settings, extract_date, previous_rows, cross_table=patients is not None
+    )
+    duplicate_keys = None
+    if not single and table.key and table.key in present:
+        duplicate_keys = _duplicate_keys(extract_dir, table, settings.chunk_size)
+    id_column = _id_column(table, present)
+    result_format = _result_format(settings, id_column, with_examples=False)
+    tallies = {c.check_id: _Tally(c) for c in checks}
+    if single:
+        # One batch: every check in one checkpoint run (one Data Docs page per table).
+        row_scope, row_checks = "all", checks
+    else:
+        row_scope, row_checks = "rows", [c for c in checks if c.scope == "rows"]
+    checkpoint = (
+        _checkpoint(context, table.name, row_scope, row_checks, result_format) if row_checks else None
+    )
+    failures: dict[str, ParseFailure] = {}
+    kept: list[pd.DataFrame] = []
+    columns: list[str] = []
+    n_rows = 0
+    stream = _stream(first, second, chunks)
+    first = second = None
+
+    def prepare_next() -> tuple[pd.DataFrame, list[ParseFailure], pd.DataFrame] | None:
+        raw = next(stream, None)
+        if raw is None:
+            return None
+        frame, chunk_failures = coerce_chunk(raw)
+        del raw
+        flags = derive_flags(frame, table, present, settings, extract_date, patients, duplicate_keys)
+        return frame, chunk_failures, flags
+
+    # The next chunk is read, typed and flagged on a second thread while Great
+    # Expectations checks this one (Arrow and most of pandas release the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskstrat-gate-read") as pool:
+        upcoming = pool.submit(prepare_next)
+        while (prepared := upcoming.result()) is not None:
+            upcoming = pool.submit(prepare_next)
+            frame, chunk_failures, flags = prepared
+            del prepared
+            _merge_failures(failures, chunk_failures)
+            columns = [c for c in frame.columns if c in present]
+            start, n_rows = n_rows, n_rows + len(frame)
+            if checkpoint is not None:
+                batch = pd.concat([frame[columns], flags], axis=1)
+                run_name = f"{snapshot_hash}-{table.name}-rows-{start}-{n_rows}"
+                _check_batch(checkpoint, batch, run_name, tallies, examples, table.name, id_column)
+                del batch
+            del flags
+            if keep:
+                kept.append(frame)
+            del frame
+    table_checks = [c for c in checks if c.scope == "table"]
+    if not single and table_checks:
+        checkpoint = _checkpoint(context, table.name, "table", table_checks, result_format)
+        run_name = f"{snapshot_hash}-{table.name}-table-0-{n_rows}"
+        _check_batch(
+            checkpoint, _shape_of(columns, n_rows), run_name, tallies, examples, table.name, id_column
+        )
+    problems = [failures[c.name].problem() for c in table.columns if c.name in failures]
+    results = [
+        _file_result(
+            table,
+            settings.severity.table_present,
+            f"a readable file {table.name}.parquet or {table.name}.csv",
+            True,
+        )
+    ]
+    parse_failures = _reader_results(table, problems, present, settings.severity.types_parse)
+    results.extend(parse_failures or [_parse_check_passed(table, n_rows, settings.severity.types_parse)])
+    results.extend(_finish(tallies[c.check_id]) for c in checks)
+    frame = None
+    if keep:
+        frame = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+    return _TableRun(results, present, n_rows, frame)
 
 
 def _reader_results(
@@ -434,8 +676,9 @@ def validate_extract(
 ) -> ValidationReport:
     """Validate every contract table in ``extract_dir`` with Great Expectations.
 
-    Tables are read and validated one at a time, patients first (events are
-    checked against it).
+    Tables are streamed and validated one at a time, patients first (events
+    are checked against its IDs and dates of death), in chunks of
+    ``settings.chunk_size`` rows.
 
     Args:
         extract_dir: Folder with one Parquet or CSV file per contract table.
@@ -448,8 +691,8 @@ def validate_extract(
         build_docs: Build Data Docs (static HTML) after validating.
         keep_tables: Keep the typed tables in ``report.tables`` for the flow to
             reuse: True for all, a collection of table names for those only, or
-            False; anything less than all lowers peak memory (only patients and
-            one event table are held at a time, plus the tables kept).
+            False. Tables not kept are never held whole: memory is about two
+            chunks, the patients' IDs and dates of death, plus the tables kept.
         snapshot_hash: The extract's hash if the caller has it (default: computed).
 
     Returns:
@@ -461,11 +704,12 @@ def validate_extract(
     previous_row_counts = previous_row_counts or {}
     snapshot = snapshot_hash or (folder_snapshot_hash(extract_dir) if extract_dir.is_dir() else "missing")
     context = gx_context()
+    examples = _Examples(settings)
     severity = settings.severity
     results: list[ExpectationResult] = []
     kept: dict[str, pd.DataFrame] = {}
     row_counts: dict[str, int] = {}
-    patients: pd.DataFrame | None = None
+    patients: PatientLookup | None = None
 
     for table in CONTRACT.values():  # patients comes first in the contract
         if not extract_dir.is_dir():
@@ -473,42 +717,31 @@ def validate_extract(
                 _file_result(table, severity.table_present, f"an extract folder at {extract_dir}", False)
             )
             continue
+        keep = keep_tables is True or bool(keep_tables and table.name in keep_tables)
         try:
-            raw = load_raw(extract_dir, table.name)
+            run = _validate_table(
+                context,
+                examples,
+                extract_dir,
+                table,
+                settings,
+                extract_date,
+                previous_row_counts.get(table.name),
+                patients,
+                keep or table.name == "patients",
+                snapshot,
+            )
         except ContractError as exc:
             results.append(_file_result(table, severity.table_present, exc.problems[0].expected, False))
             continue
-        present = set(raw.frame.columns)
-        frame, problems = coerce(raw)
-        del raw
-        results.append(
-            _file_result(
-                table,
-                severity.table_present,
-                f"a readable file {table.name}.parquet or {table.name}.csv",
-                True,
-            )
-        )
-        parse_failures = _reader_results(table, problems, present, severity.types_parse)
-        results.extend(parse_failures or [_parse_check_passed(table, len(frame), severity.types_parse)])
-        if table.name == "patients" and "person_id" in present:
+        results.extend(run.results)
+        row_counts[table.name] = run.n_rows
+        if table.name == "patients" and run.frame is not None and "person_id" in run.present:
             # Events are checked against patients only if its person_id column was supplied.
-            patients = frame
-        checks = build_checks(
-            table,
-            present,
-            settings,
-            extract_date,
-            previous_row_counts.get(table.name),
-            cross_table=patients is not None,
-        )
-        flags = derive_flags(frame, table, present, settings, extract_date, patients)
-        results.extend(_run_checks(context, table, frame, present, checks, flags, settings, snapshot))
-        del flags
-        row_counts[table.name] = len(frame)
-        if keep_tables is True or (keep_tables and table.name in keep_tables):
-            kept[table.name] = frame
-        del frame
+            patients = PatientLookup.of(run.frame)
+        if keep and run.frame is not None:
+            kept[table.name] = run.frame
+        del run
 
     docs_index = None
     if build_docs:

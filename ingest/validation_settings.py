@@ -125,8 +125,9 @@ class ValidationSettings(Settings):
     chunk_size: int = Field(
         2_000_000,
         ge=1,
-        description="Rows per Great Expectations batch; larger tables are validated in chunks "
-        "and the results summed.",
+        description="Rows per chunk: each table is streamed from its file this many rows at a time "
+        "(at most two chunks in memory) and each chunk is one Great Expectations batch; counts and "
+        "examples are summed across chunks. Larger chunks use more memory, not much less time.",
     )
 
     @model_validator(mode="after")

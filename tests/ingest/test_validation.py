@@ -607,3 +607,66 @@ def test_suites_are_generated_from_the_contract():
         assert all(c.expectation.meta["severity"] == c.severity for c in checks)
         if table.key:
             assert any(c.kind == "id_unique" and c.column == table.key for c in checks)
+
+
+def _result_rows(report) -> list[tuple]:
+    return [
+        (r.table, r.column, r.kind, r.severity, r.expected, r.n_rows, r.n_checked, r.examples, r.passed)
+        for r in report.results
+    ]
+
+
+def test_streamed_chunks_give_the_same_report_and_tables_as_one_batch(tmp_path, skip_data_docs):
+    tables = valid_tables()
+    _set_row("gp_appointments", "appointment_date", 2, "03/04/2024")(tables)  # CSV: parse failures
+    _set_row("gp_appointments", "appointment_date", 41, "2024-13-45")(tables)
+    _set_row("gp_appointments", "appointment_date", 55, "4 May 24")(tables)
+    for row in (3, 11, 25):
+        _set_row("gp_medications", "person_id", row, f"X{row}")(tables)  # orphans in three chunks
+    _set_row("community_contacts", "contact_date", 0, "2025-07-01")(tables)  # after P000's death
+    _duplicate_row("ae_attendances", 2)(tables)  # duplicate in the first and the last chunk
+    _set_row("apc_spells", "discharge_date", 20, "2020-01-01")(tables)
+    _mutate("patients", "ethnic_category", lambda f: ["99"] * 8 + list(f["ethnic_category"][8:]))(tables)
+    folder = write_extract(tmp_path / "extract", tables)
+    whole = run_validation(folder, tmp_path / "whole", SETTINGS, EXTRACT_DATE)
+    streamed = run_validation(folder, tmp_path / "streamed", ValidationSettings(chunk_size=7), EXTRACT_DATE)
+    assert not whole.passed and len(whole.critical_failures) >= 6
+    assert _result_rows(streamed) == _result_rows(whole)
+    assert streamed.row_counts == whole.row_counts
+    for name, frame in whole.tables.items():
+        pd.testing.assert_frame_equal(streamed.tables[name], frame, check_index_type=False)
+
+
+def test_examples_are_the_first_failing_rows_of_a_large_chunk(tmp_path, skip_data_docs):
+    tables = valid_tables()
+    n = 3000
+    medications = pd.DataFrame(
+        {
+            "person_id": [f"P{i % N_PEOPLE:03d}" for i in range(n)],
+            "issue_date": ["2024-05-01"] * n,
+            "bnf_code": ["0205"] * n,
+        }
+    )
+    medications.loc[2700:, "person_id"] = [f"X{i}" for i in range(2700, n)]  # orphans only at the end
+    tables["gp_medications"] = medications
+    report = run_validation(
+        write_extract(tmp_path / "extract", tables), tmp_path / "out", SETTINGS, EXTRACT_DATE
+    )
+    orphans = {(r.table, r.kind): r for r in report.critical_failures}[
+        ("gp_medications", "person_in_patients")
+    ]
+    assert orphans.n_rows == 300 and orphans.n_checked == n
+    assert orphans.examples == tuple(f"person_id=X{i}" for i in range(2700, 2705))
+
+
+def test_a_file_unreadable_after_its_first_chunks_is_reported_as_unreadable(tmp_path, skip_data_docs):
+    folder = write_extract(tmp_path / "extract", valid_tables())
+    path = folder / "gp_appointments.csv"
+    lines = path.read_text().splitlines()
+    lines.insert(45, "P001,2024-01-01,telephone,attended,an extra field")
+    path.write_text("\n".join(lines) + "\n")
+    report = run_validation(folder, tmp_path / "out", ValidationSettings(chunk_size=10), EXTRACT_DATE)
+    results = [r for r in report.results if r.table == "gp_appointments"]
+    assert [(r.kind, r.passed) for r in results] == [("table_present", False)]
+    assert results[0].expected.startswith("a readable csv file (ParserError")
+    assert "gp_appointments" not in report.row_counts and "gp_appointments" not in report.tables
