@@ -40,6 +40,14 @@ class LightGBMParams(Settings):
     early_stopping_rounds: int = Field(
         50, ge=1, description="Stop when validation log-loss has not improved for this many rounds."
     )
+    early_stopping_on: Literal["validation", "train_cv"] = Field(
+        "validation",
+        description=(
+            "Rows whose log-loss chooses the number of boosting rounds: validation (the validation as-of "
+            "date), or train_cv (5-fold cross-validation on the training rows, folds by person, then one fit "
+            "on every training row) for a rare outcome whose validation rows hold too few events."
+        ),
+    )
 
 
 def _default_lightgbm() -> dict[str, LightGBMParams]:
@@ -59,11 +67,21 @@ class CalibrationSettings(Settings):
     method: Literal["auto", "isotonic", "platt"] = Field(
         "auto",
         description=(
-            "isotonic, platt, or auto: the one with lower cross-validated log-loss on the validation rows."
+            "isotonic, platt, or auto: judged by cross-fitted log-loss on the validation rows, the raw "
+            "probabilities are kept unless Platt scaling beats them by more than one standard error, and "
+            "isotonic must beat the method kept so far in the same way."
         ),
     )
     folds: int = Field(
         5, ge=2, le=20, description="Cross-fitting folds on the validation rows used to compare methods."
+    )
+    min_events: int = Field(
+        100,
+        ge=0,
+        description=(
+            "Fewest outcome events (and non-events) the validation rows need before the raw probabilities "
+            "are recalibrated; with fewer, LightGBM's own probabilities are used (calibrator identity)."
+        ),
     )
     reliability_bins: int = Field(
         10, ge=2, le=100, description="Equal-count bins of predicted risk in reliability tables and plots."

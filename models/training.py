@@ -272,6 +272,36 @@ def lightgbm_params(params: LightGBMParams, settings: ModelSettings) -> dict[str
     }
 
 
+CV_FOLDS = 5
+"""Folds (by person) of ``early_stopping_on: train_cv``."""
+
+
+def cv_rounds(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    person_id: pd.Series,
+    feature_names: list[str],
+    params: dict[str, Any],
+    n_estimators: int,
+    early_stopping_rounds: int,
+) -> int:
+    """Boosting rounds with the lowest mean held-out log-loss in person-grouped K-fold CV on training rows.
+
+    Each person's rows fall in one fold (a hash of the ID), so no person is both fitted and judged.
+    """
+    fold = pd.util.hash_pandas_object(person_id.astype(str), index=False).to_numpy() % np.uint64(CV_FOLDS)
+    folds = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(CV_FOLDS)]
+    result = lgb.cv(
+        params,
+        lgb.Dataset(x_train, label=y_train, feature_name=feature_names, free_raw_data=True),
+        num_boost_round=n_estimators,
+        folds=folds,
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    # With early stopping, lgb.cv keeps the history up to the best round only.
+    return len(result["valid binary_logloss-mean"])
+
+
 def _fit_booster(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -377,10 +407,33 @@ def fit_risk_model(
     if settings.tuning.enabled:
         chosen = tune_params(x_train, y_train, x_valid, y_valid, names, chosen, settings)
     params = lightgbm_params(chosen, settings)
-    booster = _fit_booster(
-        x_train, y_train, x_valid, y_valid, names, params, chosen.n_estimators, chosen.early_stopping_rounds
-    )
-    best_iteration = booster.best_iteration or booster.current_iteration()
+    if chosen.early_stopping_on == "train_cv":
+        # Too few validation events to judge the rounds on: cross-validate on the training persons.
+        rounds = cv_rounds(
+            x_train,
+            y_train,
+            train["person_id"],
+            names,
+            params,
+            chosen.n_estimators,
+            chosen.early_stopping_rounds,
+        )
+        booster = lgb.train(
+            params, lgb.Dataset(x_train, label=y_train, feature_name=names), num_boost_round=rounds
+        )
+        best_iteration = rounds
+    else:
+        booster = _fit_booster(
+            x_train,
+            y_train,
+            x_valid,
+            y_valid,
+            names,
+            params,
+            chosen.n_estimators,
+            chosen.early_stopping_rounds,
+        )
+        best_iteration = booster.best_iteration or booster.current_iteration()
     # Keep only the rounds early stopping chose, so every consumer (scoring, SHAP) sees one model.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
     raw_valid = booster.predict(x_valid)
@@ -391,6 +444,7 @@ def fit_risk_model(
         folds=settings.calibration.folds,
         n_bins=settings.calibration.reliability_bins,
         seed=settings.seed,
+        min_events=settings.calibration.min_events,
     )
     model = RiskModel(
         outcome=outcome,
@@ -401,6 +455,7 @@ def fit_risk_model(
             **params,
             "n_estimators": chosen.n_estimators,
             "early_stopping_rounds": chosen.early_stopping_rounds,
+            "early_stopping_on": chosen.early_stopping_on,
         },
         best_iteration=int(best_iteration),
     )

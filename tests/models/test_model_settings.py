@@ -15,6 +15,10 @@ def test_shipped_model_yaml_loads_with_documented_defaults():
     emergency = settings.params_for("emergency_admission")
     assert (emergency.num_leaves, emergency.early_stopping_rounds) == (7, 100)
     assert settings.mlflow.registered_models["frequent_attendance"] == "frequent_attendance"
+    assert settings.calibration.min_events == 100
+    # Frequent attendance is rare: its rounds are judged by cross-validation on the training persons.
+    assert settings.params_for("frequent_attendance").early_stopping_on == "train_cv"
+    assert emergency.early_stopping_on == "validation"
 
 
 def test_default_tracking_uri_is_sqlite_under_output_dir(tmp_path: Path):
@@ -34,6 +38,7 @@ def test_default_tracking_uri_is_sqlite_under_output_dir(tmp_path: Path):
             "lightgbm.emergency_admission.num_leaves",
         ),
         ("as_of:\n  validation: 2021-01-01\n", "as_of"),
+        ("calibration:\n  min_events: -1\n", "calibration.min_events"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, key: str):

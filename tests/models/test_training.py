@@ -111,3 +111,18 @@ def test_summary_records_caseload_treatment_and_counts(trained):
     assert summary["caseload_treatment"] == "flag"
     assert summary["rows_test"] == summary["persons_test"]
     assert summary["events_test"] == trained["emergency_admission"].test_scores["y"].sum()
+
+
+def test_rare_outcome_chooses_rounds_by_cross_validation_on_training_persons(training_table):
+    """early_stopping_on: train_cv judges the rounds on training persons, never on validation or test rows."""
+    params = {"learning_rate": 0.1, "n_estimators": 300, "early_stopping_rounds": 20}
+    settings = fast_settings(
+        lightgbm={"frequent_attendance": {**params, "early_stopping_on": "train_cv"}},
+    )
+    result = train_outcome(training_table, FEATURES, "frequent_attendance", settings)
+    model = result.model
+    assert model.params["early_stopping_on"] == "train_cv"
+    assert 1 <= model.best_iteration < 300
+    assert model.booster.current_iteration() == model.best_iteration
+    auroc = _value(result.metrics, "lightgbm", "auroc")
+    assert auroc > _value(result.metrics, "prior_utilisation", "auroc")
