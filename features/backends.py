@@ -6,6 +6,8 @@ knows which engine runs it.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +48,21 @@ def connect_duckdb(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
         config["threads"] = settings.duckdb_threads
     if settings.duckdb_memory_limit:
         config["memory_limit"] = settings.duckdb_memory_limit
-    return ibis.duckdb.connect(**config)
+    con = ibis.duckdb.connect(**config)
+    # The feature matrix left-joins each per-person aggregate onto the cohort. DuckDB
+    # underestimates the filtered cohort and swaps the join sides, building a hash table
+    # of the ever-wider joined rows at every step; as written, each hash table holds one
+    # aggregate (about 15% less work on the whole build).
+    con.raw_sql("SET disabled_optimizers = 'build_side_probe_side'")
+    return con
 
 
-def spark_session(master: str = "local[2]", app_name: str = "riskstrat-features") -> Any:
-    """A Spark session for local runs: UTC session time zone, no UI, few shuffle partitions.
+def spark_session(master: str | None = "local[2]", app_name: str = "riskstrat-features") -> Any:
+    """The active Spark session, else a new one: UTC session time zone, no UI, few shuffle partitions.
 
-    On a cluster (e.g. Databricks) pass the cluster's existing session to
-    :func:`connect_pyspark` instead.
+    On a cluster (e.g. Databricks, a notebook) the session already running is
+    returned unchanged. ``master`` None or empty leaves the master to
+    spark-submit or ``spark-defaults.conf``.
     """
     try:
         from pyspark.sql import SparkSession
@@ -62,9 +71,15 @@ def spark_session(master: str = "local[2]", app_name: str = "riskstrat-features"
             "PySpark is not installed",
             hint="Install riskstrat with the 'spark' extra, or use backend: duckdb.",
         ) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.master(master) if master else SparkSession.builder
+    if (master or "").startswith("local"):
+        # Local Python workers (scoring, reasons) must run this interpreter, which has riskstrat installed.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
+        builder.appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -82,7 +97,7 @@ def connect(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
     """The backend ``settings.backend`` names (duckdb by default)."""
     settings = settings or FeatureSettings()
     if settings.backend == "pyspark":
-        return connect_pyspark()
+        return connect_pyspark(spark_session(settings.spark_master))
     return connect_duckdb(settings)
 
 

@@ -1,4 +1,8 @@
-"""Demographic features at an as-of date: age, sex, deprivation and care-home residence.
+"""Demographic features at an as-of date: age, sex and deprivation; the audit columns.
+
+Care-home residence is a demographic feature too, but it is read from ``gp_diagnoses``
+in the one pass over the diagnoses that finds the long-term conditions
+(:func:`riskstrat.features.primary.condition_features`).
 
 Ethnicity is not a model feature by default: ``ethnic_group`` (2021-census group)
 is carried as an audit column for the fairness audit. ``include_ethnicity: true``
@@ -13,7 +17,7 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
-from riskstrat.features.common import Tables, age_in_years, as_flag
+from riskstrat.features.common import age_in_years, as_flag
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import CENSUS_GROUPS, NOT_KNOWN_GROUP, ethnic_categories, imd_lookup
 
@@ -30,6 +34,7 @@ AGE_BANDS: tuple[tuple[int, str], ...] = (
 
 FEMALE_SEX_CODE = "2"
 CARE_HOME_CONDITION = "care_home_resident"
+"""The gp_diagnoses condition that makes ``care_home`` 1 when recorded on or before T."""
 
 
 def ethnicity_feature_name(group: str) -> str:
@@ -59,28 +64,22 @@ def ethnic_group(ethnic_category: ir.StringValue) -> ir.StringValue:
     return ethnic_category.substitute(mapping, else_=NOT_KNOWN_GROUP).fill_null(NOT_KNOWN_GROUP)
 
 
-def care_home_residents(tables: Tables, as_of: date) -> ir.Table:
-    """People with a care-home-resident code recorded on or before ``as_of`` (``care_home`` = 1)."""
-    diagnoses = tables["gp_diagnoses"]
-    recorded = diagnoses.filter(diagnoses.condition == CARE_HOME_CONDITION, diagnoses.event_date <= as_of)
-    return recorded.select("person_id").distinct().mutate(care_home=ibis.literal(1))
-
-
-def demographic_features(
-    patients: ir.Table, tables: Tables, as_of: date, settings: FeatureSettings
-) -> ir.Table:
+def demographic_features(patients: ir.Table, as_of: date, settings: FeatureSettings) -> ir.Table:
     """Demographic features and audit columns for each person in ``patients``.
+
+    Care-home residence (``care_home``) is read from ``gp_diagnoses`` in the same
+    single pass as the long-term conditions
+    (:func:`riskstrat.features.primary.condition_features`), not here.
 
     Args:
         patients: The patients rows to describe (usually the cohort at ``as_of``).
-        tables: Input tables by contract name (``gp_diagnoses`` is read for care-home residence).
         as_of: The as-of date T.
         settings: Feature settings (``include_ethnicity``).
 
     Returns:
         One row per person: ``person_id``, ``age``, ``sex_female``, ``imd_decile``,
         ``imd_quintile`` (null when the LSOA is not in IMD 2019, e.g. Welsh),
-        ``care_home``, optional ``ethnicity_*`` flags, and audit columns
+        optional ``ethnicity_*`` flags, and audit columns
         ``ethnic_group``, ``practice_code``, ``lsoa_code``, ``age_band``, ``sex``.
     """
     imd = _imd_table()
@@ -96,9 +95,6 @@ def demographic_features(
         age_band=age_band(age),
     )
     people = people.left_join(imd, "lsoa_code").drop("lsoa_code_right")
-    care_home = care_home_residents(tables, as_of)
-    people = people.left_join(care_home, "person_id").drop("person_id_right")
-    people = people.mutate(care_home=people.care_home.fill_null(0))
     if settings.include_ethnicity:
         people = people.mutate(
             **{ethnicity_feature_name(g): as_flag(people.ethnic_group == g) for g in CENSUS_GROUPS}

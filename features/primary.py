@@ -12,6 +12,7 @@ import ibis
 import ibis.expr.types as ir
 
 from riskstrat.features.common import Tables, as_flag, in_window, window_start, windowed_counts
+from riskstrat.features.demographics import CARE_HOME_CONDITION
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import conditions, efi_deficits, long_term_conditions
 
@@ -28,47 +29,73 @@ BNF_SECTION_LENGTH = 4
 """A BNF section is the first four characters of a BNF code (chapter + section, e.g. 0205)."""
 
 
-def _deficit_of_condition() -> dict[str, str]:
+def _condition_bits() -> ir.Table:
+    """Each vocabulary condition with its own bit (``_bit`` = 2**i) and whether it is a long-term condition."""
     table = conditions()
-    return {
-        row.condition: row.efi_deficit
-        for row in table.itertuples()
-        if row.efi_deficit and row.efi_deficit != POLYPHARMACY_DEFICIT
-    }
+    return ibis.memtable(
+        {
+            "condition": table["condition"].astype(str).tolist(),
+            "_bit": [1 << index for index in range(len(table))],
+            "_is_ltc": [bool(flag) for flag in table["is_ltc"]],
+        },
+        schema={"condition": "string", "_bit": "int64", "_is_ltc": "boolean"},
+    )
+
+
+def _has_condition(recorded: ir.IntegerValue, condition: str) -> ir.BooleanValue:
+    """True where the set of recorded conditions (a sum of distinct condition bits) holds ``condition``."""
+    index = conditions()["condition"].tolist().index(condition)
+    return (recorded & (1 << index)) != 0
+
+
+def _deficit_conditions() -> dict[str, list[str]]:
+    """The conditions that evidence each eFI deficit other than polypharmacy (some deficits have several)."""
+    by_deficit: dict[str, list[str]] = {}
+    for row in conditions().itertuples():
+        if row.efi_deficit and row.efi_deficit != POLYPHARMACY_DEFICIT:
+            by_deficit.setdefault(row.efi_deficit, []).append(row.condition)
+    return by_deficit
 
 
 def condition_features(tables: Tables, as_of: date) -> ir.Table:
-    """Long-term conditions, their count, new conditions and coded frailty deficits by person.
+    """Long-term conditions, their count, new conditions, coded frailty deficits and care-home residence.
+
+    One pass over the diagnoses recorded on or before T: each person's distinct
+    conditions (with the day each was first recorded) become one integer holding a
+    bit per vocabulary condition, and every flag is read from it per person, not
+    per diagnosis. Codes outside the condition vocabulary are ignored.
 
     Returns:
         ``person_id``, ``ltc_<condition>`` (0/1), ``ltc_count``, ``new_conditions_365d``
-        (long-term conditions first recorded in the 365 days to T), and helper columns
+        (long-term conditions first recorded in the 365 days to T), ``care_home``
+        (a care-home-resident code recorded on or before T), and helper columns
         ``_efi_coded_deficits`` (distinct non-polypharmacy deficits) and ``_polypharmacy_coded``.
+        People without a recorded vocabulary condition have no row.
     """
     diagnoses = tables["gp_diagnoses"]
     recorded = diagnoses.filter(diagnoses.event_date <= as_of)
-    # One pass over the diagnoses with conditional aggregates, rather than one per condition.
-    new_since = window_start(as_of, NEW_CONDITION_DAYS)
-    aggregates = {}
-    first_recorded = {}
-    for name in long_term_conditions():
-        is_condition = recorded.condition == name
-        aggregates[f"ltc_{name}"] = is_condition.ifelse(1, 0).max()
-        first_recorded[name] = recorded.event_date.min(where=is_condition)
-    deficit = recorded.condition.substitute(_deficit_of_condition(), else_=None)
-    aggregates["_efi_coded_deficits"] = deficit.nunique()
-    aggregates["_polypharmacy_coded"] = (recorded.condition == POLYPHARMACY_DEFICIT).ifelse(1, 0).max()
-    by_person = recorded.group_by("person_id").agg(
-        **aggregates, **{f"_first_{name}": first for name, first in first_recorded.items()}
+    first = recorded.group_by("person_id", "condition").agg(_first_recorded=recorded.event_date.min())
+    coded = first.inner_join(_condition_bits(), "condition")
+    is_new = coded._is_ltc & (coded._first_recorded > window_start(as_of, NEW_CONDITION_DAYS))
+    by_person = coded.group_by("person_id").agg(
+        _conditions=coded._bit.sum(),
+        ltc_count=coded.person_id.count(where=coded._is_ltc),
+        new_conditions_365d=coded.person_id.count(where=is_new),
     )
-    ltc_flags = [by_person[f"ltc_{name}"] for name in first_recorded]
-    new_flags = [
-        (by_person[f"_first_{name}"] > new_since).ifelse(1, 0).fill_null(0) for name in first_recorded
+    held = by_person._conditions
+    deficits = [
+        as_flag(ibis.or_(*(_has_condition(held, name) for name in names)))
+        for names in _deficit_conditions().values()
     ]
-    return by_person.mutate(
-        ltc_count=sum(ltc_flags[1:], ltc_flags[0]),
-        new_conditions_365d=sum(new_flags[1:], new_flags[0]),
-    ).drop(*[f"_first_{name}" for name in first_recorded])
+    return by_person.select(
+        "person_id",
+        **{f"ltc_{name}": as_flag(_has_condition(held, name)) for name in long_term_conditions()},
+        ltc_count=by_person.ltc_count,
+        new_conditions_365d=by_person.new_conditions_365d,
+        care_home=as_flag(_has_condition(held, CARE_HOME_CONDITION)),
+        _efi_coded_deficits=sum(deficits[1:], deficits[0]),
+        _polypharmacy_coded=as_flag(_has_condition(held, POLYPHARMACY_DEFICIT)),
+    )
 
 
 def prescribing_features(tables: Tables, as_of: date) -> ir.Table:
@@ -121,22 +148,35 @@ def efi_category(score: ir.FloatingValue) -> ir.IntegerValue:
     ).cast("int64")
 
 
-def derive_frailty(matrix: ir.Table, settings: FeatureSettings) -> ir.Table:
-    """Add ``efi_score`` and ``efi_category`` once diagnoses and prescribing are joined.
+def frailty_columns(
+    coded_deficits: ir.IntegerValue,
+    polypharmacy_coded: ir.IntegerValue,
+    bnf_sections_365d: ir.IntegerValue,
+    settings: FeatureSettings,
+) -> dict[str, ir.Value]:
+    """``efi_score`` and ``efi_category`` from a person's coded deficits and prescribing.
 
     The polypharmacy deficit counts when a polypharmacy code is recorded on or
     before T, or when at least ``polypharmacy_min_bnf_sections`` distinct BNF
     sections were issued in the 365 days to T.
+
+    Args:
+        coded_deficits: Distinct non-polypharmacy deficits coded (``_efi_coded_deficits``, 0 if none).
+        polypharmacy_coded: 1 if a polypharmacy code is recorded (``_polypharmacy_coded``, 0 if none).
+        bnf_sections_365d: Distinct BNF sections issued in the 365 days to T (0 if none).
+        settings: Feature settings.
+
+    Returns:
+        Expressions by column name, for one projection over the joined matrix.
     """
     polypharmacy = as_flag(
-        (matrix._polypharmacy_coded == 1)
-        | (matrix.bnf_sections_365d >= settings.polypharmacy_min_bnf_sections)
+        (polypharmacy_coded == 1) | (bnf_sections_365d >= settings.polypharmacy_min_bnf_sections)
     )
-    score = (matrix._efi_coded_deficits + polypharmacy).cast("float64") / EFI_DEFICIT_COUNT
-    matrix = matrix.mutate(efi_score=score)
-    return matrix.mutate(efi_category=efi_category(matrix.efi_score)).drop(
-        "_efi_coded_deficits", "_polypharmacy_coded"
-    )
+    score = (coded_deficits + polypharmacy).cast("float64") / EFI_DEFICIT_COUNT
+    return {"efi_score": score, "efi_category": efi_category(score)}
 
 
 assert len(efi_deficits()) == EFI_DEFICIT_COUNT, "the condition vocabulary must define the 36 eFI deficits"
+assert len(conditions()) <= 62, (
+    "each condition needs its own bit of a 64-bit integer (see condition_features)"
+)

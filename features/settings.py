@@ -42,6 +42,14 @@ class FeatureSettings(Settings):
         "duckdb",
         description="Engine that runs the feature expressions: duckdb (embedded) or pyspark (scale-out).",
     )
+    spark_master: str | None = Field(
+        "local[2]",
+        description=(
+            "Spark master for the pyspark backend when no Spark session is active yet (local[2], "
+            "spark://host:7077, yarn); empty = take it from spark-submit or spark-defaults. An active "
+            "session (Databricks, a notebook) is always used as it is."
+        ),
+    )
     include_ethnicity: bool = Field(
         False,
         description=(
@@ -91,7 +99,9 @@ class FeatureSettings(Settings):
 
     def fingerprint(self) -> str:
         """A short hash of the settings that change the feature matrix (not the engine tuning)."""
-        payload = self.model_dump(mode="json", exclude={"backend", "duckdb_threads", "duckdb_memory_limit"})
+        payload = self.model_dump(
+            mode="json", exclude={"backend", "spark_master", "duckdb_threads", "duckdb_memory_limit"}
+        )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

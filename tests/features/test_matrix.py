@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 import pytest
-from feature_fixtures import extract, hand_worked_rows, memtables
+from feature_fixtures import AS_OF, extract, hand_worked_rows, memtables, patient
 
 from riskstrat.errors import RiskstratError
-from riskstrat.features.matrix import build_training_table, split_people
+from riskstrat.features.matrix import (
+    build_feature_matrix,
+    build_training_table,
+    feature_matrix_expr,
+    split_people,
+    to_feature_frame,
+)
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 
 
@@ -43,3 +50,32 @@ def test_split_people_is_deterministic_disjoint_and_near_the_fractions():
 def test_split_fractions_must_sum_to_one():
     with pytest.raises(RiskstratError, match="sum to 1"):
         split_people(["a"], {"train": 0.7, "test": 0.2})
+
+
+def _diagnoses_of(person_id: str, conditions: list[str]) -> dict[str, list[dict]]:
+    return {
+        "patients": [patient(person_id, date(1950, 1, 1))],
+        "gp_diagnoses": [
+            {"person_id": person_id, "event_date": date(2020, 1, 1), "condition": c} for c in conditions
+        ],
+    }
+
+
+def test_efi_counts_only_frailty_deficits_once_each():
+    # Depression, cancer and an unknown code are not eFI deficits; copd and asthma are one
+    # deficit (respiratory disease); the polypharmacy code counts once; hypertension twice coded.
+    coded = ["depression", "cancer", "not_a_vocabulary_code", "copd", "asthma", "polypharmacy"]
+    coded += ["hypertension", "hypertension"]
+    row = build_feature_matrix(memtables(extract(_diagnoses_of("q1", coded))), AS_OF, FeatureSettings()).iloc[
+        0
+    ]
+    assert row["efi_score"] == pytest.approx(3 / 36)  # respiratory, hypertension, polypharmacy
+    assert row["ltc_count"] == 5 and row["ltc_hypertension"] == 1 and row["ltc_copd"] == 1
+
+
+def test_arrow_and_pandas_shaping_give_the_same_frame():
+    tables = memtables(extract(hand_worked_rows()))
+    settings, outcomes = FeatureSettings(), OutcomeSettings()
+    built = build_feature_matrix(tables, AS_OF, settings, outcomes)
+    executed = feature_matrix_expr(tables, AS_OF, settings, outcomes).to_pyarrow().to_pandas()
+    pd.testing.assert_frame_equal(built, to_feature_frame(executed, AS_OF, settings, outcomes))
