@@ -71,6 +71,7 @@ STAGE_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("weekly", "weekly", False),
     ("reasons_everyone", "reasons_everyone", False),
     ("features_spark", "weekly_features", True),
+    ("weekly_spark", "weekly_spark", True),
 )
 
 # Rows of the main table: (label, stage process, seconds keys summed, target note).
@@ -176,6 +177,9 @@ def write_configs(folder: Path, out: Path, spark: bool = False) -> Path:
     }
     if spark:
         changes["features.yaml"] = {"backend": "pyspark"}
+        # The Spark weekly stage scores with the champions the DuckDB run trained and registered.
+        tracking = f"sqlite:///{(population / 'mlflow.db').resolve()}"
+        changes["model.yaml"] = {"mlflow": {"tracking_uri": tracking}}
     return write_relocated_config(folder, out, changes)
 
 
@@ -345,6 +349,7 @@ def comparisons(run: dict[str, Any]) -> dict[str, Any]:
     everyone_stage = stages.get("reasons_everyone") or {}
     everyone = work_seconds(everyone_stage, ("reasons_everyone",))
     spark = work_seconds(stages.get("features_spark"), ("features",))
+    spark_weekly = stages.get("weekly_spark")
     weekly = stages.get("weekly")
     whole = work_seconds(weekly, ("*",))
     validate = work_seconds(weekly, ("validate",))
@@ -361,6 +366,11 @@ def comparisons(run: dict[str, Any]) -> dict[str, Any]:
         "spark_peak_gib": (stages.get("features_spark") or {}).get("peak_rss_gib"),
         "duckdb_peak_gib": (stages.get("weekly_features") or {}).get("peak_rss_gib"),
         "spark_ratio": spark / features if spark and features else None,
+        "scoring": work_seconds(stages.get("weekly_score"), ("scoring",)),
+        "spark_weekly_features": work_seconds(spark_weekly, ("features",)),
+        "spark_scoring": work_seconds(spark_weekly, ("load_models", "scoring")),
+        "spark_reasons": work_seconds(spark_weekly, ("reasons",)),
+        "spark_weekly_peak_gib": (spark_weekly or {}).get("peak_rss_gib"),
         "validation_share": validate / whole if validate is not None and whole else None,
     }
 
@@ -540,6 +550,26 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {n:,} | {_num(e['features'])} | {_num(e['duckdb_peak_gib'], 2)} | {_num(e['spark'])} | "
             f"{_num(e['spark_peak_gib'], 2)} | {_num(e['spark_ratio'], 2)} |"
+        )
+    lines += [
+        "",
+        "## Weekly scoring on one machine against Spark local[2]",
+        "",
+        "Scoring everyone with the champions (both columns include loading them from MLflow): pandas on",
+        "the driver, against per-partition scoring on Spark (`mapInPandas`, models broadcast) with only the",
+        "scores collected. Spark features include writing the matrix as Parquet parts; reasons are for the listed people.",
+        "",
+        "| People | Scoring (pandas) s | Spark features s | Spark scoring s | Spark reasons s | Spark GiB (with JVM) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, e in zip(sizes, extra, strict=True):
+        if e.get("spark_scoring") is None and results.get("skip_spark"):
+            lines.append(f"| {n:,} | {_num(e.get('scoring'), 2)} | skipped | | | |")
+            continue
+        lines.append(
+            f"| {n:,} | {_num(e.get('scoring'), 2)} | {_num(e.get('spark_weekly_features'))} | "
+            f"{_num(e.get('spark_scoring'), 2)} | {_num(e.get('spark_reasons'), 2)} | "
+            f"{_num(e.get('spark_weekly_peak_gib'), 2)} |"
         )
     lines += [
         "",

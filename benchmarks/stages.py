@@ -223,6 +223,14 @@ def _drop_cached_scoring_features(config: Any) -> None:
     _scoring_features_path(config).unlink(missing_ok=True)
 
 
+def _spark_features_path(config: Any) -> Path:
+    from riskstrat.io import folder_snapshot_hash
+    from riskstrat.pipelines.spark import spark_feature_path
+
+    snapshot = folder_snapshot_hash(Path(config.data.extract_dir))
+    return spark_feature_path(config.data.output_dir, snapshot, data_date(config), config.features)
+
+
 def stage_weekly_score(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Score everyone with the champion of each outcome (loaded from MLflow)."""
     from riskstrat.io import write_parquet
@@ -336,6 +344,51 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
     return {"rows": len(features), "listed": int(sum(len(o.rows) for o in outputs))}
 
 
+def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The weekly run's Spark steps: features on the executors, scoring and listed reasons per partition.
+
+    Needs ``backend: pyspark`` and the champions the train stage registered
+    (the runner points this config's MLflow at the DuckDB run's store).
+    """
+    import shutil
+
+    from riskstrat.models.spark_scoring import collect_scores, score_partitions
+    from riskstrat.pipelines.flows import champion_models, ranking_outcomes
+    from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_matrix, weekly_session
+    from riskstrat.pipelines.weekly import select_task
+
+    extract = Path(config.data.extract_dir)
+    when = data_date(config)
+    shutil.rmtree(_spark_features_path(config), ignore_errors=True)
+    with timer.step("session"):
+        session = weekly_session(config.features)
+    with timer.step("features"):
+        matrix = spark_feature_matrix(session, extract, Path(config.data.output_dir), when, config.features)
+    with timer.step("load_models"):
+        models, versions = champion_models(config, ranking_outcomes(config))
+    with timer.step("scoring"):
+        scored = collect_scores(score_partitions(matrix, models))
+    status, tables = _status_and_tables(config, when)
+    inputs = _inputs(config, None, scored, models, versions, status=status, tables=tables)
+    with timer.step("select"):
+        selections = select_task.fn(inputs)
+    wanted: dict[str, set[str]] = {}
+    for selection in selections.values():
+        wanted.setdefault(selection.mdt.outcome, set()).update(selection.listed["person_id"].astype(str))
+    with timer.step("reasons"):
+        for outcome, people in wanted.items():
+            listed_reasons(matrix, models[outcome], people, config.mdts.reasons_count)
+    with timer.step("listed_rows"):
+        feature_rows(matrix, set().union(*wanted.values()) if wanted else set())
+    parts = len(list(_spark_features_path(config).glob("part-*.parquet")))
+    return {
+        "rows": len(scored),
+        "listed": int(sum(len(p) for p in wanted.values())),
+        "partitions": parts,
+        "backend": config.features.backend,
+    }
+
+
 def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """TreeSHAP ``pred_contrib`` over the whole scored population, for the outcomes the lists explain.
 
@@ -381,6 +434,7 @@ STAGES: dict[str, Callable[[Any, Timer, argparse.Namespace], dict[str, Any]]] = 
     "weekly_export": stage_weekly_export,
     "weekly": stage_weekly,
     "reasons_everyone": stage_reasons_everyone,
+    "weekly_spark": stage_weekly_spark,
 }
 """Stage name -> function(config, timer, args) returning extra figures for the result."""
 

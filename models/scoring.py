@@ -1,4 +1,4 @@
-"""Scoring: calibrated probabilities from the registered champion.
+"""Scoring: calibrated probabilities from the registered champion (pandas; on Spark see ``spark_scoring``).
 
 ``load_champion`` returns a :class:`~riskstrat.models.training.RiskModel`, which
 holds the calibrated predictor and, for worklist reasons, the raw LightGBM

@@ -515,20 +515,22 @@ def ranking_outcomes(config: Config) -> set[str]:
     return {mdt.outcome for mdt in resolve_mdts(config.mdts, practices)}
 
 
-@task(name="score-population", cache_policy=NO_CACHE)
-def score_population(
-    config: Config, features: pd.DataFrame, required: set[str]
-) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
-    """Score everyone with the champion model of each outcome.
+def champion_models(config: Config, required: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The champion of each outcome that has one, loaded once from the registry on the driver.
 
-    An outcome an MDT ranks by must have a champion; other outcomes are scored
-    when a champion exists (their column is empty otherwise).
+    An outcome an MDT ranks by must have a champion; for the others a missing
+    champion is logged and the outcome is left unscored.
+
+    Returns:
+        ``(models, versions)``: outcome -> model, and outcome -> "<name> v<version>".
+
+    Raises:
+        RiskstratError: If an outcome in ``required`` has no champion.
     """
-    from riskstrat.models.scoring import load_champion, score
+    from riskstrat.models.scoring import load_champion
     from riskstrat.models.settings import OUTCOMES
 
     uri = tracking_uri(config)
-    scored = features[["person_id", "practice_code", "age"]].copy()
     models, versions = {}, {}
     for outcome in OUTCOMES:
         name = config.model.mlflow.registered_models[outcome]
@@ -542,12 +544,62 @@ def score_population(
                     "or `riskstrat promote`; see the promotion reasons in MLflow.",
                 ) from exc
             run_logger(__name__).warning("no champion for %s: its risk is not scored this week", name)
-            scored[f"p_{outcome}"] = float("nan")
             continue
-        scored[f"p_{outcome}"] = score(model, features)
         models[outcome] = model
         versions[outcome] = _champion_version(name, uri)
-    return scored, models, versions
+    return models, versions
+
+
+def _unscored_as_empty(scored: pd.DataFrame) -> pd.DataFrame:
+    """Add an empty ``p_<outcome>`` column for every outcome without a champion, in outcome order."""
+    from riskstrat.models.settings import OUTCOMES
+
+    for outcome in OUTCOMES:
+        if f"p_{outcome}" not in scored.columns:
+            scored[f"p_{outcome}"] = float("nan")
+    return scored[[c for c in scored.columns if not c.startswith("p_")] + [f"p_{o}" for o in OUTCOMES]]
+
+
+@task(name="score-population", cache_policy=NO_CACHE)
+def score_population(
+    config: Config, features: pd.DataFrame, required: set[str]
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
+    """Score everyone with the champion model of each outcome.
+
+    An outcome an MDT ranks by must have a champion; other outcomes are scored
+    when a champion exists (their column is empty otherwise).
+    """
+    from riskstrat.models.scoring import score
+
+    models, versions = champion_models(config, required)
+    scored = features[["person_id", "practice_code", "age"]].copy()
+    for outcome, model in models.items():
+        scored[f"p_{outcome}"] = score(model, features)
+    return _unscored_as_empty(scored), models, versions
+
+
+@task(name="spark-features", **IO_RETRIES)
+def spark_features_at(config: Config, session: Any, extract_dir: Path, as_of: date) -> Any:
+    """Build (or reuse) the feature matrix at ``as_of`` on Spark; it stays a Spark DataFrame."""
+    from riskstrat.pipelines.spark import spark_feature_matrix
+
+    return spark_feature_matrix(session, extract_dir, Path(config.data.output_dir), as_of, config.features)
+
+
+@task(name="score-population-spark", cache_policy=NO_CACHE)
+def score_population_spark(
+    config: Config, matrix: Any, required: set[str]
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
+    """Score everyone on Spark, per partition; only the scores come to the driver.
+
+    Same result as :func:`score_population` (one row per person sorted by
+    ``person_id``; the champions are loaded once here and broadcast).
+    """
+    from riskstrat.models.spark_scoring import collect_scores, score_partitions
+
+    models, versions = champion_models(config, required)
+    scored = collect_scores(score_partitions(matrix, models))
+    return _unscored_as_empty(scored), models, versions
 
 
 def _champion_version(name: str, uri: str) -> str:
@@ -582,8 +634,21 @@ def weekly_worklists_flow(
     extract = Path(extract_dir or config.data.extract_dir)
     report = gate(config, extract, WEEKLY_TABLES)
     when = as_of or data_date(config, extract)
-    features = read_feature_matrix(features_at(config, extract, when, with_outcomes=False))
-    scored, models, versions = score_population(config, features, ranking_outcomes(config))
+    hooks: dict[str, Any] = {}
+    if config.features.backend == "pyspark":
+        # Features, scoring and reasons run on the executors; the driver gets scores and listed rows.
+        from riskstrat.pipelines.spark import feature_rows, listed_reasons, weekly_session
+
+        matrix = spark_features_at(config, weekly_session(config.features), extract, when)
+        scored, models, versions = score_population_spark(config, matrix, ranking_outcomes(config))
+        features = None
+        hooks = {
+            "feature_rows": lambda people: feature_rows(matrix, people),
+            "reasons": lambda outcome, people, count: listed_reasons(matrix, models[outcome], people, count),
+        }
+    else:
+        features = read_feature_matrix(features_at(config, extract, when, with_outcomes=False))
+        scored, models, versions = score_population(config, features, ranking_outcomes(config))
     tables = report.tables
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
 
@@ -603,6 +668,7 @@ def weekly_worklists_flow(
         extract_snapshot_hash=report.snapshot_hash,
         status=status,
         tables={"apc_spells": tables["apc_spells"], "ae_attendances": tables["ae_attendances"]},
+        **hooks,
     )
     return str(run_worklists(inputs, as_tasks=True))
 

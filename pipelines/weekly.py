@@ -11,7 +11,7 @@ history is recorded only after it, so a failed run leaves last week's outputs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,6 +37,12 @@ from riskstrat.worklists.settings import MdtSettings, read_practices, resolve_md
 ContributionsFn = Callable[[str, pd.DataFrame], pd.DataFrame]
 """(outcome, feature rows of the listed people) -> TreeSHAP contributions, one row per person."""
 
+FeatureRowsFn = Callable[[Collection[str]], pd.DataFrame]
+"""(person IDs) -> their feature-matrix rows, sorted by ``person_id`` (e.g. collected from Spark)."""
+
+ReasonsFn = Callable[[str, Collection[str], int], pd.DataFrame]
+"""(outcome, listed person IDs, reasons per person) -> ``top_reasons`` output indexed by sorted ``person_id``."""
+
 
 @dataclass
 class WeeklyInputs:
@@ -47,9 +53,10 @@ class WeeklyInputs:
         data_date: The as-of date of the features and scores (the extract date).
         scored: Scored population: person_id, practice_code, age, p_<outcome>, and
             either the status flags or ``status`` to attach them from.
-        features: Feature matrix at ``data_date`` (person_id, features, audit columns).
+        features: Feature matrix at ``data_date`` (person_id, features, audit columns);
+            None when ``feature_rows`` fetches the rows (the matrix stays on Spark).
         contributions: Returns TreeSHAP contributions for given rows and outcome
-            (``models.explain``); called for listed people only.
+            (``models.explain``); called for listed people only, unless ``reasons`` is given.
         settings: Worklist settings.
         output_dir: The outputs folder.
         model_versions: Outcome -> model name/version/alias, for titles and the manifest.
@@ -59,12 +66,16 @@ class WeeklyInputs:
             (also says why someone left: died, deregistered, joined a caseload).
         tables: Extract tables by contract name; ``apc_spells`` and ``ae_attendances``
             give the last emergency admission and A&E dates of listed people.
+        feature_rows: Fetches the feature rows of given people; when None they are
+            taken from ``features``. The Spark path collects listed people only.
+        reasons: Computes the listed people's reasons itself (the Spark path does,
+            per partition); when None, ``contributions`` and ``top_reasons`` run here.
     """
 
     week: date
     data_date: date
     scored: pd.DataFrame
-    features: pd.DataFrame
+    features: pd.DataFrame | None
     contributions: ContributionsFn
     settings: MdtSettings
     output_dir: Path
@@ -73,6 +84,18 @@ class WeeklyInputs:
     practices: pd.DataFrame | None = None
     status: pd.DataFrame | None = None
     tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    feature_rows: FeatureRowsFn | None = None
+    reasons: ReasonsFn | None = None
+
+    def rows_of(self, people: Collection[str]) -> pd.DataFrame:
+        """The feature rows of ``people``, ``person_id`` as text, sorted by ``person_id``."""
+        if self.feature_rows is not None:
+            return self.feature_rows(people)
+        if self.features is None:
+            raise ValueError("WeeklyInputs needs features or feature_rows")
+        wanted = {str(p) for p in people}
+        rows = self.features.loc[self.features["person_id"].astype(str).isin(wanted)]
+        return rows.assign(person_id=rows["person_id"].astype(str)).sort_values("person_id")
 
 
 @task(name="select worklists", cache_policy=NO_CACHE)
@@ -95,12 +118,13 @@ def explain_task(inputs: WeeklyInputs, selections: dict[str, MdtSelection]) -> d
     wanted: dict[str, set[str]] = {}
     for selection in selections.values():
         wanted.setdefault(selection.mdt.outcome, set()).update(selection.listed["person_id"].astype(str))
-    ids = inputs.features["person_id"].astype(str)
     reasons: dict[str, pd.DataFrame] = {}
     vocabulary = feature_vocabulary()
     for outcome, people in sorted(wanted.items()):
-        rows = inputs.features.loc[ids.isin(people)].assign(person_id=lambda f: f["person_id"].astype(str))
-        rows = rows.sort_values("person_id")
+        if inputs.reasons is not None:
+            reasons[outcome] = inputs.reasons(outcome, people, inputs.settings.reasons_count)
+            continue
+        rows = inputs.rows_of(people)
         # models.explain returns contributions indexed like its input: index by person_id.
         rows.index = pd.Index(rows["person_id"].to_numpy())
         contributions = inputs.contributions(outcome, rows)
@@ -124,9 +148,7 @@ def assemble_task(
     if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
         scored = attach_status(scored, inputs.status)
     # Look up features for listed people only: the rows step scales with the lists, not the population.
-    listed_features = inputs.features.loc[
-        inputs.features["person_id"].astype(str).isin(set(listed_ids.astype(str)))
-    ]
+    listed_features = inputs.rows_of(set(listed_ids.astype(str)))
     outputs = []
     for name, selection in selections.items():
         change = change_since_last_week(selection.listed, name, history)
