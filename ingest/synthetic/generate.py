@@ -35,9 +35,10 @@ from riskstrat.ingest.synthetic.health import (
     age_at,
     death_rate,
     draw_death_day,
-    draw_episodes,
+    draw_episode_spans,
     draw_onsets,
     draw_propensity,
+    episode_multiplier,
     frailty_index,
     presence_weight,
 )
@@ -48,14 +49,9 @@ from riskstrat.ingest.synthetic.timeline import (
     DAYS_PER_YEAR,
     Timeline,
     build_timeline,
-    cumulative_table,
     to_day,
 )
-from riskstrat.ingest.synthetic.truth import (
-    emergency_admission_probability,
-    frequent_attendance_probability,
-    readmission_excess,
-)
+from riskstrat.ingest.synthetic.truth import OracleInputs, oracle_subset, true_risk_at, with_onset_prior
 
 NEVER = np.inf
 _ACUTE_SECTIONS = ("0501", "0407", "1302", "0304", "0106", "1003")
@@ -228,14 +224,18 @@ def generate_chunk(
     onset = draw_onsets(people.birth_day, male, people.depr, people.ethnic_group, morbidity, rng)
     age = age_at(people.birth_day, timeline)
     frailty = frailty_index(onset, timeline)
-    propensity, frequent_attender, fa_rate, fa_months = draw_propensity(onset, timeline, rng)
-    episode = draw_episodes(age, frailty, rng)
+    propensity, frequent_attender, fa_rate, fa_months, fa_start, fa_length = draw_propensity(
+        onset, timeline, rng
+    )
+    episodes = draw_episode_spans(age, frailty, rng)
+    episode = episode_multiplier(episodes, n, timeline.months)
     hazard = death_rate(age, onset, frailty, people.depr, episode, timeline)
     death_day = draw_death_day(hazard, people.entry_day, timeline, rng)
     death_day = np.where(np.isfinite(death_day), np.maximum(death_day, people.entry_day), death_day)
     latent = LatentPaths(
-        onset, morbidity, propensity, frequent_attender, fa_rate, fa_months, episode, death_day
-    )
+        onset, morbidity, propensity, frequent_attender, fa_rate, fa_months, episode, death_day,
+        fa_start, fa_length, episodes,
+    )  # fmt: skip
     barrier_settings = settings.access_barrier
     barrier = (
         _in_group(people, barrier_settings.group_column, barrier_settings.group_value)
@@ -250,7 +250,7 @@ def generate_chunk(
     builder = _EventBuilder(plan, people, latent, rates, age, frailty, visible_to, rng, id_offset)
     tables = builder.build()
     truth = {
-        "risk": _truth_risk(plan, people, latent, rates, builder),
+        "risk": _truth_risk(plan, people, latent, barrier, builder, _truth_generator(rng)),
         "people": _truth_people(people, latent, timeline, barrier, settings),
     }
     return SyntheticPopulation(tables, truth)
@@ -460,19 +460,34 @@ class _EventBuilder:
         )
 
     # -- primary care ---------------------------------------------------------------------
+    def under_recorded(self, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Whether a GP record of ``person`` dated ``day`` falls in the under-recording scenario's gap.
+
+        The gap covers the scenario's group from its ``start_date`` (the whole history without one).
+        """
+        scenario = self.plan.settings.under_recording
+        shape = np.broadcast_shapes(np.shape(person), np.shape(day))
+        if not scenario.enabled:
+            return np.zeros(shape, dtype=bool)
+        group = _in_group(self.people, scenario.group_column, scenario.group_value)[person]
+        if scenario.start_date is None:
+            return np.broadcast_to(group, shape)
+        return group & (np.asarray(day) >= to_day(scenario.start_date))
+
     def recorded_conditions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(person, condition index, record day) of the first GP recording of each condition."""
         rng, onset = self.rng, self.latent.onset_day
         n, c = onset.shape
         share = CONDITION_PARAMETERS["record_share"].to_numpy()[None, :]
-        scenario = self.plan.settings.under_recording
-        if scenario.enabled:
-            group = _in_group(self.people, scenario.group_column, scenario.group_value)
-            share = share * np.where(group, 1 - scenario.share_not_recorded, 1.0)[:, None]
         delay = rng.exponential(1.0, (n, c)) * np.where(
             CONDITION_PARAMETERS["risk_weight"].to_numpy() > 0, 60, 120
         )
         recorded_day = np.maximum(onset, self.people.birth_day[:, None].astype(float)) + delay
+        scenario = self.plan.settings.under_recording
+        if scenario.enabled:
+            # Diagnoses that would first be recorded in the gap mostly never are.
+            lost = self.under_recorded(np.arange(n)[:, None], recorded_day)
+            share = share * np.where(lost, 1 - scenario.share_not_recorded, 1.0)
         keep = np.isfinite(onset) & (rng.random((n, c)) < share)
         person, condition = np.nonzero(keep)
         day = np.floor(recorded_day[person, condition]).astype(np.int64)
@@ -507,8 +522,8 @@ class _EventBuilder:
         if scenario.enabled and scenario.gp_activity_not_recorded > 0:
             # Drawn after the appointments themselves, so everyone else's appointments are unchanged;
             # the latent rates (and so the truth) are untouched: the care happened, the extract lost it.
-            group = _in_group(self.people, scenario.group_column, scenario.group_value)[person]
-            kept = ~group | (self.rng.random(person.size) >= scenario.gp_activity_not_recorded)
+            lost = self.under_recorded(person, day)
+            kept = ~lost | (self.rng.random(person.size) >= scenario.gp_activity_not_recorded)
             person, day = person[kept], day[kept]
             details = {name: values[kept] for name, values in details.items()}
         self._appointments = (person, day, details["status"])
@@ -549,6 +564,19 @@ class _EventBuilder:
             p, pairs["section"].to_numpy(), pairs["start"].to_numpy(), lower, upper, rng
         )
         repeat_person, repeat_section = p[index], pairs["section"].to_numpy()[index]
+        scenario = self.plan.settings.under_recording
+        if scenario.enabled and scenario.gp_activity_not_recorded > 0:
+            # Repeat prescriptions in the gap go unrecorded like the appointments (acute issues
+            # below already follow the recorded appointments).
+            lost = self.under_recorded(repeat_person, issue_day) & (
+                rng.random(repeat_person.size) < scenario.gp_activity_not_recorded
+            )
+            kept = ~lost
+            repeat_person, repeat_section, issue_day = (
+                repeat_person[kept],
+                repeat_section[kept],
+                issue_day[kept],
+            )
         # Acute issues at some attended appointments.
         a_person, a_day, status = self._appointments
         acute = (status == "attended") & (rng.random(a_person.size) < 0.18)
@@ -705,34 +733,51 @@ def _dates(day: np.ndarray) -> pd.Series:
     return series.where(valid)
 
 
-def _truth_risk(plan, people: _People, latent: LatentPaths, rates, builder: _EventBuilder) -> pd.DataFrame:
+def _truth_generator(rng: np.random.Generator) -> np.random.Generator:
+    """A stream of its own for the oracle's Monte Carlo, derived from the chunk's seed.
+
+    It draws nothing from the chunk's stream, so the extract (and any scenario) is as without it,
+    and a scenario that changes only what is recorded leaves the truth identical.
+    """
+    seed = rng.bit_generator.seed_seq
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 1 << 20)))
+
+
+def _truth_risk(
+    plan, people: _People, latent: LatentPaths, barrier: np.ndarray, builder: _EventBuilder, rng
+) -> pd.DataFrame:
+    """True probabilities at each truth as-of date for the people alive and registered then.
+
+    The oracle knows the latent state at T, not what happens after it (see ``truth.true_risk_at``).
+    """
     primary = builder.primary
+    scenario = plan.settings.access_barrier
+    inputs = OracleInputs(
+        timeline=plan.timeline,
+        birth_day=people.birth_day,
+        male=people.sex == "1",
+        depr=people.depr,
+        ethnic_group=people.ethnic_group,
+        latent=latent,
+        barrier=barrier,
+        gp_reduction=scenario.gp_appointment_reduction,
+        ae_substitution=scenario.ae_substitution,
+        spells=(primary["person"], primary["admission"], primary["discharge"], primary["hazard"]),
+    )
+    inputs = with_onset_prior(inputs)  # the same at every as-of date
     frames = []
-    n = people.birth_day.size
-    total = rates.emergency_admission + rates.death
-    total_cumulative = cumulative_table(total, plan.timeline)
-    ae = rates.ae + rates.ae_fa + rates.ae_sub
-    ae_cumulative = cumulative_table(ae, plan.timeline)
-    death_cumulative = cumulative_table(rates.death, plan.timeline)
-    spells = (primary["person"], primary["admission"], primary["discharge"], primary["hazard"], n)
     for as_of_date in plan.settings.truth_as_of:
         t = to_day(as_of_date)
         cohort = (people.entry_day <= t) & (latent.death_day > t) & (people.exit_day > t)
-        p_year = emergency_admission_probability(
-            total, total_cumulative, readmission_excess(*spells, t, 365), plan.timeline, t, 365
-        )
-        p_90 = emergency_admission_probability(
-            total, total_cumulative, readmission_excess(*spells, t, 90), plan.timeline, t, 90
-        )
-        p_fa = frequent_attendance_probability(ae, ae_cumulative, rates, death_cumulative, plan.timeline, t)
+        risk = true_risk_at(oracle_subset(inputs, np.flatnonzero(cohort)), t, rng)
         frames.append(
             pd.DataFrame(
                 {
                     "person_id": _text(people.person_id[cohort]),
                     "as_of": pd.Series(np.full(cohort.sum(), np.datetime64(as_of_date, "s"))),
-                    "p_emergency_admission": p_year[cohort],
-                    "p_emergency_admission_90d": p_90[cohort],
-                    "p_frequent_attendance": p_fa[cohort],
+                    "p_emergency_admission": risk[:, 0],
+                    "p_emergency_admission_90d": risk[:, 1],
+                    "p_frequent_attendance": risk[:, 2],
                 }
             )
         )

@@ -145,6 +145,15 @@ EFI_DEFICITS, DEFICIT_OF_CONDITION = _deficit_columns()
 EFI_DENOMINATOR = 36
 
 
+@dataclass(frozen=True)
+class EpisodeSpans:
+    """Decline episodes of one chunk of people: episode i covers months ``start[i]`` to ``end[i] - 1``."""
+
+    person: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
 @dataclass
 class LatentPaths:
     """Each person's whole latent path (one chunk of people).
@@ -158,6 +167,9 @@ class LatentPaths:
         fa_months: Whether the spell covers each month, shape (people, months).
         episode: Decline-episode multiplier on each month, shape (people, months) (1 = none).
         death_day: Day of death (+inf = after the grid).
+        fa_start: First month of the spell (grid month index; negative = before the grid).
+        fa_length: Length of the spell in months.
+        episodes: The decline episodes (person, first month, month after the last).
     """
 
     onset_day: np.ndarray
@@ -168,11 +180,39 @@ class LatentPaths:
     fa_months: np.ndarray
     episode: np.ndarray
     death_day: np.ndarray
+    fa_start: np.ndarray
+    fa_length: np.ndarray
+    episodes: EpisodeSpans
 
 
 def age_at(birth_day: np.ndarray, timeline: Timeline) -> np.ndarray:
     """Age in years at the middle of each month, shape (people, months); negative before birth."""
     return (timeline.month_middle[None, :] - birth_day[:, None]) / DAYS_PER_YEAR
+
+
+def onset_law(
+    male: np.ndarray, depr: np.ndarray, ethnic_group: np.ndarray, morbidity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's lifetime share and head start of every condition, shape (people, conditions) each.
+
+    Returns:
+        ``p_max`` (chance of ever having the condition) and ``ahead`` (years by which
+        health age runs ahead of calendar age). Given the condition, the health age at
+        onset is logistic with location ``a50`` and scale ``spread``; the age at onset is
+        that minus ``ahead`` (at least 0).
+    """
+    params = CONDITION_PARAMETERS
+    p_max = params["p_max"].to_numpy()[None, :] * np.exp(
+        np.outer(depr - 0.4, params["deprivation_tilt"].to_numpy()) + 0.25 * morbidity[:, None]
+    )
+    group, groups = pd.factorize(np.asarray(ethnic_group, dtype=object))  # -1 = missing
+    for condition, multipliers in _ETHNIC_MULTIPLIERS.items():
+        column = CONDITIONS.index(condition)
+        p_max[:, column] *= np.array([multipliers.get(g, 1.0) for g in groups] + [1.0])[group]
+    p_max = np.minimum(p_max, 0.98)
+    ahead = DEPRIVATION_YEARS * depr[:, None] + MORBIDITY_YEARS * morbidity[:, None]
+    ahead = ahead + np.outer(male, params["male_years"].to_numpy())
+    return p_max, ahead
 
 
 def draw_onsets(
@@ -188,17 +228,11 @@ def draw_onsets(
     Lifetime risk is ``p_max`` (tilted by deprivation and ethnicity); given the
     condition, the health age at onset is logistic around ``a50``. Health age
     runs ahead of calendar age with deprivation, morbidity score and (for some
-    conditions) male sex.
+    conditions) male sex (see :func:`onset_law`).
     """
     params = CONDITION_PARAMETERS
     n, c = birth_day.size, len(params)
-    p_max = params["p_max"].to_numpy()[None, :] * np.exp(
-        np.outer(depr - 0.4, params["deprivation_tilt"].to_numpy()) + 0.25 * morbidity[:, None]
-    )
-    for condition, multipliers in _ETHNIC_MULTIPLIERS.items():
-        column = CONDITIONS.index(condition)
-        p_max[:, column] *= pd.Series(ethnic_group).map(multipliers).fillna(1.0).to_numpy()
-    p_max = np.minimum(p_max, 0.98)
+    p_max, ahead = onset_law(male, depr, ethnic_group, morbidity)
     u = rng.random((n, c))
     affected = u < p_max
     # Position within the affected: logistic quantile of a fresh uniform.
@@ -206,8 +240,6 @@ def draw_onsets(
     health_onset_age = params["a50"].to_numpy()[None, :] + params["spread"].to_numpy()[None, :] * np.log(
         v / (1 - v)
     )
-    ahead = DEPRIVATION_YEARS * depr[:, None] + MORBIDITY_YEARS * morbidity[:, None]
-    ahead = ahead + np.outer(male, params["male_years"].to_numpy())
     onset_age = np.maximum(health_onset_age - ahead, 0.0)
     onset_day = birth_day[:, None] + onset_age * DAYS_PER_YEAR
     return np.where(affected, onset_day, np.inf)
@@ -220,14 +252,15 @@ def presence_weight(onset_day: np.ndarray, weights: np.ndarray, timeline: Timeli
     """
     n, c = onset_day.shape
     months = timeline.months
-    month = np.where(
-        np.isfinite(onset_day), timeline.month_of(np.where(np.isfinite(onset_day), onset_day, 0)), months
-    )
-    flat = (np.arange(n)[:, None] * (months + 1) + month).ravel()
+    # Only onsets before the grid's end count (most are never or later): look up their months alone.
+    person, condition = np.nonzero(onset_day < timeline.boundaries[-1])
+    month = timeline.month_of(onset_day[person, condition])
     increments = np.bincount(
-        flat, weights=np.broadcast_to(weights, (n, c)).ravel(), minlength=n * (months + 1)
+        person * months + month,
+        weights=np.broadcast_to(weights, (n, c))[person, condition],
+        minlength=n * months,
     )
-    return np.cumsum(increments.reshape(n, months + 1), axis=1)[:, :months]
+    return np.cumsum(increments.reshape(n, months), axis=1)
 
 
 def deficit_onsets(onset_day: np.ndarray) -> np.ndarray:
@@ -255,39 +288,86 @@ def draw_propensity(
     (one to four years) they make many extra, heavy-tailed (log-normal) A&E visits.
 
     Returns:
-        ``propensity``, ``frequent_attender`` flag, ``fa_rate`` per year, ``fa_months`` mask.
+        ``propensity``, ``frequent_attender`` flag, ``fa_rate`` per year, ``fa_months`` mask,
+        and the spell's first month ``fa_start`` and length ``fa_length`` (months).
     """
     n = onset_day.shape[0]
     propensity = rng.gamma(2.0, 0.5, n)
-    columns = [CONDITIONS.index(c) for c in FREQUENT_ATTENDER_CONDITIONS]
-    eligible = np.isfinite(onset_day[:, columns]).any(axis=1)
-    p_flag = np.where(eligible, 0.04, 0.003)
-    frequent_attender = rng.random(n) < p_flag
-    fa_rate = np.where(frequent_attender, rng.lognormal(np.log(9.0), 0.6, n), 0.0)
-    start = rng.integers(-24, timeline.months, n)
-    length = rng.integers(12, 49, n)
+    frequent_attender = rng.random(n) < frequent_attender_share(onset_day)
+    fa_rate = np.where(frequent_attender, rng.lognormal(*FA_RATE_LOGNORMAL, n), 0.0)
+    start = rng.integers(FA_FIRST_START, timeline.months, n)
+    length = rng.integers(FA_LENGTHS[0], FA_LENGTHS[1] + 1, n)
     month = np.arange(timeline.months)[None, :]
     fa_months = frequent_attender[:, None] & (month >= start[:, None]) & (month < (start + length)[:, None])
-    return propensity, frequent_attender, fa_rate, fa_months
+    return propensity, frequent_attender, fa_rate, fa_months, start, length
+
+
+FA_SHARE_ELIGIBLE = 0.04
+"""Share of people who ever have one of ``FREQUENT_ATTENDER_CONDITIONS`` with a frequent-attender spell."""
+FA_SHARE_OTHER = 0.003
+"""Share of everyone else with a spell."""
+FA_RATE_LOGNORMAL = (float(np.log(9.0)), 0.6)
+"""Log-mean and log-SD of a frequent attender's extra A&E attendances per year."""
+FA_FIRST_START = -24
+"""The spell starts in a month drawn uniformly from this (before the grid) to the grid's last month."""
+FA_LENGTHS = (12, 48)
+"""Shortest and longest spell in months (uniform)."""
+
+
+FREQUENT_ATTENDER_COLUMNS = [CONDITIONS.index(c) for c in FREQUENT_ATTENDER_CONDITIONS]
+"""Columns of ``FREQUENT_ATTENDER_CONDITIONS`` in an onset array."""
+
+
+def frequent_attender_share(onset_day: np.ndarray) -> np.ndarray:
+    """Chance of a frequent-attender spell: higher for anyone who ever has an eligible condition."""
+    return frequent_attender_share_given(np.isfinite(onset_day[:, FREQUENT_ATTENDER_COLUMNS]).any(axis=1))
+
+
+def frequent_attender_share_given(eligible: np.ndarray) -> np.ndarray:
+    """Chance of a frequent-attender spell given whether each person ever has an eligible condition."""
+    return np.where(eligible, FA_SHARE_ELIGIBLE, FA_SHARE_OTHER)
+
+
+EPISODE_MULTIPLIER = 3.0
+"""Rise of the emergency risk during a decline episode (death hazard rises by its square root)."""
+EPISODE_LENGTHS = (2, 4)
+"""Shortest and longest decline episode in months (uniform)."""
+
+
+def episode_rate(age_mid: np.ndarray, frailty_mid: np.ndarray) -> np.ndarray:
+    """Decline episodes per year, from age and latent frailty at the grid's middle month (at most 1.5)."""
+    rate = 0.02 * np.exp(0.035 * np.clip(age_mid - 40, 0, None) + 4.0 * frailty_mid)
+    return np.minimum(rate, 1.5)
+
+
+def draw_episode_spans(age: np.ndarray, frailty: np.ndarray, rng: np.random.Generator) -> EpisodeSpans:
+    """Decline episodes: two to four months of raised risk, commoner with age and frailty.
+
+    Starts are a Poisson process over the grid's months at :func:`episode_rate`.
+    """
+    n, months = age.shape
+    rate = episode_rate(age[:, months // 2], frailty[:, months // 2])
+    counts = rng.poisson(rate * months / 12)
+    person = np.repeat(np.arange(n), counts)
+    start = rng.integers(0, months, person.size)
+    end = np.minimum(start + rng.integers(EPISODE_LENGTHS[0], EPISODE_LENGTHS[1] + 1, person.size), months)
+    return EpisodeSpans(person, start, end)
+
+
+def episode_multiplier(spans: EpisodeSpans, people: int, months: int, first_month: int = 0) -> np.ndarray:
+    """Multiplier per person-month (``months`` months from ``first_month``): 3.0 in an episode, else 1.0."""
+    start = np.clip(spans.start - first_month, 0, months)
+    end = np.clip(spans.end - first_month, 0, months)
+    change = np.zeros((people, months + 1))
+    np.add.at(change, (spans.person, start), 1)
+    np.add.at(change, (spans.person, end), -1)
+    inside = np.cumsum(change, axis=1)[:, :months] > 0
+    return np.where(inside, EPISODE_MULTIPLIER, 1.0)
 
 
 def draw_episodes(age: np.ndarray, frailty: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Decline episodes: two to four months of raised risk, commoner with age and frailty.
-
-    Returns:
-        Multiplier per person-month: 3.0 in an episode, 1.0 otherwise.
-    """
-    n, months = age.shape
-    rate = 0.02 * np.exp(0.035 * np.clip(age[:, months // 2] - 40, 0, None) + 4.0 * frailty[:, months // 2])
-    counts = rng.poisson(np.minimum(rate, 1.5) * months / 12)
-    person = np.repeat(np.arange(n), counts)
-    start = rng.integers(0, months, person.size)
-    end = np.minimum(start + rng.integers(2, 5, person.size), months)
-    change = np.zeros((n, months + 1))
-    np.add.at(change, (person, start), 1)
-    np.add.at(change, (person, end), -1)
-    inside = np.cumsum(change, axis=1)[:, :months] > 0
-    return np.where(inside, 3.0, 1.0)
+    """Decline-episode multiplier per person-month: 3.0 in an episode, 1.0 otherwise."""
+    return episode_multiplier(draw_episode_spans(age, frailty, rng), age.shape[0], age.shape[1])
 
 
 def death_rate(

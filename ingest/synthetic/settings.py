@@ -64,8 +64,15 @@ class UnderRecording(GroupChoice):
         0.0,
         ge=0.0,
         le=1.0,
-        description="Share of the group's GP appointments that never reach the extract "
-        "(e.g. care recorded elsewhere or lost in a record migration).",
+        description="Share of the group's GP appointments and repeat prescriptions that never reach the "
+        "extract (e.g. care recorded elsewhere or lost in a record migration).",
+    )
+    start_date: date | None = Field(
+        None,
+        description="First day of the gap: diagnoses first recorded, appointments held and prescriptions "
+        "issued from this day on are affected, earlier ones are not (empty: the whole history). A gap "
+        "that starts after the model's training as-of dates is one the model cannot have learned; one "
+        "present throughout its training data the model largely corrects for.",
     )
 
 
