@@ -74,30 +74,24 @@ def _read_matrix(path: Path) -> Any:
 def _status_and_tables(config: Any, when: date) -> tuple[Any, dict[str, Any]]:
     """Population status and the A&E/admission tables, typed as the validation gate returns them."""
     from riskstrat.ingest.readers import read_extract
+    from riskstrat.pipelines.flows import WEEKLY_TABLES
     from riskstrat.worklists.selection import population_status
 
-    tables = read_extract(
-        Path(config.data.extract_dir),
-        ("patients", "caseload", "opt_outs", "apc_spells", "ae_attendances"),
-    )
+    tables = read_extract(Path(config.data.extract_dir), WEEKLY_TABLES)
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
     return status, {"apc_spells": tables["apc_spells"], "ae_attendances": tables["ae_attendances"]}
 
 
 def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dict, **extra: Any) -> Any:
-    from riskstrat.models.explain import contributions
+    from riskstrat.pipelines.flows import champion_contributions
     from riskstrat.pipelines.weekly import WeeklyInputs
-
-    def explain(outcome: str, rows: Any) -> Any:
-        model = models[outcome]
-        return contributions(model.booster, rows, model.feature_names)
 
     return WeeklyInputs(
         week=run_week(config),
         data_date=data_date(config),
         scored=scored,
         features=features,
-        contributions=explain,
+        contributions=champion_contributions(models),
         settings=config.mdts,
         output_dir=Path(config.data.output_dir),
         model_versions=versions,
@@ -395,9 +389,8 @@ def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) 
     At most ``--cap`` rows are explained; beyond that the time is extrapolated
     linearly (TreeSHAP costs the same per row), and the result says so.
     """
-    from riskstrat.models.explain import contributions
     from riskstrat.models.scoring import load_champion
-    from riskstrat.pipelines.flows import tracking_uri
+    from riskstrat.pipelines.flows import champion_contributions, tracking_uri
 
     with timer.step("read_state"):
         features = _read_matrix(_scoring_features_path(config))
@@ -409,9 +402,10 @@ def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) 
         }
     population = len(features)
     rows = features if not args.cap or population <= args.cap else features.iloc[: args.cap]
+    explain = champion_contributions(models)
     for outcome in outcomes:
         with timer.step("reasons_measured"):
-            contributions(models[outcome].booster, rows, models[outcome].feature_names)
+            explain(outcome, rows)
     measured = timer.seconds.get("reasons_measured", 0.0)
     extrapolated = len(rows) < population
     timer.seconds["reasons_everyone"] = measured * population / max(len(rows), 1)

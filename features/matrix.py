@@ -89,36 +89,6 @@ def feature_matrix_expr(
     return joined.select("person_id", **{name: values[name] for name in columns})
 
 
-def to_feature_frame(
-    frame: pd.DataFrame,
-    as_of: date,
-    settings: FeatureSettings,
-    outcome_settings: OutcomeSettings | None = None,
-) -> pd.DataFrame:
-    """Give an executed matrix its stable shape: column order, dtypes and row order.
-
-    Features are float64 (NaN where missing), outcomes int64, ``person_id`` and audit
-    columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
-    """
-    features = list(feature_dictionary(settings))
-    outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
-    columns: dict[str, object] = {
-        "person_id": frame["person_id"].astype("str").to_numpy(),
-        "as_of": np.array([as_of] * len(frame), dtype=object),
-    }
-    for name in features:
-        columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64").to_numpy()
-    for name in outcomes:
-        columns[name] = frame[name].fillna(0).astype("int64").to_numpy()
-    for name in AUDIT_COLUMNS:
-        columns[name] = frame[name].astype("str").to_numpy()
-    result = pd.DataFrame(columns)
-    result["person_id"] = result["person_id"].astype("str")
-    for name in AUDIT_COLUMNS:
-        result[name] = result[name].astype("str")
-    return result.sort_values("person_id", kind="stable").reset_index(drop=True)
-
-
 def build_feature_matrix(
     tables: Tables,
     as_of: date,
@@ -136,7 +106,9 @@ def build_feature_matrix(
         extract_date: When given with outcomes, an outcome window past it is refused.
 
     Returns:
-        The feature matrix as pandas (see :func:`to_feature_frame`).
+        The feature matrix as pandas: features float64 (NaN where missing), outcomes
+        int64, ``person_id`` and audit columns strings, ``as_of`` a ``datetime.date``;
+        rows sorted by ``person_id``.
     """
     if outcome_settings is not None:
         check_outcome_window(as_of, outcome_settings, extract_date)
@@ -148,12 +120,16 @@ def build_feature_matrix(
 
 
 def shape_matrix_expr(
-    expr: ir.Table, settings: FeatureSettings, outcome_settings: OutcomeSettings | None = None
+    expr: ir.Table,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+    sort: bool = True,
 ) -> ir.Table:
-    """The matrix expression in its stored shape (see :func:`to_feature_frame`), ``as_of`` aside.
+    """The matrix expression in its stored shape, ``as_of`` aside.
 
     Features float64 (null where missing), outcomes int64 (0 if null), ``person_id``
-    and audit columns strings, rows sorted by ``person_id``.
+    and audit columns strings, rows sorted by ``person_id`` unless ``sort`` is False
+    (Spark partitions the matrix by person instead).
     """
     outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
     shaped = expr.select(
@@ -162,11 +138,11 @@ def shape_matrix_expr(
         **{name: expr[name].fill_null(0).cast("int64") for name in outcomes},
         **{name: expr[name].cast("string") for name in AUDIT_COLUMNS},
     )
-    return shaped.order_by("person_id")
+    return shaped.order_by("person_id") if sort else shaped
 
 
 def arrow_to_feature_frame(table: pa.Table, as_of: date) -> pd.DataFrame:
-    """The frame :func:`to_feature_frame` gives, from a matrix :func:`shape_matrix_expr` shaped.
+    """The feature frame of :func:`build_feature_matrix`, from a matrix :func:`shape_matrix_expr` shaped.
 
     Adds ``as_of`` (as ``datetime.date``) after ``person_id`` and converts to pandas once.
     """

@@ -664,6 +664,11 @@ def _file_result(table: Table, severity: Severity, expected: str, passed: bool) 
     )
 
 
+def extract_snapshot(extract_dir: Path) -> str:
+    """The extract folder's snapshot hash, or "missing" when there is no folder."""
+    return folder_snapshot_hash(extract_dir) if Path(extract_dir).is_dir() else "missing"
+
+
 def validate_extract(
     extract_dir: Path,
     output_dir: Path,
@@ -702,7 +707,7 @@ def validate_extract(
     extract_dir = Path(extract_dir)
     extract_date = extract_date or date.today()
     previous_row_counts = previous_row_counts or {}
-    snapshot = snapshot_hash or (folder_snapshot_hash(extract_dir) if extract_dir.is_dir() else "missing")
+    snapshot = snapshot_hash or extract_snapshot(extract_dir)
     context = gx_context()
     examples = _Examples(settings)
     severity = settings.severity

@@ -8,6 +8,7 @@ stage packages; this module only reads, writes and wires.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -602,6 +603,17 @@ def score_population_spark(
     return _unscored_as_empty(scored), models, versions
 
 
+def champion_contributions(models: dict[str, Any]) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
+    """TreeSHAP contributions of given rows with each outcome's champion (the worklists' reasons)."""
+    from riskstrat.models.explain import contributions
+
+    def explain(outcome: str, rows: pd.DataFrame) -> pd.DataFrame:
+        model = models[outcome]
+        return contributions(model.booster, rows, model.feature_names)
+
+    return explain
+
+
 def _champion_version(name: str, uri: str) -> str:
     from riskstrat.models.registry import alias_version
 
@@ -626,7 +638,6 @@ def weekly_worklists_flow(
     Returns:
         The week's output folder.
     """
-    from riskstrat.models.explain import contributions
     from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
     from riskstrat.worklists.selection import population_status
 
@@ -651,17 +662,12 @@ def weekly_worklists_flow(
         scored, models, versions = score_population(config, features, ranking_outcomes(config))
     tables = report.tables
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
-
-    def explain(outcome: str, rows: pd.DataFrame) -> pd.DataFrame:
-        model = models[outcome]
-        return contributions(model.booster, rows, model.feature_names)
-
     inputs = WeeklyInputs(
         week=week or this_monday(),
         data_date=when,
         scored=scored,
         features=features,
-        contributions=explain,
+        contributions=champion_contributions(models),
         settings=config.mdts,
         output_dir=Path(config.data.output_dir),
         model_versions=versions,

@@ -22,8 +22,7 @@ from typing import Any
 import pandas as pd
 
 from riskstrat.features.backends import connect_pyspark, read_extract, spark_session
-from riskstrat.features.dictionary import feature_dictionary
-from riskstrat.features.matrix import AUDIT_COLUMNS, feature_matrix_expr
+from riskstrat.features.matrix import AUDIT_COLUMNS, feature_matrix_expr, shape_matrix_expr
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.io import folder_snapshot_hash
 from riskstrat.models.spark_scoring import ship
@@ -45,20 +44,12 @@ def weekly_session(settings: FeatureSettings) -> Any:
     return session
 
 
-def shape_matrix(frame: Any, as_of: date, settings: FeatureSettings) -> Any:
-    """Give a Spark feature matrix the stored shape of the pandas path (:func:`to_feature_frame`).
-
-    ``person_id`` and the audit columns as strings, ``as_of`` a date, every
-    feature a double (null where missing), in the same column order.
-    """
+def with_as_of(frame: Any, as_of: date) -> Any:
+    """Insert the ``as_of`` date after ``person_id``, as the pandas path stores it."""
     from pyspark.sql import functions as F
 
-    return frame.select(
-        F.col("person_id").cast("string").alias("person_id"),
-        F.lit(as_of).cast("date").alias("as_of"),
-        *(F.col(name).cast("double").alias(name) for name in feature_dictionary(settings)),
-        *(F.col(name).cast("string").alias(name) for name in AUDIT_COLUMNS),
-    )
+    rest = [name for name in frame.columns if name != "person_id"]
+    return frame.select("person_id", F.lit(as_of).cast("date").alias("as_of"), *rest)
 
 
 def scoring_partitions(session: Any) -> int:
@@ -105,8 +96,9 @@ def spark_feature_matrix(
     if not target.exists():
         con = connect_pyspark(session)
         expr = feature_matrix_expr(read_extract(con, Path(extract_dir)), as_of, settings)
+        expr = shape_matrix_expr(expr, settings, sort=False)
         con._run_pre_execute_hooks(expr)  # registers in-memory tables and UDFs, as Ibis's own execute does
-        matrix = shape_matrix(session.sql(con.compile(expr)), as_of, settings)
+        matrix = with_as_of(session.sql(con.compile(expr)), as_of)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:

@@ -25,9 +25,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from rich.table import Table as RichTable
 
-from riskstrat.ingest.validation import ValidationReport, validate_extract
+from riskstrat.ingest.validation import ValidationReport, extract_snapshot, validate_extract
 from riskstrat.ingest.validation_settings import ValidationSettings
-from riskstrat.io import atomic_path, folder_snapshot_hash
+from riskstrat.io import atomic_path
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.settings import default_config_dir, load_settings
 
@@ -95,10 +95,6 @@ def write_report(output_dir: Path, report: ValidationReport) -> Path:
     return target
 
 
-def _snapshot_hash(extract_dir: Path) -> str:
-    return folder_snapshot_hash(extract_dir) if Path(extract_dir).is_dir() else "missing"
-
-
 def run_validation(
     extract_dir: Path,
     output_dir: Path,
@@ -124,7 +120,7 @@ def run_validation(
     """
     settings = settings or load_validation_settings()
     history = read_history(output_dir)
-    snapshot = _snapshot_hash(extract_dir)
+    snapshot = extract_snapshot(extract_dir)
     previous = previous_row_counts(history, snapshot)
     report = validate_extract(
         extract_dir,

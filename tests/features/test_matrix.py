@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from feature_fixtures import AS_OF, extract, hand_worked_rows, memtables, patient
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features.dictionary import feature_dictionary
 from riskstrat.features.matrix import (
+    AUDIT_COLUMNS,
     build_feature_matrix,
     build_training_table,
     feature_matrix_expr,
     split_people,
-    to_feature_frame,
 )
+from riskstrat.features.outcomes import outcome_columns
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 
 
@@ -78,4 +81,34 @@ def test_arrow_and_pandas_shaping_give_the_same_frame():
     settings, outcomes = FeatureSettings(), OutcomeSettings()
     built = build_feature_matrix(tables, AS_OF, settings, outcomes)
     executed = feature_matrix_expr(tables, AS_OF, settings, outcomes).to_pyarrow().to_pandas()
-    pd.testing.assert_frame_equal(built, to_feature_frame(executed, AS_OF, settings, outcomes))
+    pd.testing.assert_frame_equal(built, _shaped_in_pandas(executed, AS_OF, settings, outcomes))
+
+
+def _shaped_in_pandas(
+    frame: pd.DataFrame,
+    as_of: date,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+) -> pd.DataFrame:
+    """Reference shaping in pandas of an executed matrix: column order, dtypes and row order.
+
+    Features are float64 (NaN where missing), outcomes int64, ``person_id`` and audit
+    columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
+    """
+    features = list(feature_dictionary(settings))
+    outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
+    columns: dict[str, object] = {
+        "person_id": frame["person_id"].astype("str").to_numpy(),
+        "as_of": np.array([as_of] * len(frame), dtype=object),
+    }
+    for name in features:
+        columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64").to_numpy()
+    for name in outcomes:
+        columns[name] = frame[name].fillna(0).astype("int64").to_numpy()
+    for name in AUDIT_COLUMNS:
+        columns[name] = frame[name].astype("str").to_numpy()
+    result = pd.DataFrame(columns)
+    result["person_id"] = result["person_id"].astype("str")
+    for name in AUDIT_COLUMNS:
+        result[name] = result[name].astype("str")
+    return result.sort_values("person_id", kind="stable").reset_index(drop=True)
