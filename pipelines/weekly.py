@@ -23,10 +23,12 @@ from prefect.cache_policies import NO_CACHE
 from riskstrat.worklists.export import MdtOutput, RunInfo, read_reidentification_key, write_worklists
 from riskstrat.worklists.history import (
     change_since_last_week,
+    history_by_mdt,
     history_dir,
     history_records,
     leavers,
     load_history,
+    person_lookup,
     record_week,
 )
 from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
@@ -144,17 +146,23 @@ def assemble_task(
         context = listed_context(
             inputs.tables.get("apc_spells"), inputs.tables.get("ae_attendances"), inputs.data_date, listed_ids
         )
-    scored = inputs.scored
-    if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
-        scored = attach_status(scored, inputs.status)
+    # Whole-population and whole-history lookups are built once here; each MDT then
+    # does work in proportion to its own list. Leavers take their status flags from
+    # ``status`` when given (else from ``scored``), so the flags need not be attached.
+    people = person_lookup(inputs.scored, inputs.status)
+    past = history_by_mdt(history)
+    no_past = history.iloc[0:0]
     # Look up features for listed people only: the rows step scales with the lists, not the population.
     listed_features = inputs.rows_of(set(listed_ids.astype(str)))
+    feature_people = pd.Index(listed_features["person_id"].astype(str))
     outputs = []
     for name, selection in selections.items():
-        change = change_since_last_week(selection.listed, name, history)
+        mdt_history = past.get(name, no_past)
+        at = feature_people.get_indexer(selection.listed["person_id"].astype(str))
+        change = change_since_last_week(selection.listed, name, mdt_history)
         rows = build_rows(
             selection.listed,
-            listed_features,
+            listed_features.iloc[at[at >= 0]],  # this list's people only
             reasons.get(selection.mdt.outcome, pd.DataFrame()),
             change,
             context,
@@ -162,7 +170,7 @@ def assemble_task(
             inputs.settings.reasons_count,
             flag_caseload=selection.mdt.exclusions.active_caseload == "flag",
         )
-        left = leavers(selection.mdt, history, selection.listed, scored, inputs.status)
+        left = leavers(selection.mdt, mdt_history, selection.listed, people)
         counts = {
             "registered": selection.registered,
             "eligible": selection.eligible,

@@ -14,6 +14,7 @@ consecutive published lists before it that held the person.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -181,13 +182,67 @@ def change_since_last_week(listed: pd.DataFrame, mdt: str, history: pd.DataFrame
     )
 
 
-def leavers(
-    mdt: Mdt,
-    history: pd.DataFrame,
-    listed: pd.DataFrame,
-    scored: pd.DataFrame,
-    status: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+def history_by_mdt(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each MDT's own rows of the history, split in one pass.
+
+    Passing an MDT its own rows to :func:`change_since_last_week` and
+    :func:`leavers` gives the same answer as the whole history, without
+    scanning every MDT's lists once per MDT.
+
+    Args:
+        history: Published lists of earlier weeks (:func:`load_history`).
+
+    Returns:
+        MDT name -> its history rows; MDTs that never published are absent.
+    """
+    return {str(name): rows for name, rows in history.groupby("mdt", sort=False)}
+
+
+@dataclass(frozen=True)
+class PersonLookup:
+    """This week's facts about each person by ``person_id``, built once per run for every MDT.
+
+    Attributes:
+        facts: The scored population (``p_<outcome>``, ``age``), indexed by ``person_id`` (text).
+        state: The status of every patient indexed by ``person_id`` (``facts`` when no
+            status table was given); it also covers people no longer scored (e.g. who died).
+    """
+
+    facts: pd.DataFrame
+    state: pd.DataFrame
+
+
+def person_lookup(scored: pd.DataFrame, status: pd.DataFrame | None = None) -> PersonLookup:
+    """Index this week's scored population (and status) by person, for :func:`leavers`.
+
+    Args:
+        scored: This week's scored population (with the status flags when ``status`` is None).
+        status: Status of every patient (:func:`population_status`), or None.
+
+    Returns:
+        The lookup.
+    """
+    facts = scored.assign(person_id=scored["person_id"].astype(str)).set_index("person_id")
+    state = facts
+    if status is not None:
+        state = status.assign(person_id=status["person_id"].astype(str)).set_index("person_id")
+    return PersonLookup(facts=facts, state=state)
+
+
+def _leaver_rows(gone: pd.DataFrame, reasons: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "person_id": gone["person_id"].astype(str).to_numpy(),
+            "previous_rank": gone["rank"].astype("int64").to_numpy(),
+            "previous_probability": gone["probability"].astype("float64").to_numpy(),
+            "reason": pd.Series(reasons, dtype="object").to_numpy()
+            if reasons
+            else np.array([], dtype=object),
+        }
+    )
+
+
+def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: PersonLookup) -> pd.DataFrame:
     """People on the MDT's last published list who are not on this week's, with why.
 
     The first reason that applies is given, in this order: died, deregistered,
@@ -198,23 +253,21 @@ def leavers(
 
     Args:
         mdt: The MDT.
-        history: Published lists of earlier weeks.
+        history: Published lists of earlier weeks (all MDTs', or just this MDT's).
         listed: This week's list for the MDT.
-        scored: This week's scored population with status flags.
-        status: Status of every patient (:func:`population_status`), which also
-            covers people no longer in the scored population (e.g. who died).
+        people: :func:`person_lookup` of this week's scored population and status,
+            made once and shared by every MDT.
 
     Returns:
         ``person_id``, ``previous_rank``, ``previous_probability``, ``reason``, in
         last week's rank order.
     """
     previous = last_list(history, mdt.name)
+    if previous.empty:
+        return _leaver_rows(previous, [])
     gone = previous.loc[~previous["person_id"].isin(set(listed["person_id"].astype(str)))]
     gone = gone.sort_values("rank")
-    facts = scored.assign(person_id=scored["person_id"].astype(str)).set_index("person_id")
-    state = facts
-    if status is not None:
-        state = status.assign(person_id=status["person_id"].astype(str)).set_index("person_id")
+    facts, state = people.facts, people.state
     p_col = probability_column(mdt.outcome)
     reasons = []
     for person, prev_p in zip(gone["person_id"], gone["probability"], strict=True):
@@ -243,13 +296,4 @@ def leavers(
             reasons.append(LEFT_RISK_FELL)
         else:
             reasons.append(LEFT_BELOW_CAPACITY)
-    return pd.DataFrame(
-        {
-            "person_id": gone["person_id"].astype(str).to_numpy(),
-            "previous_rank": gone["rank"].astype("int64").to_numpy(),
-            "previous_probability": gone["probability"].astype("float64").to_numpy(),
-            "reason": pd.Series(reasons, dtype="object").to_numpy()
-            if reasons
-            else np.array([], dtype=object),
-        }
-    )
+    return _leaver_rows(gone, reasons)

@@ -15,6 +15,7 @@ low practice-prefixed IDs) while giving the same order on every run.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -105,10 +106,21 @@ def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         ``scored`` with ``deceased``, ``deregistered``, ``on_caseload``, ``caseload_team``, ``type1_opt_out``.
+
+    Raises:
+        RiskstratError: If ``status`` holds a person more than once.
     """
     keep = [c for c in (*STATUS_COLUMNS, "caseload_team") if c in status.columns]
     base = scored.drop(columns=[c for c in keep if c in scored.columns])
-    merged = base.merge(status[["person_id", *keep]], on="person_id", how="left", validate="many_to_one")
+    # A plain uniqueness check: merge(validate="many_to_one") costs more than the merge itself.
+    if not status["person_id"].is_unique:
+        repeated = status["person_id"].duplicated()
+        raise RiskstratError(
+            f"patient status: {int(repeated.sum()):,} repeated person_id(s), "
+            f"e.g. {status.loc[repeated, 'person_id'].iloc[0]}",
+            hint="Build the status with population_status() from the patients table, one row per person.",
+        )
+    merged = base.merge(status[["person_id", *keep]], on="person_id", how="left")
     for column in STATUS_COLUMNS:
         merged[column] = merged[column].fillna(False).astype(bool) if column in merged else False
     return merged
@@ -160,12 +172,47 @@ def _check_columns(scored: pd.DataFrame, outcomes: set[str]) -> None:
         )
 
 
+def practice_positions(scored: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row positions of the people registered with each practice, found in one pass.
+
+    Args:
+        scored: Scored population with ``practice_code``.
+
+    Returns:
+        Practice code -> ascending row positions (``iloc``) of its people; people
+        without a practice are left out, as no MDT can list them.
+    """
+    return scored.groupby("practice_code", sort=False).indices
+
+
+def registered_with(
+    scored: pd.DataFrame, practices: tuple[str, ...], positions: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The rows of people registered with ``practices``, in the population's row order.
+
+    Keeping the row order means :func:`select_mdt` ranks, breaks ties and counts
+    exactly as if it had filtered the whole population itself.
+
+    Args:
+        scored: Scored population.
+        practices: The MDT's practice codes.
+        positions: :func:`practice_positions` of ``scored``.
+
+    Returns:
+        The rows of ``scored`` at those practices (labels kept).
+    """
+    found = [positions[p] for p in practices if p in positions]
+    rows = np.unique(np.concatenate(found)) if found else np.array([], dtype=np.intp)
+    return scored.iloc[rows]
+
+
 def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSelection:
     """Draw up one MDT's list.
 
     Args:
         scored: Scored population with status flags and ``risk_percentile_<outcome>``
-            (see :func:`select_worklists`, which adds it).
+            (:func:`with_risk_percentiles`); the whole population or just the MDT's
+            registered people (:func:`registered_with`): the list is the same.
         mdt: The MDT.
         bands: Risk band settings.
 
@@ -218,6 +265,30 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
     )
 
 
+def with_risk_percentiles(scored: pd.DataFrame, outcomes: Collection[str]) -> pd.DataFrame:
+    """A copy of the scored population with ICS-wide ``risk_percentile_<outcome>`` columns.
+
+    Percentiles are taken across everyone scored who is alive and registered, so
+    people who died or deregistered get none.
+
+    Args:
+        scored: Scored population with status flags (see the module docstring).
+        outcomes: The outcomes the MDTs rank by.
+
+    Returns:
+        The copy, with ``person_id`` as text.
+    """
+    scored = scored.copy()
+    scored["person_id"] = scored["person_id"].astype(str)
+    current = ~(scored["deceased"].astype(bool) | scored["deregistered"].astype(bool))
+    for outcome in sorted(outcomes):
+        p_col = probability_column(outcome)
+        pct = pd.Series(np.nan, index=scored.index)
+        pct[current] = risk_percentiles(scored.loc[current, p_col].astype(float))
+        scored[f"risk_percentile_{outcome}"] = pct
+    return scored
+
+
 def select_worklists(
     scored: pd.DataFrame, mdts: list[Mdt], bands: RiskBandSettings
 ) -> dict[str, MdtSelection]:
@@ -237,12 +308,9 @@ def select_worklists(
     """
     outcomes = {m.outcome for m in mdts}
     _check_columns(scored, outcomes)
-    scored = scored.copy()
-    scored["person_id"] = scored["person_id"].astype(str)
-    current = ~(scored["deceased"].astype(bool) | scored["deregistered"].astype(bool))
-    for outcome in sorted(outcomes):
-        p_col = probability_column(outcome)
-        pct = pd.Series(np.nan, index=scored.index)
-        pct[current] = risk_percentiles(scored.loc[current, p_col].astype(float))
-        scored[f"risk_percentile_{outcome}"] = pct
-    return {mdt.name: select_mdt(scored, mdt, bands) for mdt in mdts}
+    scored = with_risk_percentiles(scored, outcomes)
+    # Find each practice's people once, so each MDT works on its own rows only.
+    positions = practice_positions(scored)
+    return {
+        mdt.name: select_mdt(registered_with(scored, mdt.practices, positions), mdt, bands) for mdt in mdts
+    }

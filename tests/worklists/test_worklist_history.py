@@ -10,9 +10,11 @@ from riskstrat.worklists.history import (
     LEFT_MOVED_PRACTICE,
     LEFT_RISK_FELL,
     change_since_last_week,
+    history_by_mdt,
     history_records,
     leavers,
     load_history,
+    person_lookup,
     record_week,
 )
 from riskstrat.worklists.selection import MdtSelection
@@ -89,7 +91,8 @@ def test_leavers_with_the_reason(tmp_path):
     status = scored_with({"A": 0, "B": 0, "C": 0, "D": 0, "E": 0, "F": 0}, deceased=["A"], deregistered=["B"])
     status.loc[status["person_id"] == "F", "practice_code"] = "P9"
     status["on_caseload"] = status["person_id"].eq("C")
-    left = leavers(MDT, history, now, scored, status).set_index("person_id")["reason"].to_dict()
+    people = person_lookup(scored, status)
+    left = leavers(MDT, history, now, people).set_index("person_id")["reason"].to_dict()
     assert left == {
         "A": LEFT_DIED,
         "B": LEFT_DEREGISTERED,
@@ -98,7 +101,7 @@ def test_leavers_with_the_reason(tmp_path):
         "E": LEFT_BELOW_CAPACITY,
         "F": LEFT_MOVED_PRACTICE,
     }
-    assert list(leavers(MDT, history, now, scored, status)["person_id"]) == list("ABCDEF")
+    assert list(leavers(MDT, history, now, people)["person_id"]) == list("ABCDEF")
 
 
 def test_history_never_holds_more_than_pseudonymised_columns(tmp_path):
@@ -113,3 +116,26 @@ def test_history_never_holds_more_than_pseudonymised_columns(tmp_path):
         "probability",
         "risk_band",
     ]
+
+
+def test_each_mdts_own_history_gives_the_same_change_and_leavers(tmp_path):
+    south = Mdt("South", ("P3",), "emergency_admission", 18, 3, None, ExclusionSettings())
+    publish(tmp_path, WEEK1, {"A": 0.3, "B": 0.25, "C": 0.2})
+    other = listed({"X": 0.4, "A": 0.1})
+    record_week(
+        tmp_path,
+        WEEK1 - timedelta(7),
+        history_records(WEEK1 - timedelta(7), {"South": MdtSelection(south, other, 0, 0, 3)}),
+    )
+    history = load_history(tmp_path, WEEK1 + timedelta(7))
+    now = listed({"A": 0.35, "D": 0.3, "B": 0.1})
+    people = person_lookup(scored_with({"A": 0.35, "B": 0.1, "C": 0.05, "D": 0.3}))
+    own = history_by_mdt(history)
+    assert set(own) == {"North", "South"}
+    pd.testing.assert_frame_equal(
+        change_since_last_week(now, "North", own["North"]), change_since_last_week(now, "North", history)
+    )
+    pd.testing.assert_frame_equal(leavers(MDT, own["North"], now, people), leavers(MDT, history, now, people))
+    assert leavers(MDT, own["North"], now, people)["reason"].tolist() == [LEFT_RISK_FELL]
+    never = Mdt("New", ("P1",), "emergency_admission", 18, 3, None, ExclusionSettings())
+    assert leavers(never, history, now, people).empty

@@ -5,8 +5,14 @@ import pytest
 from worklist_fixtures import PRACTICES
 
 from riskstrat.errors import RiskstratError
-from riskstrat.worklists.selection import attach_status, population_status, select_worklists
-from riskstrat.worklists.settings import MdtSettings, resolve_mdts
+from riskstrat.worklists.selection import (
+    attach_status,
+    population_status,
+    select_mdt,
+    select_worklists,
+    with_risk_percentiles,
+)
+from riskstrat.worklists.settings import ExclusionSettings, Mdt, MdtSettings, resolve_mdts
 
 
 def select(scored, settings):
@@ -119,3 +125,44 @@ def test_population_status_from_contract_tables():
     merged = attach_status(scored, status.reset_index())
     assert merged["on_caseload"].tolist() == [True, False]
     assert merged["deceased"].tolist() == [False, False]
+    twice = pd.concat([status.reset_index(), status.reset_index().iloc[[2]]])
+    with pytest.raises(RiskstratError, match=r"1 repeated person_id.*C"):
+        attach_status(scored, twice)
+
+
+def test_selecting_many_mdts_at_once_equals_each_from_its_own_practices(scored):
+    """The per-practice index must not change any list, count or tie-break."""
+    scored = scored.copy()
+    scored["p_emergency_admission"] = scored["p_emergency_admission"].round(2)  # plenty of ties
+    scored.loc[scored.index[::17], "deceased"] = True
+    scored.loc[scored.index[5::23], "type1_opt_out"] = True
+    scored.loc[scored.index[3::29], ["on_caseload", "caseload_team"]] = [True, "VW"]
+    scored = scored.sample(frac=1, random_state=11)  # rows out of practice and label order
+    rules = {"type1_opt_out": "include", "active_caseload": "flag"}
+
+    def mdt(name, practices, capacity=12, share=None, outcome="emergency_admission", exclusions=None):
+        return Mdt(name, practices, outcome, 18, capacity, share, ExclusionSettings(**(exclusions or {})))
+
+    mdts = [
+        mdt("One", ("P00001",), exclusions={"active_caseload": "exclude"}),
+        mdt("Two and three", ("P00003", "P00002"), outcome="frequent_attendance"),
+        mdt("Shares one", ("P00001", "P00001", "P00009"), capacity=None, share=0.05, exclusions=rules),
+        mdt("Nobody", ("P00009",)),
+    ]
+    bands = MdtSettings().risk_bands
+    selections = select_worklists(scored, mdts, bands)
+
+    prepared = with_risk_percentiles(scored, {m.outcome for m in mdts})
+    for each in mdts:
+        own = prepared.loc[prepared["practice_code"].isin(each.practices)]
+        expected = select_mdt(own, each, bands)
+        got = selections[each.name]
+        pd.testing.assert_frame_equal(got.listed, expected.listed)
+        assert (got.registered, got.eligible, got.capacity, got.excluded) == (
+            expected.registered,
+            expected.eligible,
+            expected.capacity,
+            expected.excluded,
+        )
+        assert got.listed.equals(select_mdt(prepared, each, bands).listed)  # whole population too
+    assert len(selections["Shares one"].listed) > 0 and selections["Nobody"].registered == 0
