@@ -12,8 +12,8 @@ the process's peak resident memory.
 - build: what the weekly run does for the feature matrix at the data date
   (:func:`riskstrat.pipelines.features.build_feature_file` without its cache hit):
   hash the extract folder (the cache key), read the Parquet tables, run the feature
-  expression on DuckDB, fetch it as Arrow, shape it as pandas and write the
-  cache file (Parquet) into a temporary folder.
+  expression on DuckDB, fetch it as Arrow, sort it by person and write the
+  cache file (Parquet, from Arrow) into a temporary folder.
 
 Without ``--extract`` a synthetic extract of ``--people`` people (about 50 event
 rows each) is generated under ``outputs/benchmark_extract``.
@@ -208,9 +208,9 @@ def _measure(mode: str, extract: Path, as_of: str) -> None:
     import ibis.backends.duckdb  # noqa: F401  (imported before the clock, as duckdb is for the floor)
 
     from riskstrat.features.backends import connect, read_extract
-    from riskstrat.features.matrix import build_feature_matrix
+    from riskstrat.features.matrix import build_feature_table
     from riskstrat.features.settings import FeatureSettings
-    from riskstrat.io import folder_snapshot_hash, write_parquet
+    from riskstrat.io import folder_snapshot_hash, write_arrow_parquet
     from riskstrat.pipelines.features import feature_file_path
 
     settings = FeatureSettings()
@@ -230,11 +230,11 @@ def _measure(mode: str, extract: Path, as_of: str) -> None:
             snapshot = folder_snapshot_hash(extract)
             target = feature_file_path(Path(output_dir), snapshot, when, settings)
             steps["hash"], clock = time.perf_counter() - clock, time.perf_counter()
-            matrix = build_feature_matrix(read_extract(connect(settings), extract), when, settings)
+            matrix = build_feature_table(read_extract(connect(settings), extract), when, settings)
             steps["build"], clock = time.perf_counter() - clock, time.perf_counter()
-            write_parquet(matrix, target)
+            write_arrow_parquet(matrix, target)
             steps["write"] = time.perf_counter() - clock
-            rows = len(matrix)
+            rows = matrix.num_rows
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,9 +17,9 @@ from pathlib import Path
 from prefect import flow, task
 
 from riskstrat.features.backends import connect, read_extract
-from riskstrat.features.matrix import build_feature_matrix
+from riskstrat.features.matrix import build_feature_table
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
-from riskstrat.io import folder_snapshot_hash, write_parquet
+from riskstrat.io import folder_snapshot_hash, write_arrow_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def build_feature_file(
     feature_settings: FeatureSettings,
     outcome_settings: OutcomeSettings | None = None,
     extract_date: date | None = None,
+    snapshot_hash: str | None = None,
 ) -> Path:
     """Build the feature matrix of ``extract_dir`` at ``as_of`` and store it, unless already stored.
 
@@ -74,20 +75,25 @@ def build_feature_file(
         feature_settings: Feature settings (``configs/features.yaml``).
         outcome_settings: When given, outcome columns are added (a training table).
         extract_date: When given with outcomes, an outcome window past it is refused.
+        snapshot_hash: The extract's :func:`riskstrat.io.folder_snapshot_hash` when the
+            caller has it (the validation gate computes it); default: computed here.
 
     Returns:
         The Parquet file of the matrix (the cached one when inputs are unchanged).
     """
-    snapshot = folder_snapshot_hash(Path(extract_dir))
+    snapshot = snapshot_hash or folder_snapshot_hash(Path(extract_dir))
     target = feature_file_path(output_dir, snapshot, as_of, feature_settings, outcome_settings)
     if target.is_file():
         logger.info("feature matrix for %s at %s is up to date: %s", snapshot, as_of, target)
         return target
     con = connect(feature_settings)
     tables = read_extract(con, Path(extract_dir))
-    matrix = build_feature_matrix(tables, as_of, feature_settings, outcome_settings, extract_date)
-    write_parquet(matrix, target)
-    logger.info("built feature matrix for %s at %s: %d people -> %s", snapshot, as_of, len(matrix), target)
+    # Written from Arrow: a pandas round trip would only copy the wide matrix twice.
+    matrix = build_feature_table(tables, as_of, feature_settings, outcome_settings, extract_date)
+    write_arrow_parquet(matrix, target)
+    logger.info(
+        "built feature matrix for %s at %s: %d people -> %s", snapshot, as_of, matrix.num_rows, target
+    )
     return target
 
 

@@ -109,8 +109,14 @@ def data_date(config: Config, extract_dir: Path) -> date:
 
 
 @task(name="build-features", **IO_RETRIES)
-def features_at(config: Config, extract_dir: Path, as_of: date, with_outcomes: bool) -> Path:
-    """Build (or reuse the cached) feature matrix at ``as_of``; with outcomes for training tables."""
+def features_at(
+    config: Config, extract_dir: Path, as_of: date, with_outcomes: bool, snapshot_hash: str | None = None
+) -> Path:
+    """Build (or reuse the cached) feature matrix at ``as_of``; with outcomes for training tables.
+
+    ``snapshot_hash``: the extract's hash from the validation gate's report, so the
+    folder is not hashed twice in one run (default: hashed here).
+    """
     from riskstrat.pipelines.features import build_feature_file
 
     return build_feature_file(
@@ -120,6 +126,7 @@ def features_at(config: Config, extract_dir: Path, as_of: date, with_outcomes: b
         config.features,
         config.outcomes if with_outcomes else None,
         config.data.extract_date,
+        snapshot_hash,
     )
 
 
@@ -212,9 +219,9 @@ def build_features_flow(
     """Validate the extract, then build (or reuse) the feature matrix at ``as_of`` (default: the data date)."""
     config = load_run_config(config_dir)
     extract = Path(extract_dir or config.data.extract_dir)
-    gate(config, extract)
+    report = gate(config, extract)
     when = as_of or data_date(config, extract)
-    return features_at(config, extract, when, with_outcomes=False)
+    return features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
 
 
 # ----------------------------------------------------------------------------- retrain
@@ -658,7 +665,9 @@ def weekly_worklists_flow(
             "reasons": lambda outcome, people, count: listed_reasons(matrix, models[outcome], people, count),
         }
     else:
-        features = read_feature_matrix(features_at(config, extract, when, with_outcomes=False))
+        features = read_feature_matrix(
+            features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
+        )
         scored, models, versions = score_population(config, features, ranking_outcomes(config))
     tables = report.tables
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)

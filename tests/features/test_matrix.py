@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
-from feature_fixtures import AS_OF, extract, hand_worked_rows, memtables, patient
+from feature_fixtures import AS_OF, extract, hand_worked_rows, memtables, patient, random_rows
 
+import riskstrat.features.matrix as matrix_module
 from riskstrat.errors import RiskstratError
 from riskstrat.features.dictionary import feature_dictionary
 from riskstrat.features.matrix import (
@@ -16,6 +19,7 @@ from riskstrat.features.matrix import (
     build_feature_matrix,
     build_training_table,
     feature_matrix_expr,
+    sort_by_person,
     split_people,
 )
 from riskstrat.features.outcomes import outcome_columns
@@ -112,3 +116,37 @@ def _shaped_in_pandas(
     for name in AUDIT_COLUMNS:
         result[name] = result[name].astype("str")
     return result.sort_values("person_id", kind="stable").reset_index(drop=True)
+
+
+def test_matrix_is_sorted_by_person_when_the_engine_returns_rows_shuffled(monkeypatch):
+    tables = memtables(extract(random_rows(seed=11, n_people=60)))
+    settings, outcomes = FeatureSettings(), OutcomeSettings()
+    expected = build_feature_matrix(tables, AS_OF, settings, outcomes)
+    unshuffled = matrix_module.shape_matrix_expr
+
+    def shuffled(*args, **kwargs):
+        return unshuffled(*args, **kwargs).order_by(ibis.random())
+
+    monkeypatch.setattr(matrix_module, "shape_matrix_expr", shuffled)
+    built = build_feature_matrix(tables, AS_OF, settings, outcomes)
+    assert built["person_id"].is_monotonic_increasing and built["person_id"].is_unique
+    pd.testing.assert_frame_equal(built, expected)
+
+
+def test_sort_by_person_orders_rows_across_chunks_and_keeps_sorted_tables():
+    table = pa.table(
+        {
+            "person_id": ["p10", "p2", "p1", "P9", "p20"],
+            "score": [10.0, 2.0, 1.0, 9.0, None],
+            "band": list("abcde"),
+        }
+    )
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2)])
+    result = sort_by_person(chunked)
+    # Byte order, as DuckDB and Spark sort strings: upper case first, "p10" before "p2".
+    assert result.column("person_id").to_pylist() == ["P9", "p1", "p10", "p2", "p20"]
+    assert result.column("score").to_pylist() == [9.0, 1.0, 10.0, 2.0, None]
+    assert result.column("band").to_pylist() == ["d", "c", "a", "b", "e"]
+    assert result.schema == table.schema
+    assert sort_by_person(result) is result
+    assert sort_by_person(table.slice(0, 0)).num_rows == 0

@@ -1,7 +1,17 @@
+from datetime import date
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.io import atomic_directory, atomic_path, folder_snapshot_hash, write_parquet
+from riskstrat.io import (
+    atomic_directory,
+    atomic_path,
+    folder_snapshot_hash,
+    write_arrow_parquet,
+    write_parquet,
+)
 
 
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
@@ -35,3 +45,27 @@ def test_snapshot_hash_tracks_content(tmp_path):
     assert first == folder_snapshot_hash(tmp_path)
     write_parquet(pd.DataFrame({"a": [2]}), tmp_path / "t.parquet")
     assert folder_snapshot_hash(tmp_path) != first
+
+
+def test_arrow_written_parquet_reads_back_as_the_pandas_written_one(tmp_path):
+    table = pa.table(
+        {
+            "person_id": pa.array(["p2", "p1", None]),
+            "as_of": pa.array([date(2025, 12, 31)] * 3, pa.date32()),
+            "score": pa.array([0.5, None, 2.0]),
+            "count": pa.array([1, 0, 3], pa.int64()),
+            "band": pa.array(["a", "a", "b"], pa.large_string()),
+        }
+    )
+    write_arrow_parquet(table, tmp_path / "arrow.parquet")
+    write_parquet(table.to_pandas(date_as_object=True), tmp_path / "pandas.parquet")
+    from_arrow = pd.read_parquet(tmp_path / "arrow.parquet")
+    pd.testing.assert_frame_equal(from_arrow, pd.read_parquet(tmp_path / "pandas.parquet"))
+    assert from_arrow["as_of"].iloc[0] == date(2025, 12, 31) and from_arrow["person_id"].dtype == "str"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arrow.parquet", "pandas.parquet"]
+    # Text columns repeat and are dictionary-encoded; numbers are not.
+    columns = pq.ParquetFile(tmp_path / "arrow.parquet").metadata.row_group(0)
+    encodings = {
+        columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["band"] and "RLE_DICTIONARY" not in encodings["score"]
