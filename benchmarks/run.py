@@ -71,6 +71,7 @@ STAGE_RUNS: tuple[tuple[str, str, bool], ...] = (
     ("weekly_export", "weekly_export", False),
     ("weekly", "weekly", False),
     ("reasons_everyone", "reasons_everyone", False),
+    ("model_size", "model_size", False),
     ("features_spark", "weekly_features", True),
     ("weekly_spark", "weekly_spark", True),
 )
@@ -584,6 +585,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     for n, e in zip(sizes, extra, strict=True):
         share = "-" if e["validation_share"] is None else f"{100 * e['validation_share']:.0f}%"
         lines.append(f"| {n:,} | {share} |")
+    lines += model_size_section(runs)
     lines += [
         "",
         "## Targets (2 cores, 24 GiB)",
@@ -602,6 +604,37 @@ def render_markdown(results: dict[str, Any]) -> str:
     if notes:
         lines += ["", "Notes: " + "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
+
+
+def model_size_section(runs: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: boosting rounds with and without the ``n_estimators`` budget, and the AUROC it costs."""
+    rows = []
+    for run in runs:
+        stage = run["stages"].get("model_size") or {}
+        for outcome, m in (stage.get("outcomes") or {}).items():
+            low, high = m["difference_ci"]
+            rows.append(
+                f"| {run['people']:,} | {outcome} | {m['budget']:,} | {m['rounds_uncapped']:,} | "
+                f"{m['rounds_capped']:,} | {m['auroc_uncapped']:.4f} | {m['auroc_capped']:.4f} | "
+                f"{m['difference']:+.4f} ({low:+.4f} to {high:+.4f}) | {m['test_events']:,} / {m['test_rows']:,} |"
+            )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Model size: the boosting-round budget",
+        "",
+        "Early stopping asks for more boosting rounds as the population grows, and training and scoring",
+        "time grow with rounds x rows. `n_estimators` in `configs/model.yaml` caps the rounds. Here each",
+        "outcome is refitted with up to 5,000 rounds, early-stopped on the validation rows",
+        "(`benchmarks/stages.py` `model_size`); the test AUROC with the budget is compared with the AUROC",
+        "without it on the same test rows and bootstrap resamples (paired 95% interval of the difference).",
+        "",
+        "| People | Outcome | Budget | Rounds chosen, no budget | Rounds chosen, budget | AUROC, no budget | "
+        "AUROC, budget | Difference (95% CI) | Test events / rows |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|",
+        *rows,
+    ]
 
 
 def write_docs(markdown: str, path: Path = DOCS_FILE) -> Path:

@@ -40,12 +40,22 @@ class LightGBMParams(Settings):
     early_stopping_rounds: int = Field(
         50, ge=1, description="Stop when validation log-loss has not improved for this many rounds."
     )
-    early_stopping_on: Literal["validation", "train_cv"] = Field(
+    early_stopping_on: Literal["validation", "train_cv", "auto"] = Field(
         "validation",
         description=(
             "Rows whose log-loss chooses the number of boosting rounds: validation (the validation as-of "
-            "date), or train_cv (5-fold cross-validation on the training rows, folds by person, then one fit "
-            "on every training row) for a rare outcome whose validation rows hold too few events."
+            "date), train_cv (5-fold cross-validation on the training rows, folds by person, then one fit "
+            "on every training row) for a rare outcome whose validation rows hold too few events, or auto: "
+            "validation when it holds at least min_validation_events events (and as many non-events), "
+            "else train_cv."
+        ),
+    )
+    min_validation_events: int = Field(
+        100,
+        ge=1,
+        description=(
+            "With early_stopping_on: auto, the fewest validation events for the validation rows to choose "
+            "the rounds; with fewer, 5-fold cross-validation on the training rows does (six fits, not one)."
         ),
     )
 

@@ -302,6 +302,20 @@ def cv_rounds(
     return len(result["valid binary_logloss-mean"])
 
 
+def early_stopping_rows(params: LightGBMParams, y_valid: np.ndarray) -> str:
+    """Which rows choose the boosting rounds: ``validation`` or ``train_cv``.
+
+    ``auto`` picks validation when it holds ``min_validation_events`` events and as many
+    non-events: a handful of events cannot judge the rounds, but cross-validation costs
+    six fits where validation costs one, so it is kept for populations too small for validation.
+    """
+    if params.early_stopping_on != "auto":
+        return params.early_stopping_on
+    events = int(y_valid.sum())
+    enough = min(events, len(y_valid) - events) >= params.min_validation_events
+    return "validation" if enough else "train_cv"
+
+
 def _fit_booster(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -407,7 +421,8 @@ def fit_risk_model(
     if settings.tuning.enabled:
         chosen = tune_params(x_train, y_train, x_valid, y_valid, names, chosen, settings)
     params = lightgbm_params(chosen, settings)
-    if chosen.early_stopping_on == "train_cv":
+    stopping_on = early_stopping_rows(chosen, y_valid)
+    if stopping_on == "train_cv":
         # Too few validation events to judge the rounds on: cross-validate on the training persons.
         rounds = cv_rounds(
             x_train,
@@ -455,7 +470,7 @@ def fit_risk_model(
             **params,
             "n_estimators": chosen.n_estimators,
             "early_stopping_rounds": chosen.early_stopping_rounds,
-            "early_stopping_on": chosen.early_stopping_on,
+            "early_stopping_on": stopping_on,
         },
         best_iteration=int(best_iteration),
     )

@@ -17,6 +17,7 @@ from benchmarks.run import (
     ROWS,
     comparisons,
     growth_ratios,
+    model_size_section,
     render_markdown,
     target_checks,
     work_seconds,
@@ -149,3 +150,30 @@ def test_markdown_marks_smoke_runs_failures_and_skipped_spark(tmp_path):
     target = write_docs(page, tmp_path / "docs" / "performance.md")
     assert target.read_text() == page
     assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_model_size_table_shows_rounds_auroc_difference_with_interval_and_denominators():
+    run = _run(250_000, 1.0)
+    run["stages"]["model_size"] = {
+        "outcomes": {
+            "emergency_admission": {
+                "budget": 500,
+                "rounds_uncapped": 871,
+                "rounds_capped": 500,
+                "auroc_uncapped": 0.7425,
+                "auroc_capped": 0.7418,
+                "difference": -0.0007,
+                "difference_ci": [-0.0012, -0.0002],
+                "test_rows": 32_000,
+                "test_events": 3_321,
+            }
+        }
+    }
+    lines = model_size_section([run])
+    assert "## Model size: the boosting-round budget" in lines
+    assert (
+        "| 250,000 | emergency_admission | 500 | 871 | 500 | 0.7425 | 0.7418 | "
+        "-0.0007 (-0.0012 to -0.0002) | 3,321 / 32,000 |"
+    ) in lines
+    assert "## Model size" in render_markdown(_results([run]))
+    assert model_size_section([_run(250_000, 1.0)]) == []  # not measured: no section

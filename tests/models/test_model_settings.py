@@ -16,8 +16,12 @@ def test_shipped_model_yaml_loads_with_documented_defaults():
     assert (emergency.num_leaves, emergency.early_stopping_rounds) == (7, 100)
     assert settings.mlflow.registered_models["frequent_attendance"] == "frequent_attendance"
     assert settings.calibration.min_events == 100
-    # Frequent attendance is rare: its rounds are judged by cross-validation on the training persons.
-    assert settings.params_for("frequent_attendance").early_stopping_on == "train_cv"
+    # Frequent attendance is rare: its rounds are judged by cross-validation on the training persons
+    # unless the validation rows hold enough events.
+    frequent = settings.params_for("frequent_attendance")
+    assert (frequent.early_stopping_on, frequent.min_validation_events) == ("auto", 100)
+    # A budget on model size keeps training and scoring linear in the population.
+    assert emergency.n_estimators == frequent.n_estimators == 500
     assert emergency.early_stopping_on == "validation"
 
 

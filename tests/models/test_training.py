@@ -5,7 +5,14 @@ from sklearn.metrics import brier_score_loss
 from synthetic_training import FEATURES, fast_settings
 
 from riskstrat.errors import RiskstratError
-from riskstrat.models.training import apply_caseload_treatment, person_groups, temporal_split, train_outcome
+from riskstrat.models.settings import LightGBMParams
+from riskstrat.models.training import (
+    apply_caseload_treatment,
+    early_stopping_rows,
+    person_groups,
+    temporal_split,
+    train_outcome,
+)
 
 
 def test_persons_are_disjoint_across_train_validation_and_test(training_table, settings):
@@ -126,3 +133,31 @@ def test_rare_outcome_chooses_rounds_by_cross_validation_on_training_persons(tra
     assert model.booster.current_iteration() == model.best_iteration
     auroc = _value(result.metrics, "lightgbm", "auroc")
     assert auroc > _value(result.metrics, "prior_utilisation", "auroc")
+
+
+@pytest.mark.parametrize(
+    ("events", "rows", "expected"),
+    [(99, 10_000, "train_cv"), (100, 10_000, "validation"), (150, 180, "train_cv")],
+)
+def test_auto_early_stopping_uses_validation_only_with_enough_events_and_non_events(events, rows, expected):
+    """auto falls back to cross-validation when the validation rows hold too few events (or non-events)."""
+    y_valid = np.zeros(rows, dtype=np.int64)
+    y_valid[:events] = 1
+    params = LightGBMParams(early_stopping_on="auto", min_validation_events=100)
+    assert early_stopping_rows(params, y_valid) == expected
+    assert (
+        early_stopping_rows(params.model_copy(update={"early_stopping_on": "train_cv"}), y_valid)
+        == "train_cv"
+    )
+
+
+def test_auto_early_stopping_records_the_rows_it_used(training_table):
+    """The run records which rows chose the rounds, not just 'auto'."""
+    params = {"learning_rate": 0.1, "n_estimators": 300, "early_stopping_rounds": 20}
+    settings = fast_settings(
+        lightgbm={
+            "frequent_attendance": {**params, "early_stopping_on": "auto", "min_validation_events": 10**6}
+        },
+    )
+    model = train_outcome(training_table, FEATURES, "frequent_attendance", settings).model
+    assert model.params["early_stopping_on"] == "train_cv"
