@@ -91,7 +91,9 @@ def main(
 @app.command()
 @handle_errors
 def generate(
-    people: Annotated[int, typer.Option("--people", min=100, help="How many people to generate.")] = 50_000,
+    people: Annotated[
+        int | None, typer.Option("--people", min=100, help="How many people (default: synthetic.people).")
+    ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -106,7 +108,10 @@ def generate(
     config = _config()
     target = out_dir or config.data.output_dir
     paths = write_synthetic(
-        target, people, seed if seed is not None else config.synthetic.seed, config.synthetic
+        target,
+        people if people is not None else config.synthetic.people,
+        seed if seed is not None else config.synthetic.seed,
+        config.synthetic,
     )
     out.print(f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
     out.print(f"Ground truth (never read by the pipeline): {paths.truth_dir}")
