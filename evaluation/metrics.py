@@ -16,6 +16,8 @@ Definitions:
     ppv_top_<k>pct / sensitivity_top_<k>pct: among the ``ceil(k% x n)`` highest-risk
         people, the share who had the outcome / the share of all events they hold.
     ppv_at_capacity / sensitivity_at_capacity: the same at the worklist capacity share.
+    auroc_difference (from :func:`compare_models` with a reference): the reference
+        model's AUROC minus this model's, interval from the paired resamples.
 """
 
 from __future__ import annotations
@@ -232,6 +234,21 @@ def evaluate_scores(
     Returns:
         A tidy frame with columns metric, value, ci_low, ci_high, n, events.
     """
+    table, _ = _evaluate(y, score, probabilities, top_fractions, capacity_share, n_boot, seed, resamples)
+    return table
+
+
+def _evaluate(
+    y: np.ndarray,
+    score: np.ndarray,
+    probabilities: bool,
+    top_fractions: Sequence[float],
+    capacity_share: float,
+    n_boot: int,
+    seed: int,
+    resamples: BootstrapResamples | None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`evaluate_scores` and its bootstrap replicates (one row per resample, one column per metric)."""
     y = np.asarray(y).astype(float)
     score = np.asarray(score, dtype=float)
     if y.shape != score.shape:
@@ -261,7 +278,7 @@ def evaluate_scores(
     with np.errstate(all="ignore"):
         low = np.nanpercentile(reps, 2.5, axis=0)
         high = np.nanpercentile(reps, 97.5, axis=0)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "metric": names,
             "value": values,
@@ -271,6 +288,7 @@ def evaluate_scores(
             "events": int(y.sum()),
         }
     )
+    return table, reps
 
 
 def compare_models(
@@ -282,6 +300,7 @@ def compare_models(
     capacity_share: float = 0.005,
     n_boot: int = 200,
     seed: int = 20240101,
+    reference: str | None = None,
 ) -> pd.DataFrame:
     """Metrics of several models on the same rows and the same bootstrap resamples.
 
@@ -293,24 +312,63 @@ def compare_models(
         capacity_share: Worklist capacity as a share of the population.
         n_boot: Bootstrap resamples.
         seed: Seed of the resamples.
+        reference: A model in ``scores`` to compare the others with: each other model
+            gets a row ``auroc_difference`` = AUROC of ``reference`` minus its own, with
+            a paired interval (the same resamples for both), so "better than" carries
+            its uncertainty.
 
     Returns:
         A tidy frame with columns model, metric, value, ci_low, ci_high, n, events.
     """
     resamples = BootstrapResamples(len(y), n_boot, seed)
-    frames = []
+    frames, auroc_reps = [], {}
     for name, score in scores.items():
-        table = evaluate_scores(
+        table, reps = _evaluate(
             y,
             score,
-            probabilities=name not in ranking_only,
-            top_fractions=top_fractions,
-            capacity_share=capacity_share,
-            resamples=resamples,
+            name not in ranking_only,
+            top_fractions,
+            capacity_share,
+            n_boot,
+            seed,
+            resamples,
         )
+        auroc_reps[name] = reps[:, 0]  # auroc is the first metric
         table.insert(0, "model", name)
         frames.append(table)
+    if reference is not None:
+        frames += [
+            _auroc_difference(frames, auroc_reps, reference, name) for name in scores if name != reference
+        ]
     return pd.concat(frames, ignore_index=True)
+
+
+AUROC_DIFFERENCE = "auroc_difference"
+"""Metric of :func:`compare_models` rows: the reference model's AUROC minus this model's (paired)."""
+
+
+def _auroc_difference(
+    frames: list[pd.DataFrame], auroc_reps: Mapping[str, np.ndarray], reference: str, other: str
+) -> pd.DataFrame:
+    point = {
+        table["model"].iloc[0]: float(table.loc[table["metric"] == "auroc", "value"].iloc[0])
+        for table in frames
+    }
+    difference = auroc_reps[reference] - auroc_reps[other]
+    with np.errstate(all="ignore"):
+        low, high = np.nanpercentile(difference, [2.5, 97.5])
+    first = frames[0]
+    return pd.DataFrame(
+        {
+            "model": [other],
+            "metric": [AUROC_DIFFERENCE],
+            "value": [point[reference] - point[other]],
+            "ci_low": [low],
+            "ci_high": [high],
+            "n": [first["n"].iloc[0]],
+            "events": [first["events"].iloc[0]],
+        }
+    )
 
 
 def metric_value(table: pd.DataFrame, metric: str, model: str | None = None) -> float:

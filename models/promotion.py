@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskstrat.evaluation.metrics import compare_models, metric_value
+from riskstrat.evaluation.metrics import AUROC_DIFFERENCE, compare_models, metric_value
 from riskstrat.models.baselines import LIGHTGBM, LOGISTIC, PRIOR_UTILISATION
 from riskstrat.models.registry import CHAMPION, Registration, alias_version, load_model, tracking
 from riskstrat.models.settings import ModelSettings, PromotionSettings
@@ -77,6 +77,18 @@ class PromotionDecision:
         return head + "\n  - " + "\n  - ".join(self.reasons)
 
 
+def _paired_difference(metrics: pd.DataFrame, other: str) -> str:
+    """The paired AUROC difference with ``other``, e.g. "difference +0.0220, paired 95% CI +0.0040 to +0.0410".
+
+    Empty when the metrics hold no ``auroc_difference`` row for ``other``.
+    """
+    rows = metrics[(metrics["metric"] == AUROC_DIFFERENCE) & (metrics["model"] == other)]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    return f"difference {row['value']:+.4f}, paired 95% CI {row['ci_low']:+.4f} to {row['ci_high']:+.4f}"
+
+
 def decide(
     challenger_metrics: pd.DataFrame,
     rules: PromotionSettings,
@@ -108,27 +120,31 @@ def decide(
         ):
             base = metric_value(challenger_metrics, "auroc", baseline)
             checks[f"{baseline}_auroc"] = base
+            paired = _paired_difference(challenger_metrics, baseline)
+            paired = f"; {paired}" if paired else ""
             if auroc > base:
-                reasons.append(f"passed: AUROC {auroc:.4f} beats the {label} ({base:.4f}).")
+                reasons.append(f"passed: AUROC {auroc:.4f} beats the {label} ({base:.4f}{paired}).")
             else:
                 passed = False
                 reasons.append(
-                    f"failed: AUROC {auroc:.4f} does not beat the {label} ({base:.4f}); "
+                    f"failed: AUROC {auroc:.4f} does not beat the {label} ({base:.4f}{paired}); "
                     "a first champion must beat both baselines."
                 )
     else:
         checks["champion_auroc"] = champion_auroc
         floor = champion_auroc - rules.auroc_tolerance
+        paired = _paired_difference(challenger_metrics, CHAMPION_MODEL)
+        paired = f" ({paired})" if paired else ""
         if auroc >= floor:
             reasons.append(
                 f"passed: AUROC {auroc:.4f} is not worse than the champion's {champion_auroc:.4f} "
-                f"beyond the tolerance of {rules.auroc_tolerance:g}."
+                f"beyond the tolerance of {rules.auroc_tolerance:g}{paired}."
             )
         else:
             passed = False
             reasons.append(
                 f"failed: AUROC {auroc:.4f} is worse than the champion's {champion_auroc:.4f} by "
-                f"{champion_auroc - auroc:.4f}, more than the tolerance of {rules.auroc_tolerance:g}."
+                f"{champion_auroc - auroc:.4f}, more than the tolerance of {rules.auroc_tolerance:g}{paired}."
             )
     for metric, bounds, label in (
         ("calibration_slope", rules.calibration_slope_bounds, "calibration slope"),
@@ -225,6 +241,7 @@ def promote(
             capacity_share=settings.evaluation.capacity_share,
             n_boot=settings.evaluation.n_boot,
             seed=settings.evaluation.seed,
+            reference=LIGHTGBM,
         )
         champion_auroc = metric_value(metrics, "auroc", CHAMPION_MODEL)
     eligible, reasons, checks = decide(

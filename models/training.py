@@ -563,6 +563,7 @@ def train_outcome(
         capacity_share=settings.evaluation.capacity_share,
         n_boot=settings.evaluation.n_boot,
         seed=settings.evaluation.seed,
+        reference=LIGHTGBM,
     )
     test_scores = pd.DataFrame({"y": y_test, **scores, "lightgbm_raw": raw_test})
     bins = settings.calibration.reliability_bins

@@ -80,3 +80,28 @@ def test_same_seed_same_intervals():
     first = evaluate_scores(y, p, n_boot=30, seed=9)
     second = evaluate_scores(y, p, n_boot=30, seed=9)
     assert first.equals(second)
+
+
+def test_paired_auroc_difference_against_a_reference_model():
+    """'Better than' carries a paired interval: same resamples for both models, so a tie is a tie."""
+    y, p = _data(4000, seed=6)
+    noisy = np.clip(p + np.random.default_rng(1).normal(0, 0.15, len(p)), 0.001, 0.999)
+    table = compare_models(
+        y,
+        {"model": p, "copy": p, "noisy": noisy, "rule": np.arange(len(p))},
+        ranking_only=["rule"],
+        n_boot=50,
+    )
+    assert "auroc_difference" not in set(table["metric"])  # only with a reference
+    table = compare_models(y, {"model": p, "copy": p, "noisy": noisy}, n_boot=50, reference="model")
+    rows = table[table["metric"] == "auroc_difference"].set_index("model")
+    assert set(rows.index) == {"copy", "noisy"}
+    # An identical model differs by exactly 0 in every resample.
+    assert rows.loc["copy", ["value", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
+    expected = roc_auc_score(y, p) - roc_auc_score(y, noisy)
+    assert rows.loc["noisy", "value"] == pytest.approx(expected, abs=1e-12)
+    assert 0 < rows.loc["noisy", "ci_low"] < expected < rows.loc["noisy", "ci_high"]
+    # Pairing makes the difference's interval narrower than either AUROC's own interval.
+    own = table[(table["metric"] == "auroc") & (table["model"] == "noisy")].iloc[0]
+    assert rows.loc["noisy", "ci_high"] - rows.loc["noisy", "ci_low"] < own["ci_high"] - own["ci_low"]
+    assert (rows["n"] == 4000).all() and (rows["events"] == y.sum()).all()

@@ -158,3 +158,24 @@ def test_open_fairness_flag_blocks_promotion():
     ok, reasons, _ = decide(_metrics(), fast_settings().promotion, open_fairness_flags=[flag])
     assert not ok and any(flag in r and "configs/fairness.yaml" in r for r in reasons)
     assert decide(_metrics(), fast_settings().promotion, open_fairness_flags=[])[0]
+
+
+def test_reasons_give_the_paired_auroc_difference_when_the_metrics_hold_it():
+    """The board reads "beats the logistic regression" with its paired interval, not a bare point estimate."""
+    metrics = pd.concat(
+        [
+            _metrics(auroc=0.80, logistic=0.78),
+            pd.DataFrame(
+                [("logistic_regression", "auroc_difference", 0.02, -0.004, 0.041)],
+                columns=["model", "metric", "value", "ci_low", "ci_high"],
+            ),
+        ],
+        ignore_index=True,
+    )
+    ok, reasons, _ = decide(metrics, fast_settings().promotion)
+    assert ok
+    assert (
+        "passed: AUROC 0.8000 beats the logistic regression "
+        "(0.7800; difference +0.0200, paired 95% CI -0.0040 to +0.0410)."
+    ) in reasons
+    assert "passed: AUROC 0.8000 beats the prior-utilisation rule (0.7000)." in reasons  # no row: no interval
