@@ -25,3 +25,18 @@ def test_flow_runs_the_steps_as_prefect_tasks(
     north = pd.read_csv(folder / "north-virtual-ward.csv", dtype=str)
     assert len(north) == 20
     assert (tmp_path / "worklists" / "history" / "2026-01-05.parquet").exists()
+
+
+def test_objects_are_frozen_only_inside_the_block_even_when_it_fails():
+    """The export leaves garbage collection as it found it, also when writing fails."""
+    import gc
+
+    from riskstrat.pipelines.weekly import long_lived_objects_frozen
+
+    before = gc.get_freeze_count()
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == before
+    with pytest.raises(OSError), long_lived_objects_frozen():
+        raise OSError("disk full")
+    assert gc.get_freeze_count() == before
