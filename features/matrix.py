@@ -129,19 +129,11 @@ def build_feature_matrix(
     outcome_settings: OutcomeSettings | None = None,
     extract_date: date | None = None,
 ) -> pd.DataFrame:
-    """Build and run the feature matrix at ``as_of``; see :func:`feature_matrix_expr`.
-
-    Args:
-        tables: Input tables by contract name, all on one backend.
-        as_of: The as-of date T.
-        settings: Feature settings.
-        outcome_settings: When given, outcome columns are added (a training table).
-        extract_date: When given with outcomes, an outcome window past it is refused.
+    """The matrix of :func:`build_feature_table` (same arguments) as pandas.
 
     Returns:
-        The feature matrix as pandas: features float64 (NaN where missing), outcomes
-        int64, ``person_id`` and audit columns strings, ``as_of`` a ``datetime.date``;
-        rows sorted by ``person_id``.
+        Features float64 (NaN where missing), outcomes int64, ``person_id`` and audit
+        columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
     """
     # Converted once from Arrow: each copy of a wide matrix costs (fresh memory is slow
     # to touch on a virtual machine).
@@ -195,14 +187,6 @@ def add_as_of(table: pa.Table, as_of: date) -> pa.Table:
     """``table`` with ``as_of`` (date32, the same date on every row) inserted after ``person_id``."""
     as_of_column = pa.array(np.full(table.num_rows, np.datetime64(as_of, "D")), pa.date32())
     return table.add_column(1, "as_of", as_of_column)
-
-
-def arrow_to_feature_frame(table: pa.Table, as_of: date) -> pd.DataFrame:
-    """The feature frame of :func:`build_feature_matrix`, from a matrix :func:`shape_matrix_expr` shaped.
-
-    Adds ``as_of`` (as ``datetime.date``) after ``person_id`` and converts to pandas once.
-    """
-    return add_as_of(table, as_of).to_pandas(date_as_object=True)
 
 
 def stack_matrices(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
