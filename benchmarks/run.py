@@ -644,7 +644,6 @@ def write_docs(markdown: str, path: Path = DOCS_FILE) -> Path:
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(markdown, encoding="utf-8")
-        Path(tmp).chmod(0o644)  # mkstemp makes it private; the page is for everyone
     return path
 
 
@@ -653,7 +652,6 @@ def _write_json(path: Path, payload: Any) -> None:
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-        Path(tmp).chmod(0o644)
 
 
 # ----------------------------------------------------------------------------- command

@@ -15,6 +15,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _process_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+"""The process's umask: outputs get the permissions a plain ``open`` would give them."""
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
@@ -34,6 +45,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); readers of a report or worklist expect the
+        # usual permissions, and access is the output folder's to control.
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -58,6 +72,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes it private (0700), as above
         backup = target.with_name(f".{target.name}.old")
         if backup.exists():
             shutil.rmtree(backup)

@@ -69,3 +69,23 @@ def test_arrow_written_parquet_reads_back_as_the_pandas_written_one(tmp_path):
         columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)
     }
     assert "RLE_DICTIONARY" in encodings["band"] and "RLE_DICTIONARY" not in encodings["score"]
+
+
+def test_atomic_outputs_get_the_permissions_a_plain_write_would(tmp_path):
+    """Reports and worklist folders are not left private (mkstemp/mkdtemp make them 0600/0700)."""
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    plain_dir = tmp_path / "plain_dir"
+    plain_dir.mkdir()
+    with atomic_path(tmp_path / "report.html") as tmp:
+        tmp.write_text("<html></html>")
+    with atomic_directory(tmp_path / "week") as staging:
+        (staging / "list.csv").write_text("rank\n")
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(tmp_path / "report.html") == mode(plain)
+    assert mode(tmp_path / "week") == mode(plain_dir)
