@@ -399,9 +399,8 @@ def stage_model_size(config: Any, timer: Timer, args: argparse.Namespace) -> dic
     import lightgbm as lgb
     import numpy as np
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
 
-    from riskstrat.evaluation.metrics import BootstrapResamples
+    from riskstrat.evaluation.metrics import AUROC_DIFFERENCE, compare_models, metric_value
     from riskstrat.features.dictionary import feature_dictionary
     from riskstrat.models.training import lightgbm_params, temporal_split
 
@@ -436,24 +435,26 @@ def stage_model_size(config: Any, timer: Timer, args: argparse.Namespace) -> dic
         scores = {
             rounds: booster.predict(x[split.test], num_iteration=rounds) for rounds in {capped, uncapped}
         }
-        auroc = {rounds: float(roc_auc_score(y_test, score)) for rounds, score in scores.items()}
-        resamples = BootstrapResamples(
-            len(y_test), config.model.evaluation.n_boot, config.model.evaluation.seed
+        # AUROC only (ranking), paired: the budget's AUROC minus the unbudgeted model's.
+        metrics = compare_models(
+            y_test,
+            {"budget": scores[capped], "no_budget": scores[uncapped]},
+            ranking_only=["budget", "no_budget"],
+            n_boot=config.model.evaluation.n_boot,
+            seed=config.model.evaluation.seed,
+            reference="budget",
         )
-        differences = [
-            roc_auc_score(y_test, scores[capped], sample_weight=w)
-            - roc_auc_score(y_test, scores[uncapped], sample_weight=w)
-            for w in resamples
-        ]
-        low, high = np.percentile(differences, [2.5, 97.5])
+        difference = metrics[
+            (metrics["metric"] == AUROC_DIFFERENCE) & (metrics["model"] == "no_budget")
+        ].iloc[0]
         results[outcome] = {
             "budget": chosen.n_estimators,
             "rounds_capped": capped,
             "rounds_uncapped": uncapped,
-            "auroc_capped": auroc[capped],
-            "auroc_uncapped": auroc[uncapped],
-            "difference": auroc[capped] - auroc[uncapped],
-            "difference_ci": [float(low), float(high)],
+            "auroc_capped": metric_value(metrics, "auroc", "budget"),
+            "auroc_uncapped": metric_value(metrics, "auroc", "no_budget"),
+            "difference": float(difference["value"]),
+            "difference_ci": [float(difference["ci_low"]), float(difference["ci_high"])],
             "test_rows": len(y_test),
             "test_events": int(y_test.sum()),
         }
