@@ -217,14 +217,6 @@ def _drop_cached_scoring_features(config: Any) -> None:
     _scoring_features_path(config).unlink(missing_ok=True)
 
 
-def _spark_features_path(config: Any) -> Path:
-    from riskstrat.io import folder_snapshot_hash
-    from riskstrat.pipelines.spark import spark_feature_path
-
-    snapshot = folder_snapshot_hash(Path(config.data.extract_dir))
-    return spark_feature_path(config.data.output_dir, snapshot, data_date(config), config.features)
-
-
 def stage_weekly_score(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Score everyone with the champion of each outcome (loaded from MLflow)."""
     from riskstrat.io import write_parquet
@@ -309,7 +301,9 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
     with timer.step("validate"):
         report = gate.fn(config, extract, WEEKLY_TABLES)
     with timer.step("features"):
-        features = _read_matrix(features_at.fn(config, extract, when, with_outcomes=False))
+        # As the flow: the gate's snapshot hash keys the cache, so the extract is hashed once.
+        built = features_at.fn(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
+        features = _read_matrix(built)
     with timer.step("scoring"):
         scored, models, versions = score_population.fn(config, features, ranking_outcomes(config))
     with timer.step("status"):
@@ -346,18 +340,29 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
     """
     import shutil
 
+    from riskstrat.io import folder_snapshot_hash
     from riskstrat.models.spark_scoring import collect_scores, score_partitions
     from riskstrat.pipelines.flows import champion_models, ranking_outcomes
-    from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_matrix, weekly_session
+    from riskstrat.pipelines.spark import (
+        feature_rows,
+        listed_reasons,
+        spark_feature_matrix,
+        spark_feature_path,
+        weekly_session,
+    )
     from riskstrat.pipelines.weekly import select_task
 
     extract = Path(config.data.extract_dir)
     when = data_date(config)
-    shutil.rmtree(_spark_features_path(config), ignore_errors=True)
+    snapshot = folder_snapshot_hash(extract)  # outside the clock: the weekly flow has the gate's
+    cache = spark_feature_path(Path(config.data.output_dir), snapshot, when, config.features)
+    shutil.rmtree(cache, ignore_errors=True)
     with timer.step("session"):
         session = weekly_session(config.features)
     with timer.step("features"):
-        matrix = spark_feature_matrix(session, extract, Path(config.data.output_dir), when, config.features)
+        matrix = spark_feature_matrix(
+            session, extract, Path(config.data.output_dir), when, config.features, snapshot
+        )
     with timer.step("load_models"):
         models, versions = champion_models(config, ranking_outcomes(config))
     with timer.step("scoring"):
@@ -374,7 +379,7 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
             listed_reasons(matrix, models[outcome], people, config.mdts.reasons_count)
     with timer.step("listed_rows"):
         feature_rows(matrix, set().union(*wanted.values()) if wanted else set())
-    parts = len(list(_spark_features_path(config).glob("part-*.parquet")))
+    parts = len(list(cache.glob("part-*.parquet")))
     return {
         "rows": len(scored),
         "listed": int(sum(len(p) for p in wanted.values())),

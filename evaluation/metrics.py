@@ -33,6 +33,9 @@ METRIC_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "events"]
 """Columns of every tidy metric table (plus ``model`` when several models are compared)."""
 
 RANKING_ONLY = {"auroc", "auprc"}
+
+AUROC_COLUMN = 0
+"""Position of auroc among every model's metrics (:func:`_metric_names` lists it first)."""
 """Metrics that use only the ordering of scores (the rest need probabilities)."""
 
 _EPS = 1e-12
@@ -234,7 +237,9 @@ def evaluate_scores(
     Returns:
         A tidy frame with columns metric, value, ci_low, ci_high, n, events.
     """
-    table, _ = _evaluate(y, score, probabilities, top_fractions, capacity_share, n_boot, seed, resamples)
+    if resamples is None:
+        resamples = BootstrapResamples(len(y), n_boot, seed)
+    table, _ = _evaluate(y, score, probabilities, top_fractions, capacity_share, resamples)
     return table
 
 
@@ -244,9 +249,7 @@ def _evaluate(
     probabilities: bool,
     top_fractions: Sequence[float],
     capacity_share: float,
-    n_boot: int,
-    seed: int,
-    resamples: BootstrapResamples | None,
+    resamples: BootstrapResamples,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`evaluate_scores` and its bootstrap replicates (one row per resample, one column per metric)."""
     y = np.asarray(y).astype(float)
@@ -265,8 +268,6 @@ def _evaluate(
         intercept, slope = calibration_intercept_slope(y, score)
         values[names.index("calibration_intercept")] = intercept
         values[names.index("calibration_slope")] = slope
-    if resamples is None:
-        resamples = BootstrapResamples(len(y), n_boot, seed)
     if resamples.n != len(y):
         raise ValueError(f"resamples are for {resamples.n} rows, not {len(y)}")
     reps = np.array(
@@ -321,24 +322,18 @@ def compare_models(
         A tidy frame with columns model, metric, value, ci_low, ci_high, n, events.
     """
     resamples = BootstrapResamples(len(y), n_boot, seed)
-    frames, auroc_reps = [], {}
+    frames: list[pd.DataFrame] = []
+    auroc: dict[str, tuple[float, np.ndarray]] = {}  # point estimate, bootstrap replicates
     for name, score in scores.items():
-        table, reps = _evaluate(
-            y,
-            score,
-            name not in ranking_only,
-            top_fractions,
-            capacity_share,
-            n_boot,
-            seed,
-            resamples,
-        )
-        auroc_reps[name] = reps[:, 0]  # auroc is the first metric
+        table, reps = _evaluate(y, score, name not in ranking_only, top_fractions, capacity_share, resamples)
+        auroc[name] = (float(table["value"].iloc[AUROC_COLUMN]), reps[:, AUROC_COLUMN])
         table.insert(0, "model", name)
         frames.append(table)
     if reference is not None:
         frames += [
-            _auroc_difference(frames, auroc_reps, reference, name) for name in scores if name != reference
+            _auroc_difference(auroc[reference], auroc[name], name, frames[0])
+            for name in scores
+            if name != reference
         ]
     return pd.concat(frames, ignore_index=True)
 
@@ -348,25 +343,20 @@ AUROC_DIFFERENCE = "auroc_difference"
 
 
 def _auroc_difference(
-    frames: list[pd.DataFrame], auroc_reps: Mapping[str, np.ndarray], reference: str, other: str
+    reference: tuple[float, np.ndarray], other: tuple[float, np.ndarray], name: str, counts_from: pd.DataFrame
 ) -> pd.DataFrame:
-    point = {
-        table["model"].iloc[0]: float(table.loc[table["metric"] == "auroc", "value"].iloc[0])
-        for table in frames
-    }
-    difference = auroc_reps[reference] - auroc_reps[other]
+    """The ``auroc_difference`` row of model ``name``: reference minus it, point and paired interval."""
     with np.errstate(all="ignore"):
-        low, high = np.nanpercentile(difference, [2.5, 97.5])
-    first = frames[0]
+        low, high = np.nanpercentile(reference[1] - other[1], [2.5, 97.5])
     return pd.DataFrame(
         {
-            "model": [other],
+            "model": [name],
             "metric": [AUROC_DIFFERENCE],
-            "value": [point[reference] - point[other]],
+            "value": [reference[0] - other[0]],
             "ci_low": [low],
             "ci_high": [high],
-            "n": [first["n"].iloc[0]],
-            "events": [first["events"].iloc[0]],
+            "n": [counts_from["n"].iloc[0]],
+            "events": [counts_from["events"].iloc[0]],
         }
     )
 

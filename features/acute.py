@@ -34,10 +34,10 @@ def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Ta
     day = past.arrival_date
     windows = settings.windows
     aggregated = past.group_by("person_id").agg(
-        **windowed_counts(past, day, as_of, windows, "ae_attendances"),
-        **windowed_counts(past, day, as_of, windows, "ae_ambulance", past.arrival_mode == "ambulance"),
-        **windowed_counts(past, day, as_of, windows, "ae_high_acuity", past.acuity.isin(HIGH_ACUITY)),
-        **windowed_counts(past, day, as_of, windows, "ae_admitted", past.disposal == "admitted"),
+        **windowed_counts(day, as_of, windows, "ae_attendances"),
+        **windowed_counts(day, as_of, windows, "ae_ambulance", past.arrival_mode == "ambulance"),
+        **windowed_counts(day, as_of, windows, "ae_high_acuity", past.acuity.isin(HIGH_ACUITY)),
+        **windowed_counts(day, as_of, windows, "ae_admitted", past.disposal == "admitted"),
         _last_ae=day.max(),
     )
     return aggregated.mutate(days_since_last_ae=days_before(as_of, aggregated._last_ae)).drop("_last_ae")
@@ -87,13 +87,11 @@ def spell_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir
         overlap = spells.stay_end.delta(start, unit="day")
         bed_days[f"bed_days_{days}d"] = (overlap > 0).ifelse(overlap, 0).sum()
     aggregated = spells.group_by("person_id").agg(
-        **windowed_counts(spells, day, as_of, windows, "emergency_admissions", spells.is_emergency),
-        **windowed_counts(spells, day, as_of, windows, "elective_admissions", spells.is_elective),
+        **windowed_counts(day, as_of, windows, "emergency_admissions", spells.is_emergency),
+        **windowed_counts(day, as_of, windows, "elective_admissions", spells.is_elective),
         **bed_days,
-        **windowed_counts(
-            spells, day, as_of, windows, "long_stays", spells.stay_days >= settings.long_stay_min_days
-        ),
-        **windowed_counts(spells, day, as_of, windows, readmission_stem, spells.is_readmission),
+        **windowed_counts(day, as_of, windows, "long_stays", spells.stay_days >= settings.long_stay_min_days),
+        **windowed_counts(day, as_of, windows, readmission_stem, spells.is_readmission),
         _last_discharge=spells.discharge_known.max(),
     )
     return aggregated.mutate(days_since_last_discharge=days_before(as_of, aggregated._last_discharge)).drop(

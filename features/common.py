@@ -27,7 +27,6 @@ def in_window(event_date: ir.DateValue, as_of: date, days: int) -> ir.BooleanVal
 
 
 def windowed_counts(
-    table: ir.Table,
     event_date: ir.DateValue,
     as_of: date,
     windows: tuple[int, ...],
@@ -37,13 +36,14 @@ def windowed_counts(
     """Conditional counts ``<stem>_<w>d`` for every window, for one grouped aggregation.
 
     One conditional count per window keeps each table to a single scan and group-by
-    instead of one join per window. ``table`` must hold only events dated on or
-    before T (every caller filters it so, once, in the scan), so each window needs
-    only its lower bound: an event counts in the ``w``-day window when dated after T - w.
+    instead of one join per window. ``event_date`` must come from a table holding only
+    events dated on or before T (every caller filters it so, once, in the scan), so each
+    window needs only its lower bound: an event counts in the ``w``-day window when dated
+    after T - w.
 
     Args:
-        table: The event table, already filtered to events dated on or before ``as_of``.
-        event_date: The date column that places each event in time.
+        event_date: The date column that places each event in time, of a table already
+            filtered to events dated on or before ``as_of``.
         as_of: The as-of date T.
         windows: Window lengths in days.
         stem: Feature name stem, e.g. ``ae_attendances``.

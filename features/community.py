@@ -29,9 +29,7 @@ def community_features(tables: Tables, as_of: date, settings: FeatureSettings) -
     aggregates = {}
     for service in COMMUNITY_FEATURE_SERVICES:
         aggregates.update(
-            windowed_counts(
-                recent, day, as_of, settings.windows, f"community_{service}", recent.service == service
-            )
+            windowed_counts(day, as_of, settings.windows, f"community_{service}", recent.service == service)
         )
-    aggregates.update(windowed_counts(recent, day, as_of, settings.windows, "community_contacts"))
+    aggregates.update(windowed_counts(day, as_of, settings.windows, "community_contacts"))
     return [recent.group_by("person_id").agg(**aggregates)]

@@ -118,7 +118,7 @@ def build_feature_table(
     # Typed by the engine (in parallel) and fetched as Arrow. The engine does not sort:
     # sorting the wide rows there costs more than sorting the keys and gathering in
     # Arrow (see sort_by_person).
-    shaped = shape_matrix_expr(expr, settings, outcome_settings, sort=False).to_pyarrow()
+    shaped = shape_matrix_expr(expr, settings, outcome_settings).to_pyarrow()
     return add_as_of(sort_by_person(shaped), as_of)
 
 
@@ -145,23 +145,21 @@ def shape_matrix_expr(
     expr: ir.Table,
     settings: FeatureSettings,
     outcome_settings: OutcomeSettings | None = None,
-    sort: bool = True,
 ) -> ir.Table:
-    """The matrix expression in its stored shape, ``as_of`` aside.
+    """The matrix expression in its stored shape, ``as_of`` aside, in no particular row order.
 
     Features float64 (null where missing), outcomes int64 (0 if null), ``person_id``
-    and audit columns strings, rows sorted by ``person_id`` unless ``sort`` is False
-    (Spark partitions the matrix by person instead; :func:`build_feature_table` sorts
-    in Arrow, which is cheaper than sorting the wide rows in the engine).
+    and audit columns strings. The engine does not sort: :func:`build_feature_table`
+    sorts in Arrow, cheaper than sorting the wide rows in the engine, and Spark
+    partitions the matrix by person instead.
     """
     outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
-    shaped = expr.select(
+    return expr.select(
         person_id=expr.person_id.cast("string"),
         **{name: expr[name].cast("float64") for name in feature_dictionary(settings)},
         **{name: expr[name].fill_null(0).cast("int64") for name in outcomes},
         **{name: expr[name].cast("string") for name in AUDIT_COLUMNS},
     )
-    return shaped.order_by("person_id") if sort else shaped
 
 
 def sort_by_person(table: pa.Table) -> pa.Table:

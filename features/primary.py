@@ -118,11 +118,11 @@ def appointment_features(tables: Tables, as_of: date, settings: FeatureSettings)
     attended = recent.status.fill_null("attended") != "dna"
     day = recent.appointment_date
     return recent.group_by("person_id").agg(
-        **windowed_counts(recent, day, as_of, settings.windows, "gp_appointments", attended),
+        **windowed_counts(day, as_of, settings.windows, "gp_appointments", attended),
         **windowed_counts(
-            recent, day, as_of, settings.windows, "gp_home_visits", attended & (recent["mode"] == HOME_VISIT)
+            day, as_of, settings.windows, "gp_home_visits", attended & (recent["mode"] == HOME_VISIT)
         ),
-        **windowed_counts(recent, day, as_of, settings.windows, "gp_dna", recent.status == "dna"),
+        **windowed_counts(day, as_of, settings.windows, "gp_dna", recent.status == "dna"),
     )
 
 

@@ -460,7 +460,7 @@ def derive_flags(
     present: set[str],
     settings: ValidationSettings,
     extract_date: date,
-    patients: pd.DataFrame | PatientLookup | None,
+    patients: PatientLookup | None,
     duplicate_keys: pa.Array | None = None,
 ) -> pd.DataFrame:
     """Compute the boolean columns that the generated checks expect to be true.
@@ -474,8 +474,8 @@ def derive_flags(
         present: Columns found in the file.
         settings: The gate's settings.
         extract_date: No date may be later.
-        patients: The typed patients table or its lookup, for person and death
-            checks (None if patients could not be read; those checks are then left out).
+        patients: The patients' lookup, for person and death checks (None if
+            patients could not be read; those checks are then left out).
         duplicate_keys: The key values duplicated anywhere in the whole table
             (:func:`duplicate_values`); None: ``frame`` is the whole table.
 
@@ -514,16 +514,15 @@ def derive_flags(
                 NOT_KNOWN_ETHNICITY
             )
     elif patients is not None and "person_id" in present:
-        lookup = patients if isinstance(patients, PatientLookup) else PatientLookup.of(patients)
         people = frame["person_id"]
         # One hash lookup gives both whether the person is in patients and their date of death.
-        where = pc.index_in(pa.array(people, from_pandas=True), value_set=lookup.person_ids)
+        where = pc.index_in(pa.array(people, from_pandas=True), value_set=patients.person_ids)
         known = where.is_valid().to_numpy(zero_copy_only=False)
         flags[flag_name("person_in_patients", "")] = pd.Series(known, index=frame.index) | people.isna()
         positions = where.fill_null(0).to_numpy(zero_copy_only=False)
         death = None
-        if lookup.has_deaths and len(lookup.death_dates):
-            death = np.where(known, lookup.death_dates.view("i8")[positions], NAT)
+        if patients.has_deaths and len(patients.death_dates):
+            death = np.where(known, patients.death_dates.view("i8")[positions], NAT)
         for column, values in ticks.items():
             if death is None:
                 flags[flag_name("not_after_death", column)] = np.ones(len(frame), dtype=bool)

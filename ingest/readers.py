@@ -179,11 +179,7 @@ def iter_raw(
             if empty is None:
                 empty = _read_csv(path, nrows=0, usecols=columns)
             yield RawTable(table=table, path=path, frame=empty)
-    except ContractError:
-        raise
-    except GeneratorExit:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # GeneratorExit (close()) is a BaseException and passes through
         raise _unreadable(name, path, exc) from None
 
 

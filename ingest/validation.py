@@ -457,6 +457,10 @@ class _Examples:
             rows = min(n, rows * 4)
 
 
+# The patients columns PatientLookup.of reads.
+_PATIENT_LOOKUP_COLUMNS = ("person_id", "date_of_death")
+
+
 @dataclass
 class _TableRun:
     """One table's results, row count and (if asked) typed frame."""
@@ -525,8 +529,12 @@ def _validate_table(
     patients: PatientLookup | None,
     keep: bool,
     snapshot_hash: str,
+    keep_columns: tuple[str, ...] | None = None,
 ) -> _TableRun:
     """Stream one table through its checkpoints, chunk by chunk, and sum the results.
+
+    If ``keep``, the typed table is returned too: only ``keep_columns`` (those
+    present in the typed frame) if given, else every column.
 
     Raises:
         ContractError: If the file is missing or cannot be read (at any chunk).
@@ -587,7 +595,7 @@ def _validate_table(
                 del batch
             del flags
             if keep:
-                kept.append(frame)
+                kept.append(frame if keep_columns is None else frame[[c for c in keep_columns if c in frame]])
             del frame
     table_checks = [c for c in checks if c.scope == "table"]
     if not single and table_checks:
@@ -605,7 +613,7 @@ def _validate_table(
             True,
         )
     ]
-    parse_failures = _reader_results(table, problems, present, settings.severity.types_parse)
+    parse_failures = _reader_results(table, problems, settings.severity.types_parse)
     results.extend(parse_failures or [_parse_check_passed(table, n_rows, settings.severity.types_parse)])
     results.extend(_finish(tallies[c.check_id]) for c in checks)
     frame = None
@@ -615,31 +623,28 @@ def _validate_table(
 
 
 def _reader_results(
-    table: Table, problems: list[ContractProblem], present: set[str], severity: Severity
+    table: Table, problems: list[ContractProblem], severity: Severity
 ) -> list[ExpectationResult]:
-    """Values that do not parse (the readers' findings) as critical results.
+    """Values that do not parse (the readers' findings) as failed ``values_parse`` results.
 
-    Missing required columns are left to Great Expectations' column-exists check.
+    The readers only report columns found in the file; a missing required column
+    is left to Great Expectations' column-exists check.
     """
-    results = []
-    for problem in problems:
-        if problem.column and problem.column not in present:
-            continue
-        results.append(
-            ExpectationResult(
-                table=table.name,
-                column=problem.column,
-                kind="types_parse",
-                expectation="values_parse",
-                severity=severity,
-                expected=problem.expected,
-                n_rows=problem.n_rows,
-                n_checked=0,
-                examples=problem.examples,
-                passed=False,
-            )
+    return [
+        ExpectationResult(
+            table=table.name,
+            column=problem.column,
+            kind="types_parse",
+            expectation="values_parse",
+            severity=severity,
+            expected=problem.expected,
+            n_rows=problem.n_rows,
+            n_checked=0,
+            examples=problem.examples,
+            passed=False,
         )
-    return results
+        for problem in problems
+    ]
 
 
 def _parse_check_passed(table: Table, n_rows: int, severity: Severity) -> ExpectationResult:
@@ -723,6 +728,8 @@ def validate_extract(
             )
             continue
         keep = keep_tables is True or bool(keep_tables and table.name in keep_tables)
+        # Patients is always read back for the lookup; only its IDs and death dates unless kept.
+        lookup_only = table.name == "patients" and not keep
         try:
             run = _validate_table(
                 context,
@@ -733,8 +740,9 @@ def validate_extract(
                 extract_date,
                 previous_row_counts.get(table.name),
                 patients,
-                keep or table.name == "patients",
+                keep or lookup_only,
                 snapshot,
+                keep_columns=_PATIENT_LOOKUP_COLUMNS if lookup_only else None,
             )
         except ContractError as exc:
             results.append(_file_result(table, severity.table_present, exc.problems[0].expected, False))

@@ -252,15 +252,20 @@ class RetrainResult:
 
 
 @task(name="training-table", **IO_RETRIES)
-def training_table(config: Config, extract_dir: Path) -> pd.DataFrame:
-    """Features and outcomes stacked over the training, validation and test as-of dates, with need columns."""
+def training_table(config: Config, extract_dir: Path, snapshot_hash: str | None = None) -> pd.DataFrame:
+    """Features and outcomes stacked over the training, validation and test as-of dates, with need columns.
+
+    ``snapshot_hash``: the gate's hash of the extract (default: hashed by each feature build).
+    """
     from riskstrat.features.matrix import stack_matrices
 
     as_of = config.model.as_of
     dates = sorted({*as_of.train, as_of.validation, as_of.test})
     frames = []
     for when in dates:
-        matrix = read_feature_matrix(features_at.fn(config, extract_dir, when, with_outcomes=True))
+        matrix = read_feature_matrix(
+            features_at.fn(config, extract_dir, when, with_outcomes=True, snapshot_hash=snapshot_hash)
+        )
         need = need_at.fn(config, extract_dir, when, matrix["person_id"])
         frames.append(matrix.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one"))
     return stack_matrices(frames)
@@ -353,7 +358,7 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
     extract = Path(extract_dir or config.data.extract_dir)
     report = gate(config, extract)
     warnings = [f"{w.table}.{w.column}: {w.expected}" for w in report.warnings]
-    table = training_table(config, extract)
+    table = training_table(config, extract, report.snapshot_hash)
     dictionary = _dictionary_frame(feature_dictionary(config.features))
     truth = read_truth(config)
     results = train_models(table, dictionary, config.model, truth)
@@ -455,11 +460,14 @@ def logged_test_metrics(registration: Any) -> pd.DataFrame:
     return pd.read_csv(client.download_artifacts(registration.run_id, "evaluation/test_metrics.csv"))
 
 
-def held_out_test_rows(config: Config, extract: Path) -> pd.DataFrame:
+def held_out_test_rows(config: Config, extract: Path, snapshot_hash: str | None = None) -> pd.DataFrame:
     """The test rows exactly as training chose them: the test as-of date, test persons only."""
     from riskstrat.models.training import person_groups
 
-    table = read_feature_matrix(features_at.fn(config, extract, config.model.as_of.test, with_outcomes=True))
+    built = features_at.fn(
+        config, extract, config.model.as_of.test, with_outcomes=True, snapshot_hash=snapshot_hash
+    )
+    table = read_feature_matrix(built)
     return table[person_groups(table["person_id"], config.model.split).to_numpy() == "test"]
 
 
@@ -587,11 +595,15 @@ def score_population(
 
 
 @task(name="spark-features", **IO_RETRIES)
-def spark_features_at(config: Config, session: Any, extract_dir: Path, as_of: date) -> Any:
+def spark_features_at(
+    config: Config, session: Any, extract_dir: Path, as_of: date, snapshot_hash: str | None = None
+) -> Any:
     """Build (or reuse) the feature matrix at ``as_of`` on Spark; it stays a Spark DataFrame."""
     from riskstrat.pipelines.spark import spark_feature_matrix
 
-    return spark_feature_matrix(session, extract_dir, Path(config.data.output_dir), as_of, config.features)
+    return spark_feature_matrix(
+        session, extract_dir, Path(config.data.output_dir), as_of, config.features, snapshot_hash
+    )
 
 
 @task(name="score-population-spark", cache_policy=NO_CACHE)
@@ -657,7 +669,9 @@ def weekly_worklists_flow(
         # Features, scoring and reasons run on the executors; the driver gets scores and listed rows.
         from riskstrat.pipelines.spark import feature_rows, listed_reasons, weekly_session
 
-        matrix = spark_features_at(config, weekly_session(config.features), extract, when)
+        matrix = spark_features_at(
+            config, weekly_session(config.features), extract, when, report.snapshot_hash
+        )
         scored, models, versions = score_population_spark(config, matrix, ranking_outcomes(config))
         features = None
         hooks = {
@@ -708,10 +722,10 @@ def fairness_audit_flow(
 
     config = load_run_config(config_dir)
     extract = Path(extract_dir or config.data.extract_dir)
-    gate(config, extract)
+    report = gate(config, extract)
     registration, _ = registered_version(config, outcome, alias)
     model = load_model(f"models:/{registration.model_name}/{registration.version}", registration.tracking_uri)
-    test = held_out_test_rows(config, extract)
+    test = held_out_test_rows(config, extract, report.snapshot_hash)
     need = need_at(config, extract, config.model.as_of.test, test["person_id"])
     test = test.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one")
     predictions, selections = audit_inputs(config, test, model.predict_proba(test), outcome)

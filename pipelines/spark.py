@@ -12,8 +12,6 @@ on the driver (see docs/scale-out.md).
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Collection, Iterator
 from datetime import date
 from pathlib import Path
@@ -24,7 +22,7 @@ import pandas as pd
 from riskstrat.features.backends import connect_pyspark, read_extract, spark_session
 from riskstrat.features.matrix import AUDIT_COLUMNS, feature_matrix_expr, shape_matrix_expr
 from riskstrat.features.settings import FeatureSettings
-from riskstrat.io import folder_snapshot_hash
+from riskstrat.io import atomic_directory, folder_snapshot_hash
 from riskstrat.models.spark_scoring import ship
 from riskstrat.models.training import RiskModel
 from riskstrat.pipelines.features import feature_file_path
@@ -72,7 +70,12 @@ def spark_feature_path(output_dir: Path, snapshot_hash: str, as_of: date, settin
 
 
 def spark_feature_matrix(
-    session: Any, extract_dir: Path, output_dir: Path, as_of: date, settings: FeatureSettings
+    session: Any,
+    extract_dir: Path,
+    output_dir: Path,
+    as_of: date,
+    settings: FeatureSettings,
+    snapshot_hash: str | None = None,
 ) -> Any:
     """The feature matrix at ``as_of`` as a Spark DataFrame, built by the executors and cached as Parquet.
 
@@ -88,25 +91,25 @@ def spark_feature_matrix(
         output_dir: Output root (the cache goes under ``features/``; must be shared with the executors).
         as_of: The as-of date T.
         settings: Feature settings.
+        snapshot_hash: The extract's hash when the caller has it (the gate's); default: hashed here.
 
     Returns:
         A Spark DataFrame read from the cache: one row per person in the cohort.
     """
-    target = spark_feature_path(output_dir, folder_snapshot_hash(Path(extract_dir)), as_of, settings)
+    snapshot = snapshot_hash or folder_snapshot_hash(Path(extract_dir))
+    target = spark_feature_path(output_dir, snapshot, as_of, settings)
     if not target.exists():
         con = connect_pyspark(session)
         expr = feature_matrix_expr(read_extract(con, Path(extract_dir)), as_of, settings)
-        expr = shape_matrix_expr(expr, settings, sort=False)
+        expr = shape_matrix_expr(expr, settings)
         con._run_pre_execute_hooks(expr)  # registers in-memory tables and UDFs, as Ibis's own execute does
         matrix = with_as_of(session.sql(con.compile(expr)), as_of)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
+        with atomic_directory(target) as staging:
             # One part per executor core, split by person: scoring later runs one task per part.
-            matrix.repartition(scoring_partitions(session), "person_id").write.parquet(str(staging))
-            staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            # Overwrite: the staging folder exists already.
+            matrix.repartition(scoring_partitions(session), "person_id").write.mode("overwrite").parquet(
+                str(staging)
+            )
     return session.read.parquet(str(target))
 
 

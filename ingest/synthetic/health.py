@@ -365,11 +365,6 @@ def episode_multiplier(spans: EpisodeSpans, people: int, months: int, first_mont
     return np.where(inside, EPISODE_MULTIPLIER, 1.0)
 
 
-def draw_episodes(age: np.ndarray, frailty: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Decline-episode multiplier per person-month: 3.0 in an episode, 1.0 otherwise."""
-    return episode_multiplier(draw_episode_spans(age, frailty, rng), age.shape[0], age.shape[1])
-
-
 def death_rate(
     age: np.ndarray,
     onset_day: np.ndarray,

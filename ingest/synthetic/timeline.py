@@ -67,32 +67,23 @@ def build_timeline(history_start: date, extract_date: date) -> Timeline:
     )
 
 
-def cumulative_table(rate: np.ndarray, timeline: Timeline) -> np.ndarray:
-    """Expected events from the grid start to each month boundary, shape (people, months + 1)."""
-    per_month = rate * (timeline.days_in_month / DAYS_PER_YEAR)
-    cumulative = np.zeros((rate.shape[0], rate.shape[1] + 1))
-    np.cumsum(per_month, axis=1, out=cumulative[:, 1:])
-    return cumulative
-
-
-def cumulative_at(
-    rate: np.ndarray, timeline: Timeline, day: np.ndarray | float, cumulative: np.ndarray | None = None
-) -> np.ndarray:
+def cumulative_at(rate: np.ndarray, timeline: Timeline, day: np.ndarray | float) -> np.ndarray:
     """Integral of a monthly-constant annual rate from the grid start to ``day``, per person.
 
     Args:
         rate: Annual rates, shape (people, months).
         timeline: The grid.
         day: A day number per person, or one day for everyone.
-        cumulative: ``cumulative_table(rate, timeline)`` if already computed.
 
     Returns:
         Expected events from the grid start up to ``day`` (exclusive of later days).
     """
-    if cumulative is None:
-        cumulative = cumulative_table(rate, timeline)
+    # Expected events from the grid start to each month boundary, shape (people, months + 1).
+    per_month = rate * (timeline.days_in_month / DAYS_PER_YEAR)
+    cumulative = np.zeros((rate.shape[0], rate.shape[1] + 1))
+    np.cumsum(per_month, axis=1, out=cumulative[:, 1:])
     day = np.broadcast_to(np.asarray(day, dtype=float), (rate.shape[0],))
-    month = np.clip(np.searchsorted(timeline.boundaries, day, side="right") - 1, 0, timeline.months - 1)
+    month = np.minimum(timeline.month_of(day), timeline.months - 1)
     rows = np.arange(rate.shape[0])
     partial = np.clip(day - timeline.boundaries[month], 0, None) / DAYS_PER_YEAR
     return cumulative[rows, month] + rate[rows, month] * partial

@@ -64,7 +64,7 @@ def integral_weights(timeline: Timeline, days: np.ndarray) -> np.ndarray:
     The same integral as ``cumulative_at`` for days shared by everyone, as one matrix
     product instead of a table and a lookup per day; shape (months, days).
     """
-    month = np.clip(np.searchsorted(timeline.boundaries, days, side="right") - 1, 0, timeline.months - 1)
+    month = np.minimum(timeline.month_of(days), timeline.months - 1)
     partial = np.maximum(days - timeline.boundaries[month], 0) / DAYS_PER_YEAR
     grid_month = np.arange(timeline.months)[:, None]
     whole = np.where(grid_month < month[None, :], (timeline.days_in_month / DAYS_PER_YEAR)[:, None], 0.0)
