@@ -193,12 +193,20 @@ def _set_alias(registration: Any, alias: str) -> None:
 
 
 def stage_weekly_features(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
-    """The feature matrix at the data date (no outcomes), built from scratch."""
+    """The feature matrix at the data date (no outcomes), built from scratch.
+
+    The extract is hashed in its own step: the weekly flow takes that hash from the
+    validation gate and passes it to the feature build, so ``features`` times the build alone.
+    """
+    from riskstrat.io import folder_snapshot_hash
     from riskstrat.pipelines.flows import features_at
 
     _drop_cached_scoring_features(config)
+    extract = Path(config.data.extract_dir)
+    with timer.step("hash"):
+        snapshot = folder_snapshot_hash(extract)
     with timer.step("features"):
-        path = features_at.fn(config, Path(config.data.extract_dir), data_date(config), with_outcomes=False)
+        path = features_at.fn(config, extract, data_date(config), with_outcomes=False, snapshot_hash=snapshot)
     import pyarrow.parquet as pq
 
     return {"rows": pq.ParquetFile(path).metadata.num_rows, "backend": config.features.backend}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 Tables = Mapping[str, ir.Table]
@@ -60,6 +61,20 @@ def windowed_counts(
         # A sum of 0/1 runs about a quarter faster on DuckDB than a filtered count, same value.
         counts[f"{stem}_{days}d"] = where.ifelse(1, 0).sum()
     return counts
+
+
+@ibis.udf.agg.builtin(name="bit_or")
+def bit_or(bits: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """Bitwise OR of ``bits`` over each group: the set of flags seen in the group.
+
+    SQL's ``bit_or``, which DuckDB and Spark SQL both have (Ibis's own ``bit_or``
+    does not compile for PySpark).
+    """
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def bit_count(bits: dt.int64) -> dt.int64:  # type: ignore[empty-body]
+    """How many bits of ``bits`` are set (SQL ``bit_count``, in DuckDB and Spark SQL)."""
 
 
 def days_before(as_of: date, earlier: ir.DateValue) -> ir.IntegerValue:

@@ -32,6 +32,31 @@ AUDIT_COLUMNS: tuple[str, ...] = ("ethnic_group", "practice_code", "lsoa_code", 
 """Non-feature columns for the fairness audit and worklists (``imd_quintile`` is also a feature)."""
 
 
+def feature_sources(
+    tables: Tables,
+    as_of: date,
+    settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None = None,
+) -> tuple[ir.Table, list[ir.Table]]:
+    """The parts :func:`feature_matrix_expr` joins: the cohort at ``as_of`` and each source's aggregates.
+
+    Returns:
+        The cohort with its demographic features and audit columns (one row per
+        person), and the per-person aggregates of each source (primary, community,
+        acute), each with a row only for people with events, then the outcomes if
+        asked (a row per person in the cohort).
+    """
+    people = cohort_at(tables, as_of, settings.cohort)
+    aggregates = [
+        *primary_features(tables, as_of, settings),
+        *community_features(tables, as_of, settings),
+        *acute_features(tables, as_of, settings),
+    ]
+    if outcome_settings is not None:
+        aggregates.append(outcomes_at(people, tables, as_of, outcome_settings))
+    return demographic_features(people, as_of, settings), aggregates
+
+
 def feature_matrix_expr(
     tables: Tables,
     as_of: date,
@@ -53,15 +78,7 @@ def feature_matrix_expr(
         One row per person in the cohort: ``person_id``, features, outcomes (if asked), audit columns.
     """
     dictionary = feature_dictionary(settings)
-    people = cohort_at(tables, as_of, settings.cohort)
-    matrix = demographic_features(people, as_of, settings)
-    aggregates = [
-        *primary_features(tables, as_of, settings),
-        *community_features(tables, as_of, settings),
-        *acute_features(tables, as_of, settings),
-    ]
-    if outcome_settings is not None:
-        aggregates.append(outcomes_at(people, tables, as_of, outcome_settings))
+    matrix, aggregates = feature_sources(tables, as_of, settings, outcome_settings)
     # One chain of left joins and one projection: Ibis compiles that several times
     # faster than a join-then-drop per source, and the SQL is flat.
     joined = matrix

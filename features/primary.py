@@ -11,7 +11,15 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
-from riskstrat.features.common import Tables, as_flag, in_window, window_start, windowed_counts
+from riskstrat.features.common import (
+    Tables,
+    as_flag,
+    bit_count,
+    bit_or,
+    in_window,
+    window_start,
+    windowed_counts,
+)
 from riskstrat.features.demographics import CARE_HOME_CONDITION
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import conditions, efi_deficits, long_term_conditions
@@ -30,20 +38,21 @@ BNF_SECTION_LENGTH = 4
 
 
 def _condition_bits() -> ir.Table:
-    """Each vocabulary condition with its own bit (``_bit`` = 2**i) and whether it is a long-term condition."""
-    table = conditions()
+    """Each vocabulary condition with its own bit (``_bit`` = 2**i)."""
+    names = conditions()["condition"].astype(str).tolist()
     return ibis.memtable(
-        {
-            "condition": table["condition"].astype(str).tolist(),
-            "_bit": [1 << index for index in range(len(table))],
-            "_is_ltc": [bool(flag) for flag in table["is_ltc"]],
-        },
-        schema={"condition": "string", "_bit": "int64", "_is_ltc": "boolean"},
+        {"condition": names, "_bit": [1 << index for index in range(len(names))]},
+        schema={"condition": "string", "_bit": "int64"},
     )
 
 
+def _long_term_condition_bits() -> int:
+    """The bits of the vocabulary conditions that are long-term conditions, as one integer."""
+    return sum(1 << index for index, flag in enumerate(conditions()["is_ltc"]) if flag)
+
+
 def _has_condition(recorded: ir.IntegerValue, condition: str) -> ir.BooleanValue:
-    """True where the set of recorded conditions (a sum of distinct condition bits) holds ``condition``."""
+    """True where the set of recorded conditions (condition bits ORed together) holds ``condition``."""
     index = conditions()["condition"].tolist().index(condition)
     return (recorded & (1 << index)) != 0
 
@@ -60,10 +69,12 @@ def _deficit_conditions() -> dict[str, list[str]]:
 def condition_features(tables: Tables, as_of: date) -> ir.Table:
     """Long-term conditions, their count, new conditions, coded frailty deficits and care-home residence.
 
-    One pass over the diagnoses recorded on or before T: each person's distinct
-    conditions (with the day each was first recorded) become one integer holding a
-    bit per vocabulary condition, and every flag is read from it per person, not
-    per diagnosis. Codes outside the condition vocabulary are ignored.
+    One pass over the diagnoses recorded on or before T: each person's conditions
+    become one integer holding a bit per vocabulary condition (a bitwise OR over
+    their diagnoses), and every flag is read from it per person, not per diagnosis.
+    A second integer holds the conditions already recorded before the 365 days to
+    T; the new conditions are the long-term ones in the first and not in the second.
+    Codes outside the condition vocabulary are ignored.
 
     Returns:
         ``person_id``, ``ltc_<condition>`` (0/1), ``ltc_count``, ``new_conditions_365d``
@@ -74,14 +85,15 @@ def condition_features(tables: Tables, as_of: date) -> ir.Table:
     """
     diagnoses = tables["gp_diagnoses"]
     recorded = diagnoses.filter(diagnoses.event_date <= as_of)
-    first = recorded.group_by("person_id", "condition").agg(_first_recorded=recorded.event_date.min())
-    coded = first.inner_join(_condition_bits(), "condition")
-    is_new = coded._is_ltc & (coded._first_recorded > window_start(as_of, NEW_CONDITION_DAYS))
+    coded = recorded.inner_join(_condition_bits(), "condition")
+    recorded_earlier = coded.event_date <= window_start(as_of, NEW_CONDITION_DAYS)
     by_person = coded.group_by("person_id").agg(
-        _conditions=coded._bit.sum(),
-        ltc_count=coded.person_id.count(where=coded._is_ltc),
-        new_conditions_365d=coded.person_id.count(where=is_new),
+        _conditions=bit_or(coded._bit),
+        _conditions_earlier=bit_or(recorded_earlier.ifelse(coded._bit, 0)),
     )
+    long_term = _long_term_condition_bits()
+    ltc_count = bit_count(by_person._conditions & long_term)
+    ltc_count_earlier = bit_count(by_person._conditions_earlier & long_term)
     held = by_person._conditions
     deficits = [
         as_flag(ibis.or_(*(_has_condition(held, name) for name in names)))
@@ -90,8 +102,9 @@ def condition_features(tables: Tables, as_of: date) -> ir.Table:
     return by_person.select(
         "person_id",
         **{f"ltc_{name}": as_flag(_has_condition(held, name)) for name in long_term_conditions()},
-        ltc_count=by_person.ltc_count,
-        new_conditions_365d=by_person.new_conditions_365d,
+        ltc_count=ltc_count,
+        # Conditions recorded earlier are recorded now too, so the difference counts the new ones.
+        new_conditions_365d=ltc_count - ltc_count_earlier,
         care_home=as_flag(_has_condition(held, CARE_HOME_CONDITION)),
         _efi_coded_deficits=sum(deficits[1:], deficits[0]),
         _polypharmacy_coded=as_flag(_has_condition(held, POLYPHARMACY_DEFICIT)),
