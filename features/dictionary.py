@@ -369,7 +369,7 @@ def _primary_specs(settings: FeatureSettings) -> list[FeatureSpec]:
             None,
             "frailty",
             "primary",
-            "{category} (eFI {value:.2f})",
+            "{category} (eFI {value:.3f})",
             description=(
                 "Distinct eFI deficits recorded on or before T / 36; the polypharmacy deficit counts "
                 f"with a polypharmacy code or at least {settings.polypharmacy_min_bnf_sections} distinct "
@@ -534,7 +534,7 @@ def reason_text(feature: str, value: float | None) -> str:
 
     Examples: ``reason_text("emergency_admissions_365d", 3)`` ->
     "3 emergency admissions in the last 12 months"; ``reason_text("efi_score", 0.42)``
-    -> "Severe frailty (eFI 0.42)".
+    -> "Severe frailty (eFI 0.420)".
 
     Args:
         feature: Feature name.

@@ -66,7 +66,7 @@ def _fallback_reason_text(feature: str, value: Any) -> str:
         return f"{feature.replace('_', ' ')}: not recorded"
     if feature == "efi_score":
         band = int(np.digitize(float(value), [0.12, 0.24, 0.36], right=True))
-        return f"{_FRAILTY[band]} (eFI {float(value):.2f})"
+        return f"{_FRAILTY[band]} (eFI {float(value):.3f})"
     if feature == "efi_category":
         return _FRAILTY[int(value)]
     if match:

@@ -107,13 +107,17 @@ def _number(frame: pd.DataFrame, column: str, default: float = 0) -> pd.Series:
 
 
 def frailty_label(category: pd.Series, score: pd.Series | None) -> pd.Series:
-    """'Severe (eFI 0.42)' style frailty labels from the eFI category and score."""
+    """'Severe (eFI 0.361)' style frailty labels from the eFI category and score.
+
+    The score has three decimals: 13 of 36 deficits (0.361) is severe frailty, but at two
+    decimals it would read 0.36, the upper bound of moderate.
+    """
     labels = category.map(lambda c: FRAILTY_LABELS[int(c)] if pd.notna(c) else "")
     if score is None:
         return labels
     return pd.Series(
         [
-            f"{lab} (eFI {s:.2f})" if lab and pd.notna(s) else lab
+            f"{lab} (eFI {s:.3f})" if lab and pd.notna(s) else lab
             for lab, s in zip(labels, score, strict=True)
         ],
         index=category.index,

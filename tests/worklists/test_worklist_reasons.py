@@ -84,5 +84,5 @@ def test_frailty_reason_shows_the_efi_score():
     features = pd.DataFrame({"person_id": ["A"], "efi_score": [0.42], "efi_category": [3]})
     contributions = pd.DataFrame({"person_id": ["A"], "efi_score": [0.1], "efi_category": [0.6]})
     reasons = top_reasons(contributions, features, count=3)
-    assert reasons.loc["A", "reason_1"] == "Severe frailty (eFI 0.42)"
+    assert reasons.loc["A", "reason_1"] == "Severe frailty (eFI 0.420)"
     assert reasons.loc["A", "reason_1_contribution"] == pytest.approx(0.7)

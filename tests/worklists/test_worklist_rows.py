@@ -2,7 +2,7 @@ from datetime import date
 
 import pandas as pd
 
-from riskstrat.worklists.rows import build_rows, listed_context
+from riskstrat.worklists.rows import build_rows, frailty_label, listed_context
 
 
 def test_rows_show_context_in_plain_words():
@@ -51,7 +51,7 @@ def test_rows_show_context_in_plain_words():
     context = listed_context(spells, None, date(2025, 12, 31), listed["person_id"])
     rows = build_rows(listed, features, reasons, change, context, date(2025, 12, 31), 3, flag_caseload=True)
     a = rows.iloc[0]
-    assert a["Risk (%)"] == 45.7 and a["Sex"] == "Female" and a["Frailty"] == "Severe (eFI 0.42)"
+    assert a["Risk (%)"] == 45.7 and a["Sex"] == "Female" and a["Frailty"] == "Severe (eFI 0.420)"
     assert a["Long-term conditions"] == 6
     assert a["Main long-term conditions"] == "Hypertension, Diabetes, COPD, Asthma +2 more"
     assert a["Care home"] == "Yes" and a["A&E attendances (12 months)"] == 4
@@ -60,4 +60,10 @@ def test_rows_show_context_in_plain_words():
     assert a["On caseload"] == "VW North" and a["Change since last week"] == "up" and a["Weeks on list"] == 3
     b = rows.iloc[1]
     assert b["Main long-term conditions"] == "" and b["Last emergency admission"] is None
-    assert b["Sex"] == "Male" and b["Frailty"] == "Fit (eFI 0.05)"
+    assert b["Sex"] == "Male" and b["Frailty"] == "Fit (eFI 0.050)"
+
+
+def test_frailty_label_at_the_severe_boundary_reads_above_the_moderate_cut_off():
+    # 13 of 36 deficits (0.361) is severe; two decimals would show 0.36, moderate's upper bound.
+    labels = frailty_label(pd.Series([3, 2]), pd.Series([13 / 36, 12 / 36]))
+    assert labels.tolist() == ["Severe (eFI 0.361)", "Moderate (eFI 0.333)"]
