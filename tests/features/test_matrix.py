@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import ibis
 import numpy as np
@@ -150,3 +150,24 @@ def test_sort_by_person_orders_rows_across_chunks_and_keeps_sorted_tables():
     assert result.schema == table.schema
     assert sort_by_person(result) is result
     assert sort_by_person(table.slice(0, 0)).num_rows == 0
+
+
+def test_new_conditions_are_long_term_conditions_first_recorded_in_the_365_days_to_t():
+    year_ago = AS_OF - timedelta(days=365)
+    recorded = [
+        ("copd", year_ago),  # the day before the window: not new
+        ("asthma", year_ago + timedelta(days=1)),  # the window's first day: new
+        ("diabetes", year_ago - timedelta(days=30)),  # recorded before and again inside: not new
+        ("diabetes", AS_OF - timedelta(days=10)),
+        ("depression", AS_OF),  # on T: new
+        ("falls", AS_OF - timedelta(days=10)),  # not a long-term condition
+        ("heart_failure", AS_OF + timedelta(days=1)),  # after T: not recorded at all
+    ]
+    rows = {
+        "patients": [patient("q1", date(1950, 1, 1))],
+        "gp_diagnoses": [{"person_id": "q1", "event_date": day, "condition": c} for c, day in recorded],
+    }
+    row = build_feature_matrix(memtables(extract(rows)), AS_OF, FeatureSettings()).iloc[0]
+    assert row["ltc_count"] == 4  # copd, asthma, diabetes, depression
+    assert row["new_conditions_365d"] == 2  # asthma, depression
+    assert row["ltc_heart_failure"] == 0 and row["ltc_diabetes"] == 1
