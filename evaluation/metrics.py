@@ -33,10 +33,10 @@ METRIC_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "events"]
 """Columns of every tidy metric table (plus ``model`` when several models are compared)."""
 
 RANKING_ONLY = {"auroc", "auprc"}
-
-AUROC_COLUMN = 0
-"""Position of auroc among every model's metrics (:func:`_metric_names` lists it first)."""
 """Metrics that use only the ordering of scores (the rest need probabilities)."""
+
+AUROC_DIFFERENCE = "auroc_difference"
+"""Metric of :func:`compare_models` rows: the reference model's AUROC minus this model's (paired)."""
 
 _EPS = 1e-12
 
@@ -326,7 +326,8 @@ def compare_models(
     auroc: dict[str, tuple[float, np.ndarray]] = {}  # point estimate, bootstrap replicates
     for name, score in scores.items():
         table, reps = _evaluate(y, score, name not in ranking_only, top_fractions, capacity_share, resamples)
-        auroc[name] = (float(table["value"].iloc[AUROC_COLUMN]), reps[:, AUROC_COLUMN])
+        column = table["metric"].tolist().index("auroc")
+        auroc[name] = (float(table["value"].iloc[column]), reps[:, column])
         table.insert(0, "model", name)
         frames.append(table)
     if reference is not None:
@@ -336,10 +337,6 @@ def compare_models(
             if name != reference
         ]
     return pd.concat(frames, ignore_index=True)
-
-
-AUROC_DIFFERENCE = "auroc_difference"
-"""Metric of :func:`compare_models` rows: the reference model's AUROC minus this model's (paired)."""
 
 
 def _auroc_difference(
