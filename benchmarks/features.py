@@ -263,8 +263,11 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(mode: str, extract: Path, as_of: str) -> tuple[float, float, float, int, str]:
-    command = [sys.executable, "-m", "benchmarks.features", "--measure", mode, "--extract", str(extract)]
+def _run(
+    mode: str, extract: Path, as_of: str, module: str = "benchmarks.features"
+) -> tuple[float, float, float, int, str]:
+    """Run ``module --measure mode`` in a fresh process: seconds, CPU seconds, peak MB, rows, steps."""
+    command = [sys.executable, "-m", module, "--measure", mode, "--extract", str(extract)]
     output = subprocess.run(
         [*command, "--as-of", as_of], check=True, capture_output=True, text=True
     ).stdout.splitlines()

@@ -35,7 +35,7 @@ def _stage(peak: float = 1.0, **seconds: float) -> dict:
 def _run(people: int, scale: float, spark: bool = True, extrapolated: bool = False) -> dict:
     stages = {
         "generate": _stage(generate=10 * scale),
-        "floor": _stage(floor=2 * scale, sources=3 * scale),
+        "floor": _stage(floor=2 * scale, sources=3 * scale, shortcuts=4 * scale),
         "validate": _stage(validate=4 * scale),
         "features": _stage(training_table=20 * scale, write_state=1.0),
         "train": _stage(peak=3.0, train=30 * scale, register=5 * scale, promote=1 * scale, read_state=2.0),
@@ -108,6 +108,7 @@ def test_comparisons_report_floor_reasons_spark_and_validation_share():
     extra = comparisons(_run(250_000, 1.0))
     assert extra["floor_ratio"] == pytest.approx(2.5)
     assert extra["sources_ratio"] == pytest.approx(1.5)
+    assert extra["shortcuts_ratio"] == pytest.approx(2.0)
     assert extra["reasons_ratio"] == pytest.approx(100.0)
     assert extra["spark_ratio"] == pytest.approx(3.0)
     assert extra["validation_share"] == pytest.approx(4 / 12.5)
@@ -132,7 +133,7 @@ def test_markdown_shows_machine_every_stage_growth_and_comparisons():
     assert "250,000 people: s | GiB" in page and "250,000 -> 500,000" in page
     assert "2.00x (limit 2.2x)" in page
     assert "## Feature build against its floor" in page
-    assert "| 250,000 | 2.0 | 3.0 | 1.50 | 5.0 | 2.50 |" in page
+    assert "| 250,000 | 2.0 | 3.0 | 1.50 | 5.0 | 2.50 | 4.0 | 2.00 |" in page
     assert "extrapolated linearly" in page and "100.0*" in page
     assert "## Features on DuckDB against PySpark local[2]" in page
     # Weekly whole at 250k: validate 4 + features 5 + scoring 3 + reasons 0.5 (set-up excluded).
