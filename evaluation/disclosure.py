@@ -4,6 +4,12 @@ NHS Digital's rule for HES and ECDS below national level: a count from 1 to 7
 is shown as ``"*"``, every other count is rounded to the nearest 5, zero stays
 0, and a rate or mean computed from a suppressed cell is suppressed too.
 
+A proportion of counts (a share, a rate, a sensitivity) and its interval are
+computed from the rounded counts, not the exact ones. An exact share gives back
+its exact numerator, and with the exact numerators of the other groups and a
+total, a suppressed cell by difference (secondary disclosure); the rounded
+counts give back only what the report already shows.
+
 The report is built so that this cannot be forgotten: the JSON payload is made
 only through :func:`count` / :func:`proportion` / :func:`statistic`, the HTML
 is rendered only from that payload, and :func:`check_disclosed` scans the
@@ -66,6 +72,12 @@ def count(n: float | None) -> int | str | None:
     return int(ROUND_TO * math.floor(n / ROUND_TO + 0.5))
 
 
+def rounded(n: float | None) -> float | None:
+    """The count as shown, as a number: rounded to 5 (0 stays 0); None when suppressed or unknown."""
+    shown = count(n)
+    return None if shown is None or shown == SUPPRESSED else float(shown)
+
+
 def any_suppressed(counts: Iterable[float | None]) -> bool:
     """True when any of the counts a figure is built from is 1-7."""
     return any(is_suppressed_count(c) for c in counts)
@@ -91,10 +103,20 @@ def statistic(value: float | None, built_from: Iterable[float | None], digits: i
 
 
 def proportion(numerator: float, denominator: float, digits: int = 4) -> float | str | None:
-    """A proportion, suppressed when its numerator, complement or denominator is 1-7."""
+    """A proportion as shown, from the rounded counts.
+
+    Returns:
+        ``"*"`` when the numerator, complement or denominator is 1-7, else the rounded
+        numerator over the rounded denominator (None when the denominator is not positive).
+    """
     if denominator is None or _is_nan(denominator) or denominator <= 0:
         return None
-    return statistic(numerator / denominator, (numerator, denominator - numerator, denominator), digits)
+    if any_suppressed((numerator, denominator - numerator, denominator)):
+        return SUPPRESSED
+    shown_numerator, shown_denominator = rounded(numerator), rounded(denominator)
+    if shown_numerator is None or not shown_denominator:
+        return None
+    return round(shown_numerator / shown_denominator, digits)
 
 
 def is_disclosed_count(value: Any) -> bool:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,6 +47,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from statsmodels.stats.proportion import proportion_confint
 
 from riskstrat.errors import RiskstratError
+from riskstrat.evaluation import disclosure
 from riskstrat.evaluation.groups import INSUFFICIENT, Grouping, assign_groups, group_label, is_sufficient
 from riskstrat.evaluation.groups import reference_group as pick_reference
 from riskstrat.evaluation.metrics import evaluate_scores
@@ -88,8 +89,12 @@ class Flag:
         status: "raised" (a real gap, not noise), "uncertain" (possible, uncertain: the
             interval includes the tolerance) or "explained" (a list gap that follows the
             group's different risk while the model is calibrated and need-neutral for it).
-        sentence: The plain-English explanation.
+        sentence: The plain-English explanation, with figures as the report may show them.
         accepted: The board's acceptance, when configured.
+        shown: ``estimate``, ``lower`` and ``upper`` as the report may show them, when they
+            rest on counts and so pass disclosure control (computed from the rounded counts,
+            or ``"*"`` when a count is 1-7); None when the figures may be shown as they are.
+            The status is always decided on the exact figures.
     """
 
     flag_id: str
@@ -104,6 +109,7 @@ class Flag:
     status: str
     sentence: str
     accepted: AcceptedFlag | None = None
+    shown: tuple[float | str, float | str, float | str] | None = None
 
 
 @dataclass
@@ -715,6 +721,31 @@ def katz_ratio(
     return ratio, math.exp(log_centre - z * se), math.exp(log_centre + z * se)
 
 
+def disclosed_sensitivity_ratio(
+    found: float, events: float, found_reference: float, events_reference: float, confidence: float
+) -> tuple[float, float, float, float, float] | None:
+    """Two groups' sensitivities and their ratio with its interval, as the report may show them.
+
+    Computed from the rounded counts (see :mod:`riskstrat.evaluation.disclosure`): the exact
+    figures would give back the exact numbers found, and from those and the rounded totals
+    a suppressed cell.
+
+    Returns:
+        Sensitivity, reference sensitivity, ratio, lower, upper; None when a count they rest
+        on (found or missed, in either group) is 1-7.
+    """
+    counts = (found, events - found, found_reference, events_reference - found_reference)
+    if disclosure.any_suppressed(counts):
+        return None
+    tp, positives, tp_ref, positives_ref = (
+        disclosure.rounded(c) for c in (found, events, found_reference, events_reference)
+    )
+    if not positives or not positives_ref:
+        return None
+    ratio, low, high = katz_ratio(tp, positives, tp_ref, positives_ref, confidence)
+    return tp / positives, tp_ref / positives_ref, ratio, low, high
+
+
 def _sensitivity_flags(
     lists: pd.DataFrame, references: dict[str, str], settings: FairnessSettings
 ) -> list[Flag]:
@@ -740,11 +771,26 @@ def _sensitivity_flags(
             if status is None:
                 continue
             direction = "a smaller" if ratio < 1 else "a larger"
+            shown = disclosed_sensitivity_ratio(
+                row["true_positives"],
+                row["events"],
+                ref["true_positives"],
+                ref["events"],
+                settings.confidence,
+            )
+            if shown is None:
+                figures = "figures not shown: fewer than 8 people found or missed in one of the groups"
+                shown_ratio: tuple[float | str, float | str, float | str] = (disclosure.SUPPRESSED,) * 3
+            else:
+                found, found_ref, *shown_ratio = shown
+                figures = (
+                    f"sensitivity {100 * found:.1f}% vs {100 * found_ref:.1f}%, ratio {_fmt(shown_ratio[0])}, "
+                    f"95% CI {_fmt(shown_ratio[1])} to {_fmt(shown_ratio[2])}"
+                )
             sentence = (
                 f"The lists: of the people in {row['label']} who "
                 "went on to have the outcome, the lists found "
-                f"{direction} share than in {ref['label']} (sensitivity {100 * row['sensitivity']:.1f}% vs "
-                f"{100 * ref['sensitivity']:.1f}%, ratio {_fmt(ratio)}, 95% CI {_fmt(low)} to {_fmt(high)}; "
+                f"{direction} share than in {ref['label']} ({figures}; "
                 f"tolerance {tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}) - "
                 f"{_verdict(status)}. A group at higher predicted risk is found more often; check the "
                 "calibration and need-at-equal-risk results before reading this as unfair."
@@ -763,6 +809,7 @@ def _sensitivity_flags(
                     tolerance=f"{tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}",
                     status=status,
                     sentence=sentence,
+                    shown=tuple(shown_ratio),
                 )
             )
     return flags
@@ -805,28 +852,40 @@ def _need_flags(need_ratios: pd.DataFrame, settings: FairnessSettings) -> list[F
 
 
 def _explain_sensitivity(
-    flags: list[Flag], model_flags: list[Flag], performance: pd.DataFrame, references: dict[str, str]
+    flags: list[Flag],
+    model_flags: list[Flag],
+    performance: pd.DataFrame,
+    references: dict[str, str],
+    settings: FairnessSettings,
 ) -> list[Flag]:
     """Mark sensitivity gaps that follow from a group's different risk as explained.
 
     When the model is calibrated for a group and for the reference group (no
-    raised O/E flag, enough data) and neither is sicker at equal predicted risk, ranking
-    by risk is ranking by need, and a group at lower risk has fewer of its events
-    on a capacity-limited list: that difference is explained, not a fault.
+    raised O/E flag, enough data), neither has a need flag (more of a flagged need
+    measure at equal predicted risk), and the gap goes the way of the groups' mean
+    predicted risk (the group at lower risk has fewer of its events on the list), ranking
+    by risk is ranking by need on a capacity-limited list: the difference is explained,
+    not a fault. A group at higher risk found less often is never explained this way.
     """
     # Only raised model flags withhold the explanation: an uncertain one is not evidence of a fault.
     troubled = {(f.grouping, f.group) for f in model_flags if f.status == "raised"}
     judged = set(
         performance.loc[performance["status"] == "ok", ["grouping", "group"]].itertuples(index=False)
     )
+    mean_risk = performance.set_index(["grouping", "group"])["mean_risk"]
+    measures = [settings.need_measures.get(m, m) for m in settings.need_flag_measures]
+    need_words = ", ".join(measures[:-1]) + f" or {measures[-1]}" if len(measures) > 1 else "".join(measures)
     out = []
     for flag in flags:
         pair, ref = (flag.grouping, flag.group), (flag.grouping, references[flag.grouping])
-        if pair not in troubled and ref not in troubled and pair in judged and ref in judged:
+        calibrated = pair not in troubled and ref not in troubled and pair in judged and ref in judged
+        follows_risk = calibrated and (flag.estimate < 1) == (mean_risk[pair] < mean_risk[ref])
+        if follows_risk:
             sentence = flag.sentence.rsplit(" - ", 1)[0] + (
-                " - explained: the model is calibrated for both "
-                "groups and neither is sicker at equal predicted "
-                "risk, so the lists follow the groups' different risk; this is not a fault of the model."
+                " - explained: the model is calibrated for both groups, neither has more "
+                f"{need_words} at equal predicted risk, and the group at lower predicted risk is "
+                "found less often, so the lists follow the groups' different risk; this is not a "
+                "fault of the model."
             )
             flag = replace(flag, status="explained", sentence=sentence)
         out.append(flag)
@@ -877,7 +936,7 @@ def run_audit(
         model_flags
         + _auroc_flags(performance, references, settings)
         + _explain_sensitivity(
-            _sensitivity_flags(lists, references, settings), model_flags, performance, references
+            _sensitivity_flags(lists, references, settings), model_flags, performance, references, settings
         )
     )
     order = {"raised": 0, "uncertain": 1, "explained": 2}
@@ -919,12 +978,15 @@ def open_flags(audit: FairnessAudit, settings: FairnessSettings) -> list[Flag]:
     ]
 
 
-def simulate_selection(predictions: pd.DataFrame, capacity_share: float, mdt: str = "All") -> pd.DataFrame:
+def simulate_selection(
+    predictions: pd.DataFrame, capacity_share: float | Mapping[str, float], mdt: str = "All"
+) -> pd.DataFrame:
     """List selections that take the highest-risk ``capacity_share`` of ``predictions`` (for back-tests).
 
     Args:
         predictions: Test-row predictions.
-        capacity_share: Share of people listed (rounded up).
+        capacity_share: Share of people listed (rounded up): one for every MDT, or each
+            MDT's own by name (an MDT not named lists nobody).
         mdt: MDT name given to every row when ``predictions`` has no ``mdt`` column;
             with one, each MDT lists its own highest-risk share.
 
@@ -935,6 +997,11 @@ def simulate_selection(predictions: pd.DataFrame, capacity_share: float, mdt: st
     out["mdt"] = predictions["mdt"].astype(str) if "mdt" in predictions.columns else mdt
     # Each MDT lists its own highest-risk share, as the weekly lists do.
     order = predictions["p"].groupby(out["mdt"]).rank(method="first", ascending=False)
-    capacity = out.groupby("mdt")["mdt"].transform("size").map(lambda n: math.ceil(capacity_share * n))
+    if isinstance(capacity_share, Mapping):
+        share = out["mdt"].map(capacity_share).fillna(0.0).astype(float)
+    else:
+        share = pd.Series(float(capacity_share), index=out.index)
+    size = out.groupby("mdt")["mdt"].transform("size")
+    capacity = np.ceil(share * size - 1e-9)
     out["selected"] = (order <= capacity).to_numpy()
     return out

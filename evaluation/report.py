@@ -28,8 +28,9 @@ import pandas as pd
 
 from riskstrat.evaluation import disclosure
 from riskstrat.evaluation.disclosure import SUPPRESSED, check_disclosed
-from riskstrat.evaluation.fairness import ALL_MDTS, OVERALL, FairnessAudit, Flag, open_flags
+from riskstrat.evaluation.fairness import ALL_MDTS, OVERALL, FairnessAudit, Flag, open_flags, wilson
 from riskstrat.evaluation.groups import INSUFFICIENT, group_label
+from riskstrat.evaluation.settings import FairnessSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 SCHEMA_VERSION = 1
@@ -83,6 +84,9 @@ class ModelInfo:
         synthetic: True when the data are the synthetic default (the report says so).
         organisation: The deploying organisation's name.
         generated_at: Timestamp shown in the report (default: now, UTC).
+        promotion_checks: The promotion gate's checks that need no champion (calibration
+            slope and observed/expected within bounds), as "passed: ..." / "failed: ..."
+            reasons; the report shows them beside the fairness gate.
     """
 
     outcome: str
@@ -99,6 +103,7 @@ class ModelInfo:
     synthetic: bool = False
     organisation: str = "the deploying organisation"
     generated_at: str | None = None
+    promotion_checks: tuple[str, ...] = ()
 
 
 # --- the disclosed payload ----------------------------------------------------------------
@@ -139,15 +144,35 @@ def _interval(
     }
 
 
+def _rate(
+    numerator: float, denominator: float, built_from: tuple[float, ...], confidence: float, digits: int = 4
+) -> dict[str, Any]:
+    """A proportion of counts with its Wilson interval and denominator, from the rounded counts.
+
+    Suppressed when any of ``built_from`` is 1-7; otherwise the value and interval are those of
+    the rounded numerator over the rounded denominator (see :mod:`riskstrat.evaluation.disclosure`).
+    """
+    n = disclosure.count(denominator)
+    if disclosure.any_suppressed(built_from):
+        return {"value": SUPPRESSED, "lower": SUPPRESSED, "upper": SUPPRESSED, "n": n}
+    shown_numerator, shown_denominator = disclosure.rounded(numerator), disclosure.rounded(denominator)
+    if shown_numerator is None or not shown_denominator:
+        return {"value": None, "lower": None, "upper": None, "n": n}
+    lower, upper = wilson(shown_numerator, shown_denominator, confidence)
+    return {
+        "value": round(shown_numerator / shown_denominator, digits),
+        "lower": round(lower, digits),
+        "upper": round(upper, digits),
+        "n": n,
+    }
+
+
 def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     rows = []
+    confidence = audit.settings.confidence
     for _, r in audit.performance.iterrows():
         built = (r["n"], r["events"], r["n"] - r["events"])
-        metrics = {
-            "event_rate": _interval(
-                r["event_rate"], r["event_rate_lower"], r["event_rate_upper"], r["n"], built, 4
-            )
-        }
+        metrics = {"event_rate": _rate(r["events"], r["n"], built, confidence)}
         for metric in ("auroc", "auprc", "brier", "oe_ratio", "calibration_intercept", "calibration_slope"):
             metrics[metric] = _interval(r[metric], r[f"{metric}_lower"], r[f"{metric}_upper"], r["n"], built)
         metrics["mean_risk"] = {
@@ -176,15 +201,16 @@ def _calibration_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
         points = []
         for _, b in bins.iterrows():
             built = (b["n"], b["events"], b["n"] - b["events"])
+            observed = _rate(b["events"], b["n"], built, audit.settings.confidence)
             points.append(
                 {
                     "bin": int(b["bin"]),
                     "n": disclosure.count(b["n"]),
                     "events": disclosure.count(b["events"]),
                     "mean_risk": disclosure.statistic(b["mean_risk"], (b["n"],), 4),
-                    "observed_rate": disclosure.statistic(b["observed_rate"], built, 4),
-                    "observed_lower": disclosure.statistic(b["observed_lower"], built, 4),
-                    "observed_upper": disclosure.statistic(b["observed_upper"], built, 4),
+                    "observed_rate": observed["value"],
+                    "observed_lower": observed["lower"],
+                    "observed_upper": observed["upper"],
                 }
             )
         curves.append(
@@ -211,16 +237,18 @@ def _lists_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
             "share_of_list": disclosure.proportion(r["selected"], r["n_list"]),
             "share_of_outcomes": disclosure.proportion(r["events"], totals.loc[i, "events"]),
         }
-        confusion = (r["true_positives"], r["false_positives"], r["false_negatives"], r["true_negatives"])
+        numerators = {
+            "selection_rate": r["selected"],
+            "ppv": r["true_positives"],
+            "sensitivity": r["true_positives"],
+            "false_negative_rate": r["false_negatives"],
+            "false_omission_rate": r["false_negatives"],
+        }
         for metric in LIST_METRICS:
-            denominator = r[f"{metric}_denominator"]
-            if metric == "selection_rate":
-                built = (r["selected"], r["n"] - r["selected"], r["n"])
-            else:
-                built = (*confusion, denominator)
-            row[metric] = _interval(
-                r[metric], r[f"{metric}_lower"], r[f"{metric}_upper"], denominator, built, 4
-            )
+            numerator, denominator = numerators[metric], r[f"{metric}_denominator"]
+            # Suppressed when a cell it is computed from is: its numerator, complement or denominator.
+            built = (numerator, denominator - numerator, denominator)
+            row[metric] = _rate(numerator, denominator, built, audit.settings.confidence)
         rows.append(row)
     return rows
 
@@ -284,7 +312,13 @@ def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
     }
 
 
-def _flag_payload(flag: Flag, blocking: set[str]) -> dict[str, Any]:
+def _flag_figures(flag: Flag) -> tuple[Any, Any, Any]:
+    """A flag's estimate and interval as the report may show them (see :attr:`Flag.shown`)."""
+    figures = flag.shown if flag.shown is not None else (flag.estimate, flag.lower, flag.upper)
+    return tuple(value if value == SUPPRESSED else _num(value, 3) for value in figures)  # type: ignore[return-value]
+
+
+def _flag_payload(flag: Flag, blocking: set[str], settings: FairnessSettings) -> dict[str, Any]:
     return {
         "flag_id": flag.flag_id,
         "kind": flag.kind,
@@ -293,9 +327,7 @@ def _flag_payload(flag: Flag, blocking: set[str]) -> dict[str, Any]:
         "label": group_label(flag.grouping, flag.group),
         "measure": flag.measure,
         "status": flag.status,
-        "estimate": _num(flag.estimate, 3),
-        "lower": _num(flag.lower, 3),
-        "upper": _num(flag.upper, 3),
+        **dict(zip(("estimate", "lower", "upper"), _flag_figures(flag), strict=True)),
         "tolerance": flag.tolerance,
         "sentence": flag.sentence,
         "accepted": None
@@ -306,7 +338,23 @@ def _flag_payload(flag: Flag, blocking: set[str]) -> dict[str, Any]:
             "date": flag.accepted.date.isoformat(),
         },
         "blocks_promotion": flag.flag_id in blocking,
+        "why_not_blocking": _why_not_blocking(flag, blocking, settings),
     }
+
+
+def _why_not_blocking(flag: Flag, blocking: set[str], settings: FairnessSettings) -> str | None:
+    """Why a flag does not block promotion, in words (None when it blocks)."""
+    if flag.flag_id in blocking:
+        return None
+    if flag.accepted is not None:
+        return "accepted by the board"
+    if flag.status == "explained":
+        return "explained by different risk"
+    if flag.status == "uncertain" and not settings.gate_on_uncertain:
+        return "uncertain flags do not gate (gate_on_uncertain: false)"
+    if flag.grouping not in settings.gating_groupings:
+        return f"{flag.grouping.replace('_', ' ')} is audited but does not gate (gating_groupings)"
+    return "does not gate"
 
 
 def _settings_payload(audit: FairnessAudit) -> dict[str, Any]:
@@ -390,10 +438,11 @@ def report_payload(audit: FairnessAudit, context: ModelInfo) -> dict[str, Any]:
         "lists": _lists_payload(audit),
         "mdts": [m for m in dict.fromkeys(audit.lists["mdt"]) if m != ALL_MDTS],
         "need_at_equal_risk": _need_payload(audit),
-        "flags": [_flag_payload(f, blocking) for f in audit.flags],
+        "flags": [_flag_payload(f, blocking, audit.settings) for f in audit.flags],
         "promotion_gate": {
             "open_flags": sorted(blocking),
             "passes": not blocking,
+            "calibration_checks": list(context.promotion_checks),
         },
     }
     payload["representativeness"] = _representativeness(performance)
@@ -442,6 +491,11 @@ def _metric_text(metric: dict[str, Any], digits: int = 2) -> str:
     )
 
 
+def _with_article(noun: str) -> str:
+    """``noun`` with "a" or "an" ("an emergency admission", "a frequent attendance")."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
     """The one-page plain-language summary for the board, from the disclosed payload."""
     model, overall, flags = payload["model"], payload["overall"], payload["flags"]
@@ -449,7 +503,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
     auroc = overall["metrics"]["auroc"]
     oe = overall["metrics"]["oe_ratio"]
     how_well = [
-        f"Discrimination (AUROC) {_metric_text(auroc)}: given one person who went on to have an {outcome} "
+        f"Discrimination (AUROC) {_metric_text(auroc)}: given one person who went on to have {_with_article(outcome)} "
         f"and one who did not, the model gives the first a higher risk about "
         f"{round(100 * auroc['value']) if isinstance(auroc['value'], float) else '?'} times in 100 "
         "(50 would be chance)."
@@ -466,22 +520,30 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
     raised = [f for f in flags if f["status"] == "raised"]
     uncertain = [f for f in flags if f["status"] == "uncertain"]
     explained = [f for f in flags if f["status"] == "explained"]
-    insufficient = sorted(
-        {
-            r["label"]
-            for r in payload["performance"]
-            if r["status"] == INSUFFICIENT
-            and r["grouping"] in ("imd_quintile", "ethnic_group", "sex", "age_band")
-        }
-    )
+    grouping_labels = {g["name"]: g["label"] for g in payload["groupings"]}
+    insufficient = [
+        f"{grouping_labels.get(r['grouping'], r['grouping'])}: {r['label']}"
+        for r in payload["performance"]
+        if r["status"] == INSUFFICIENT and r["grouping"] != OVERALL
+    ]
     decisions = []
+    failed_checks = [
+        c.removeprefix("failed: ")
+        for c in payload["promotion_gate"]["calibration_checks"]
+        if c.startswith("failed")
+    ]
+    if failed_checks:
+        decisions.append(
+            "The promotion gate's calibration check fails, so this model cannot go live whatever is "
+            f"decided about the flags: {' '.join(failed_checks)} Ask for the model to be recalibrated or retrained."
+        )
     if payload["promotion_gate"]["open_flags"]:
         decisions.append(
             f"{len(payload['promotion_gate']['open_flags'])} flags are open and block this model from "
             "going live: for each, accept it with a reason in configs/fairness.yaml, or ask for the "
             "model to be fixed."
         )
-    else:
+    elif not failed_checks:
         decisions.append("No flag blocks this model: decide whether it may go live (or stay live).")
     if uncertain:
         decisions.append(
@@ -499,7 +561,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
         "the DCB0160 hazard log."
     )
     purpose = (
-        f"The model estimates each adult's chance of an {outcome} in the next year from their GP, community "
+        f"The model estimates each adult's chance of {_with_article(outcome)} in the next year from their GP, community "
         "and hospital records, so that neighbourhood MDTs can offer proactive care to those at highest risk. "
         "It supports clinical judgement; it does not decide care."
     )
@@ -524,7 +586,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
             "Insufficient data: a group too small to judge (fewer than "
             f"{payload['settings']['minimum_cell_people']} people "
             f"or {payload['settings']['minimum_cell_outcomes']} "
-            "events); shown, never dropped, and never flagged.",
+            "events or non-events); shown, never dropped, and never flagged.",
         ],
         "decisions": decisions,
         "gate": "passes" if payload["promotion_gate"]["passes"] else "blocked",
@@ -684,7 +746,7 @@ def model_card(payload: dict[str, Any], context: ModelInfo) -> dict[str, Any]:
     )
     return {
         "intended_use": [
-            f"Rank registered adults by their estimated chance of an {outcome} in the next year, so that "
+            f"Rank registered adults by their estimated chance of {_with_article(outcome)} in the next year, so that "
             "neighbourhood MDTs can offer proactive care (holistic "
             "assessment, care planning, virtual ward) to "
             "those at highest risk, weekly.",
@@ -843,11 +905,14 @@ def plot_list_shares(payload: dict[str, Any], grouping: str) -> str:
     ):
         values = [r[key] if _is_number(r[key]) else 0.0 for r in rows]
         ax.bar(x + offset, values, width=0.27, color=colour, label=name)
+        for position, r in zip(x + offset, rows, strict=True):
+            if r[key] == SUPPRESSED:  # no bar: marked, so it does not read as nobody
+                ax.text(position, 0, "*", ha="center", va="bottom", fontsize=8, color=colour)
     ax.set_xticks(x, [r["label"] for r in rows], fontsize=7, rotation=20, ha="right")
     ax.set_ylabel("share", fontsize=8)
     ax.legend(fontsize=7)
     ax.set_title(
-        "Share of the lists, the population and the outcomes (suppressed shares shown as 0)", fontsize=9
+        "Share of the lists, the population and the outcomes (* suppressed: 1 to 7 people)", fontsize=9
     )
     return _png(fig)
 

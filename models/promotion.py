@@ -89,6 +89,33 @@ def _paired_difference(metrics: pd.DataFrame, other: str) -> str:
     return f"difference {row['value']:+.4f}, paired 95% CI {row['ci_low']:+.4f} to {row['ci_high']:+.4f}"
 
 
+def calibration_checks(
+    challenger_metrics: pd.DataFrame, rules: PromotionSettings
+) -> tuple[bool, list[str], dict[str, float]]:
+    """The calibration gates: the challenger's calibration slope and observed/expected within bounds.
+
+    They need no champion, so the governance report can show them before promotion.
+
+    Returns:
+        Whether both pass, a reason per gate ("passed: ..." / "failed: ...") and the values.
+    """
+    passed, reasons, values = True, [], {}
+    for metric, bounds, label in (
+        ("calibration_slope", rules.calibration_slope_bounds, "calibration slope"),
+        ("oe_ratio", rules.oe_bounds, "observed/expected ratio"),
+    ):
+        value = metric_value(challenger_metrics, metric, LIGHTGBM)
+        values[f"challenger_{metric}"] = value
+        low, high = bounds
+        if np.isfinite(value) and low <= value <= high:
+            reasons.append(f"passed: {label} {value:.3f} is within [{low:g}, {high:g}].")
+        else:
+            passed = False
+            side = "below" if value < low else "above"
+            reasons.append(f"failed: {label} {value:.3f} is {side} the allowed range [{low:g}, {high:g}].")
+    return passed, reasons, values
+
+
 def decide(
     challenger_metrics: pd.DataFrame,
     rules: PromotionSettings,
@@ -146,19 +173,10 @@ def decide(
                 f"failed: AUROC {auroc:.4f} is worse than the champion's {champion_auroc:.4f} by "
                 f"{champion_auroc - auroc:.4f}, more than the tolerance of {rules.auroc_tolerance:g}{paired}."
             )
-    for metric, bounds, label in (
-        ("calibration_slope", rules.calibration_slope_bounds, "calibration slope"),
-        ("oe_ratio", rules.oe_bounds, "observed/expected ratio"),
-    ):
-        value = metric_value(challenger_metrics, metric, LIGHTGBM)
-        checks[f"challenger_{metric}"] = value
-        low, high = bounds
-        if np.isfinite(value) and low <= value <= high:
-            reasons.append(f"passed: {label} {value:.3f} is within [{low:g}, {high:g}].")
-        else:
-            passed = False
-            side = "below" if value < low else "above"
-            reasons.append(f"failed: {label} {value:.3f} is {side} the allowed range [{low:g}, {high:g}].")
+    calibrated, calibration_reasons, calibration = calibration_checks(challenger_metrics, rules)
+    passed = passed and calibrated
+    reasons += calibration_reasons
+    checks.update(calibration)
     # Flags arrive already filtered by configs/fairness.yaml accepted_flags (evaluation.fairness.open_flags).
     blocking = list(open_fairness_flags)
     checks["open_fairness_flags"] = blocking

@@ -245,7 +245,10 @@ class EvaluationSettings(Settings):
         0.005,
         gt=0,
         lt=1,
-        description="Worklist capacity as a share of the population ('at capacity' metrics).",
+        description=(
+            "Worklist capacity as a share of the population for the 'at capacity' metrics; the fairness "
+            "audit simulates each MDT's own capacity (configs/mdts.yaml) and uses this only without MDTs."
+        ),
     )
 
     @field_validator("top_fractions")

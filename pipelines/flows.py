@@ -280,6 +280,7 @@ def _model_info(
     table: pd.DataFrame,
 ) -> Any:
     from riskstrat.evaluation.report import ModelInfo
+    from riskstrat.models.promotion import calibration_checks
 
     metrics = test_metrics.query("model == 'lightgbm'").set_index("metric")["value"].to_dict()
     as_of = config.model.as_of
@@ -315,6 +316,7 @@ def _model_info(
         calibration_method=f"{model.calibrator.method} on the validation as-of date ({as_of.validation})",
         missing_data="Missing event history means no events; LightGBM handles missing numeric values natively.",
         synthetic=config.data.truth_dir is not None and Path(config.data.truth_dir).is_dir(),
+        promotion_checks=tuple(calibration_checks(test_metrics, config.model.promotion)[1]),
     )
 
 
@@ -323,9 +325,13 @@ def audit_inputs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test-row predictions and simulated list selections for the fairness audit.
 
-    The lists are simulated on the test rows at the evaluation capacity share
-    (``model.evaluation.capacity_share``) within each MDT, so the board sees who
-    lists of that size select and how their outcomes turned out.
+    The lists are simulated on the test rows at each MDT's own capacity from
+    ``configs/mdts.yaml``, so the board sees who lists of the size in use select and
+    how their outcomes turned out. The test rows are the test persons (``split.test``
+    of everyone), so an MDT with ``capacity_people`` C and n test rows lists the share
+    C / (n / split.test); one with ``capacity_share`` lists that share. People outside
+    every MDT are never listed. Without MDTs (no practices file) every row is one list
+    at ``model.evaluation.capacity_share``.
     """
     from riskstrat.evaluation.fairness import simulate_selection
     from riskstrat.worklists.settings import read_practices, resolve_mdts
@@ -334,13 +340,23 @@ def audit_inputs(
     predictions["y"] = predictions[outcome].astype(int)
     predictions["p"] = probabilities
     practices_file = config.mdts.practices_file
-    mdt_of_practice: dict[str, str] = {}
+    mdts = []
     if practices_file and Path(practices_file).is_file():
-        for mdt in resolve_mdts(config.mdts, read_practices(Path(practices_file))):
-            mdt_of_practice.update(dict.fromkeys(mdt.practices, mdt.name))
+        mdts = resolve_mdts(config.mdts, read_practices(Path(practices_file)))
+    if not mdts:
+        predictions["mdt"] = "All"
+        return predictions, simulate_selection(predictions, config.model.evaluation.capacity_share)
+    mdt_of_practice: dict[str, str] = {}
+    for mdt in mdts:
+        mdt_of_practice.update(dict.fromkeys(mdt.practices, mdt.name))
     predictions["mdt"] = predictions["practice_code"].map(mdt_of_practice).fillna("No MDT")
-    selections = simulate_selection(predictions, config.model.evaluation.capacity_share)
-    return predictions, selections
+    test_rows = predictions["mdt"].value_counts()
+    shares = {}
+    for mdt in mdts:
+        registered = test_rows.get(mdt.name, 0) / config.model.split.test
+        if registered:
+            shares[mdt.name] = min(mdt.capacity(round(registered)) / registered, 1.0)
+    return predictions, simulate_selection(predictions, shares)
 
 
 @flow(name="retrain", flow_run_name=lambda: f"retrain-{date.today().isoformat()}", validate_parameters=False)

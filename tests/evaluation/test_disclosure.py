@@ -40,3 +40,25 @@ def test_scan_finds_unrounded_and_small_counts_under_count_keys():
     assert problems == ["$.overall.events=12", "$.rows[0].n_population=5"]
     with pytest.raises(RiskstratError, match="not disclosure-controlled"):
         disclosure.check_disclosed(payload)
+
+
+def test_proportions_are_computed_from_the_rounded_counts():
+    # 104 of a list of 163: exact, 63.80% gives back 104 (and, from the other groups' exact
+    # shares and the total, a suppressed group by difference); shown, 105 of 165.
+    shown = disclosure.proportion(104, 163)
+    assert shown == round(105 / 165, 4)
+    assert round(shown * disclosure.count(163)) == disclosure.count(104)
+    assert disclosure.rounded(163) == 165.0 and disclosure.rounded(0) == 0.0
+    assert disclosure.rounded(6) is None and disclosure.rounded(None) is None
+
+
+def test_suppressed_group_cannot_be_recovered_by_difference_from_the_shown_shares():
+    # A list of 163: four groups shown, one suppressed (5). With exact shares the
+    # suppressed one is 163 - (104 + 35 + 11 + 8) = 5; with shares from rounded counts
+    # the difference is only known to within the rounding of five counts.
+    groups, total = [104, 35, 11, 8], 163
+    recovered = disclosure.count(total) - sum(
+        round(disclosure.proportion(g, total) * disclosure.count(total)) for g in groups
+    )
+    assert disclosure.proportion(5, total) == disclosure.SUPPRESSED
+    assert recovered == 165 - (105 + 35 + 10 + 10)  # the rounded counts' difference, not 5

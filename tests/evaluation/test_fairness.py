@@ -8,7 +8,14 @@ from scipy.special import logit
 from sklearn.metrics import average_precision_score, brier_score_loss, precision_score, roc_auc_score
 
 from riskstrat.errors import RiskstratError
-from riskstrat.evaluation.fairness import ALL_MDTS, open_flags, run_audit
+from riskstrat.evaluation.fairness import (
+    ALL_MDTS,
+    Flag,
+    _explain_sensitivity,
+    open_flags,
+    run_audit,
+    simulate_selection,
+)
 from riskstrat.evaluation.groups import INSUFFICIENT
 from riskstrat.evaluation.settings import AcceptedFlag, FairnessSettings
 
@@ -202,3 +209,50 @@ def test_only_configured_groupings_gate_promotion(scenario_audit):
     gated = open_flags(scenario_audit, ethnicity_only)
     assert gated and all(f.grouping == "ethnic_group" for f in gated)
     assert open_flags(scenario_audit, fast_settings(gating_groupings=[])) == []
+
+
+def _sensitivity_flag(group: str, ratio: float) -> Flag:
+    return Flag(
+        flag_id=f"sensitivity_ratio:imd_quintile:{group}",
+        kind="sensitivity_ratio",
+        grouping="imd_quintile",
+        group=group,
+        measure="",
+        estimate=ratio,
+        lower=ratio * 0.8,
+        upper=ratio * 0.9,
+        tolerance="0.8 to 1.25",
+        status="raised",
+        sentence="The lists: ... - a real gap, not noise.",
+    )
+
+
+def test_a_group_at_higher_risk_found_less_often_is_not_explained_by_its_risk():
+    performance = pd.DataFrame(
+        {
+            "grouping": "imd_quintile",
+            "group": ["1", "3", "5"],
+            "status": "ok",
+            "mean_risk": [0.08, 0.03, 0.05],
+        }
+    )
+    flags = [_sensitivity_flag("1", 0.5), _sensitivity_flag("3", 0.5)]
+    judged = _explain_sensitivity(flags, [], performance, {"imd_quintile": "5"}, fast_settings())
+    by_group = {f.group: f for f in judged}
+    # IMD 1 is at higher predicted risk than the reference yet found half as often: not explained.
+    assert by_group["1"].status == "raised"
+    # IMD 3 is at lower risk and found less often: what ranking by risk does.
+    assert by_group["3"].status == "explained"
+    assert "emergency admissions next year" in by_group["3"].sentence
+
+
+def test_simulated_lists_take_each_mdts_own_share_and_nobody_outside_an_mdt():
+    predictions = synthetic_predictions(n=2_000, seed=3)
+    predictions["mdt"] = np.where(
+        np.arange(2_000) < 1_000, "North", np.where(np.arange(2_000) < 1_500, "South", "No MDT")
+    )
+    chosen = simulate_selection(predictions, {"North": 0.01, "South": 0.1})
+    listed = chosen[chosen["selected"]].groupby("mdt").size().to_dict()
+    assert listed == {"North": 10, "South": 50}
+    top_north = predictions[predictions["mdt"] == "North"].nlargest(10, "p")["person_id"]
+    assert set(chosen.loc[chosen["selected"] & (chosen["mdt"] == "North"), "person_id"]) == set(top_north)

@@ -144,3 +144,72 @@ def test_accepted_flag_is_recorded_in_the_report(scenario_audit, model_info):
     flag = next(f for f in payload["flags"] if f["flag_id"] == acceptance.flag_id)
     assert flag["accepted"]["accepted_by"] == "ICB governance board"
     assert flag["blocks_promotion"] is False
+
+
+def test_no_flag_sentence_quotes_a_sensitivity_the_list_tables_suppress(scenario_report):
+    _, payload = scenario_report
+    lists = {
+        (r["grouping"], r["group"]): r["sensitivity"]["value"]
+        for r in payload["lists"]
+        if r["mdt"] == "All MDTs"
+    }
+    flags = [f for f in payload["flags"] if f["kind"] == "sensitivity_ratio"]
+    assert flags
+    references = {g["name"]: g["reference"] for g in payload["groupings"]}
+    for flag in flags:
+        shown = (
+            lists[(flag["grouping"], flag["group"])],
+            lists[(flag["grouping"], references[flag["grouping"]])],
+        )
+        if "*" in shown:
+            assert "figures not shown" in flag["sentence"], flag["sentence"]
+            assert (flag["estimate"], flag["lower"], flag["upper"]) == ("*", "*", "*")
+        else:
+            quoted = re.search(r"sensitivity ([\d.]+)% vs ([\d.]+)%", flag["sentence"])
+            assert quoted, flag["sentence"]
+            for text, value in zip(quoted.groups(), shown, strict=True):
+                assert abs(float(text) - 100 * value) <= 0.05 + 1e-9, flag["sentence"]
+
+
+def test_a_sensitivity_flag_on_a_handful_found_hides_its_figures():
+    import pandas as pd
+    from fairness_data import fast_settings
+
+    from riskstrat.evaluation.fairness import _sensitivity_flags
+    from riskstrat.evaluation.report import _flag_figures
+
+    lists = pd.DataFrame(
+        {
+            "mdt": "All MDTs",
+            "grouping": "imd_quintile",
+            "group": ["1", "5"],
+            "label": ["IMD 1", "IMD 5"],
+            "status": "ok",
+            "true_positives": [3.0, 60.0],
+            "events": [85.0, 190.0],
+            "sensitivity": [3 / 85, 60 / 190],
+        }
+    )
+    (flag,) = _sensitivity_flags(lists, {"imd_quintile": "5"}, fast_settings())
+    assert flag.status == "raised"  # decided on the exact figures
+    assert "3.5%" not in flag.sentence and "figures not shown" in flag.sentence
+    assert _flag_figures(flag) == ("*", "*", "*")
+
+
+def test_calibration_gate_failure_is_a_decision_for_the_board(scenario_audit, model_info):
+    from dataclasses import replace
+
+    from riskstrat.evaluation.report import render_report
+
+    failing = replace(
+        model_info,
+        promotion_checks=(
+            "passed: calibration slope 1.050 is within [0.9, 1.1].",
+            "failed: observed/expected ratio 1.124 is above the allowed range [0.9, 1.1].",
+        ),
+    )
+    html_page, payload = render_report(scenario_audit, failing)
+    decisions = " ".join(payload["summary"]["decisions"])
+    assert "cannot go live whatever is decided about the flags" in decisions
+    assert "observed/expected ratio 1.124 is above the allowed range [0.9, 1.1]" in decisions
+    assert "Calibration gate:" in html_page

@@ -51,6 +51,7 @@ audit exists for: a recording gap the model has not learned.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -190,3 +191,16 @@ def test_default_flags_are_explained_in_the_report(scenario_runs):
             assert flag.sentence, flag.flag_id
             # The page is HTML-escaped (e.g. "group's" -> "group&#39;s"); compare the text a reader sees.
             assert flag.sentence in html.unescape(run.html), flag.flag_id
+
+
+def test_audited_lists_are_the_size_of_the_weekly_lists(scenario_runs):
+    # Each MDT lists capacity_people (configs/mdts.yaml) of everyone registered; the test rows
+    # are split.test of everyone, so each MDT's simulated list holds capacity x split.test of them.
+    config = load_config()
+    expected = math.ceil(config.mdts.default_mdt.capacity_people * config.model.split.test)
+    lists = scenario_runs["default"].audit.lists
+    per_mdt = lists[lists["mdt"] != "All MDTs"].groupby("mdt")["n_list"].first().to_dict()
+    assert per_mdt and {mdt: n for mdt, n in per_mdt.items() if mdt != "No MDT"} == dict.fromkeys(
+        [m for m in per_mdt if m != "No MDT"], expected
+    )
+    assert per_mdt.get("No MDT", 0) == 0
