@@ -72,14 +72,14 @@ def _read_matrix(path: Path) -> Any:
 
 
 def _status_and_tables(config: Any, when: date) -> tuple[Any, dict[str, Any]]:
-    """Population status and the A&E/admission tables, typed as the validation gate returns them."""
+    """Population status and the listed people's context tables, typed as the validation gate returns them."""
     from riskstrat.ingest.readers import read_extract
-    from riskstrat.pipelines.flows import WEEKLY_TABLES
+    from riskstrat.pipelines.flows import LISTED_CONTEXT_TABLES, WEEKLY_TABLES
     from riskstrat.worklists.selection import population_status
 
     tables = read_extract(Path(config.data.extract_dir), WEEKLY_TABLES)
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
-    return status, {"apc_spells": tables["apc_spells"], "ae_attendances": tables["ae_attendances"]}
+    return status, {name: tables[name] for name in LISTED_CONTEXT_TABLES if name in tables}
 
 
 def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dict, **extra: Any) -> Any:
@@ -293,7 +293,14 @@ def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> 
 
 def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """The whole weekly run as the flow does it: gate -> features -> score -> select -> reasons -> export."""
-    from riskstrat.pipelines.flows import WEEKLY_TABLES, features_at, gate, ranking_outcomes, score_population
+    from riskstrat.pipelines.flows import (
+        LISTED_CONTEXT_TABLES,
+        WEEKLY_TABLES,
+        features_at,
+        gate,
+        ranking_outcomes,
+        score_population,
+    )
     from riskstrat.pipelines.weekly import (
         assemble_task,
         explain_task,
@@ -325,7 +332,7 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         versions,
         extract_snapshot_hash=report.snapshot_hash,
         status=status,
-        tables={"apc_spells": t["apc_spells"], "ae_attendances": t["ae_attendances"]},
+        tables={name: t[name] for name in LISTED_CONTEXT_TABLES if name in t},
     )
     with timer.step("select"):
         selections = select_task.fn(inputs)

@@ -71,8 +71,12 @@ def tracking_uri(config: Config) -> str:
 # ----------------------------------------------------------------------------- tasks
 
 
-WEEKLY_TABLES: tuple[str, ...] = ("patients", "caseload", "opt_outs", "apc_spells", "ae_attendances")
-"""Typed tables the weekly run takes from the gate (status, exclusions, last admission and A&E dates).
+LISTED_CONTEXT_TABLES: tuple[str, ...] = ("apc_spells", "ae_attendances", "community_contacts")
+"""Event tables the worklist rows read for listed people only: last emergency admission
+and A&E dates, and the community services seen in the last 90 days."""
+
+WEEKLY_TABLES: tuple[str, ...] = ("patients", "caseload", "opt_outs", *LISTED_CONTEXT_TABLES)
+"""Typed tables the weekly run takes from the gate (status, exclusions, listed people's context).
 
 The large primary-care tables are validated and released one at a time, which
 keeps the weekly run's peak memory down; features read the files directly.
@@ -712,7 +716,7 @@ def weekly_worklists_flow(
         model_versions=versions,
         extract_snapshot_hash=report.snapshot_hash,
         status=status,
-        tables={"apc_spells": tables["apc_spells"], "ae_attendances": tables["ae_attendances"]},
+        tables={name: tables[name] for name in LISTED_CONTEXT_TABLES if name in tables},
         **hooks,
     )
     return str(run_worklists(inputs, as_tasks=True))

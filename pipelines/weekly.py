@@ -31,6 +31,7 @@ from riskstrat.worklists.history import (
     leavers,
     load_history,
     person_lookup,
+    previous_week,
     record_week,
 )
 from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
@@ -69,7 +70,9 @@ class WeeklyInputs:
         status: :func:`riskstrat.worklists.selection.population_status` for every patient
             (also says why someone left: died, deregistered, joined a caseload).
         tables: Extract tables by contract name; ``apc_spells`` and ``ae_attendances``
-            give the last emergency admission and A&E dates of listed people.
+            give the last emergency admission and A&E dates of listed people, and
+            ``community_contacts`` the community services they saw (else taken from
+            the features, which count only some services).
         feature_rows: Fetches the feature rows of given people; when None they are
             taken from ``features``. The Spark path collects listed people only.
         reasons: Computes the listed people's reasons itself (the Spark path does,
@@ -144,9 +147,13 @@ def assemble_task(
     history = load_history(history_dir(inputs.output_dir), before=inputs.week)
     listed_ids = pd.concat([s.listed["person_id"] for s in selections.values()] or [pd.Series(dtype=str)])
     context = None
-    if "apc_spells" in inputs.tables or "ae_attendances" in inputs.tables:
+    if {"apc_spells", "ae_attendances", "community_contacts"} & set(inputs.tables):
         context = listed_context(
-            inputs.tables.get("apc_spells"), inputs.tables.get("ae_attendances"), inputs.data_date, listed_ids
+            inputs.tables.get("apc_spells"),
+            inputs.tables.get("ae_attendances"),
+            inputs.data_date,
+            listed_ids,
+            community_contacts=inputs.tables.get("community_contacts"),
         )
     # Whole-population and whole-history lookups are built once here; each MDT then
     # does work in proportion to its own list. Leavers take their status flags from
@@ -179,7 +186,15 @@ def assemble_task(
             "capacity": selection.capacity,
             **{f"excluded_{k}": v for k, v in selection.excluded.items()},
         }
-        outputs.append(MdtOutput(mdt=selection.mdt, rows=rows, leavers=left, counts=counts))
+        outputs.append(
+            MdtOutput(
+                mdt=selection.mdt,
+                rows=rows,
+                leavers=left,
+                counts=counts,
+                previous_week=previous_week(mdt_history, name),
+            )
+        )
     return outputs
 
 
@@ -194,6 +209,7 @@ def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput]) -> Path:
         model_versions=dict(inputs.model_versions),
         extract_snapshot_hash=inputs.extract_snapshot_hash,
         settings_hash=inputs.settings.fingerprint(),
+        risk_bands=inputs.settings.risk_bands,
     )
     with long_lived_objects_frozen():
         return write_worklists(inputs.output_dir, outputs, info, nhs_numbers)

@@ -27,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from riskstrat.errors import RiskstratError
 from riskstrat.io import atomic_directory, file_sha256
 from riskstrat.worklists.rows import column_note
-from riskstrat.worklists.settings import Mdt
+from riskstrat.worklists.settings import Mdt, RiskBandSettings
 
 LIST_SHEET = "Worklist"
 ABOUT_SHEET = "About this list"
@@ -42,13 +42,14 @@ OUTCOME_NAMES = {
 INTENDED_USE = (
     "For the MDT's weekly review of whom to discuss for a holistic assessment, care plan or "
     "virtual-ward bed. It ranks people registered with this MDT's practices by predicted risk "
-    "and gives the three factors that raise each person's risk most. It supports clinical "
-    "judgement and does not replace it: the model sees only coded records, can be wrong, and "
-    "knows nothing of the person's wishes or what is already in place. People not on the list "
-    "may still need care. Equal risks are ordered by a fixed hash of the pseudonymised ID, "
-    "not by any personal characteristic."
+    "and gives the factors that raise each person's risk most. The model sees only coded "
+    "records, can be wrong, and knows nothing of the person's wishes or what is already in place. "
+    "People not on the list may still need care. Equal risks are ordered by a fixed hash of the "
+    "pseudonymised ID, not by any personal characteristic."
 )
 CLINICAL_JUDGEMENT = "This list supports clinical judgement and does not replace it."
+PROTECTIVE_MARKING = "OFFICIAL-SENSITIVE: personal data"
+"""Marking in the printed header and footer of every sheet."""
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _WIDTH_LIMITS = (8, 60)
 
@@ -62,16 +63,23 @@ class RunInfo:
     model_versions: Mapping[str, str]
     extract_snapshot_hash: str
     settings_hash: str
+    risk_bands: RiskBandSettings
 
 
 @dataclass
 class MdtOutput:
-    """One MDT's rows, leavers and aggregate counts, ready to write."""
+    """One MDT's rows, leavers and aggregate counts, ready to write.
+
+    Attributes:
+        previous_week: Week of the MDT's last published list the leavers are measured
+            against; None when there is none (the MDT's first week).
+    """
 
     mdt: Mdt
     rows: pd.DataFrame
     leavers: pd.DataFrame
     counts: Mapping[str, int] = field(default_factory=dict)
+    previous_week: date | None = None
 
 
 def read_reidentification_key(path: Path) -> pd.Series:
@@ -121,12 +129,14 @@ def with_nhs_number(frame: pd.DataFrame, nhs_numbers: pd.Series | None, id_colum
 
 
 def leavers_table(leavers: pd.DataFrame) -> pd.DataFrame:
-    """The 'Left the list' rows with their headings."""
+    """The 'Left the list' rows with their headings (risk this week is blank when not scored)."""
     return pd.DataFrame(
         {
             "Person ID": leavers["person_id"].astype(str).to_numpy(),
+            "Practice": leavers["practice_code"].fillna("").astype(str).to_numpy(),
             "Rank last week": leavers["previous_rank"].astype("int64").to_numpy(),
             "Risk last week (%)": (leavers["previous_probability"].astype(float) * 100).round(1).to_numpy(),
+            "Risk this week (%)": (leavers["probability"].astype(float) * 100).round(1).to_numpy(),
             "Why they left": leavers["reason"].astype(str).to_numpy(),
         }
     )
@@ -160,7 +170,7 @@ def _fit_widths(sheet, frame: pd.DataFrame, first_row: int) -> None:
                 row[0].alignment = Alignment(wrap_text=True, vertical="top")
 
 
-def _write_table(sheet, frame: pd.DataFrame, header_row: int) -> None:
+def _write_table(sheet, frame: pd.DataFrame, header_row: int, frozen_columns: int = 0) -> None:
     bold = Font(bold=True, color="FFFFFF")
     fill = PatternFill("solid", fgColor="005EB8")  # NHS blue
     for col, heading in enumerate(frame.columns, start=1):
@@ -184,8 +194,33 @@ def _write_table(sheet, frame: pd.DataFrame, header_row: int) -> None:
                 cell.number_format = "0"
     last_row = header_row + max(len(frame), 1)
     sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(max(len(frame.columns), 1))}{last_row}"
-    sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
+    sheet.freeze_panes = sheet.cell(row=header_row + 1, column=frozen_columns + 1)
     _fit_widths(sheet, frame, header_row)
+
+
+def identity_columns(frame: pd.DataFrame) -> int:
+    """How many leading columns say who a row is: up to Person ID, or NHS number when present."""
+    names = list(frame.columns)
+    return max((names.index(c) + 1 for c in ("Person ID", "NHS number") if c in names), default=0)
+
+
+def _header_footer_text(text: str) -> str:
+    # '&' starts a code in Excel headers and footers; '&&' prints one.
+    return text.replace("&", "&&")
+
+
+def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo) -> None:
+    """Landscape, one page wide, the table's header row on every page and a marked header and footer."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0  # as many pages down as the list needs
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_title_rows = f"{header_row}:{header_row}"
+    sheet.oddHeader.left.text = _header_footer_text(list_title(mdt, info))
+    sheet.oddHeader.center.text = PROTECTIVE_MARKING
+    sheet.oddFooter.left.text = _header_footer_text(f"{mdt.name} · week of {info.week.isoformat()}")
+    sheet.oddFooter.center.text = PROTECTIVE_MARKING
+    sheet.oddFooter.right.text = "Page &P of &N"
 
 
 def list_title(mdt: Mdt, info: RunInfo) -> str:
@@ -193,16 +228,206 @@ def list_title(mdt: Mdt, info: RunInfo) -> str:
     return f"{mdt.name}: worklist for the week of {info.week.strftime('%d %B %Y')}"
 
 
+def data_date_caution(data_date: date) -> str:
+    """The warning that the list knows nothing after its data date."""
+    return (
+        f"The list uses records up to {data_date.strftime('%d %B %Y')}. Deaths, admissions and "
+        "other events after that date are not known to it: check the person's record before "
+        "contacting them."
+    )
+
+
+def _people(count: int) -> str:
+    return f"{count:,} {'person' if count == 1 else 'people'}"
+
+
+def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
+    """How an MDT's list was drawn up, from its own settings and this week's counts.
+
+    Args:
+        output: The MDT's output (its resolved MDT, rows and counts).
+
+    Returns:
+        (topic, explanation) pairs in the order the rules apply.
+    """
+    mdt, counts = output.mdt, output.counts
+
+    def excluded(rule: str) -> str:
+        return _people(int(counts.get(f"excluded_{rule}", 0)))
+
+    caseload_people = "people already on an active virtual-ward or proactive-care caseload"
+    if mdt.exclusions.type1_opt_out == "exclude":
+        opt_out = (
+            "Excluded: people with a type 1 opt-out recorded at their practice are left off "
+            f"({excluded('type1_opt_out')})."
+        )
+    else:
+        opt_out = (
+            "Included: people with a type 1 opt-out are listed, as the ICS's data protection "
+            "impact assessment allows for direct care."
+        )
+    caseload = {
+        "exclude": f"Excluded: {caseload_people} are left off ({excluded('active_caseload')}).",
+        "flag": (
+            f"Flagged: {caseload_people} are listed, with the team in the 'On caseload' column "
+            f"({_people(_flagged(output.rows))} on this list)."
+        ),
+        "include": f"Included: {caseload_people} are listed like anyone else, without a flag.",
+    }[mdt.exclusions.active_caseload]
+    capacity = int(counts.get("capacity", len(output.rows)))
+    share = ""
+    if mdt.capacity_people is None and mdt.capacity_share is not None:
+        share = f": {_plain_number(mdt.capacity_share * 100)}% of the people registered, rounded up"
+    listed = (
+        f"The top {capacity:,} by predicted risk of {OUTCOME_NAMES.get(mdt.outcome, mdt.outcome)} "
+        f"(this MDT's weekly capacity{share})."
+    )
+    if len(output.rows) < capacity:
+        listed += f" Only {_people(len(output.rows))} were eligible, so the list is shorter."
+    return [
+        (
+            "Registered",
+            f"{_people(int(counts.get('registered', 0)))} in this week's scored population are registered "
+            f"with this MDT's practices ({', '.join(mdt.practices)}).",
+        ),
+        (
+            "Always left off",
+            f"People who had died ({excluded('deceased')}) or were no longer registered "
+            f"({excluded('deregistered')}) by the data date.",
+        ),
+        (
+            "Minimum age",
+            f"{mdt.min_age} years at the data date; younger people are left off "
+            f"({excluded('below_age_floor')}).",
+        ),
+        ("No risk score", f"People without a predicted risk are left off ({excluded('no_score')})."),
+        ("Type 1 opt-out", opt_out),
+        ("Active caseload", caseload),
+        ("Eligible", f"{_people(int(counts.get('eligible', len(output.rows))))} after these rules."),
+        ("Listed", listed),
+    ]
+
+
+def _flagged(rows: pd.DataFrame) -> int:
+    if "On caseload" not in rows:
+        return 0
+    return int((rows["On caseload"].fillna("").astype(str) != "").sum())
+
+
+def _plain_number(value: float) -> str:
+    """A number without float noise or trailing zeros (0.5, 98)."""
+    return f"{round(value, 6):g}"
+
+
+def _band_range(basis: str, low: float, high: float | None) -> str:
+    """A band from ``low`` up to, not including, ``high`` (None: no upper bound), in words."""
+    if basis == "probability":
+        start = f"Predicted risk {_plain_number(low * 100)}%"
+        return f"{start} or more." if high is None else f"{start} to below {_plain_number(high * 100)}%."
+    top = f"Risk in the top {_plain_number(100 - low)}% of everyone scored across the ICS"
+    if high is None:
+        return f"{top} (percentile {_plain_number(low)} or above)."
+    return (
+        f"{top} but not the top {_plain_number(100 - high)}% "
+        f"(percentile {_plain_number(low)} to below {_plain_number(high)})."
+    )
+
+
+def risk_band_definitions(bands: RiskBandSettings) -> list[tuple[str, str]]:
+    """What puts a person in each risk band, from the settings, highest band first.
+
+    Args:
+        bands: The risk band settings.
+
+    Returns:
+        (band name, definition) pairs, ending with the band of everyone below the rest.
+    """
+    out: list[tuple[str, str]] = []
+    upper: float | None = None
+    for band in bands.bands:
+        out.append((band.name, _band_range(bands.basis, band.min, upper)))
+        upper = band.min
+    lowest = bands.bands[-1].min
+    below = (
+        f"Risk below the top {_plain_number(100 - lowest)}% (below percentile {_plain_number(lowest)})."
+        if bands.basis == "percentile"
+        else f"Predicted risk below {_plain_number(lowest * 100)}%."
+    )
+    return [*out, (bands.otherwise, below)]
+
+
+def risk_band_basis(bands: RiskBandSettings) -> str:
+    """What the risk bands compare, in words."""
+    if bands.basis == "percentile":
+        return (
+            "Percentile: the person's place among everyone scored across the ICS on this list's "
+            "outcome at the data date (99.5 = top 0.5%), so a band means the same in every MDT."
+        )
+    return "The predicted risk itself, the same in every MDT."
+
+
+def _write_section(sheet, row: int, title: str, pairs: list[tuple[str, str]]) -> int:
+    """A bold title, then one (topic, text) pair a row from the next row; returns the next free row."""
+    sheet.cell(row=row, column=1, value=title).font = Font(bold=True)
+    for r, (topic, text) in enumerate(pairs, start=row + 1):
+        sheet.cell(row=r, column=1, value=topic).alignment = Alignment(vertical="top")
+        sheet.cell(row=r, column=2, value=text).alignment = Alignment(wrap_text=True, vertical="top")
+    return row + len(pairs) + 1
+
+
+def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) -> int:
+    """Fill the 'About this list' sheet; returns the row of the column table's headings."""
+    about.column_dimensions["A"].width = 30
+    about.column_dimensions["B"].width = 100
+    about["A1"] = "About this list"
+    about["A1"].font = Font(bold=True, size=14)
+    about["A2"] = "Intended use"
+    about["A2"].font = Font(bold=True)
+    about["A3"] = INTENDED_USE
+    about["A3"].alignment = Alignment(wrap_text=True, vertical="top")
+    about.merge_cells("A3:B3")
+    about.row_dimensions[3].height = 90
+    about["A4"] = CLINICAL_JUDGEMENT
+    about["A4"].font = Font(bold=True)
+    about["A5"] = data_date_caution(info.data_date)
+    about["A5"].font = Font(bold=True)
+    about["A5"].alignment = Alignment(wrap_text=True, vertical="top")
+    about.merge_cells("A5:B5")
+    about.row_dimensions[5].height = 32
+    row = _write_section(about, 7, "How this list was made", how_list_was_made(output))
+    bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
+    header = _write_section(about, row + 1, "Risk bands", bands) + 1
+    about.cell(row=header, column=1, value="Column").font = Font(bold=True)
+    about.cell(row=header, column=2, value="What it means").font = Font(bold=True)
+    for r, column in enumerate(rows.columns, start=header + 1):
+        about.cell(row=r, column=1, value=str(column))
+        about.cell(row=r, column=2, value=column_note(str(column))).alignment = Alignment(wrap_text=True)
+    return header
+
+
+def leavers_summary(output: MdtOutput, leavers: pd.DataFrame, info: RunInfo) -> str:
+    """The line under the 'Left the list' title: the week, the list compared with and how many left."""
+    if output.previous_week is None:
+        return f"Week {info.week.isoformat()} · No earlier list for this MDT: this is its first week."
+    return (
+        f"Week {info.week.isoformat()} · compared with the list for the week of "
+        f"{output.previous_week.isoformat()} · {_people(len(leavers))}"
+    )
+
+
 def write_xlsx(
     output: MdtOutput, rows: pd.DataFrame, leavers: pd.DataFrame, info: RunInfo, path: Path
 ) -> None:
     """Write one MDT's workbook: the list, what each column means, and who left the list.
 
+    Every sheet prints landscape, one page wide, with its table's headings on each
+    page and the MDT, week and protective marking in the header and footer.
+
     Args:
         output: The MDT's output (for its MDT and counts).
         rows: The list rows (with the NHS number column if configured).
         leavers: The 'Left the list' rows (with the NHS number column if configured).
-        info: Week, data date, model versions.
+        info: Week, data date, model versions, risk bands.
         path: The file to write.
     """
     book = Workbook()
@@ -216,35 +441,24 @@ def write_xlsx(
         f"{len(rows)} people (capacity {output.counts.get('capacity', len(rows))})"
     )
     sheet["A3"] = f"Models: {_model_line(info)} · extract {info.extract_snapshot_hash}"
-    sheet["A4"] = f"{CLINICAL_JUDGEMENT} Read the '{ABOUT_SHEET}' sheet before use."
+    sheet["A4"] = (
+        f"{CLINICAL_JUDGEMENT} Records up to {info.data_date.strftime('%d %B %Y')} only: check the "
+        f"person's record before contacting them. Read the '{ABOUT_SHEET}' sheet before use."
+    )
     sheet["A4"].font = Font(italic=True)
-    _write_table(sheet, rows, HEADER_ROW)
+    # Rank, Person ID (and NHS number) stay in view when scrolling right.
+    _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity_columns(rows))
+    _set_up_printing(sheet, HEADER_ROW, output.mdt, info)
 
     about = book.create_sheet(ABOUT_SHEET)
-    about["A1"] = "About this list"
-    about["A1"].font = Font(bold=True, size=14)
-    about["A2"] = "Intended use"
-    about["A2"].font = Font(bold=True)
-    about["A3"] = INTENDED_USE
-    about["A4"] = CLINICAL_JUDGEMENT
-    about["A4"].font = Font(bold=True)
-    about["A6"] = "Column"
-    about["B6"] = "What it means"
-    about["A6"].font = about["B6"].font = Font(bold=True)
-    for r, column in enumerate(rows.columns, start=7):
-        about.cell(row=r, column=1, value=str(column))
-        about.cell(row=r, column=2, value=column_note(str(column))).alignment = Alignment(wrap_text=True)
-    about.column_dimensions["A"].width = 30
-    about.column_dimensions["B"].width = 100
-    about["A3"].alignment = Alignment(wrap_text=True, vertical="top")
-    about.merge_cells("A3:B3")
-    about.row_dimensions[3].height = 90
+    _set_up_printing(about, _write_about(about, output, rows, info), output.mdt, info)
 
     left = book.create_sheet(LEFT_SHEET)
     left["A1"] = f"{output.mdt.name}: people on last week's list who are not on this week's"
     left["A1"].font = Font(bold=True, size=14)
-    left["A2"] = f"Week {info.week.isoformat()} · {len(leavers)} people"
+    left["A2"] = leavers_summary(output, leavers, info)
     _write_table(left, leavers, 4)
+    _set_up_printing(left, 4, output.mdt, info)
 
     stamp = datetime(info.week.year, info.week.month, info.week.day)
     book.properties.creator = "riskstrat"

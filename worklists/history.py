@@ -134,6 +134,12 @@ def _mdt_weeks(history: pd.DataFrame, mdt: str) -> list[date]:
     return sorted(set(history.loc[history["mdt"] == mdt, "week"]), reverse=True)
 
 
+def previous_week(history: pd.DataFrame, mdt: str) -> date | None:
+    """Week of the MDT's last published list in ``history`` (None: this is its first week)."""
+    weeks = _mdt_weeks(history, mdt)
+    return weeks[0] if weeks else None
+
+
 def last_list(history: pd.DataFrame, mdt: str) -> pd.DataFrame:
     """The MDT's last published list in ``history`` (empty if it has none)."""
     weeks = _mdt_weeks(history, mdt)
@@ -229,15 +235,17 @@ def person_lookup(scored: pd.DataFrame, status: pd.DataFrame | None = None) -> P
     return PersonLookup(facts=facts, state=state)
 
 
-def _leaver_rows(gone: pd.DataFrame, reasons: list[str]) -> pd.DataFrame:
+def _leaver_rows(
+    gone: pd.DataFrame, practices: list[str], probabilities: list[float], reasons: list[str]
+) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "person_id": gone["person_id"].astype(str).to_numpy(),
+            "practice_code": np.array(practices, dtype=object),
             "previous_rank": gone["rank"].astype("int64").to_numpy(),
             "previous_probability": gone["probability"].astype("float64").to_numpy(),
-            "reason": pd.Series(reasons, dtype="object").to_numpy()
-            if reasons
-            else np.array([], dtype=object),
+            "probability": np.array(probabilities, dtype="float64"),
+            "reason": np.array(reasons, dtype=object),
         }
     )
 
@@ -259,17 +267,20 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
             made once and shared by every MDT.
 
     Returns:
-        ``person_id``, ``previous_rank``, ``previous_probability``, ``reason``, in
-        last week's rank order.
+        ``person_id``, ``practice_code`` (this week's, "" if unknown), ``previous_rank``,
+        ``previous_probability``, ``probability`` (this week's on the MDT's outcome, NaN
+        when not scored) and ``reason``, in last week's rank order.
     """
     previous = last_list(history, mdt.name)
     if previous.empty:
-        return _leaver_rows(previous, [])
+        return _leaver_rows(previous, [], [], [])
     gone = previous.loc[~previous["person_id"].isin(set(listed["person_id"].astype(str)))]
     gone = gone.sort_values("rank")
     facts, state = people.facts, people.state
     p_col = probability_column(mdt.outcome)
-    reasons = []
+    practices: list[str] = []
+    probabilities: list[float] = []
+    reasons: list[str] = []
     for person, prev_p in zip(gone["person_id"], gone["probability"], strict=True):
         row = state.loc[person] if person in state.index else None
         current = facts.loc[person] if person in facts.index else None
@@ -278,6 +289,9 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
             return bool(row is not None and name in row.index and bool(row[name]))
 
         practice = row["practice_code"] if row is not None and "practice_code" in row.index else None
+        practices.append("" if practice is None or pd.isna(practice) else str(practice))
+        risk = current.get(p_col, np.nan) if current is not None else np.nan
+        probabilities.append(np.nan if pd.isna(risk) else float(risk))
         if flag("deceased"):
             reasons.append(LEFT_DIED)
         elif flag("deregistered"):
@@ -288,12 +302,12 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
             reasons.append(LEFT_OPTED_OUT)
         elif mdt.exclusions.active_caseload == "exclude" and flag("on_caseload"):
             reasons.append(LEFT_CASELOAD)
-        elif current is None or pd.isna(current.get(p_col, np.nan)):
+        elif current is None or pd.isna(risk):
             reasons.append(LEFT_NOT_SCORED)
         elif "age" in current.index and current["age"] < mdt.min_age:
             reasons.append(LEFT_BELOW_AGE)
-        elif displayed_risk(float(current[p_col])) < displayed_risk(float(prev_p)):
+        elif displayed_risk(float(risk)) < displayed_risk(float(prev_p)):
             reasons.append(LEFT_RISK_FELL)
         else:
             reasons.append(LEFT_BELOW_CAPACITY)
-    return _leaver_rows(gone, reasons)
+    return _leaver_rows(gone, practices, probabilities, reasons)

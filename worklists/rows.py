@@ -1,9 +1,9 @@
 """What an MDT sees on each row of its list, and what each column means.
 
 Rows are built from the selection (rank, risk, band), the reasons, the feature
-matrix (age band, sex, frailty, long-term conditions, care home, A&E and
-community activity), the dates of the last emergency admission and A&E
-attendance (from the extract, listed people only) and the change since last week.
+matrix (age band, sex, frailty, long-term conditions, care home, A&E activity),
+the extract for listed people only (dates of the last emergency admission and
+A&E attendance, community services seen) and the change since last week.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
 COMMUNITY_SERVICES: tuple[str, ...] = COMMUNITY_SERVICE_CODES
 MAX_CONDITION_NAMES = 4
 """Long-term conditions named on a row; more are summarised as "+N more"."""
+COMMUNITY_DAYS = 90
+"""Days to the data date over which community services are shown."""
+
+
+def service_label(service: str) -> str:
+    """A community service code as shown on the list ("virtual_ward" -> "Virtual ward")."""
+    return service.replace("_", " ").capitalize()
+
 
 COLUMN_NOTES: dict[str, str] = {
     "Rank": "Place on this MDT's list this week, 1 = highest predicted risk. Ties: see the intended use.",
@@ -28,10 +36,13 @@ COLUMN_NOTES: dict[str, str] = {
     "NHS number": "Added from the re-identification key; present only when the ICS has configured one.",
     "Practice": "ODS code of the GP practice the person is registered with.",
     "Risk (%)": "Predicted chance of the outcome that ranks this list in the next 12 months, in per cent.",
-    "Risk band": "Band of the risk among everyone scored across the ICS (see configs/mdts.yaml).",
+    "Risk band": "The person's risk band; each band is defined under 'Risk bands' on this sheet.",
     "Reason": "A factor that raises this person's predicted risk most (TreeSHAP), with their own value.",
     "Age band": "Age band at the data date.",
-    "Sex": "Sex as recorded by the practice (person stated gender).",
+    "Sex": (
+        "Sex or gender as recorded by the practice "
+        "(NHS person stated gender code: male, female, not stated, not known)."
+    ),
     "Frailty": "eFI category: fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe above; eFI score.",
     "Long-term conditions": "Number of long-term conditions recorded.",
     "Main long-term conditions": "Names of the long-term conditions recorded (up to four, then '+N more').",
@@ -39,7 +50,10 @@ COLUMN_NOTES: dict[str, str] = {
     "Last emergency admission": "Date of the latest emergency hospital admission up to the data date.",
     "Last A&E attendance": "Date of the most recent A&E attendance up to the data date.",
     "A&E attendances (12 months)": "A&E attendances in the 12 months to the data date.",
-    "Community services (90 days)": "Community services seen in the 90 days to the data date, with contacts.",
+    "Community services (90 days)": (
+        "Community services seen in the 90 days to the data date, with the number of contacts. "
+        f"Every community service counts: {', '.join(service_label(s).lower() for s in COMMUNITY_SERVICES)}."
+    ),
     "On caseload": "Team whose virtual-ward / proactive-care caseload the person is already on.",
     "Change since last week": (
         "new (not on last week's list), up / down (risk higher / lower as shown), same."
@@ -64,17 +78,22 @@ def listed_context(
     ae_attendances: pd.DataFrame | None,
     as_of: date,
     person_ids: pd.Series,
+    community_contacts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Dates of the last emergency admission and last A&E attendance, for listed people only.
+    """Last emergency admission and A&E dates and community services, for listed people only.
 
     Args:
         apc_spells: Contract ``apc_spells`` table (or None).
         ae_attendances: Contract ``ae_attendances`` table (or None).
         as_of: The data date; later events are ignored.
         person_ids: The listed people.
+        community_contacts: Contract ``community_contacts`` table, or None (the rows then
+            take community services from the feature matrix).
 
     Returns:
-        Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT).
+        Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT)
+        and, when ``community_contacts`` is given, ``community_services`` (text, see
+        :func:`community_services_seen`).
     """
     ids = pd.Index(person_ids.astype(str).unique(), name="person_id")
     out = pd.DataFrame(index=ids)
@@ -97,7 +116,39 @@ def listed_context(
         out["last_ae_attendance"] = out.index.map(last)
     for column in ("last_emergency_admission", "last_ae_attendance"):
         out[column] = pd.to_datetime(out[column]).dt.date
+    if community_contacts is not None:
+        out["community_services"] = community_services_seen(community_contacts, as_of, ids)
     return out
+
+
+def community_services_seen(
+    community_contacts: pd.DataFrame, as_of: date, person_ids: pd.Index, days: int = COMMUNITY_DAYS
+) -> pd.Series:
+    """Every community service each person had contacts with in (as_of - days, as_of], with counts.
+
+    Services follow the contract order, e.g. "District nursing (1), Virtual ward (4)".
+
+    Args:
+        community_contacts: Contract ``community_contacts`` table (person_id, contact_date, service).
+        as_of: The data date; later contacts are ignored.
+        person_ids: The listed people (text).
+        days: Length of the window ending on ``as_of``.
+
+    Returns:
+        The text per person, indexed like ``person_ids`` ("" when none).
+    """
+    # Keep the listed people's rows first: the rest of the table is never parsed or grouped.
+    contacts = community_contacts.loc[community_contacts["person_id"].astype(str).isin(person_ids)]
+    day = pd.to_datetime(contacts["contact_date"])
+    recent = contacts.loc[(day > pd.Timestamp(as_of - timedelta(days=days))) & (day <= pd.Timestamp(as_of))]
+    counts = recent.groupby([recent["person_id"].astype(str), recent["service"].astype(str)]).size()
+    seen: dict[str, str] = {}
+    for person, per_person in counts.groupby(level=0):
+        held = per_person.droplevel(0)
+        seen[person] = ", ".join(
+            f"{service_label(s)} ({int(held[s])})" for s in COMMUNITY_SERVICES if s in held.index
+        )
+    return pd.Series([seen.get(p, "") for p in person_ids], index=person_ids, dtype="object")
 
 
 def _number(frame: pd.DataFrame, column: str, default: float = 0) -> pd.Series:
@@ -139,15 +190,19 @@ def condition_names(features: pd.DataFrame) -> pd.Series:
     return pd.Series(names, index=features.index, dtype="object")
 
 
-def community_services(features: pd.DataFrame, days: int = 90) -> pd.Series:
-    """Community services seen in the last ``days`` days with their contact counts, from the features."""
+def community_services(features: pd.DataFrame, days: int = COMMUNITY_DAYS) -> pd.Series:
+    """Community services seen in the last ``days`` days with their contact counts, from the features.
+
+    The fallback when the extract's ``community_contacts`` table is not at hand: the
+    feature matrix counts only some services on their own (not virtual ward or therapy).
+    """
     columns = [
         (s, f"community_{s}_{days}d") for s in COMMUNITY_SERVICES if f"community_{s}_{days}d" in features
     ]
     out = []
     for _, row in features[[c for _, c in columns]].iterrows():
         seen = [
-            f"{service.replace('_', ' ').capitalize()} ({int(row[c])})"
+            f"{service_label(service)} ({int(row[c])})"
             for service, c in columns
             if pd.notna(row[c]) and row[c] > 0
         ]
@@ -173,7 +228,8 @@ def build_rows(
         reasons: :func:`riskstrat.worklists.reasons.top_reasons` for (at least) the listed people.
         change: :func:`riskstrat.worklists.history.change_since_last_week` for the list.
         context: :func:`listed_context` (None: the last A&E date is taken from
-            ``days_since_last_ae`` and the last emergency admission is left blank).
+            ``days_since_last_ae`` and the last emergency admission is left blank;
+            without its ``community_services`` they come from the features).
         as_of: The data date.
         reasons_count: Reason columns.
         flag_caseload: Add the "On caseload" column.
@@ -217,7 +273,11 @@ def build_rows(
     for column in ("Last emergency admission", "Last A&E attendance"):
         rows[column] = [None if pd.isna(v) else v for v in rows[column]]
     rows["A&E attendances (12 months)"] = _number(feats, "ae_attendances_365d").astype("int64")
-    rows["Community services (90 days)"] = community_services(feats, 90)
+    if context is not None and "community_services" in context:
+        seen = context["community_services"].reindex(ids)
+        rows["Community services (90 days)"] = seen.fillna("").astype(str).to_numpy()
+    else:
+        rows["Community services (90 days)"] = community_services(feats, COMMUNITY_DAYS)
     if flag_caseload:
         team = listed["caseload_team"] if "caseload_team" in listed else pd.Series(pd.NA, index=listed.index)
         rows["On caseload"] = [str(t) if pd.notna(t) else "" for t in team]

@@ -114,3 +114,23 @@ def test_weekly_change_is_tracked(demo_run):
     assert set(change) <= {"new", "up", "down", "same"}
     assert (change != "new").any(), "nobody stayed on the list from one week to the next"
     assert (second.loc[change != "new", "Weeks on list"] == 2).all()
+
+
+def test_community_services_include_virtual_ward_and_therapy_from_the_extract(demo_run):
+    from riskstrat.config import load_config
+
+    result, out, config_dir = demo_run
+    as_of = pd.Timestamp(load_config(config_dir).synthetic.extract_date)  # the second week's data date
+    contacts = pd.read_parquet(out / "extract" / "community_contacts.parquet")
+    day = pd.to_datetime(contacts["contact_date"])
+    recent = contacts.loc[(day > as_of - pd.Timedelta(days=90)) & (day <= as_of)]
+    # The feature matrix has no virtual-ward or therapy counts: only the extract can show them.
+    seen = recent.loc[recent["service"].isin(["virtual_ward", "therapy"]), "person_id"].astype(str)
+    listed = pd.concat(
+        pd.read_csv(path, dtype=str, keep_default_na=False)
+        for path in Path(result.worklists[-1]).glob("*.csv")
+    )
+    shown = dict(zip(listed["Person ID"], listed["Community services (90 days)"], strict=True))
+    with_them = sorted(set(seen) & set(shown))
+    assert with_them, "no listed person saw a virtual ward or therapy in the 90 days"
+    assert all("Virtual ward" in shown[p] or "Therapy" in shown[p] for p in with_them)

@@ -8,9 +8,11 @@ from worklist_fixtures import AS_OF, contributions_for
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists import export
+from riskstrat.worklists.export import MdtOutput, how_list_was_made, risk_band_definitions
 from riskstrat.worklists.history import LEFT_DIED
 from riskstrat.worklists.rows import reason_columns
 from riskstrat.worklists.selection import population_status
+from riskstrat.worklists.settings import ExclusionSettings, Mdt, RiskBandSettings
 
 WEEK = date(2026, 1, 5)
 NORTH, SOUTH = "north-virtual-ward", "south-hiu-service"
@@ -49,6 +51,13 @@ def inputs(tmp_path, features, scored, boosters, mdt_settings):
             }
         ),
         "ae_attendances": pd.DataFrame({"person_id": top, "arrival_datetime": ["2025-12-20 10:00"] * 3}),
+        "community_contacts": pd.DataFrame(
+            {
+                "person_id": [top_north(scored)] * 5,
+                "contact_date": ["2025-12-01", "2025-12-08", "2025-12-15", "2025-12-22", "2025-11-30"],
+                "service": ["virtual_ward"] * 4 + ["therapy"],
+            }
+        ),
     }
     return WeeklyInputs(
         week=WEEK,
@@ -64,6 +73,16 @@ def inputs(tmp_path, features, scored, boosters, mdt_settings):
     )
 
 
+def top_north(scored):
+    """The North MDT's first person (highest emergency admission risk at P00001-2)."""
+    north = scored.loc[scored["practice_code"].isin(["P00001", "P00002"])]
+    return north.nlargest(1, "p_emergency_admission")["person_id"].iloc[0]
+
+
+def texts(sheet):
+    return " ".join(str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None)
+
+
 def folder_bytes(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -76,8 +95,10 @@ def test_xlsx_has_title_headings_and_values(inputs, scored):
     assert sheet["A1"].value == "North virtual ward: worklist for the week of 05 January 2026"
     assert "data to 2025-12-31" in sheet["A2"].value
     assert "riskstrat-ea v3" in sheet["A3"].value
+    # Deaths and admissions after the data date are unknown to the list: said on the list itself.
+    assert "Records up to 31 December 2025 only: check the person's record" in sheet["A4"].value
     assert [c.value for c in sheet[5]] == HEADINGS
-    assert sheet.freeze_panes == "A6"
+    assert sheet.freeze_panes == "C6"  # headings, Rank and Person ID stay in view
     assert sheet.auto_filter.ref.startswith("A5:")
     north = scored.loc[scored["practice_code"].isin(["P00001", "P00002"])]
     top = north.nlargest(1, "p_emergency_admission").iloc[0]
@@ -105,6 +126,9 @@ def test_context_dates_and_manifest(inputs, scored):
     # the admission on 2026-01-03 is after the data date and ignored
     assert {"2025-11-02", "2025-10-01"} & set(dated["Last emergency admission"].dropna())
     assert set(dated["Last A&E attendance"].dropna()) <= {"2025-12-20"}
+    # Virtual ward and therapy are not in the feature matrix: they come from the extract.
+    community = rows.set_index("Person ID")["Community services (90 days)"]
+    assert community[top_north(scored)] == "Therapy (1), Virtual ward (4)"
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["mdts"]["North virtual ward"]["listed"] == 20
     assert manifest["mdts"]["South HIU service"]["listed"] == 15
@@ -188,6 +212,7 @@ def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
     assert north["NHS number"].str.match(r"^\d{3} \d{3} \d{4}$").all()
     sheet = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Worklist"]
     assert sheet.cell(row=5, column=3).value == "NHS number"
+    assert sheet.freeze_panes == "D6"  # the NHS number stays in view too
     manifest = (folder / "manifest.json").read_text()
     history = pd.read_parquet(inputs.output_dir / "worklists" / "history" / f"{WEEK.isoformat()}.parquet")
     numbers = set(north["NHS number"]) | set(north["NHS number"].str.replace(" ", ""))
@@ -219,10 +244,127 @@ def test_second_week_shows_change_and_who_left(inputs, scored):
     left = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Left the list"]
     assert [c.value for c in left[4]] == [
         "Person ID",
+        "Practice",
         "Rank last week",
         "Risk last week (%)",
+        "Risk this week (%)",
         "Why they left",
     ]
-    assert left.cell(row=5, column=1).value == died and left.cell(row=5, column=4).value == LEFT_DIED
+    died_row = {c.value: cell.value for c, cell in zip(left[4], left[5], strict=True)}
+    assert died_row["Person ID"] == died and died_row["Why they left"] == LEFT_DIED
+    assert died_row["Practice"] == scored.set_index("person_id").at[died, "practice_code"]
+    assert died_row["Risk this week (%)"] is None  # not scored after death
+    assert "compared with the list for the week of 2026-01-05" in left["A2"].value
     # the earlier week's folder is untouched by the later run
     assert (inputs.output_dir / "worklists" / WEEK.isoformat() / "manifest.json").exists()
+
+
+def test_first_week_says_there_is_no_earlier_list(inputs):
+    folder = run_worklists(inputs)
+    left = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Left the list"]
+    assert "No earlier list for this MDT: this is its first week." in left["A2"].value
+
+
+def test_leavers_show_this_weeks_risk_when_scored(inputs, scored):
+    run_worklists(inputs)
+    inputs.week = WEEK + timedelta(7)
+    # Halve the first person's risk: they fall off the list but are still scored.
+    first = top_north(scored)
+    lower = scored["person_id"].eq(first)
+    inputs.scored = scored.assign(p_emergency_admission=scored["p_emergency_admission"].where(~lower, 0.001))
+    left = openpyxl.load_workbook(run_worklists(inputs) / f"{NORTH}.xlsx")["Left the list"]
+    row = {c.value: cell.value for c, cell in zip(left[4], left[5], strict=True)}
+    assert row["Person ID"] == first and row["Risk this week (%)"] == 0.1
+    assert row["Practice"] == scored.set_index("person_id").at[first, "practice_code"]
+
+
+def test_about_sheet_says_how_the_list_was_made(inputs):
+    folder = run_worklists(inputs)
+    about = texts(openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["About this list"])
+    north = json.loads((folder / "manifest.json").read_text())["mdts"]["North virtual ward"]
+    assert "The top 20 by predicted risk of an emergency hospital admission" in about
+    assert "18 years at the data date" in about
+    assert "type 1 opt-out recorded at their practice are left off (0 people)" in about
+    assert "Flagged: people already on an active virtual-ward or proactive-care caseload" in about
+    assert f"{north['eligible']:,} people after these rules" in about
+    assert "events after that date are not known to it" in about
+    assert "check the person's record before contacting them" in about
+    # the risk bands' own definitions, not a pointer to a config file
+    assert "Very high Risk in the top 0.5% of everyone scored across the ICS" in about
+    assert "configs/" not in about and ".yaml" not in about
+    assert about.count("supports clinical judgement and does not replace it") == 1
+
+
+def test_every_sheet_prints_landscape_one_page_wide_with_headings_and_marking(inputs):
+    folder = run_worklists(inputs)
+    book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
+    for sheet in book.worksheets:
+        assert sheet.page_setup.orientation == "landscape"
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+        header, footer = str(sheet.oddHeader), str(sheet.oddFooter)
+        assert "North virtual ward" in header and "05 January 2026" in header
+        assert "North virtual ward" in footer and "2026-01-05" in footer
+        assert "OFFICIAL-SENSITIVE: personal data" in header and "OFFICIAL-SENSITIVE: personal data" in footer
+    assert book["Worklist"].print_title_rows == "$5:$5"
+    assert book["Left the list"].print_title_rows == "$4:$4"
+    about = book["About this list"]
+    title_row = int(about.print_title_rows.split(":")[0].strip("$"))
+    assert [c.value for c in about[title_row]][:2] == ["Column", "What it means"]
+
+
+def test_risk_band_definitions_follow_the_settings():
+    assert risk_band_definitions(RiskBandSettings()) == [
+        ("Very high", "Risk in the top 0.5% of everyone scored across the ICS (percentile 99.5 or above)."),
+        (
+            "High",
+            "Risk in the top 2% of everyone scored across the ICS but not the top 0.5% "
+            "(percentile 98 to below 99.5).",
+        ),
+        (
+            "Moderate",
+            "Risk in the top 5% of everyone scored across the ICS but not the top 2% "
+            "(percentile 95 to below 98).",
+        ),
+        ("Lower", "Risk below the top 5% (below percentile 95)."),
+    ]
+    by_probability = RiskBandSettings(
+        basis="probability",
+        bands=({"name": "Urgent", "min": 0.5}, {"name": "Watch", "min": 0.3}),
+        otherwise="Rest",
+    )
+    assert risk_band_definitions(by_probability) == [
+        ("Urgent", "Predicted risk 50% or more."),
+        ("Watch", "Predicted risk 30% to below 50%."),
+        ("Rest", "Predicted risk below 30%."),
+    ]
+
+
+def test_how_the_list_was_made_follows_the_mdts_own_rules():
+    mdt = Mdt(
+        name="Central HIU",
+        practices=("A81001", "A81002"),
+        outcome="frequent_attendance",
+        min_age=65,
+        capacity_people=None,
+        capacity_share=0.005,
+        exclusions=ExclusionSettings(active_caseload="exclude", type1_opt_out="include"),
+    )
+    counts = {
+        "registered": 1200,
+        "eligible": 3,
+        "capacity": 6,
+        "excluded_below_age_floor": 900,
+        "excluded_active_caseload": 1,
+    }
+    rows = pd.DataFrame({"Rank": [1, 2, 3]})
+    made = dict(how_list_was_made(MdtOutput(mdt, rows, pd.DataFrame(), counts)))
+    assert made["Registered"].startswith("1,200 people") and "(A81001, A81002)" in made["Registered"]
+    assert made["Minimum age"] == "65 years at the data date; younger people are left off (900 people)."
+    assert made["Type 1 opt-out"].startswith("Included")
+    assert made["Active caseload"].endswith("are left off (1 person).")
+    assert made["Listed"] == (
+        "The top 6 by predicted risk of frequent A&E attendance (5 or more) in the next 12 months "
+        "(this MDT's weekly capacity: 0.5% of the people registered, rounded up). "
+        "Only 3 people were eligible, so the list is shorter."
+    )

@@ -15,6 +15,7 @@ from riskstrat.worklists.history import (
     leavers,
     load_history,
     person_lookup,
+    previous_week,
     record_week,
 )
 from riskstrat.worklists.selection import MdtSelection
@@ -102,6 +103,30 @@ def test_leavers_with_the_reason(tmp_path):
         "F": LEFT_MOVED_PRACTICE,
     }
     assert list(leavers(MDT, history, now, people)["person_id"]) == list("ABCDEF")
+
+
+def test_leavers_show_this_weeks_practice_and_risk(tmp_path):
+    publish(tmp_path, WEEK1, {"A": 0.3, "D": 0.18, "F": 0.12})
+    week2 = WEEK1 + timedelta(7)
+    history = load_history(tmp_path, week2)
+    scored = scored_with({"D": 0.10, "F": 0.2, "G": 0.5})
+    scored.loc[scored["person_id"] == "F", "practice_code"] = "P9"
+    status = scored_with({"A": 0, "D": 0, "F": 0}, deceased=["A"])
+    status.loc[status["person_id"] == "F", "practice_code"] = "P9"
+    left = leavers(MDT, history, listed({"G": 0.5}), person_lookup(scored, status)).set_index("person_id")
+    assert left["practice_code"].to_dict() == {"A": "P1", "D": "P1", "F": "P9"}
+    assert left.at["D", "probability"] == 0.10 and left.at["F", "probability"] == 0.2
+    assert pd.isna(left.at["A", "probability"])  # died: not scored this week
+    assert left["previous_probability"].to_dict() == {"A": 0.3, "D": 0.18, "F": 0.12}
+
+
+def test_previous_week_is_the_mdts_last_published_list(tmp_path):
+    assert previous_week(load_history(tmp_path, WEEK1), "North") is None
+    publish(tmp_path, WEEK1, {"A": 0.3})
+    publish(tmp_path, WEEK1 + timedelta(7), {"A": 0.3})
+    history = load_history(tmp_path, WEEK1 + timedelta(14))
+    assert previous_week(history, "North") == WEEK1 + timedelta(7)
+    assert previous_week(history, "South") is None
 
 
 def test_history_never_holds_more_than_pseudonymised_columns(tmp_path):

@@ -2,7 +2,8 @@ from datetime import date
 
 import pandas as pd
 
-from riskstrat.worklists.rows import build_rows, frailty_label, listed_context
+from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
+from riskstrat.worklists.rows import COLUMN_NOTES, build_rows, frailty_label, listed_context
 
 
 def test_rows_show_context_in_plain_words():
@@ -67,3 +68,56 @@ def test_frailty_label_at_the_severe_boundary_reads_above_the_moderate_cut_off()
     # 13 of 36 deficits (0.361) is severe; two decimals would show 0.36, moderate's upper bound.
     labels = frailty_label(pd.Series([3, 2]), pd.Series([13 / 36, 12 / 36]))
     assert labels.tolist() == ["Severe (eFI 0.361)", "Moderate (eFI 0.333)"]
+
+
+def test_community_services_come_from_the_extract_for_every_service_over_90_days():
+    listed = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "person_id": ["A", "B"],
+            "practice_code": ["P1", "P1"],
+            "probability": [0.5, 0.4],
+            "risk_band": ["High", "High"],
+        }
+    )
+    # The features count district nursing only; virtual ward and therapy are in the extract.
+    features = pd.DataFrame({"person_id": ["A", "B"], "community_district_nursing_90d": [3, 0]})
+    contacts = pd.DataFrame(
+        {
+            "person_id": ["A"] * 7 + ["B", "B", "C"],
+            "contact_date": [
+                *["2025-12-01", "2025-12-08", "2025-12-15", "2025-12-22"],  # virtual ward x4
+                "2025-10-03",  # district nursing, first day of the window (T-89)
+                "2025-10-02",  # therapy on T-90: outside (T-90, T]
+                "2026-01-01",  # district nursing after the data date
+                "2025-12-31",  # therapy on the data date
+                "2025-11-11",  # urgent community response
+                "2025-12-01",  # C is not listed
+            ],
+            "service": [
+                *["virtual_ward"] * 4,
+                "district_nursing",
+                "therapy",
+                "district_nursing",
+                "therapy",
+                "urgent_community_response",
+                "virtual_ward",
+            ],
+        }
+    )
+    as_of = date(2025, 12, 31)
+    context = listed_context(None, None, as_of, listed["person_id"], community_contacts=contacts)
+    empty = pd.DataFrame({"change": [], "weeks_on_list": []})
+    rows = build_rows(listed, features, pd.DataFrame(index=["A", "B"]), empty, context, as_of, 1)
+    assert rows["Community services (90 days)"].tolist() == [
+        "District nursing (1), Virtual ward (4)",  # contract order
+        "Urgent community response (1), Therapy (1)",
+    ]
+    assert list(context.index) == ["A", "B"]
+
+
+def test_column_notes_name_every_community_service_and_no_config_file():
+    community = COLUMN_NOTES["Community services (90 days)"]
+    assert all(s.replace("_", " ") in community for s in COMMUNITY_SERVICE_CODES)
+    assert not any("configs/" in note or ".yaml" in note for note in COLUMN_NOTES.values())
+    assert COLUMN_NOTES["Sex"].startswith("Sex or gender as recorded by the practice")
