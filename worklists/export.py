@@ -26,6 +26,7 @@ from openpyxl.utils import get_column_letter
 
 from riskstrat.errors import RiskstratError
 from riskstrat.io import atomic_directory, file_sha256
+from riskstrat.worklists.history import LEAVER_REASONS
 from riskstrat.worklists.rows import column_note
 from riskstrat.worklists.settings import Mdt, RiskBandSettings
 
@@ -209,12 +210,22 @@ def _header_footer_text(text: str) -> str:
     return text.replace("&", "&&")
 
 
-def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo) -> None:
-    """Landscape, one page wide, the table's header row on every page and a marked header and footer."""
+def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo, title_columns: int = 0) -> None:
+    """A4 landscape, the table's header row on every page and a marked header and footer.
+
+    A sheet with ``title_columns`` (the list) prints at full size over as many pages across
+    as it needs, with those columns (Rank, Person ID) on every page: fitted to one page wide,
+    its twenty-odd columns would print at about a quarter of their size. Other sheets are
+    fitted to one page wide.
+    """
     sheet.page_setup.orientation = "landscape"
-    sheet.page_setup.fitToWidth = 1
-    sheet.page_setup.fitToHeight = 0  # as many pages down as the list needs
-    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
+    if title_columns:
+        sheet.print_title_cols = f"A:{get_column_letter(title_columns)}"
+    else:
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0  # as many pages down as the sheet needs
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.print_title_rows = f"{header_row}:{header_row}"
     sheet.oddHeader.left.text = _header_footer_text(list_title(mdt, info))
     sheet.oddHeader.center.text = PROTECTIVE_MARKING
@@ -284,21 +295,30 @@ def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
     )
     if len(output.rows) < capacity:
         listed += f" Only {_people(len(output.rows))} were eligible, so the list is shorter."
-    return [
+    younger = int(counts.get("excluded_below_age_floor", 0))
+    made = [
         (
             "Registered",
             f"{_people(int(counts.get('registered', 0)))} in this week's scored population are registered "
-            f"with this MDT's practices ({', '.join(mdt.practices)}).",
+            f"with this MDT's practices ({', '.join(mdt.practices)}). The scored population is the model's "
+            "cohort at the data date: people alive and registered, of the cohort's ages (adults by default).",
         ),
-        (
-            "Always left off",
-            f"People who had died ({excluded('deceased')}) or were no longer registered "
-            f"({excluded('deregistered')}) by the data date.",
-        ),
+    ]
+    # Usually none: the cohort already leaves out people who had died or left by the data date.
+    if int(counts.get("excluded_deceased", 0)) or int(counts.get("excluded_deregistered", 0)):
+        made.append(
+            (
+                "Always left off",
+                f"People who had died ({excluded('deceased')}) or were no longer registered "
+                f"({excluded('deregistered')}) by the data date.",
+            )
+        )
+    made += [
         (
             "Minimum age",
-            f"{mdt.min_age} years at the data date; younger people are left off "
-            f"({excluded('below_age_floor')}).",
+            f"{mdt.min_age} years at the data date; younger people are left off ({_people(younger)})."
+            if younger
+            else f"{mdt.min_age} years at the data date (no one younger is in the scored population).",
         ),
         ("No risk score", f"People without a predicted risk are left off ({excluded('no_score')})."),
         ("Type 1 opt-out", opt_out),
@@ -306,6 +326,7 @@ def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
         ("Eligible", f"{_people(int(counts.get('eligible', len(output.rows))))} after these rules."),
         ("Listed", listed),
     ]
+    return made
 
 
 def _flagged(rows: pd.DataFrame) -> int:
@@ -396,13 +417,26 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     about.row_dimensions[5].height = 32
     row = _write_section(about, 7, "How this list was made", how_list_was_made(output))
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
-    header = _write_section(about, row + 1, "Risk bands", bands) + 1
+    row = _write_section(about, row + 1, "Risk bands", bands)
+    header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes()) + 1
     about.cell(row=header, column=1, value="Column").font = Font(bold=True)
     about.cell(row=header, column=2, value="What it means").font = Font(bold=True)
     for r, column in enumerate(rows.columns, start=header + 1):
         about.cell(row=r, column=1, value=str(column))
         about.cell(row=r, column=2, value=column_note(str(column))).alignment = Alignment(wrap_text=True)
     return header
+
+
+def leaver_notes() -> list[tuple[str, str]]:
+    """What the 'Left the list' sheet holds and what each reason means, for the About sheet."""
+    return [
+        (
+            "Who",
+            "People on this MDT's last published list who are not on this week's. 'Risk this week' is "
+            "blank when the person was not scored this week (for example, they died or left).",
+        ),
+        *LEAVER_REASONS.items(),
+    ]
 
 
 def leavers_summary(output: MdtOutput, leavers: pd.DataFrame, info: RunInfo) -> str:
@@ -420,8 +454,9 @@ def write_xlsx(
 ) -> None:
     """Write one MDT's workbook: the list, what each column means, and who left the list.
 
-    Every sheet prints landscape, one page wide, with its table's headings on each
-    page and the MDT, week and protective marking in the header and footer.
+    Every sheet prints A4 landscape with its table's headings on each page and the MDT,
+    week and protective marking in the header and footer; the list at full size with Rank
+    and Person ID on every page, the other sheets one page wide.
 
     Args:
         output: The MDT's output (for its MDT and counts).
@@ -448,7 +483,7 @@ def write_xlsx(
     sheet["A4"].font = Font(italic=True)
     # Rank, Person ID (and NHS number) stay in view when scrolling right.
     _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity_columns(rows))
-    _set_up_printing(sheet, HEADER_ROW, output.mdt, info)
+    _set_up_printing(sheet, HEADER_ROW, output.mdt, info, title_columns=identity_columns(rows))
 
     about = book.create_sheet(ABOUT_SHEET)
     _set_up_printing(about, _write_about(about, output, rows, info), output.mdt, info)

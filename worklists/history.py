@@ -44,6 +44,18 @@ LEFT_NOT_SCORED = "Not in this week's scored population"
 LEFT_RISK_FELL = "Risk fell"
 LEFT_BELOW_CAPACITY = "Moved below capacity (others' risk rose)"
 LEFT_BELOW_AGE = "Below the age floor"
+LEAVER_REASONS: dict[str, str] = {
+    LEFT_DIED: "Died on or before this week's data date.",
+    LEFT_DEREGISTERED: "No longer registered with a GP practice at the data date.",
+    LEFT_MOVED_PRACTICE: "Now registered with a practice that belongs to another MDT.",
+    LEFT_OPTED_OUT: "A type 1 opt-out is now recorded, and this MDT leaves opt-outs off.",
+    LEFT_CASELOAD: "Now on an active caseload, and this MDT leaves caseload patients off.",
+    LEFT_NOT_SCORED: "Not in this week's scored population (for example, no longer in the model's cohort).",
+    LEFT_BELOW_AGE: "Younger than this MDT's minimum age at the data date.",
+    LEFT_RISK_FELL: "This week's predicted risk is lower than last week's, and too low for the list.",
+    LEFT_BELOW_CAPACITY: "Their risk did not fall, but other people's rose above it and filled the list.",
+}
+"""What each 'Why they left' reason means, in the order they are tested (the first that applies is given)."""
 
 
 def history_dir(output_dir: Path) -> Path:

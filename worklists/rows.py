@@ -56,7 +56,8 @@ COLUMN_NOTES: dict[str, str] = {
     ),
     "On caseload": "Team whose virtual-ward / proactive-care caseload the person is already on.",
     "Change since last week": (
-        "new (not on last week's list), up / down (risk higher / lower as shown), same."
+        "new (not on last week's list; everyone is new on an MDT's first list), "
+        "up / down (risk higher / lower as shown), same."
     ),
     "Weeks on list": "Consecutive weekly lists, including this one, that have held the person.",
 }

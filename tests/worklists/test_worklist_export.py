@@ -283,7 +283,11 @@ def test_about_sheet_says_how_the_list_was_made(inputs):
     about = texts(openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["About this list"])
     north = json.loads((folder / "manifest.json").read_text())["mdts"]["North virtual ward"]
     assert "The top 20 by predicted risk of an emergency hospital admission" in about
-    assert "18 years at the data date" in about
+    assert "18 years at the data date (no one younger is in the scored population)" in about
+    # The cohort already leaves out people who had died or left: no misleading "(0 people)" line.
+    assert "Always left off" not in about
+    assert "Why people are on 'Left the list'" in about
+    assert "other people's rose above it and filled the list" in about
     assert "type 1 opt-out recorded at their practice are left off (0 people)" in about
     assert "Flagged: people already on an active virtual-ward or proactive-care caseload" in about
     assert f"{north['eligible']:,} people after these rules" in about
@@ -295,13 +299,19 @@ def test_about_sheet_says_how_the_list_was_made(inputs):
     assert about.count("supports clinical judgement and does not replace it") == 1
 
 
-def test_every_sheet_prints_landscape_one_page_wide_with_headings_and_marking(inputs):
+def test_every_sheet_prints_a4_landscape_with_headings_and_marking(inputs):
     folder = run_worklists(inputs)
     book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
     for sheet in book.worksheets:
         assert sheet.page_setup.orientation == "landscape"
-        assert sheet.sheet_properties.pageSetUpPr.fitToPage
-        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+        assert int(sheet.page_setup.paperSize) == int(sheet.PAPERSIZE_A4)
+        if sheet.title == "Worklist":
+            # Full size over pages across, Rank and Person ID on each: one page wide would be unreadable.
+            assert not sheet.sheet_properties.pageSetUpPr.fitToPage
+            assert sheet.print_title_cols == "$A:$B"
+        else:
+            assert sheet.sheet_properties.pageSetUpPr.fitToPage
+            assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
         header, footer = str(sheet.oddHeader), str(sheet.oddFooter)
         assert "North virtual ward" in header and "05 January 2026" in header
         assert "North virtual ward" in footer and "2026-01-05" in footer
@@ -361,6 +371,10 @@ def test_how_the_list_was_made_follows_the_mdts_own_rules():
     made = dict(how_list_was_made(MdtOutput(mdt, rows, pd.DataFrame(), counts)))
     assert made["Registered"].startswith("1,200 people") and "(A81001, A81002)" in made["Registered"]
     assert made["Minimum age"] == "65 years at the data date; younger people are left off (900 people)."
+    assert "Always left off" not in made
+    counts["excluded_deceased"] = 2
+    made = dict(how_list_was_made(MdtOutput(mdt, rows, pd.DataFrame(), counts)))
+    assert made["Always left off"].startswith("People who had died (2 people)")
     assert made["Type 1 opt-out"].startswith("Included")
     assert made["Active caseload"].endswith("are left off (1 person).")
     assert made["Listed"] == (
