@@ -119,6 +119,22 @@ def proportion(numerator: float, denominator: float, digits: int = 4) -> float |
     return round(shown_numerator / shown_denominator, digits)
 
 
+def mean(total: float, n: float, digits: int = 3) -> float | str | None:
+    """A mean of a measure over ``n`` people (``total`` / ``n``), as it may be shown.
+
+    Suppressed when ``n`` is 1-7 or the total is above 0 and at most 7 (a handful of
+    admissions); otherwise the total rounded to the nearest 5 over the rounded ``n``. Exact
+    means of whole-number measures give back their exact denominators and totals, and by
+    difference a suppressed cell.
+    """
+    if n is None or _is_nan(n) or n <= 0 or total is None or _is_nan(total):
+        return None
+    if is_suppressed_count(n) or 0 < total <= SMALL_COUNT_MAX:
+        return SUPPRESSED
+    shown_total = ROUND_TO * math.floor(total / ROUND_TO + 0.5)
+    return round(shown_total / float(count(n)), digits)
+
+
 def is_disclosed_count(value: Any) -> bool:
     """True for a value allowed under a count key: None, 0, ``"*"`` or a multiple of 5 above 7."""
     if value is None or value == SUPPRESSED:

@@ -710,11 +710,15 @@ def _auroc_flags(
 def katz_ratio(
     tp_a: float, pos_a: float, tp_b: float, pos_b: float, confidence: float
 ) -> tuple[float, float, float]:
-    """Ratio of two independent proportions with the Katz log interval (0.5 added to a zero count)."""
+    """Ratio of two independent proportions with the Katz log interval.
+
+    0.5 is added to a zero count, for the ratio as for its interval, so the ratio of a
+    group with none found is small but inside its interval, not 0 outside it.
+    """
     if pos_a <= 0 or pos_b <= 0:
         return float("nan"), float("nan"), float("nan")
     a, b = max(tp_a, 0.5), max(tp_b, 0.5)
-    ratio = (tp_a / pos_a) / (tp_b / pos_b) if tp_b > 0 else float("nan")
+    ratio = (a / pos_a) / (b / pos_b)
     se = math.sqrt(max(1 / a - 1 / pos_a + 1 / b - 1 / pos_b, 0.0))
     log_centre = math.log((a / pos_a) / (b / pos_b))
     z = _z(confidence)
@@ -860,31 +864,35 @@ def _explain_sensitivity(
 ) -> list[Flag]:
     """Mark sensitivity gaps that follow from a group's different risk as explained.
 
-    When the model is calibrated for a group and for the reference group (no
-    raised O/E flag, enough data), neither has a need flag (more of a flagged need
-    measure at equal predicted risk), and the gap goes the way of the groups' mean
-    predicted risk (the group at lower risk has fewer of its events on the list), ranking
-    by risk is ranking by need on a capacity-limited list: the difference is explained,
-    not a fault. A group at higher risk found less often is never explained this way.
+    When neither the group nor the reference group has a raised calibration (O/E) or need
+    flag (more of a flagged need measure at equal predicted risk), both have enough data, and the gap goes the way of the groups' predicted risk (the group at
+    lower risk has fewer of its events on the list), ranking by risk is ranking by need on
+    a capacity-limited list: the difference is explained, not a fault. A group at higher
+    predicted risk found less often is never explained this way.
     """
-    # Only raised model flags withhold the explanation: an uncertain one is not evidence of a fault.
+    # Only raised model flags withhold the explanation: an uncertain one is not evidence of a
+    # fault, and in a sound model about one cell in twenty is uncertain by chance.
     troubled = {(f.grouping, f.group) for f in model_flags if f.status == "raised"}
     judged = set(
         performance.loc[performance["status"] == "ok", ["grouping", "group"]].itertuples(index=False)
     )
-    mean_risk = performance.set_index(["grouping", "group"])["mean_risk"]
+    by_group = performance.set_index(["grouping", "group"])
     measures = [settings.need_measures.get(m, m) for m in settings.need_flag_measures]
     need_words = ", ".join(measures[:-1]) + f" or {measures[-1]}" if len(measures) > 1 else "".join(measures)
     out = []
     for flag in flags:
         pair, ref = (flag.grouping, flag.group), (flag.grouping, references[flag.grouping])
-        calibrated = pair not in troubled and ref not in troubled and pair in judged and ref in judged
-        follows_risk = calibrated and (flag.estimate < 1) == (mean_risk[pair] < mean_risk[ref])
+        unflagged = pair not in troubled and ref not in troubled and pair in judged and ref in judged
+        # The group found less often must be the one at lower predicted risk.
+        lower = flag.estimate < 1
+        follows_risk = unflagged and lower == (
+            by_group.loc[pair, "mean_risk"] < by_group.loc[ref, "mean_risk"]
+        )
         if follows_risk:
             sentence = flag.sentence.rsplit(" - ", 1)[0] + (
-                " - explained: the model is calibrated for both groups, neither has more "
-                f"{need_words} at equal predicted risk, and the group at lower predicted risk is "
-                "found less often, so the lists follow the groups' different risk; this is not a "
+                " - explained: neither group has a raised calibration flag or a raised flag for more "
+                f"{need_words} at equal predicted risk, and the group found less often is the one at "
+                "lower predicted risk, so the lists follow the groups' different risk; this is not a "
                 "fault of the model."
             )
             flag = replace(flag, status="explained", sentence=sentence)

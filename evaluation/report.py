@@ -249,8 +249,24 @@ def _lists_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
             # Suppressed when a cell it is computed from is: its numerator, complement or denominator.
             built = (numerator, denominator - numerator, denominator)
             row[metric] = _rate(numerator, denominator, built, audit.settings.confidence)
+        if r["mdt"] != ALL_MDTS and r["n_list"] < audit.settings.min_cell_n:
+            _withhold_list_breakdown(row)
         rows.append(row)
     return rows
+
+
+def _withhold_list_breakdown(row: dict[str, Any]) -> None:
+    """Suppress everything that rests on who one MDT's small list selected.
+
+    The size of an MDT's list follows from configs/mdts.yaml, so with a few groups shown
+    as 0 or rounded, its suppressed cells come back by difference; a list this small
+    cannot be judged by group anyway.
+    """
+    row["status"] = INSUFFICIENT
+    row["selected"] = SUPPRESSED
+    row["share_of_list"] = SUPPRESSED
+    for metric in LIST_METRICS:
+        row[metric] = {"value": SUPPRESSED, "lower": SUPPRESSED, "upper": SUPPRESSED, "n": SUPPRESSED}
 
 
 def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
@@ -266,9 +282,9 @@ def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
                 "band_index": int(b["band_index"]),
                 "n": disclosure.count(b["n"]),
                 "status": "ok" if b["n"] >= settings.min_cell_n else INSUFFICIENT,
-                "mean": disclosure.statistic(b["mean"], (b["n"],), 3),
+                "mean": disclosure.mean(b["mean"] * b["n"], b["n"]),
                 "others_n": disclosure.count(b["n_others"]),
-                "others_mean": disclosure.statistic(b["others_mean"], (b["n_others"],), 3),
+                "others_mean": disclosure.mean(b["others_mean"] * b["n_others"], b["n_others"]),
             }
         )
     ratios = []
@@ -579,8 +595,8 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
             "tolerance but the interval reaches back inside it; "
             "more data are needed to tell.",
             "Explained: a difference in who the lists find that "
-            "follows a group's different risk while the model "
-            "is calibrated and need-neutral for it.",
+            "follows a group's lower predicted risk, while neither group has a raised calibration or "
+            "need flag.",
             "Accepted: the board has accepted the flag with a "
             "recorded reason; it no longer blocks promotion.",
             "Insufficient data: a group too small to judge (fewer than "

@@ -62,3 +62,12 @@ def test_suppressed_group_cannot_be_recovered_by_difference_from_the_shown_share
     )
     assert disclosure.proportion(5, total) == disclosure.SUPPRESSED
     assert recovered == 165 - (105 + 35 + 10 + 10)  # the rounded counts' difference, not 5
+
+
+def test_means_come_from_the_rounded_total_and_count():
+    # 6 admissions among 11 people: an exact mean (0.545) gives back both; here it is suppressed.
+    assert disclosure.mean(6, 11) == disclosure.SUPPRESSED
+    assert disclosure.mean(10, 5) == disclosure.SUPPRESSED  # 1-7 people
+    # 52 bed days among 103 people: shown as 50 over 105, so neither exact figure comes back.
+    assert disclosure.mean(52, 103) == round(50 / 105, 3)
+    assert disclosure.mean(0, 103) == 0.0

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from riskstrat.evaluation.fairness import (
     ALL_MDTS,
     Flag,
     _explain_sensitivity,
+    katz_ratio,
     open_flags,
     run_audit,
     simulate_selection,
@@ -256,3 +259,25 @@ def test_simulated_lists_take_each_mdts_own_share_and_nobody_outside_an_mdt():
     assert listed == {"North": 10, "South": 50}
     top_north = predictions[predictions["mdt"] == "North"].nlargest(10, "p")["person_id"]
     assert set(chosen.loc[chosen["selected"] & (chosen["mdt"] == "North"), "person_id"]) == set(top_north)
+
+
+def test_a_gap_is_not_explained_while_the_group_has_a_raised_calibration_flag():
+    # Predicted lower risk, but the model under-predicts the group: not explained by "different risk".
+    performance = pd.DataFrame(
+        {"grouping": "imd_quintile", "group": ["3", "5"], "status": "ok", "mean_risk": [0.03, 0.05]}
+    )
+    calibration = replace(
+        _sensitivity_flag("3", 1.42),
+        flag_id="calibration_oe:imd_quintile:3",
+        kind="calibration_oe",
+        status="raised",
+    )
+    (judged,) = _explain_sensitivity(
+        [_sensitivity_flag("3", 0.5)], [calibration], performance, {"imd_quintile": "5"}, fast_settings()
+    )
+    assert judged.status == "raised"
+
+
+def test_katz_ratio_with_none_found_lies_inside_its_interval():
+    ratio, low, high = katz_ratio(0, 40, 30, 200, 0.95)
+    assert 0 < low < ratio < high

@@ -213,3 +213,32 @@ def test_calibration_gate_failure_is_a_decision_for_the_board(scenario_audit, mo
     assert "cannot go live whatever is decided about the flags" in decisions
     assert "observed/expected ratio 1.124 is above the allowed range [0.9, 1.1]" in decisions
     assert "Calibration gate:" in html_page
+
+
+def test_a_small_mdt_list_is_not_broken_down_by_group(scenario_audit, model_info):
+    from dataclasses import replace
+
+    from riskstrat.evaluation.report import report_payload
+
+    # Each MDT lists about 200 people in the fixture: below min_cell_n 10,000, every MDT's list is small.
+    audit = replace(
+        scenario_audit, settings=scenario_audit.settings.model_copy(update={"min_cell_n": 10_000})
+    )
+    payload = report_payload(audit, model_info)
+    per_mdt = [r for r in payload["lists"] if r["mdt"] != "All MDTs"]
+    assert per_mdt and all(r["selected"] == "*" and r["share_of_list"] == "*" for r in per_mdt)
+    assert all(r["ppv"]["value"] == "*" and r["ppv"]["n"] == "*" for r in per_mdt)
+    assert all(r["status"] == "insufficient data" for r in per_mdt)
+    # The lists taken together are still broken down.
+    overall = [r for r in payload["lists"] if r["mdt"] == "All MDTs"]
+    assert any(isinstance(r["selected"], int) and r["selected"] > 0 for r in overall)
+
+
+def test_need_band_means_give_back_only_rounded_totals(scenario_report):
+    _, payload = scenario_report
+    bands = payload["need_at_equal_risk"]["bands"]
+    shown = [(b["mean"], b["n"]) for b in bands if isinstance(b["mean"], float) and b["n"] not in ("*", 0)]
+    assert len(shown) > 50
+    for mean, n in shown:
+        total = mean * n  # what a reader can work out: a multiple of 5, never the exact total
+        assert abs(total - 5 * round(total / 5)) <= n * 0.0005 + 1e-9, (mean, n)
