@@ -622,7 +622,10 @@ def _oe_flags(performance: pd.DataFrame, settings: FairnessSettings) -> list[Fla
         )
         if status is None:
             continue
-        oe = row["oe_ratio"]
+        # Quoted from the rounded events, as the report shows O/E (see report._performance_payload).
+        shown_events = disclosure.rounded(row["events"])
+        to_rounded = shown_events / row["events"] if shown_events and row["events"] else 1.0
+        oe, low, high = (row[k] * to_rounded for k in ("oe_ratio", "oe_ratio_lower", "oe_ratio_upper"))
         if oe > 1:
             what = (
                 f"the model under-estimates risk for {row['label']}: "
@@ -636,8 +639,8 @@ def _oe_flags(performance: pd.DataFrame, settings: FairnessSettings) -> list[Fla
                 "outcome than it predicted"
             )
         sentence = (
-            f"Calibration: {what} (observed/expected {_fmt(oe)}, 95% CI {_fmt(row['oe_ratio_lower'])} to "
-            f"{_fmt(row['oe_ratio_upper'])}; tolerance {tol.oe_low:g} "
+            f"Calibration: {what} (observed/expected {_fmt(oe)}, 95% CI {_fmt(low)} to "
+            f"{_fmt(high)}; tolerance {tol.oe_low:g} "
             f"to {tol.oe_high:g}) - {_verdict(status)}."
         )
         flags.append(
@@ -648,12 +651,13 @@ def _oe_flags(performance: pd.DataFrame, settings: FairnessSettings) -> list[Fla
                 grouping=row["grouping"],
                 group=row["group"],
                 measure="",
-                estimate=oe,
+                estimate=row["oe_ratio"],
                 lower=row["oe_ratio_lower"],
                 upper=row["oe_ratio_upper"],
                 tolerance=f"{tol.oe_low:g} to {tol.oe_high:g}",
                 status=status,
                 sentence=sentence,
+                shown=(oe, low, high),
             )
         )
     return flags
@@ -710,15 +714,11 @@ def _auroc_flags(
 def katz_ratio(
     tp_a: float, pos_a: float, tp_b: float, pos_b: float, confidence: float
 ) -> tuple[float, float, float]:
-    """Ratio of two independent proportions with the Katz log interval.
-
-    0.5 is added to a zero count, for the ratio as for its interval, so the ratio of a
-    group with none found is small but inside its interval, not 0 outside it.
-    """
+    """Ratio of two independent proportions with the Katz log interval (0.5 added to a zero count)."""
     if pos_a <= 0 or pos_b <= 0:
         return float("nan"), float("nan"), float("nan")
     a, b = max(tp_a, 0.5), max(tp_b, 0.5)
-    ratio = (a / pos_a) / (b / pos_b)
+    ratio = (tp_a / pos_a) / (tp_b / pos_b) if tp_b > 0 else float("nan")
     se = math.sqrt(max(1 / a - 1 / pos_a + 1 / b - 1 / pos_b, 0.0))
     log_centre = math.log((a / pos_a) / (b / pos_b))
     z = _z(confidence)

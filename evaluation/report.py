@@ -167,16 +167,32 @@ def _rate(
     }
 
 
+def _rounding_factor(n: float) -> float:
+    """The disclosed count over the exact one (1 when either is 0 or not shown)."""
+    shown = disclosure.rounded(n)
+    return shown / n if shown and n else 1.0
+
+
 def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     rows = []
     confidence = audit.settings.confidence
     for _, r in audit.performance.iterrows():
         built = (r["n"], r["events"], r["n"] - r["events"])
         metrics = {"event_rate": _rate(r["events"], r["n"], built, confidence)}
-        for metric in ("auroc", "auprc", "brier", "oe_ratio", "calibration_intercept", "calibration_slope"):
+        for metric in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope"):
             metrics[metric] = _interval(r[metric], r[f"{metric}_lower"], r[f"{metric}_upper"], r["n"], built)
+        # O/E times mean risk is the event rate: both are shown from the rounded counts, as
+        # it is, or together they would give back the exact events.
+        to_rounded_events = _rounding_factor(r["events"])
+        metrics["oe_ratio"] = _interval(
+            r["oe_ratio"] * to_rounded_events,
+            r["oe_ratio_lower"] * to_rounded_events,
+            r["oe_ratio_upper"] * to_rounded_events,
+            r["n"],
+            built,
+        )
         metrics["mean_risk"] = {
-            "value": disclosure.statistic(r["mean_risk"], built, 4),
+            "value": disclosure.statistic(r["mean_risk"] / _rounding_factor(r["n"]), built, 4),
             "n": disclosure.count(r["n"]),
         }
         rows.append(
@@ -283,7 +299,8 @@ def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
                 "n": disclosure.count(b["n"]),
                 "status": "ok" if b["n"] >= settings.min_cell_n else INSUFFICIENT,
                 "mean": disclosure.mean(b["mean"] * b["n"], b["n"]),
-                "others_n": disclosure.count(b["n_others"]),
+                # The others' count is not shown: with the group's own, both rounded, it pins
+                # the band's exact size, and a suppressed group's count by difference.
                 "others_mean": disclosure.mean(b["others_mean"] * b["n_others"], b["n_others"]),
             }
         )

@@ -283,6 +283,7 @@ def _model_info(
     test_metrics: pd.DataFrame,
     table: pd.DataFrame,
 ) -> Any:
+    from riskstrat.evaluation.disclosure import count
     from riskstrat.evaluation.report import ModelInfo
     from riskstrat.models.promotion import calibration_checks
 
@@ -308,7 +309,7 @@ def _model_info(
         model_name=registration.model_name,
         model_version=registration.version,
         training_data=(
-            f"{table['person_id'].nunique():,} people, {len(table):,} person-time rows at as-of dates "
+            f"{count(table['person_id'].nunique()):,} people, {count(len(table)):,} person-time rows at as-of dates "
             f"{', '.join(str(d) for d in sorted(set(table['as_of'])))}; trained on {', '.join(map(str, as_of.train))}, "
             f"calibrated on {as_of.validation}, tested on {as_of.test}"
         ),

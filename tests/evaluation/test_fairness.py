@@ -14,7 +14,6 @@ from riskstrat.evaluation.fairness import (
     ALL_MDTS,
     Flag,
     _explain_sensitivity,
-    katz_ratio,
     open_flags,
     run_audit,
     simulate_selection,
@@ -276,8 +275,3 @@ def test_a_gap_is_not_explained_while_the_group_has_a_raised_calibration_flag():
         [_sensitivity_flag("3", 0.5)], [calibration], performance, {"imd_quintile": "5"}, fast_settings()
     )
     assert judged.status == "raised"
-
-
-def test_katz_ratio_with_none_found_lies_inside_its_interval():
-    ratio, low, high = katz_ratio(0, 40, 30, 200, 0.95)
-    assert 0 < low < ratio < high

@@ -1,6 +1,8 @@
 import json
 import re
 
+import pytest
+
 from riskstrat.evaluation.disclosure import is_disclosed_count, undisclosed_counts
 from riskstrat.evaluation.report import payload_json
 
@@ -242,3 +244,26 @@ def test_need_band_means_give_back_only_rounded_totals(scenario_report):
     for mean, n in shown:
         total = mean * n  # what a reader can work out: a multiple of 5, never the exact total
         assert abs(total - 5 * round(total / 5)) <= n * 0.0005 + 1e-9, (mean, n)
+
+
+def test_oe_and_mean_risk_together_give_back_only_rounded_events(scenario_report):
+    _, payload = scenario_report
+    checked = 0
+    for row in payload["performance"]:
+        oe, risk = row["metrics"]["oe_ratio"]["value"], row["metrics"]["mean_risk"]["value"]
+        if not (isinstance(oe, float) and isinstance(risk, float) and isinstance(row["events"], int)):
+            continue
+        # O/E x mean risk x people is the events: the rounded ones, never the exact ones.
+        assert oe * risk * row["n"] == pytest.approx(row["events"], rel=2e-3, abs=0.05), row["label"]
+        checked += 1
+    assert checked > 10
+    calibration = {f["group"]: f for f in payload["flags"] if f["kind"] == "calibration_oe"}
+    shown = {(r["grouping"], r["group"]): r["metrics"]["oe_ratio"]["value"] for r in payload["performance"]}
+    assert calibration
+    for flag in calibration.values():
+        assert flag["estimate"] == pytest.approx(shown[(flag["grouping"], flag["group"])], abs=1e-3)
+
+
+def test_need_bands_do_not_show_everyone_elses_count(scenario_report):
+    _, payload = scenario_report
+    assert all("others_n" not in b for b in payload["need_at_equal_risk"]["bands"])
