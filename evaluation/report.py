@@ -214,15 +214,22 @@ def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
 def _calibration_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     curves = []
     for (grouping, group), bins in audit.calibration.groupby(["grouping", "group"], sort=False):
+        # A curve with one small bin is withheld whole: the group's events are shown, so its
+        # other bins' events would give the small one back by difference.
+        withheld = disclosure.any_suppressed(
+            value for _, b in bins.iterrows() for value in (b["n"], b["events"], b["n"] - b["events"])
+        )
         points = []
         for _, b in bins.iterrows():
             built = (b["n"], b["events"], b["n"] - b["events"])
             observed = _rate(b["events"], b["n"], built, audit.settings.confidence)
+            if withheld:
+                observed = {"value": SUPPRESSED, "lower": SUPPRESSED, "upper": SUPPRESSED}
             points.append(
                 {
                     "bin": int(b["bin"]),
                     "n": disclosure.count(b["n"]),
-                    "events": disclosure.count(b["events"]),
+                    "events": SUPPRESSED if withheld else disclosure.count(b["events"]),
                     "mean_risk": disclosure.statistic(b["mean_risk"], (b["n"],), 4),
                     "observed_rate": observed["value"],
                     "observed_lower": observed["lower"],
@@ -230,7 +237,13 @@ def _calibration_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
                 }
             )
         curves.append(
-            {"grouping": grouping, "group": group, "label": group_label(grouping, group), "bins": points}
+            {
+                "grouping": grouping,
+                "group": group,
+                "label": group_label(grouping, group),
+                "withheld": withheld,
+                "bins": points,
+            }
         )
     return curves
 
@@ -300,8 +313,12 @@ def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
                 "status": "ok" if b["n"] >= settings.min_cell_n else INSUFFICIENT,
                 "mean": disclosure.mean(b["mean"] * b["n"], b["n"]),
                 # The others' count is not shown: with the group's own, both rounded, it pins
-                # the band's exact size, and a suppressed group's count by difference.
-                "others_mean": disclosure.mean(b["others_mean"] * b["n_others"], b["n_others"]),
+                # the band's exact size, and a suppressed group's count by difference. A band's
+                # size follows from its percentiles, so when the group's count is suppressed the
+                # others' mean (over the band less the group) is too.
+                "others_mean": SUPPRESSED
+                if disclosure.is_suppressed_count(b["n"])
+                else disclosure.mean(b["others_mean"] * b["n_others"], b["n_others"]),
             }
         )
     ratios = []
@@ -878,7 +895,10 @@ def plot_calibration(payload: dict[str, Any], grouping: str) -> str:
                 color=colour,
                 lw=width,
             )
-        ax.set_title(curve["label"] if curve else "no group large enough", fontsize=9)
+        title = curve["label"] if curve else "no group large enough"
+        if curve and curve.get("withheld"):
+            title += " (withheld: a bin has 1-7 events)"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("predicted risk", fontsize=8)
         ax.set_ylabel("observed rate", fontsize=8)
         ax.tick_params(labelsize=7)

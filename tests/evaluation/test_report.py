@@ -267,3 +267,22 @@ def test_oe_and_mean_risk_together_give_back_only_rounded_events(scenario_report
 def test_need_bands_do_not_show_everyone_elses_count(scenario_report):
     _, payload = scenario_report
     assert all("others_n" not in b for b in payload["need_at_equal_risk"]["bands"])
+
+
+def test_a_calibration_curve_with_a_small_bin_is_withheld_whole(scenario_report):
+    _, payload = scenario_report
+    curves = payload["calibration_curves"]
+    assert any(c["withheld"] for c in curves) and any(not c["withheld"] for c in curves)
+    for curve in curves:
+        events = [b["events"] for b in curve["bins"]]
+        if curve["withheld"]:
+            assert set(events) == {"*"} and {b["observed_rate"] for b in curve["bins"]} == {"*"}
+        else:
+            assert "*" not in events
+
+
+def test_others_mean_is_suppressed_with_the_groups_count(scenario_report):
+    _, payload = scenario_report
+    bands = payload["need_at_equal_risk"]["bands"]
+    small = [b for b in bands if b["n"] == "*"]
+    assert small and all(b["others_mean"] == "*" and b["mean"] == "*" for b in small)
