@@ -41,7 +41,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.features import _cpu_seconds, _run
+from benchmarks.features import cpu_seconds, run_measurement
 from riskstrat.features import acute, common, community, matrix, primary
 from riskstrat.features.common import Tables
 from riskstrat.features.settings import FeatureSettings
@@ -156,7 +156,7 @@ def _measure(extract: Path, as_of: str) -> None:
 
     settings = FeatureSettings()
     with tempfile.TemporaryDirectory() as output_dir:
-        cpu_started = _cpu_seconds()
+        cpu_started = cpu_seconds()
         started = time.perf_counter()
         table = build_with_shortcuts(
             read_extract(connect(settings), extract), date.fromisoformat(as_of), settings
@@ -164,7 +164,7 @@ def _measure(extract: Path, as_of: str) -> None:
         built = time.perf_counter()
         pq.write_table(table, Path(output_dir) / "matrix.parquet", compression="snappy", use_dictionary=False)
         seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_started
+        cpu = cpu_seconds() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"cpu={cpu:.3f} build={built - started:.2f} write={seconds - (built - started):.2f}")
     print(f"{seconds:.3f} {peak_mb:.0f} {table.num_rows}")
@@ -190,10 +190,10 @@ def main() -> None:
         "shortcuts": [],
     }
     for _ in range(args.repeat):  # in turn, so a busy spell on a shared machine hits all of them alike
-        runs["floor"].append(_run("floor", args.extract, args.as_of))
-        runs["features"].append(_run("features", args.extract, args.as_of))
+        runs["floor"].append(run_measurement("floor", args.extract, args.as_of))
+        runs["features"].append(run_measurement("features", args.extract, args.as_of))
         runs["shortcuts"].append(
-            _run("shortcuts", args.extract, args.as_of, module="benchmarks.feature_shortcuts")
+            run_measurement("shortcuts", args.extract, args.as_of, module="benchmarks.feature_shortcuts")
         )
     best = {mode: min(results) for mode, results in runs.items()}
     floor = best["floor"][0]

@@ -229,7 +229,7 @@ def _measure(mode: str, extract: Path, as_of: str) -> None:
         snapshot = folder_snapshot_hash(extract)
         steps["hash"] = time.perf_counter() - clock
     with tempfile.TemporaryDirectory() as output_dir:
-        cpu_started = _cpu_seconds()
+        cpu_started = cpu_seconds()
         started = time.perf_counter()
         if mode in ("floor", "floor-ids"):
             con = duckdb.connect()
@@ -250,7 +250,7 @@ def _measure(mode: str, extract: Path, as_of: str) -> None:
             steps["write"] = time.perf_counter() - clock
             rows = matrix.num_rows
         seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_started
+        cpu = cpu_seconds() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     detail = " ".join(f"{k}={v:.2f}" for k, v in steps.items())
     print(f"cpu={cpu:.3f} {detail}".rstrip())
@@ -258,12 +258,13 @@ def _measure(mode: str, extract: Path, as_of: str) -> None:
     print(f"{seconds:.3f} {peak_mb:.0f} {rows}")
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(
+def run_measurement(
     mode: str, extract: Path, as_of: str, module: str = "benchmarks.features"
 ) -> tuple[float, float, float, int, str]:
     """Run ``module --measure mode`` in a fresh process: seconds, CPU seconds, peak MB, rows, steps."""
@@ -300,7 +301,7 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float, float, int, str]]] = {mode: [] for mode in modes}
     for _ in range(args.repeat):
         for mode in modes:  # in turn, so a busy spell on a shared machine hits all of them alike
-            runs[mode].append(_run(mode, extract, args.as_of))
+            runs[mode].append(run_measurement(mode, extract, args.as_of))
     best = {mode: min(results) for mode, results in runs.items()}
     floor = best["floor"][0]
     print(
