@@ -78,6 +78,16 @@ def rounded(n: float | None) -> float | None:
     return None if shown is None or shown == SUPPRESSED else float(shown)
 
 
+def rounding_factor(n: float) -> float:
+    """The count as shown over the exact count (1 when either is 0 or the count is suppressed).
+
+    Scales a figure built on ``n`` to what it would be on the shown count, e.g. an
+    observed/expected ratio to the rounded events.
+    """
+    shown = rounded(n)
+    return shown / n if shown and n else 1.0
+
+
 def any_suppressed(counts: Iterable[float | None]) -> bool:
     """True when any of the counts a figure is built from is 1-7."""
     return any(is_suppressed_count(c) for c in counts)

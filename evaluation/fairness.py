@@ -623,8 +623,7 @@ def _oe_flags(performance: pd.DataFrame, settings: FairnessSettings) -> list[Fla
         if status is None:
             continue
         # Quoted from the rounded events, as the report shows O/E (see report._performance_payload).
-        shown_events = disclosure.rounded(row["events"])
-        to_rounded = shown_events / row["events"] if shown_events and row["events"] else 1.0
+        to_rounded = disclosure.rounding_factor(row["events"])
         oe, low, high = (row[k] * to_rounded for k in ("oe_ratio", "oe_ratio_lower", "oe_ratio_upper"))
         if oe > 1:
             what = (

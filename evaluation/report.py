@@ -167,12 +167,6 @@ def _rate(
     }
 
 
-def _rounding_factor(n: float) -> float:
-    """The disclosed count over the exact one (1 when either is 0 or not shown)."""
-    shown = disclosure.rounded(n)
-    return shown / n if shown and n else 1.0
-
-
 def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     rows = []
     confidence = audit.settings.confidence
@@ -183,7 +177,7 @@ def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
             metrics[metric] = _interval(r[metric], r[f"{metric}_lower"], r[f"{metric}_upper"], r["n"], built)
         # O/E times mean risk is the event rate: both are shown from the rounded counts, as
         # it is, or together they would give back the exact events.
-        to_rounded_events = _rounding_factor(r["events"])
+        to_rounded_events = disclosure.rounding_factor(r["events"])
         metrics["oe_ratio"] = _interval(
             r["oe_ratio"] * to_rounded_events,
             r["oe_ratio_lower"] * to_rounded_events,
@@ -192,7 +186,7 @@ def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
             built,
         )
         metrics["mean_risk"] = {
-            "value": disclosure.statistic(r["mean_risk"] / _rounding_factor(r["n"]), built, 4),
+            "value": disclosure.statistic(r["mean_risk"] / disclosure.rounding_factor(r["n"]), built, 4),
             "n": disclosure.count(r["n"]),
         }
         rows.append(

@@ -482,8 +482,9 @@ def write_xlsx(
     )
     sheet["A4"].font = Font(italic=True)
     # Rank, Person ID (and NHS number) stay in view when scrolling right.
-    _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity_columns(rows))
-    _set_up_printing(sheet, HEADER_ROW, output.mdt, info, title_columns=identity_columns(rows))
+    identity = identity_columns(rows)
+    _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity)
+    _set_up_printing(sheet, HEADER_ROW, output.mdt, info, title_columns=identity)
 
     about = book.create_sheet(ABOUT_SHEET)
     _set_up_printing(about, _write_about(about, output, rows, info), output.mdt, info)
