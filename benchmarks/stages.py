@@ -276,7 +276,7 @@ def stage_weekly_reasons(config: Any, timer: Timer, args: argparse.Namespace) ->
 
 def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Rows, change since last week and leavers, the XLSX/CSV/manifest export, and the history."""
-    from riskstrat.pipelines.weekly import assemble_task, export_task, record_history_task
+    from riskstrat.pipelines.weekly import assemble_task, export_task
 
     features, scored, models, versions, status, tables = _load_weekly_state(config, timer)
     inputs = _inputs(config, features, scored, models, versions, status=status, tables=tables)
@@ -284,10 +284,8 @@ def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> 
         state = pickle.load(handle)
     with timer.step("assemble"):
         outputs = assemble_task.fn(inputs, state["selections"], state["reasons"])
-    with timer.step("export"):
-        folder = export_task.fn(inputs, outputs)
-    with timer.step("record_history"):
-        record_history_task.fn(inputs, state["selections"])
+    with timer.step("export"):  # the week's files and its history, published in one step
+        folder = export_task.fn(inputs, outputs, state["selections"])
     return {"listed": int(sum(len(o.rows) for o in outputs)), "folder": str(folder)}
 
 
@@ -305,7 +303,6 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         assemble_task,
         explain_task,
         export_task,
-        record_history_task,
         select_task,
     )
     from riskstrat.worklists.selection import population_status
@@ -340,10 +337,8 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         reasons = explain_task.fn(inputs, selections)
     with timer.step("assemble"):
         outputs = assemble_task.fn(inputs, selections, reasons)
-    with timer.step("export"):
-        export_task.fn(inputs, outputs)
-    with timer.step("record_history"):
-        record_history_task.fn(inputs, selections)
+    with timer.step("export"):  # the week's files and its history, published in one step
+        export_task.fn(inputs, outputs, selections)
     return {"rows": len(features), "listed": int(sum(len(o.rows) for o in outputs))}
 
 

@@ -170,16 +170,16 @@ def validate_predictions(predictions: pd.DataFrame, settings: FairnessSettings) 
     bad = ~y.isin([0, 1])
     if bad.any():
         raise RiskstratError(
-            f"predictions.y: {int(bad.sum())} rows are not 0/1, e.g. person_id "
-            f"{predictions.loc[bad, 'person_id'].iloc[0]}",
+            f"predictions.y: {int(bad.sum())} rows are not 0/1",
+            details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
             hint="y is the 0/1 outcome of each test row.",
         )
     p = pd.to_numeric(predictions["p"], errors="coerce")
     bad = ~p.between(0, 1)
     if bad.any():
         raise RiskstratError(
-            f"predictions.p: {int(bad.sum())} rows are not probabilities in [0, 1], e.g. person_id "
-            f"{predictions.loc[bad, 'person_id'].iloc[0]}",
+            f"predictions.p: {int(bad.sum())} rows are not probabilities in [0, 1]",
+            details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
             hint="p is the calibrated probability of the outcome.",
         )
     for measure in settings.need_measures:
@@ -187,8 +187,8 @@ def validate_predictions(predictions: pd.DataFrame, settings: FairnessSettings) 
         bad = values.isna() | (values < 0)
         if bad.any():
             raise RiskstratError(
-                f"predictions.{measure}: {int(bad.sum())} rows are missing or negative, e.g. person_id "
-                f"{predictions.loc[bad, 'person_id'].iloc[0]}",
+                f"predictions.{measure}: {int(bad.sum())} rows are missing or negative",
+                details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
                 hint="Realised need is a count or score >= 0 for every test row (0 when none).",
             )
 

@@ -71,7 +71,8 @@ def _imd_group(values: pd.Series) -> pd.Series:
     bad = numeric.notna() & ~numeric.isin([1, 2, 3, 4, 5])
     if bad.any():
         raise RiskstratError(
-            f"imd_quintile: {int(bad.sum())} rows are not 1-5 (e.g. {values[bad].iloc[0]!r})",
+            f"imd_quintile: {int(bad.sum())} rows are not 1-5",
+            details=f"e.g. {values[bad].iloc[0]!r}",
             hint="imd_quintile is 1 (most deprived 20%) to 5 (least deprived); empty when not known.",
         )
     out = numeric.astype("Int64").astype("string").fillna(IMD_NOT_KNOWN)
@@ -83,7 +84,8 @@ def _ethnic_group(values: pd.Series) -> pd.Series:
     bad = ~out.isin(CENSUS_GROUPS)
     if bad.any():
         raise RiskstratError(
-            f"ethnic_group: {int(bad.sum())} rows are not a 2021-census group (e.g. {out[bad].iloc[0]!r})",
+            f"ethnic_group: {int(bad.sum())} rows are not a 2021-census group",
+            details=f"e.g. {out[bad].iloc[0]!r}",
             hint=f"Expected one of {', '.join(CENSUS_GROUPS)}; map ETHNIC CATEGORY codes with "
             "riskstrat.ingest.reference.ethnic_group().",
         )

@@ -6,14 +6,17 @@ knows which engine runs it.
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
 from riskstrat.features.settings import FeatureSettings
@@ -38,6 +41,58 @@ _IBIS_TYPES = {
     "integer": "int64",
     "float": "float64",
 }
+
+
+@ibis.udf.scalar.builtin(name="timezone", signature=((dt.string, dt.Timestamp(timezone="UTC")), dt.timestamp))
+def _duckdb_wall_clock(zone: str, moment: ir.TimestampValue) -> ir.TimestampValue:  # type: ignore[empty-body]
+    """DuckDB's ``timezone(zone, timestamptz)``: the wall-clock time in ``zone``, without a zone."""
+
+
+@ibis.udf.scalar.builtin(name="from_utc_timestamp", signature=((dt.timestamp, dt.string), dt.timestamp))
+def _spark_wall_clock(moment: ir.TimestampValue, zone: str) -> ir.TimestampValue:  # type: ignore[empty-body]
+    """Spark's ``from_utc_timestamp(ts, zone)``: the wall-clock time in ``zone`` (session time zone UTC)."""
+
+
+def to_local_naive(value: ir.Value, aware: bool = False) -> ir.Value:
+    """A time-zone-aware timestamp as naive Europe/London wall-clock time (naive ones unchanged).
+
+    The same convention as the gate's reader (:func:`riskstrat.ingest.readers.to_london_naive`),
+    written explicitly so that it does not depend on the engine's session time zone
+    (on PySpark it assumes the UTC session time zone that :func:`spark_session` sets;
+    a Parquet timestamp Spark reads as a plain timestamp is converted when the
+    file's schema says it is time-zone-aware).
+
+    Args:
+        value: A column.
+        aware: Whether the file stores it time-zone-aware (PySpark reads such a
+            Parquet column as a plain timestamp, so the file's schema says it).
+    """
+    kind = value.type()
+    if not kind.is_timestamp() or not (aware or kind.timezone is not None):
+        return value
+    backend = value._find_backend(use_default=True) if hasattr(value, "_find_backend") else None
+    if backend is not None and backend.name == "pyspark":
+        return _spark_wall_clock(value, readers.LOCAL_TIME_ZONE)
+    if kind.timezone is None:
+        return value
+    return _duckdb_wall_clock(readers.LOCAL_TIME_ZONE, value)
+
+
+def _aware_columns(path: Path) -> frozenset[str]:
+    """Columns of a Parquet file stored as time-zone-aware timestamps (UTC instants)."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # unreadable files are the gate's to report
+        return frozenset()
+    return frozenset(f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.tz is not None)
+
+
+def _text_to_timestamp(value: ir.StringValue) -> ir.Value:
+    """ISO date-time text as naive London time: values with a UTC offset converted, others as they are."""
+    offset = value.re_search(readers.UTC_OFFSET + "$")
+    return ibis.ifelse(
+        offset, to_local_naive(value.cast(dt.Timestamp(timezone="UTC"))), value.cast("timestamp")
+    )
 
 
 def connect_duckdb(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
@@ -101,17 +156,26 @@ def connect(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
     return connect_duckdb(settings)
 
 
-def conform_to_contract(table: ir.Table, contract: Table) -> ir.Table:
+def conform_to_contract(
+    table: ir.Table, contract: Table, aware_columns: frozenset[str] = frozenset()
+) -> ir.Table:
     """Cast contract columns to their contract types and add missing optional columns as nulls.
 
     Columns that are already of the right type are left alone, so the cast costs
-    nothing on typed Parquet.
+    nothing on typed Parquet. Time-zone-aware timestamps (``aware_columns``: those
+    the file stores with a zone) become naive Europe/London wall-clock time first.
     """
     columns = {}
     for column in contract.columns:
         target = _IBIS_TYPES[column.type]
         if column.name in table.columns:
             value = table[column.name]
+            if column.type in ("date", "datetime"):
+                # One time-zone convention with the gate: London wall-clock time, then the date.
+                if value.type().is_string() and column.type == "datetime":
+                    value = _text_to_timestamp(value)
+                else:
+                    value = to_local_naive(value, aware=column.name in aware_columns)
             if str(value.type().copy(nullable=True)) != str(ibis.dtype(target).copy(nullable=True)):
                 value = value.cast(target)
             columns[column.name] = value
@@ -156,13 +220,31 @@ def read_extract(
     tables = {}
     for name in names:
         path = find_table_file(folder, name)
-        raw = (
-            con.read_parquet(path, table_name=name)
-            if path.suffix == ".parquet"
-            else con.read_csv(path, table_name=name)
-        )
-        tables[name] = conform_to_contract(raw, CONTRACT[name])
+        if path.suffix == ".parquet":
+            raw, aware = con.read_parquet(path, table_name=name), _aware_columns(path)
+        else:
+            raw, aware = _read_csv(con, path, CONTRACT[name]), frozenset()
+        tables[name] = conform_to_contract(raw, CONTRACT[name], aware)
     return tables
+
+
+def _read_csv(con: ibis.BaseBackend, path: Path, contract: Table) -> ir.Table:
+    """Read a CSV with its text, date and date-time columns as text, as the gate reads them.
+
+    Type sniffing would turn ``0205`` into 205 and ``01`` into 1; the contract's
+    cast then types each column (dates, numbers) exactly as the gate does.
+    """
+    if con.name != "duckdb":
+        return con.read_csv(path, table_name=contract.name)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    kinds = {c.name: c.type for c in contract.columns}
+    as_text = {c: "VARCHAR" for c in header if kinds.get(c) in ("string", "date", "datetime")}
+    return (
+        con.read_csv(path, table_name=contract.name, types=as_text)
+        if as_text
+        else con.read_csv(path, table_name=contract.name)
+    )
 
 
 def register_frames(con: ibis.BaseBackend, frames: dict[str, Any]) -> dict[str, ir.Table]:

@@ -88,6 +88,9 @@ class Column:
         codes: Allowed values, or None when the column is free text or numeric.
         description: What the column holds, for the data contract document.
         source: Where an NHS analyst finds it (SUS, ECDS, CSDS, GP extract field).
+        identifier: Whether the column is an ID (person, attendance, spell): compared
+            exactly across tables, never an NHS number, and may be stored as
+            numbers in Parquet (other text columns may not: leading zeros).
     """
 
     name: str
@@ -97,6 +100,7 @@ class Column:
     codes: tuple[str | int, ...] | None = None
     description: str = ""
     source: str = ""
+    identifier: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ def _person_id() -> Column:
         nullable=False,
         description="Pseudonymised person identifier, the same across every table.",
         source="Pseudonymised NHS number (never the NHS number itself)",
+        identifier=True,
     )
 
 
@@ -309,6 +314,7 @@ AE_ATTENDANCES = Table(
             nullable=False,
             description="Unique attendance identifier.",
             source="EMERGENCY CARE ATTENDANCE IDENTIFIER",
+            identifier=True,
         ),
         _person_id(),
         Column(
@@ -368,6 +374,7 @@ APC_SPELLS = Table(
             nullable=False,
             description="Unique hospital provider spell identifier.",
             source="HOSPITAL PROVIDER SPELL IDENTIFIER",
+            identifier=True,
         ),
         _person_id(),
         Column("admission_date", "date", required=True, nullable=False, description="Start of the spell."),

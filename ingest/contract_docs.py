@@ -19,16 +19,68 @@ gate and the synthetic generator all use that one definition.
 
 ## Rules for every table
 
+- **One file per table.** `patients.parquet` and `patients.csv` side by side
+  is an error naming both files: one of them is stale, and riskstrat will not
+  guess which. A Spark output folder (`patients.parquet/part-*.parquet`) must be
+  written out as one file.
 - **IDs are pseudonymised.** `person_id` is the same pseudonym in every table.
   The NHS number never appears in these tables; a separate re-identification
   key (person_id to NHS number) may be given to the worklist export only.
+- **IDs that look like NHS numbers stop the run.** An NHS number is ten digits
+  (often written `999 999 9999`) whose last digit is a modulus-11 check digit.
+  About 1 in 11 random ten-digit numbers carry a valid check digit by chance,
+  so the rule is on the column, not the value: an ID column (`person_id`,
+  `attendance_id`, `spell_id`) fails when more than half of its ten-digit
+  values carry a valid check digit (`thresholds.nhs_number_share`, 0.5). A
+  column of NHS numbers scores 100% and always fails, whatever its size. The
+  chance that a column of random ten-digit pseudonyms fails by chance
+  (simulated and exact binomial, 1 in 11 per value): 9.1% with one ten-digit
+  value, 0.8% with 2, 2.3% with 3, 0.65% with 5, 0.009% with 10, 1 in a
+  billion with 30 and effectively never with 100 or more (a real extract).
+  What it cannot see: NHS numbers mixed into a column of ten-digit pseudonyms
+  are missed while they are under about 45% of its ten-digit values (the share
+  is then below 50%); mixed into pseudonyms of any other shape (`P0001234`) they
+  always fail. The failure shows the shape (`9999999999`) and the row count,
+  never the number; any example ID shaped like an NHS number is shown by shape
+  in every other check too.
+- **Text is compared exactly, never trimmed.** IDs and codes with leading or
+  trailing spaces (`"P001 "`, a CHAR column padded by the database) fail the
+  gate, naming the table and column: trimming could merge distinct IDs, and
+  the feature engine reads the files as they are, so a trimmed gate would pass
+  IDs that do not join. Trim in the export (`RTRIM`).
+- **Codes are text**, compared exactly: department type `01`, not `1`; BNF
+  `0205`, not `205`. A CSV is read as text, so leading zeros are kept. In
+  Parquet, a text column (codes, LSOA, practice codes, BNF codes) stored as a
+  number or true/false fails ("stored as a number: leading zeros lost; store
+  as text"). ID columns may be stored as whole numbers.
 - **Dates** are ISO: `YYYY-MM-DD`; date-times `YYYY-MM-DD HH:MM:SS` (a `T`
-  between date and time is accepted). Other formats (`31/12/2024`) are
-  rejected, naming the table, the column, the number of rows and the shape of
-  the bad values, never the values themselves.
-- **Codes** are text, compared exactly: department type `01`, not `1`.
-- **No event is dated after the extract date** (`configs/data.yaml`) or after
-  the person's recorded death.
+  between date and time is accepted). Other formats (`31/12/2024`, Excel
+  serial numbers such as `45123`) are rejected, naming the table, the column,
+  the number of rows and the shape of the bad values, never the values
+  themselves.
+- **Time zones: everything is Europe/London wall-clock time, without a zone.**
+  A time-zone-aware value is converted to Europe/London time and its zone
+  dropped: a Parquet timestamp stored as UTC (as Spark and Databricks write
+  them), or a CSV date-time ending in `Z`, `+01:00`, `+0100` or `+01`. Its date
+  is then the London calendar date, so a birth at midnight in British Summer
+  Time stored as `23:00 UTC` the day before keeps its date. A naive value is
+  taken to be London time already. The gate and the feature engine (DuckDB,
+  and PySpark with its UTC session time zone) apply the same rule, so a
+  UTC-stored extract gives the same features as a naive one. A value that cannot be converted (an offset such as `+25:00`) is
+  rejected, naming the table, column, rows and the value's shape.
+- **No event is dated after the extract date** (`configs/data.yaml`), after
+  the person's recorded death, or before the person's birth month (birth dates
+  may have month precision, so an event in the birth month is allowed).
+- **A date of death before the birth month** (a placeholder such as
+  `1900-01-01`) is reported once, on `patients.date_of_death`; the person's
+  events are then not checked against that date, so ten event tables are not
+  blamed for one bad date. The same holds for an implausible birth date.
+- **Row-count baseline.** Each table's row count is compared with the last
+  extract a pipeline run (the gate of the weekly run, a retrain or a feature
+  build) accepted, whatever folder it came from, so a weekly extract delivered
+  in a new dated folder is still compared with last week's (a change over
+  `thresholds.row_count_change` warns). `riskstrat validate DIR` is a check
+  only: it compares DIR with that baseline and never changes it.
 - **LSOA** is the 2011 LSOA of residence (English codes, `E01...`), which the
   IMD 2019 lookup shipped with riskstrat covers.
 

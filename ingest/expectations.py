@@ -35,6 +35,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 import great_expectations.expectations as gxe
 
 from riskstrat.ingest.contract import Table
+from riskstrat.ingest.readers import nhs_number_shape
 from riskstrat.ingest.reference import LSOA_PATTERN, conditions, imd_lookup
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 
@@ -119,31 +120,61 @@ def _check(
 class PatientLookup:
     """What the event checks need from patients, built once per extract.
 
+    Only plausible dates are kept: a date of death or birth that patients' own
+    checks reject (before ``min_date``, after the extract date, death before
+    birth, an implausible age) is the root cause, reported once on
+    ``patients``, and is not used to fail every event of that person again.
+
     Attributes:
         person_ids: Distinct person IDs of patients (empty if it has no person_id column).
-        death_dates: Recorded date of death aligned with ``person_ids`` (NaT if none).
+        death_dates: Recorded date of death aligned with ``person_ids`` (NaT if none
+            or implausible).
         has_deaths: Whether patients has a ``date_of_death`` column (the after-death
             checks pass when it has none).
+        birth_months: First day of the birth month aligned with ``person_ids`` (NaT
+            if none or implausible).
     """
 
     person_ids: pa.Array
     death_dates: np.ndarray
     has_deaths: bool
+    birth_months: np.ndarray | None = None
 
     @classmethod
-    def of(cls, patients: pd.DataFrame) -> PatientLookup:
-        """Build the lookup from the typed patients table."""
+    def of(
+        cls,
+        patients: pd.DataFrame,
+        settings: ValidationSettings | None = None,
+        extract_date: date | None = None,
+    ) -> PatientLookup:
+        """Build the lookup from the typed patients table.
+
+        Args:
+            patients: The typed patients table (person_id, birth_date, date_of_death at least).
+            settings: The gate's settings, for the plausible date range (default: defaults).
+            extract_date: No date may be later (default: no upper limit).
+        """
         if "person_id" in patients:
             person_ids = pc.unique(pa.array(patients["person_id"].dropna(), type=pa.large_string()))
         else:
             person_ids = pa.array([], type=pa.large_string())
+        plausible = _plausible_dates(patients, settings or ValidationSettings(), extract_date)
         death_dates = np.full(len(person_ids), np.datetime64("NaT"), dtype="datetime64[us]")
-        deaths = _death_dates(patients)
+        deaths = _person_dates(plausible, "date_of_death")
         if deaths is not None and len(deaths):
             where = pc.index_in(pa.array(deaths.index, type=pa.large_string()), value_set=person_ids)
             where = where.to_numpy(zero_copy_only=False)
             death_dates[where.astype(np.int64)] = deaths.to_numpy().astype("datetime64[us]")
-        return cls(person_ids, death_dates, deaths is not None)
+        birth_months = None
+        births = _person_dates(plausible, "birth_date")
+        if births is not None:
+            birth_months = np.full(len(person_ids), np.datetime64("NaT"), dtype="datetime64[us]")
+            if len(births):
+                where = pc.index_in(pa.array(births.index, type=pa.large_string()), value_set=person_ids)
+                where = where.to_numpy(zero_copy_only=False)
+                months = births.to_numpy().astype("datetime64[M]").astype("datetime64[us]")
+                birth_months[where.astype(np.int64)] = months
+        return cls(person_ids, death_dates, deaths is not None, birth_months)
 
 
 def _flag_check(
@@ -289,6 +320,33 @@ def build_checks(
                     value_set=list(column.codes),
                 )
             )
+    for column in table.columns:
+        if column.name not in present or column.type != "string":
+            continue
+        checks.append(
+            _flag_check(
+                s,
+                name,
+                column.name,
+                "text_trimmed",
+                flag_name("text_trimmed", column.name),
+                "values without leading or trailing spaces (IDs and codes are compared exactly, never trimmed)",
+            )
+        )
+        if column.identifier:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    column.name,
+                    "id_not_nhs_number",
+                    flag_name("id_not_nhs_number", column.name),
+                    "pseudonymised IDs, never NHS numbers: at most "
+                    f"{t.nhs_number_share:.0%} of the ten-digit values may carry a valid NHS number "
+                    "check digit (random ten-digit pseudonyms: about 9%)",
+                    max_share=t.nhs_number_share,
+                )
+            )
     if table.key and table.key in present:
         checks.append(
             _flag_check(
@@ -346,6 +404,18 @@ def build_checks(
                     "age_plausible",
                     flag_name("age_plausible", "birth_date"),
                     f"a birth date giving an age from 0 to {t.max_age} at {extract_date.isoformat()}",
+                )
+            )
+        if "birth_date" in present and "date_of_death" in present:
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    "date_of_death",
+                    "death_not_before_birth",
+                    flag_name("death_not_before_birth", "date_of_death"),
+                    "a date of death not before the birth month (placeholder dates such as "
+                    "1900-01-01 are not dates of death: leave it empty)",
                 )
             )
         if "lsoa_code" in present:
@@ -411,7 +481,8 @@ def build_checks(
                     "every person_id to be in patients",
                 )
             )
-        for column in _date_columns(table, present):
+        # Without a person_id the event cannot be matched to a person (required_columns fails).
+        for column in _date_columns(table, present) if "person_id" in present else []:
             checks.append(
                 _flag_check(
                     s,
@@ -420,6 +491,16 @@ def build_checks(
                     "not_after_death",
                     flag_name("not_after_death", column),
                     "no date after the person's recorded date of death",
+                )
+            )
+            checks.append(
+                _flag_check(
+                    s,
+                    name,
+                    column,
+                    "not_before_birth",
+                    flag_name("not_before_birth", column),
+                    "no date before the person's birth month",
                 )
             )
     for earlier, later in table.date_pairs:
@@ -486,6 +567,17 @@ def derive_flags(
     flags: dict[str, pd.Series] = {}
     day_after_extract = pd.Timestamp(extract_date) + pd.Timedelta(days=1)
     min_date = pd.Timestamp(t.min_date)
+    for column in table.columns:
+        if column.name not in present or column.type != "string":
+            continue
+        text = frame[column.name]
+        flags[flag_name("text_trimmed", column.name)] = (text.str.strip() == text).fillna(True).astype(bool)
+        if column.identifier:
+            # Missing for values that are not ten digits: the share is taken over ten-digit IDs only.
+            ten_digits, nhs_like = nhs_number_shape(text)
+            flags[flag_name("id_not_nhs_number", column.name)] = (
+                (~nhs_like).astype("boolean").where(ten_digits, pd.NA)
+            )
     if table.key and table.key in present:
         keys = frame[table.key]
         if duplicate_keys is None:
@@ -505,6 +597,10 @@ def derive_flags(
             flags[flag_name("age_plausible", "birth_date")] = (
                 (births > oldest) & (births < day_after_extract)
             ) | births.isna()
+        if "birth_date" in present and "date_of_death" in present:
+            flags[flag_name("death_not_before_birth", "date_of_death")] = ~(
+                _months(frame["date_of_death"]) < _months(frame["birth_date"])
+            ).fillna(False).astype(bool)
         if "lsoa_code" in present:
             known = is_in(frame["lsoa_code"], imd_lookup()["lsoa_code"])
             flags[flag_name("lsoa_in_imd_lookup", "lsoa_code")] = known | frame["lsoa_code"].isna()
@@ -523,6 +619,20 @@ def derive_flags(
         death = None
         if patients.has_deaths and len(patients.death_dates):
             death = np.where(known, patients.death_dates.view("i8")[positions], NAT)
+        birth = None
+        if patients.birth_months is not None and len(patients.birth_months):
+            birth = np.where(known, patients.birth_months.view("i8")[positions], NAT)
+        for column, values in ticks.items():
+            # Month precision: birth_date is often the 1st of the birth month.
+            month = (
+                values.astype("datetime64[us]").astype("datetime64[M]").astype("datetime64[us]").view("i8")
+            )
+            month = np.where(values == NAT, NAT, month)
+            flags[flag_name("not_before_birth", column)] = (
+                np.ones(len(frame), dtype=bool)
+                if birth is None
+                else ~((birth != NAT) & (month != NAT) & (month < birth))
+            )
         for column, values in ticks.items():
             if death is None:
                 flags[flag_name("not_after_death", column)] = np.ones(len(frame), dtype=bool)
@@ -539,8 +649,51 @@ def derive_flags(
             start, end = ticks[earlier], ticks[later]
             flags[flag_name("date_order", later)] = ~((start != NAT) & (end != NAT) & (end < start))
     return pd.DataFrame(
-        {k: v.astype(bool) if isinstance(v, pd.Series) else v for k, v in flags.items()}, index=frame.index
+        {
+            k: v if isinstance(v, pd.Series) and v.dtype == "boolean" else _as_bool(v)
+            for k, v in flags.items()
+        },
+        index=frame.index,
     )
+
+
+def _as_bool(values: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    return values.astype(bool)
+
+
+def _months(values: pd.Series) -> pd.Series:
+    """Dates as the first day of their month (missing stays missing)."""
+    return values.dt.to_period("M").dt.start_time.astype("datetime64[us]")
+
+
+def _plausible_dates(
+    patients: pd.DataFrame, settings: ValidationSettings, extract_date: date | None
+) -> pd.DataFrame:
+    """The person_id, birth_date and date_of_death of patients with implausible dates made missing.
+
+    A date is implausible when patients' own checks reject it: before
+    ``thresholds.min_date``, after the extract date, a birth giving an age over
+    ``thresholds.max_age``, or a death before the birth month.
+    """
+    t = settings.thresholds
+    columns = [c for c in ("person_id", "birth_date", "date_of_death") if c in patients]
+    frame = patients[columns].copy()
+    low = pd.Timestamp(t.min_date)
+    high = pd.Timestamp(extract_date) + pd.Timedelta(days=1) if extract_date else None
+    for column in ("birth_date", "date_of_death"):
+        if column not in frame:
+            continue
+        values = frame[column]
+        bad = values < low
+        if high is not None:
+            bad |= values >= high
+        if column == "birth_date" and extract_date is not None:
+            bad |= values <= pd.Timestamp(extract_date) - pd.DateOffset(years=t.max_age + 1)
+        frame[column] = values.mask(bad.fillna(False).astype(bool))
+    if "birth_date" in frame and "date_of_death" in frame:
+        before = (_months(patients["date_of_death"]) < _months(patients["birth_date"])).fillna(False)
+        frame["date_of_death"] = frame["date_of_death"].mask(before.astype(bool))
+    return frame
 
 
 def _ticks(values: pd.Series) -> np.ndarray:
@@ -568,12 +721,10 @@ def is_in(values: pd.Series, allowed: pd.Series | pa.Array | tuple | list) -> pd
         return values.isin(allowed.to_pylist() if isinstance(allowed, pa.Array) else allowed)
 
 
-def _death_dates(patients: pd.DataFrame | None) -> pd.Series | None:
-    """Date of death by person_id (first recorded, if a person appears twice)."""
-    if patients is None or "date_of_death" not in patients or "person_id" not in patients:
+def _person_dates(patients: pd.DataFrame | None, column: str) -> pd.Series | None:
+    """A date column by person_id (first recorded, if a person appears twice); None if absent."""
+    if patients is None or column not in patients or "person_id" not in patients:
         return None
-    dead = patients.loc[
-        patients["date_of_death"].notna() & patients["person_id"].notna(), ["person_id", "date_of_death"]
-    ]
-    dead = dead.drop_duplicates("person_id")
-    return pd.Series(dead["date_of_death"].to_numpy(), index=dead["person_id"].to_numpy())
+    dated = patients.loc[patients[column].notna() & patients["person_id"].notna(), ["person_id", column]]
+    dated = dated.drop_duplicates("person_id")
+    return pd.Series(dated[column].to_numpy(), index=dated["person_id"].to_numpy())

@@ -11,13 +11,28 @@ batches, CSV chunks), so that the gate never holds a large table whole;
 :func:`coerce_chunk` types one chunk and returns its unparseable values as
 :class:`ParseFailure` records that :meth:`ParseFailure.merged` sums over chunks
 into the same problem :func:`coerce` reports for the whole table.
+
+Time zones: riskstrat works in naive Europe/London wall-clock time. A
+time-zone-aware value (a Parquet timestamp stored as UTC, as Spark and
+Databricks write them, or a CSV date-time ending in ``Z`` or ``+01:00``) is
+converted to Europe/London and its zone dropped, so its date is the London
+calendar date; a naive value is taken to be London time already.
+:func:`to_london_naive` is the one place that does it (the feature reader in
+:mod:`riskstrat.features.backends` applies the same rule in SQL).
+
+Text is taken exactly as stored: IDs and codes are compared exactly across
+tables and by the feature engine, so surrounding spaces are kept for the gate
+to report, never trimmed silently; and text columns stored as numbers in
+Parquet (``0205`` stored as ``205``) are reported, not converted.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +46,11 @@ from riskstrat.ingest.contract import CONTRACT, Column, Table
 SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 MAX_EXAMPLES = 5
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+UTC_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)"
+"""A UTC offset at the end of an ISO date-time: ``Z``, ``+01:00``, ``+0100`` or ``+01``."""
+ISO_DATETIME = rf"^\d{{4}}-\d{{2}}-\d{{2}}([ T]\d{{2}}:\d{{2}}(:\d{{2}}(\.\d+)?)?{UTC_OFFSET}?)?$"
+LOCAL_TIME_ZONE = "Europe/London"
+"""Time-zone-aware values are converted to this zone's wall-clock time and made naive."""
 SHAPE_SAMPLE = 50
 """Failing values of a column whose shapes are looked at (the first five distinct shapes are shown)."""
 
@@ -51,13 +70,49 @@ class RawTable:
     frame: pd.DataFrame
 
 
+def table_files(folder: Path, name: str) -> list[Path]:
+    """Every file that could hold table ``name`` in ``folder`` (``<name>.parquet``, ``<name>.csv``)."""
+    return [
+        Path(folder) / f"{name}{suffix}"
+        for suffix in SUFFIXES
+        if (Path(folder) / f"{name}{suffix}").is_file()
+    ]
+
+
 def find_table_file(folder: Path, name: str) -> Path | None:
-    """Return the Parquet or CSV file for table ``name`` in ``folder``, or None."""
-    for suffix in SUFFIXES:
-        candidate = Path(folder) / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    """Return the Parquet or CSV file for table ``name`` in ``folder``, or None.
+
+    Raises:
+        ContractError: If both ``<name>.parquet`` and ``<name>.csv`` exist: one of
+            them is stale, and which one is meant cannot be guessed.
+    """
+    found = table_files(folder, name)
+    if len(found) > 1:
+        raise ContractError(
+            [
+                ContractProblem(
+                    name,
+                    "",
+                    f"one file for table {name}; found {' and '.join(p.name for p in found)} in {folder}",
+                )
+            ],
+            hint="Remove the stale file: each table must be supplied once, as Parquet or as CSV.",
+        )
+    return found[0] if found else None
+
+
+def _near_misses(folder: Path, name: str) -> list[str]:
+    """Entries in ``folder`` that look meant for table ``name`` but are not read (case, folders, suffixes)."""
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return []
+    wanted = {f"{name}{suffix}" for suffix in SUFFIXES}
+    return sorted(
+        e.name + ("/" if e.is_dir() else "")
+        for e in entries
+        if e.name.lower().split(".")[0] == name.lower() and not (e.name in wanted and e.is_file())
+    )[:MAX_EXAMPLES]
 
 
 def value_shape(value: object) -> str:
@@ -72,25 +127,123 @@ def value_shape(value: object) -> str:
     return re.sub(r"[A-Z]", "A", text)
 
 
+NHS_NUMBER_SHAPE = r"^\d{3}[ -]?\d{3}[ -]?\d{4}$"
+"""Ten digits, possibly grouped 3-3-4 with spaces or hyphens, as NHS numbers are written."""
+_NHS_WEIGHTS = np.arange(10, 1, -1)
+
+
+def nhs_number_like(values: pd.Series) -> pd.Series:
+    """Whether each value is shaped like an NHS number and carries a valid modulus-11 check digit.
+
+    The check digit is ``11 - (sum of the first nine digits weighted 10 to 2) mod 11``
+    (11 becomes 0; 10 is never issued). About 1 in 11 random ten-digit numbers
+    pass it, so one value proves nothing; a column does (see the gate's
+    ``id_not_nhs_number`` check). Missing values are False.
+    """
+    return nhs_number_shape(values)[1]
+
+
+def nhs_number_shape(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Which values are shaped like NHS numbers, and which of those carry a valid check digit.
+
+    Returns:
+        Two boolean Series on ``values``' index: ten digits (possibly grouped 3-3-4),
+        and ten digits with a valid modulus-11 check digit.
+    """
+    text = values.astype("string")
+    shaped = pd.Series(False, index=values.index)
+    valid = pd.Series(False, index=values.index)
+    candidate = text.str.len().between(10, 12).fillna(False).astype(bool)  # cheap first pass
+    if not candidate.any():
+        return shaped, valid
+    shaped[candidate] = text[candidate].str.match(NHS_NUMBER_SHAPE).fillna(False).astype(bool)
+    if not shaped.any():
+        return shaped, valid
+    digits = text[shaped].str.replace(r"[ -]", "", regex=True).to_numpy(dtype="U10")
+    matrix = digits.view(np.uint32).reshape(-1, 10).astype(np.int64) - ord("0")
+    check = 11 - (matrix[:, :9] @ _NHS_WEIGHTS) % 11
+    check = np.where(check == 11, 0, check)
+    valid[shaped] = (check != 10) & (check == matrix[:, 9])
+    return shaped, valid
+
+
+def shown_id(value: object) -> str:
+    """An ID as it may be shown in an example: as it is, or its shape if it looks like an NHS number."""
+    text = str(value)
+    if nhs_number_like(pd.Series([text])).iloc[0]:
+        return value_shape(text)
+    return text
+
+
 def _example_ids(frame: pd.DataFrame, table: Table, mask: pd.Series) -> tuple[str, ...]:
     id_column = table.key or ("person_id" if "person_id" in frame.columns else None)
     if id_column is None or id_column not in frame.columns:
         return ()
-    values = frame.loc[mask, id_column].dropna().astype(str).unique()[:MAX_EXAMPLES]
-    return tuple(f"{id_column}={v}" for v in values)
+    values = frame.loc[mask, id_column].dropna().astype(str).unique()[:SHAPE_SAMPLE]
+    shown = dict.fromkeys(shown_id(v) for v in values)  # NHS-number-shaped IDs collapse to one shape
+    return tuple(f"{id_column}={v}" for v in list(shown)[:MAX_EXAMPLES])
 
 
 def _table_path(folder: Path, name: str) -> Path:
     path = find_table_file(folder, name)
     if path is None:
+        near = _near_misses(folder, name)
+        found = f"; found only {', '.join(near)}, which is not read" if near else ""
         raise ContractError(
-            [ContractProblem(name, "", f"a file {name}.parquet or {name}.csv in {folder}")],
-            hint="Every contract table must be supplied, even if empty (headers only).",
+            [ContractProblem(name, "", f"a file {name}.parquet or {name}.csv in {folder}{found}")],
+            hint="Every contract table must be supplied, even if empty (headers only), as one file "
+            "named exactly as the contract says (a Spark output folder must be written as one file).",
         )
     return path
 
 
+def _header(path: Path) -> list[str] | None:
+    """The column names of a table's file, as written (None if it cannot be read: reported later)."""
+    try:
+        if path.suffix == ".parquet":
+            return list(pq.read_schema(path).names)
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except Exception:  # an unreadable file is reported, with its error, when it is read
+        return None
+
+
+def _check_header(name: str, path: Path) -> None:
+    """Refuse a file that names a column twice (pandas would keep the first and rename the other).
+
+    Raises:
+        ContractError: Naming the table, the file and the repeated columns.
+    """
+    names = _header(path)
+    if not names:
+        return
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise ContractError(
+            [
+                ContractProblem(
+                    name,
+                    "",
+                    f"each column once in {path.name}; found {', '.join(repeated)} more than once",
+                )
+            ],
+            hint="Two exports were joined side by side, or a column was added twice: keep one.",
+        )
+
+
 def _unreadable(name: str, path: Path, exc: Exception) -> ContractError:
+    if isinstance(exc, UnicodeDecodeError):
+        return ContractError(
+            [
+                ContractProblem(
+                    name,
+                    "",
+                    f"a UTF-8 csv file; {path.name} holds bytes that are not UTF-8 "
+                    f"(byte 0x{exc.object[exc.start]:02x}; UnicodeDecodeError)",
+                )
+            ],
+            hint=f"Re-export {path.name} as UTF-8 (a Windows-1252 or Latin-1 export breaks accented names).",
+        )
     return ContractError(
         [ContractProblem(name, "", f"a readable {path.suffix[1:]} file ({type(exc).__name__}: {exc})")],
         hint=f"Re-export {path.name}; it may be truncated or corrupt.",
@@ -120,6 +273,7 @@ def load_raw(folder: Path, name: str) -> RawTable:
     """
     table = CONTRACT[name]
     path = _table_path(folder, name)
+    _check_header(name, path)
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path, to_pandas_kwargs={"date_as_object": False})
@@ -153,6 +307,7 @@ def iter_raw(
     """
     table = CONTRACT[name]
     path = _table_path(folder, name)
+    _check_header(name, path)
     try:
         if path.suffix == ".parquet":
             parquet = pq.ParquetFile(path)
@@ -183,15 +338,50 @@ def iter_raw(
         raise _unreadable(name, path, exc) from None
 
 
-def as_text(values: pd.Series) -> pd.Series:
-    """Values as typed text: trimmed, empty as missing, whole floats without ".0"."""
+def as_text(values: pd.Series, strip: bool = True) -> pd.Series:
+    """Values as typed text: empty as missing, whole floats without ".0".
+
+    Args:
+        values: The values as read.
+        strip: Trim surrounding spaces (for values that are parsed next, such as
+            dates and numbers). Text columns are kept exactly (``strip=False``):
+            IDs and codes are compared exactly, and the gate reports spaces.
+    """
     if pd.api.types.is_float_dtype(values):
         # Codes stored as floats in Parquet (1.0) read as "1", not "1.0".
         whole = values.dropna()
         if (whole == np.floor(whole)).all():
             values = values.astype("Int64")
-    text = values.astype("string").str.strip()
+    text = values.astype("string")
+    if strip:
+        text = text.str.strip()
     return text.mask(text == "", pd.NA)
+
+
+def to_london_naive(values: pd.Series) -> pd.Series:
+    """Time-zone-aware date-times as naive Europe/London wall-clock time; naive ones unchanged.
+
+    This is the one time-zone convention of riskstrat (see the module docstring).
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert(LOCAL_TIME_ZONE).dt.tz_localize(None)
+    return values
+
+
+def _parse_iso(text: pd.Series, well_formed: pd.Series) -> pd.Series:
+    """Parse well-formed ISO text; values with a UTC offset are converted to London wall-clock time."""
+    candidates = text.where(well_formed)
+    with_offset = candidates.str.contains(UTC_OFFSET + "$", regex=True).fillna(False).astype(bool)
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    naive = candidates.where(~with_offset)
+    if naive.notna().any():
+        parsed[~with_offset] = pd.to_datetime(naive[~with_offset], errors="coerce", format="ISO8601").astype(
+            "datetime64[us]"
+        )
+    if with_offset.any():
+        aware = pd.to_datetime(candidates[with_offset], errors="coerce", format="ISO8601", utc=True)
+        parsed[with_offset] = to_london_naive(aware).astype("datetime64[us]")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -261,23 +451,14 @@ def _coerce_column(raw: RawTable, column: Column) -> tuple[pd.Series, ParseFailu
     values = raw.frame[column.name]
     failure = None
     if column.type in ("date", "datetime"):
-        if pd.api.types.is_datetime64_any_dtype(values):
-            parsed = pd.to_datetime(values)
-            bad = None
-        else:
-            text = as_text(values)
-            pattern = ISO_DATE if column.type == "date" else ISO_DATETIME
-            well_formed = text.str.match(pattern).fillna(True).astype(bool)
-            parsed = pd.to_datetime(text.where(well_formed), errors="coerce", format="ISO8601")
-            bad = text.notna() & (~well_formed | parsed.isna())
-        if bad is not None and bad.any():
-            wanted = (
-                "ISO dates (YYYY-MM-DD)" if column.type == "date" else "ISO date-times (YYYY-MM-DD HH:MM:SS)"
-            )
-            failure = _parse_failure(raw, column, wanted, "values shaped ", bad, values)
-        parsed = parsed.astype("datetime64[us]")
-        converted = parsed.dt.normalize() if column.type == "date" else parsed
-    elif column.type in ("integer", "float"):
+        return _coerce_dates(raw, column, values)
+    stored = _stored_as_non_text(values) if column.type == "string" and not column.identifier else None
+    if stored:
+        # Parquet numbers for a text column: a code's leading zeros (0205, 01) are already lost.
+        bad = values.notna()
+        failure = _parse_failure(raw, column, "text", f"{stored}; values shaped ", bad, as_text(values))
+        return as_text(values), failure
+    if column.type in ("integer", "float"):
         text = as_text(values)
         numbers = pd.to_numeric(text, errors="coerce")
         bad = text.notna() & numbers.isna()
@@ -289,7 +470,75 @@ def _coerce_column(raw: RawTable, column: Column) -> tuple[pd.Series, ParseFailu
         numbers = numbers.mask(bad)
         converted = numbers.astype("Int64") if column.type == "integer" else numbers.astype("float64")
     else:
-        converted = as_text(values)
+        converted = as_text(values, strip=False)
+    return converted, failure
+
+
+STORED_AS_NUMBER = "stored as a number: leading zeros lost; store as text"
+STORED_AS_BOOLEAN = "stored as true/false; store as text"
+
+
+def _stored_as_non_text(values: pd.Series) -> str | None:
+    """How a text column was stored if not as text (Parquet numbers or booleans), else None."""
+    present = values.dropna()
+    if present.empty:
+        return None
+    if pd.api.types.is_bool_dtype(values):
+        return STORED_AS_BOOLEAN
+    if pd.api.types.is_numeric_dtype(values):
+        return STORED_AS_NUMBER
+    if isinstance(values.dtype, pd.ArrowDtype):
+        kind = values.dtype.pyarrow_dtype
+        if pa.types.is_boolean(kind):
+            return STORED_AS_BOOLEAN
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            return STORED_AS_NUMBER
+    if values.dtype == object:
+        first = present.iloc[0]
+        if isinstance(first, bool | np.bool_):
+            return STORED_AS_BOOLEAN
+        if isinstance(first, int | float | Decimal | np.number):
+            return STORED_AS_NUMBER
+    return None
+
+
+def _date_wanted(column: Column) -> str:
+    if column.type == "date":
+        return "ISO dates (YYYY-MM-DD)"
+    return "ISO date-times (YYYY-MM-DD HH:MM:SS, optionally with a UTC offset such as Z or +01:00)"
+
+
+def _coerce_dates(raw: RawTable, column: Column, values: pd.Series) -> tuple[pd.Series, ParseFailure | None]:
+    """Type a date or date-time column, normalising time zones to naive Europe/London time.
+
+    A value that cannot be normalised (an unknown zone, a date-time out of range,
+    a mix of Python objects) is reported as a parse failure, never raised.
+    """
+    failure = None
+    try:
+        if pd.api.types.is_datetime64_any_dtype(values):
+            parsed = to_london_naive(values).astype("datetime64[us]")
+        else:
+            # Text, or Python objects (mixed zones): their text is ISO, with the offset if they have one.
+            text = as_text(values)
+            pattern = ISO_DATE if column.type == "date" else ISO_DATETIME
+            well_formed = text.str.match(pattern).fillna(True).astype(bool)
+            parsed = _parse_iso(text, well_formed)
+            bad = text.notna() & (~well_formed | parsed.isna())
+            if bad.any():
+                failure = _parse_failure(raw, column, _date_wanted(column), "values shaped ", bad, text)
+    except (TypeError, ValueError, OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        bad = values.notna()
+        failure = _parse_failure(
+            raw,
+            column,
+            _date_wanted(column) + f" that convert to {LOCAL_TIME_ZONE} time",
+            f"values that cannot be converted ({type(exc).__name__}) shaped ",
+            bad,
+            values.astype("string"),
+        )
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    converted = parsed.dt.normalize() if column.type == "date" else parsed
     return converted, failure
 
 

@@ -54,7 +54,15 @@ from riskstrat.ingest.expectations import (
     derive_flags,
     duplicate_values,
 )
-from riskstrat.ingest.readers import ParseFailure, RawTable, as_text, coerce_chunk, iter_raw
+from riskstrat.ingest.readers import (
+    ParseFailure,
+    RawTable,
+    as_text,
+    coerce_chunk,
+    iter_raw,
+    shown_id,
+    value_shape,
+)
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 from riskstrat.io import atomic_directory, folder_snapshot_hash
 
@@ -62,6 +70,8 @@ DATASOURCE = "riskstrat_extract"
 DOCS_SITE = "riskstrat"
 EXAMPLE_KINDS_WITH_VALUE = ("codes_in_set", "condition_in_vocabulary", "lsoa_well_formed")
 """Kinds whose examples also show the offending code (codes, never dates)."""
+EXAMPLE_KINDS_AS_SHAPE = ("id_not_nhs_number",)
+"""Kinds whose examples show only the shape of the ID (``999 999 9999``), never the value."""
 
 
 @dataclass(frozen=True)
@@ -323,7 +333,14 @@ def _add_examples(tally: _Tally, result: Any, id_column: str | None, max_example
     for row in details.get("partial_unexpected_index_list") or []:
         if len(tally.examples) >= max_examples or not isinstance(row, dict):
             break
-        example = f"{id_column}={row.get(id_column)}" if id_column else ""
+        if tally.check.kind in EXAMPLE_KINDS_AS_SHAPE and tally.check.column == id_column:
+            shown = value_shape(row.get(id_column))
+        elif tally.check.kind == "text_trimmed" and tally.check.column == id_column:
+            shown = repr(shown_id(row.get(id_column)))  # quoted, so the spaces show
+        else:
+            # An ID that looks like an NHS number is shown as its shape in every example.
+            shown = shown_id(row.get(id_column))
+        example = f"{id_column}={shown}" if id_column else ""
         if tally.check.kind in EXAMPLE_KINDS_WITH_VALUE and column in row:
             value = f"{column}={row[column]}"
             example = f"{example} ({value})" if example else value
@@ -458,7 +475,7 @@ class _Examples:
 
 
 # The patients columns PatientLookup.of reads.
-_PATIENT_LOOKUP_COLUMNS = ("person_id", "date_of_death")
+_PATIENT_LOOKUP_COLUMNS = ("person_id", "birth_date", "date_of_death")
 
 
 @dataclass
@@ -474,7 +491,7 @@ class _TableRun:
 def _duplicate_keys(extract_dir: Path, table: Table, chunk_rows: int) -> pa.Array:
     """The table's key values that occur more than once, reading the key column alone."""
     keys = [
-        pa.array(as_text(raw.frame[table.key]), from_pandas=True)
+        pa.array(as_text(raw.frame[table.key], strip=False), from_pandas=True)
         for raw in iter_raw(extract_dir, table.name, chunk_rows, columns=[table.key])
     ]
     return duplicate_values(pa.chunked_array(keys, type=pa.large_string()))
@@ -751,7 +768,7 @@ def validate_extract(
         row_counts[table.name] = run.n_rows
         if table.name == "patients" and run.frame is not None and "person_id" in run.present:
             # Events are checked against patients only if its person_id column was supplied.
-            patients = PatientLookup.of(run.frame)
+            patients = PatientLookup.of(run.frame, settings, extract_date)
         if keep and run.frame is not None:
             kept[table.name] = run.frame
         del run

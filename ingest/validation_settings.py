@@ -33,6 +33,16 @@ class SeveritySettings(Settings):
         "critical", description="person_id in patients, attendance_id and spell_id are unique."
     )
     codes_in_set: Severity = Field("critical", description="Coded columns hold only codes of their code set.")
+    text_trimmed: Severity = Field(
+        "critical",
+        description="Text columns (IDs, codes) have no leading or trailing spaces; values are "
+        "compared exactly, never trimmed.",
+    )
+    id_not_nhs_number: Severity = Field(
+        "critical",
+        description="ID columns are not NHS numbers: at most thresholds.nhs_number_share of their "
+        "ten-digit values carry a valid NHS number check digit.",
+    )
     condition_in_vocabulary: Severity = Field(
         "warning",
         description="gp_diagnoses.condition is in the condition vocabulary "
@@ -55,6 +65,13 @@ class SeveritySettings(Settings):
         "critical",
         description="No event is dated after the person's recorded death (the death date itself is allowed).",
     )
+    not_before_birth: Severity = Field(
+        "critical", description="No event is dated before the person's birth month."
+    )
+    death_not_before_birth: Severity = Field(
+        "critical",
+        description="patients.date_of_death is not before the birth month (placeholders such as 1900-01-01).",
+    )
     person_in_patients: Severity = Field("critical", description="Every event's person_id is in patients.")
     lsoa_well_formed: Severity = Field(
         "critical", description="lsoa_code is an English LSOA 2011 code (E01...); Welsh W01 codes fail."
@@ -75,7 +92,8 @@ class SeveritySettings(Settings):
     )
     row_count_change: Severity = Field(
         "warning",
-        description="Row count is within thresholds.row_count_change of the previous extract's.",
+        description="Row count is within thresholds.row_count_change of the last accepted extract "
+        "of the same extract folder (baselines are kept per folder).",
     )
     patients_not_empty: Severity = Field("critical", description="patients has at least one row.")
     events_not_empty: Severity = Field("warning", description="Each event table has at least one row.")
@@ -107,6 +125,13 @@ class ThresholdSettings(Settings):
         ge=0,
         description="Largest relative change of a table's row count "
         "against the previous extract (0.2 = 20%).",
+    )
+    nhs_number_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Largest share of an ID column's ten-digit values with a valid NHS number check "
+        "digit (random ten-digit pseudonyms: about 1 in 11; NHS numbers: all).",
     )
     min_date: date = Field(date(1900, 1, 1), description="No date may be earlier than this.")
     max_age: int = Field(115, ge=1, le=150, description="Oldest plausible age in years at the extract date.")

@@ -106,8 +106,8 @@ def oracle_score(rows: pd.DataFrame, truth: pd.DataFrame, outcome: str) -> np.nd
     n_missing = int(merged[column].isna().sum())
     if n_missing:
         raise RiskstratError(
-            f"the truth frame lacks {n_missing:,} of {len(rows):,} test rows "
-            f"(e.g. person {merged.loc[merged[column].isna(), 'person_id'].iloc[0]})",
+            f"the truth frame lacks {n_missing:,} of {len(rows):,} test rows",
+            details=f"e.g. person {merged.loc[merged[column].isna(), 'person_id'].iloc[0]}",
             hint="Use the truth written with the same synthetic extract.",
         )
     return merged[column].to_numpy(dtype=float)

@@ -243,8 +243,8 @@ def check_training_table(table: pd.DataFrame, feature_names: Sequence[str], outc
     bad_rows = ~values.isin([0, 1])
     if bad_rows.any():
         raise RiskstratError(
-            f"outcome column {outcome} must be 0/1; {int(bad_rows.sum()):,} rows are not "
-            f"(e.g. {values[bad_rows].iloc[0]!r})",
+            f"outcome column {outcome} must be 0/1; {int(bad_rows.sum()):,} rows are not",
+            details=f"e.g. {values[bad_rows].iloc[0]!r}",
             hint="Outcomes come from the features stage as 0/1 integers.",
         )
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from riskstrat.errors import RiskstratError
+from riskstrat.pipelines.terminal import make_console, printable, say
 
 app = typer.Typer(
     name="riskstrat",
@@ -26,8 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Everything printed may hold data (paths, IDs, codes): plain text only, never markup (see terminal.py).
+console = make_console(stderr=True)
+out = make_console()
 
 _state: dict[str, Any] = {"debug": False, "config_dir": None}
 
@@ -48,30 +50,38 @@ def handle_errors(command: F) -> F:
             raise
         except RiskstratError as exc:
             if _state["debug"]:
+                if exc.message != str(exc):
+                    exc.add_note(printable(exc.message))  # the examples, on the user's own terminal only
                 raise
-            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
-            if exc.hint:
-                console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            # The full message, with examples, goes to the user's terminal only (str(exc) is redacted).
+            _print_error(exc.message, exc.hint)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
-            console.print("[red]interrupted[/]")
+            console.print(Text("interrupted", style="red"))
             raise typer.Exit(130) from None
         except Exception as exc:
             if _state["debug"]:
                 raise
-            console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-            console.print("[yellow]hint:[/] run again with --debug for the full traceback.")
+            _print_error(f"{type(exc).__name__}: {exc}", "run again with --debug for the full traceback.")
             raise typer.Exit(EXIT_UNEXPECTED) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def _print_error(message: str, hint: str = "") -> None:
+    """Print ``error: <message>`` and ``hint: <hint>`` as plain text (never markup), controls escaped."""
+    console.print(Text.assemble(("error:", "bold red"), " ", printable(message)))
+    if hint:
+        console.print(Text.assemble(("hint:", "yellow"), " ", printable(hint)))
+
+
 def _config():
     from riskstrat.config import load_config
-    from riskstrat.pipelines.environment import configure_environment
+    from riskstrat.pipelines.environment import configure_environment, start_command_guards
 
     config = load_config(_state["config_dir"])
     configure_environment(config.data.output_dir)
+    start_command_guards(debug=_state["debug"])
     return config
 
 
@@ -103,19 +113,21 @@ def generate(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
 ) -> None:
     """Generate a synthetic population on real English neighbourhoods (never real data)."""
+    from riskstrat.io import output_lock
     from riskstrat.pipelines.generate import write_synthetic
 
     config = _config()
     target = out_dir or config.data.output_dir
-    paths = write_synthetic(
-        target,
-        people if people is not None else config.synthetic.people,
-        seed if seed is not None else config.synthetic.seed,
-        config.synthetic,
-    )
-    out.print(f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
-    out.print(f"Ground truth (never read by the pipeline): {paths.truth_dir}")
-    out.print(f"Practices and neighbourhoods: {paths.practices_csv}")
+    with output_lock(target, "generate", config.data.lock_timeout_seconds):  # issue 16: one writer at a time
+        paths = write_synthetic(
+            target,
+            people if people is not None else config.synthetic.people,
+            seed if seed is not None else config.synthetic.seed,
+            config.synthetic,
+        )
+    say(out, f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
+    say(out, f"Ground truth (never read by the pipeline): {paths.truth_dir}")
+    say(out, f"Practices and neighbourhoods: {paths.practices_csv}")
 
 
 @app.command()
@@ -152,7 +164,7 @@ def features(
         extract_dir=str(extract_dir or config.data.extract_dir),
         as_of=when,
     )
-    out.print(f"Feature matrix: {path}")
+    say(out, f"Feature matrix: {path}")
 
 
 @app.command()
@@ -167,7 +179,7 @@ def train(
     result = retrain_flow(
         config_dir=str(config.source_dir), extract_dir=str(extract_dir or config.data.extract_dir)
     )
-    out.print(result.summary())
+    say(out, result.summary())
 
 
 @app.command()
@@ -184,7 +196,7 @@ def promote(
     config = _config()
     decisions = run_promotion(config, outcome)
     for decision in decisions:
-        out.print(decision.summary())
+        say(out, decision.summary())
     if not any(d.promoted for d in decisions):
         raise typer.Exit(EXIT_USER_ERROR)
 
@@ -207,7 +219,7 @@ def worklists(
         extract_dir=str(extract_dir or config.data.extract_dir),
         week=week_date,
     )
-    out.print(f"Worklists: {result}")
+    say(out, f"Worklists: {result}")
 
 
 @app.command()
@@ -225,7 +237,7 @@ def audit(
 
     config = _config()
     report = fairness_audit_flow(config_dir=str(config.source_dir), outcome=outcome, alias=alias)
-    out.print(f"Governance report: {report}")
+    say(out, f"Governance report: {report}")
 
 
 @app.command()
@@ -241,7 +253,7 @@ def demo(
 
     config = _config()
     result = demo_flow(config_dir=str(config.source_dir), people=people, seed=seed)
-    out.print(demo_summary(config, result))
+    say(out, demo_summary(config, result))
 
 
 @app.command()
@@ -262,7 +274,7 @@ def docs(
     from riskstrat.pipelines.docs import write_generated_docs
 
     for path in write_generated_docs(folder):
-        out.print(f"wrote {path}")
+        say(out, f"wrote {path}")
 
 
 def _parse_date(value: str, option: str) -> date:

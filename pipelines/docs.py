@@ -24,7 +24,13 @@ CONFIG_INTRO = """\
 riskstrat reads one YAML file per concern from `configs/` (or the folder given
 by `--config-dir` or `RISKSTRAT_CONFIG_DIR`). Each file is validated on start-up
 by its own settings model; an unknown key, a wrong type or a value out of range
-stops the run with the file, the key, the value and what was expected.
+stops the run with the file, the key, the value and what was expected. So do a
+key given twice in one file (named with both line numbers; YAML alone would
+silently keep the last value) and an empty file or one holding only comments
+(usually a truncated copy; write `{}` in it to take every default on purpose).
+An `output_dir` that cannot be created or written, and (for the weekly run) a
+missing `practices_file` or `reidentification_key`, stop the run at start-up
+naming the setting and the path.
 
 This page is generated from the settings models (`riskstrat docs`).
 """

@@ -26,7 +26,13 @@ def configure_environment(output_dir: Path) -> None:
 
     Args:
         output_dir: The run's output folder (``data.output_dir``).
+
+    Raises:
+        SettingsError: If ``data.output_dir`` cannot be created or written to.
     """
+    from riskstrat.config import check_output_dir
+
+    check_output_dir(output_dir)
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str((Path(output_dir) / "prefect").resolve()))
@@ -37,3 +43,22 @@ def configure_environment(output_dir: Path) -> None:
 def prefect_home() -> Path:
     """The Prefect home in use (where its database of flow runs lives)."""
     return Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
+
+
+def start_command_guards(debug: bool = False) -> None:
+    """What every command that may run a flow sets up first, in the main thread.
+
+    - the watchdog that stops Prefect's temporary server (and anything else the
+      command started) if the command is killed, even with ``kill -9``;
+    - the log redaction: no traceback of a user error is logged or sent to
+      Prefect, and the console shows such errors as the CLI's one line only
+      (with ``debug``, Prefect's console lines stay and the CLI re-raises).
+
+    Args:
+        debug: The ``--debug`` flag.
+    """
+    from riskstrat.pipelines.logs import install_log_redaction
+    from riskstrat.pipelines.watchdog import start_watchdog
+
+    start_watchdog()
+    install_log_redaction(hide_user_errors_on_console=not debug)

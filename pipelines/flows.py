@@ -7,6 +7,8 @@ stage packages; this module only reads, writes and wires.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,8 +21,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from riskstrat.config import Config, load_config
+from riskstrat.config import Config, check_worklist_files, load_config
 from riskstrat.errors import RiskstratError
+from riskstrat.io import output_lock
 from riskstrat.pipelines.environment import configure_environment
 from riskstrat.pipelines.logs import run_logger
 
@@ -51,10 +54,54 @@ IO_RETRIES: dict[str, Any] = {
 
 
 def load_run_config(config_dir: str | None) -> Config:
-    """Load and validate the settings and set the offline environment for the run."""
+    """Load and validate the settings, check the output folder and set the offline environment for the run."""
+    from riskstrat.pipelines.logs import install_log_redaction
+
     config = load_config(Path(config_dir) if config_dir else None)
     configure_environment(config.data.output_dir)
+    install_log_redaction()  # no user error's traceback (which may quote data) reaches Prefect
     return config
+
+
+# --- output-folder lock (issue 16): one run writes an output folder at a time -------------
+
+
+def holds_output_lock(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the decorated flow or command holding the lock of its ``data.output_dir``.
+
+    Every flow that writes under the outputs folder is decorated, so the CLI,
+    the demo (which re-enters the lock for the flows it runs) and the Prefect
+    deployments all pass through it. A second run of the same folder waits up
+    to ``data.lock_timeout_seconds``, saying who holds the lock, then refuses
+    (:func:`riskstrat.io.output_lock`); on taking the lock, a cut-short swap is
+    put back and a killed run's temporary files are removed. The settings are
+    taken from the ``config`` argument, else loaded from ``config_dir``.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            arguments = signature.bind(*args, **kwargs).arguments
+            config = arguments.get("config")
+            if config is None:
+                config = load_run_config(arguments.get("config_dir"))
+            with output_lock(
+                config.data.output_dir,
+                command,
+                config.data.lock_timeout_seconds,
+                notify=run_logger(__name__).warning,
+            ):
+                return function(*args, **kwargs)
+
+        locked.output_lock_command = command  # type: ignore[attr-defined]  # tests check every writer has it
+        return locked
+
+    return decorate
+
+
+# --- end of output-folder lock ------------------------------------------------------------
 
 
 def this_monday(today: date | None = None) -> date:
@@ -86,11 +133,17 @@ keeps the weekly run's peak memory down; features read the files directly.
 @task(name="validation-gate", **IO_RETRIES)
 def gate(config: Config, extract_dir: Path, keep_tables: tuple[str, ...] = ()):
     """The Great Expectations gate; raises on any critical failure (nothing downstream runs)."""
-    from riskstrat.pipelines.validate import validation_gate
+    from riskstrat.errors import ContractError
+    from riskstrat.pipelines.validate import validation_dir, validation_gate
 
-    return validation_gate.fn(
-        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables
-    )
+    try:
+        return validation_gate.fn(
+            extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables
+        )
+    except ContractError as exc:
+        # Logs and Prefect get the error without examples; it names where they are.
+        exc.report = validation_dir(config.data.output_dir) / "latest.json"
+        raise
 
 
 @task(name="latest-event-date", **IO_RETRIES)
@@ -177,6 +230,7 @@ def _validate_name() -> str:
 
 
 @flow(name="validate", flow_run_name=_validate_name, validate_parameters=False)
+@holds_output_lock("validate")
 def validate_flow(config_dir: str | None = None, extract_dir: str | None = None) -> dict[str, Any]:
     """Run the Great Expectations gate on an extract; fails on any critical check.
 
@@ -193,18 +247,23 @@ def validate_flow(config_dir: str | None = None, extract_dir: str | None = None)
     }
 
 
+@holds_output_lock("validate")
 def run_validate(config: Config, extract_dir: Path):
     """The ``riskstrat validate`` command: the gate alone, with a summary table, never raising on bad data."""
-    from rich.console import Console
-
+    from riskstrat.pipelines.terminal import make_console, say
     from riskstrat.pipelines.validate import run_validation, summary_table
 
     report = run_validation(
-        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables=False
+        extract_dir,
+        config.data.output_dir,
+        config.validation,
+        config.data.extract_date,
+        keep_tables=False,
+        record_baseline=False,  # a check alone: only pipeline runs move the row-count baseline
     )
-    console = Console()
+    console = make_console()
     console.print(summary_table(report))
-    console.print(f"Data Docs: {report.data_docs_index}")
+    say(console, f"Data Docs: {report.data_docs_index}")
     return report
 
 
@@ -217,6 +276,7 @@ def _features_name() -> str:
 
 
 @flow(name="build_features", flow_run_name=_features_name, validate_parameters=False)
+@holds_output_lock("features")
 def build_features_flow(
     config_dir: str | None = None, extract_dir: str | None = None, as_of: date | None = None
 ) -> Path:
@@ -365,6 +425,7 @@ def audit_inputs(
 
 
 @flow(name="retrain", flow_run_name=lambda: f"retrain-{date.today().isoformat()}", validate_parameters=False)
+@holds_output_lock("train")
 def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) -> RetrainResult:
     """Validate -> features -> train -> calibrate -> evaluate -> register challenger -> audit -> promote.
 
@@ -495,6 +556,7 @@ def held_out_test_rows(config: Config, extract: Path, snapshot_hash: str | None 
 # ----------------------------------------------------------------------------- promotion (CLI)
 
 
+@holds_output_lock("promote")
 def run_promotion(config: Config, outcome: str | None = None) -> list[Any]:
     """``riskstrat promote``: judge each challenger against its champion on the challenger's test rows.
 
@@ -661,6 +723,7 @@ def _champion_version(name: str, uri: str) -> str:
 
 
 @flow(name="weekly_worklists", flow_run_name=_weekly_name, validate_parameters=False)
+@holds_output_lock("worklists")
 def weekly_worklists_flow(
     config_dir: str | None = None,
     extract_dir: str | None = None,
@@ -679,12 +742,20 @@ def weekly_worklists_flow(
         The week's output folder.
     """
     from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
-    from riskstrat.worklists.selection import population_status
+    from riskstrat.worklists.selection import people_not_to_score, population_status, without_people
 
     config = load_run_config(config_dir)
+    check_worklist_files(config)  # before any work: the practices file and re-identification key exist
+    # Before any work too (issue 16): an earlier version's history moved into place, or a gap refused.
+    from riskstrat.worklists.history import reconcile_history
+
+    reconcile_history(Path(config.data.output_dir), week or this_monday())
     extract = Path(extract_dir or config.data.extract_dir)
     report = gate(config, extract, WEEKLY_TABLES)
     when = as_of or data_date(config, extract)
+    tables = report.tables
+    # Type 1 opt-outs are not scored at all when no MDT lists them.
+    unscored = people_not_to_score(config.mdts, tables.get("opt_outs"))
     hooks: dict[str, Any] = {}
     if config.features.backend == "pyspark":
         # Features, scoring and reasons run on the executors; the driver gets scores and listed rows.
@@ -693,6 +764,8 @@ def weekly_worklists_flow(
         matrix = spark_features_at(
             config, weekly_session(config.features), extract, when, report.snapshot_hash
         )
+        if unscored:
+            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
         scored, models, versions = score_population_spark(config, matrix, ranking_outcomes(config))
         features = None
         hooks = {
@@ -703,8 +776,8 @@ def weekly_worklists_flow(
         features = read_feature_matrix(
             features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
         )
+        features = without_people(features, unscored)
         scored, models, versions = score_population(config, features, ranking_outcomes(config))
-    tables = report.tables
     status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
     inputs = WeeklyInputs(
         week=week or this_monday(),
@@ -731,6 +804,7 @@ def weekly_worklists_flow(
     flow_run_name=lambda: f"fairness-audit-{date.today().isoformat()}",
     validate_parameters=False,
 )
+@holds_output_lock("audit")
 def fairness_audit_flow(
     config_dir: str | None = None,
     outcome: str = "emergency_admission",
@@ -783,6 +857,7 @@ def _demo_weeks(extract_date: date) -> list[tuple[date, date]]:
 
 
 @flow(name="demo", flow_run_name=lambda: f"demo-{date.today().isoformat()}", validate_parameters=False)
+@holds_output_lock("demo")
 def demo_flow(
     config_dir: str | None = None, people: int | None = None, seed: int | None = None
 ) -> DemoResult:
@@ -795,6 +870,7 @@ def demo_flow(
     paths = task(name="generate-synthetic-population", cache_policy=NO_CACHE)(write_synthetic)(
         out, n, seed if seed is not None else config.synthetic.seed, config.synthetic
     )
+    check_worklist_files(config)  # the weekly step's files, checked now the practices file is written
     extract = str(paths.extract_dir)
     summary = validate_flow(config_dir, extract)
     retrained = retrain_flow(config_dir, extract)

@@ -11,6 +11,13 @@ Outputs (all under ``output_dir``):
     validation/<snapshot_hash>.json  the report: aggregates and pseudonymised examples only
     validation/latest.json           the same, for the latest run
     validation/row_counts.json       row counts of accepted extracts (for the row-count check)
+
+The row-count baseline is the pipeline's: the row counts of the last extract
+that a pipeline run (a flow's gate: weekly run, retrain, features) accepted,
+whatever folder it came from, so a weekly extract delivered in a new dated folder
+is still compared with last week's. ``riskstrat validate DIR`` is a check only:
+it compares DIR with that baseline and never changes it, so validating a test
+or partial folder cannot reset what the next weekly run is compared with.
 """
 
 from __future__ import annotations
@@ -60,7 +67,15 @@ def read_history(output_dir: Path) -> list[dict[str, Any]]:
 
 
 def previous_row_counts(history: list[dict[str, Any]], snapshot_hash: str) -> dict[str, int] | None:
-    """Row counts of the latest accepted extract other than ``snapshot_hash`` (None if there is none)."""
+    """Row counts of the latest extract a pipeline run accepted, other than ``snapshot_hash``.
+
+    Args:
+        history: The row-count history (:func:`read_history`).
+        snapshot_hash: The extract being validated (its own earlier entry is skipped).
+
+    Returns:
+        Row counts by table, or None if no pipeline run has accepted an extract yet.
+    """
     for entry in reversed(history):
         if entry.get("snapshot_hash") != snapshot_hash:
             return {str(k): int(v) for k, v in entry["row_counts"].items()}
@@ -73,11 +88,12 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def record_row_counts(output_dir: Path, report: ValidationReport) -> None:
-    """Append an accepted extract's row counts to the history (kept to the last 20)."""
+    """Make an extract a pipeline run accepted the baseline (the history keeps the last 20)."""
     history = [e for e in read_history(output_dir) if e.get("snapshot_hash") != report.snapshot_hash]
     history.append(
         {
             "snapshot_hash": report.snapshot_hash,
+            "extract_dir": str(Path(report.extract_dir).resolve()),
             "extract_date": report.extract_date.isoformat(),
             "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
             "row_counts": report.row_counts,
@@ -101,6 +117,7 @@ def run_validation(
     settings: ValidationSettings | None = None,
     extract_date: date | None = None,
     keep_tables: bool | Collection[str] = True,
+    record_baseline: bool = True,
 ) -> ValidationReport:
     """Validate an extract folder, build Data Docs and write the report; never raises on bad data.
 
@@ -113,6 +130,8 @@ def run_validation(
         keep_tables: Return the typed tables in ``report.tables``: True for all, or the
             names of the tables to keep (fewer lowers
             peak memory, e.g. for ``riskstrat validate`` alone).
+        record_baseline: Make the extract, if accepted, the row-count baseline of later
+            runs: True in a pipeline's gate, False for a check alone (``riskstrat validate``).
 
     Returns:
         The report. ``report.passed`` is False when a critical check failed;
@@ -132,8 +151,9 @@ def run_validation(
         snapshot_hash=snapshot,
     )
     write_report(output_dir, report)
-    if report.passed:
-        # Only accepted extracts become the baseline, so a truncated extract is never the "previous" one.
+    if report.passed and record_baseline:
+        # Only extracts a pipeline accepted become the baseline, so a truncated extract is never the
+        # "previous" one, and checking some other folder never resets it.
         record_row_counts(output_dir, report)
     return report
 
@@ -189,18 +209,19 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
 
     Returns:
         A rich Table: severity, table.column, expectation, rows failing, examples.
+        Every cell is plain text (never markup, control characters escaped) and
+        cells fold rather than being cut short.
     """
+    from riskstrat.pipelines.terminal import plain
+
     status = "passed" if report.passed else "FAILED"
     title = (
         f"Extract {report.snapshot_hash}: {status} - {len(report.results)} checks, "
         f"{len(report.critical_failures)} critical, {len(report.warnings)} warnings"
     )
-    table = RichTable(title=title, show_lines=False)
-    table.add_column("result")
-    table.add_column("where")
-    table.add_column("expected")
-    table.add_column("rows failing", justify="right")
-    table.add_column("examples")
+    table = RichTable(title=plain(title), show_lines=False)
+    for header in ("result", "where", "expected", "rows failing", "examples"):
+        table.add_column(header, overflow="fold", justify="right" if header == "rows failing" else "left")
     shown = [r for r in report.results if show_passed or not r.passed]
     order = {"critical": 0, "warning": 1}
     for result in sorted(shown, key=lambda r: (r.passed, order[r.severity], r.table, r.column)):
@@ -208,10 +229,10 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
         style = "green" if result.passed else ("red" if result.severity == "critical" else "yellow")
         where = f"{result.table}.{result.column}" if result.column else result.table
         table.add_row(
-            f"[{style}]{label}[/{style}]",
-            where,
-            result.expected,
-            f"{result.n_rows:,}" if result.n_rows else "",
-            ", ".join(result.examples),
+            plain(label, style),
+            plain(where),
+            plain(result.expected),
+            plain(f"{result.n_rows:,}" if result.n_rows else ""),
+            plain(", ".join(result.examples)),
         )
     return table

@@ -1,12 +1,15 @@
-"""The worklist half of the weekly flow: select -> explain -> export -> record history.
+"""The worklist half of the weekly flow: select -> explain -> publish the lists with their history, in one step.
 
 The lead's flow runs validate -> features as at the run date -> score in front
 of this and hands over in-memory inputs (:class:`WeeklyInputs`). Re-running a
 week gives the same rows in the same order and identical CSV bytes: selection
 and reasons are deterministic, and a week is only ever compared with the
-published weeks before it. The week's folder is written atomically and the
-history is recorded only after it, so a failed run leaves last week's outputs
-(and the history) as they were.
+published weeks before it. A week is one transaction: its lists, manifest and
+history rows are written into one staging folder and published in one atomic
+step, so a failed or killed run leaves last week's outputs (and the history)
+as they were, and never a week the history does not know. Before anything is
+computed, an earlier version's history is moved into the week folders and a
+week without a history is refused (:func:`~riskstrat.worklists.history.reconcile_history`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from riskstrat.worklists.history import (
     load_history,
     person_lookup,
     previous_week,
-    record_week,
+    reconcile_history,
 )
 from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
 from riskstrat.worklists.rows import build_rows, listed_context
@@ -199,8 +202,8 @@ def assemble_task(
 
 
 @task(name="export worklists", cache_policy=NO_CACHE)
-def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput]) -> Path:
-    """Write the week's XLSX, CSV and manifest atomically."""
+def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput], selections: dict[str, MdtSelection]) -> Path:
+    """Publish the week in one atomic step: XLSX, CSV, its history rows and the manifest."""
     key = inputs.settings.reidentification_key
     nhs_numbers = read_reidentification_key(key) if key is not None else None
     info = RunInfo(
@@ -212,7 +215,9 @@ def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput]) -> Path:
         risk_bands=inputs.settings.risk_bands,
     )
     with long_lived_objects_frozen():
-        return write_worklists(inputs.output_dir, outputs, info, nhs_numbers)
+        return write_worklists(
+            inputs.output_dir, outputs, info, nhs_numbers, history_records(inputs.week, selections)
+        )
 
 
 @contextmanager
@@ -232,14 +237,13 @@ def long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-@task(name="record worklist history", cache_policy=NO_CACHE)
-def record_history_task(inputs: WeeklyInputs, selections: dict[str, MdtSelection]) -> Path:
-    """Add this week's published lists to the history (replacing a re-run of the same week)."""
-    return record_week(history_dir(inputs.output_dir), inputs.week, history_records(inputs.week, selections))
-
-
 def run_worklists(inputs: WeeklyInputs, *, as_tasks: bool = False) -> Path:
-    """Select, explain, export and record history for one week.
+    """Select, explain and publish one week with its history.
+
+    An earlier version's history is first moved into the week folders, and a
+    published week without a history before this one stops the run
+    (:func:`~riskstrat.worklists.history.reconcile_history`); run it while
+    holding the output folder's lock (the flows do).
 
     Args:
         inputs: The week's in-memory inputs.
@@ -253,12 +257,11 @@ def run_worklists(inputs: WeeklyInputs, *, as_tasks: bool = False) -> Path:
     def step(t):
         return t if as_tasks else t.fn
 
+    reconcile_history(inputs.output_dir, inputs.week)
     selections = step(select_task)(inputs)
     reasons = step(explain_task)(inputs, selections)
     outputs = step(assemble_task)(inputs, selections, reasons)
-    folder = step(export_task)(inputs, outputs)
-    step(record_history_task)(inputs, selections)
-    return folder
+    return step(export_task)(inputs, outputs, selections)
 
 
 @flow(name="publish-worklists", validate_parameters=False)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import Field
 
-from riskstrat.settings import REPO_CONFIG_DIR, Settings, default_config_dir, load_settings
+from riskstrat.settings import REPO_CONFIG_DIR, Settings, default_config_dir, load_settings, read_yaml
 
 if TYPE_CHECKING:
     from riskstrat.evaluation.settings import FairnessSettings
@@ -59,6 +59,14 @@ class DataSettings(Settings):
         "2019",
         pattern=r"^2019$",
         description="IMD edition used for deprivation (2019, on LSOA 2011; the only one shipped).",
+    )
+    lock_timeout_seconds: float = Field(
+        600,
+        ge=0,
+        description=(
+            "How long a run waits for another run writing the same output_dir to finish (it says who "
+            "holds the lock meanwhile) before refusing; 0 refuses at once."
+        ),
     )
 
 
@@ -176,7 +184,68 @@ def write_relocated_config(
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     for name in CONFIG_FILES:
-        settings = yaml.safe_load((Path(source) / name).read_text(encoding="utf-8")) or {}
+        settings = read_yaml(Path(source) / name)
         settings = _merged(_merged(settings, relocated.get(name, {})), (changes or {}).get(name, {}))
         (target / name).write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return target
+
+
+# ----------------------------------------------------------------------------- preflight
+
+
+def _shown(path: Path) -> str:
+    path = Path(path)
+    return str(path) if path.is_absolute() else f"{path} (resolved: {path.resolve()})"
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Fail at start-up, as a settings error, when ``data.output_dir`` cannot be created or written.
+
+    Raises:
+        SettingsError: Naming ``data.output_dir`` and the path.
+    """
+    import os
+    import tempfile
+
+    from riskstrat.errors import SettingsError
+
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".riskstrat-write-check-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SettingsError(
+            f"data.output_dir = {_shown(path)}: cannot write there ({exc.strerror or type(exc).__name__})",
+            hint="Set data.output_dir in configs/data.yaml to a folder you can write to, "
+            "or fix the folder's permissions.",
+        ) from None
+
+
+def check_worklist_files(config: Config) -> None:
+    """Fail at the start of a weekly run when a file ``configs/mdts.yaml`` names is missing.
+
+    ``mdts.practices_file`` is needed when no MDTs are listed (one per
+    neighbourhood) or an MDT names a neighbourhood; ``mdts.reidentification_key``
+    when it is set.
+
+    Raises:
+        SettingsError: Naming the setting and the path.
+    """
+    from riskstrat.errors import SettingsError
+
+    mdts = config.mdts
+    needs_practices = not mdts.mdts or any(m.neighbourhood is not None for m in mdts.mdts)
+    if needs_practices and not Path(mdts.practices_file).is_file():
+        raise SettingsError(
+            f"mdts.practices_file = {_shown(mdts.practices_file)}: file not found",
+            hint="Run `riskstrat generate` (synthetic data) or set practices_file in configs/mdts.yaml "
+            "to the practice reference CSV (practice_code, neighbourhood, ...).",
+        )
+    key = mdts.reidentification_key
+    if key is not None and not Path(key).is_file():
+        raise SettingsError(
+            f"mdts.reidentification_key = {_shown(key)}: file not found",
+            hint="Set reidentification_key in configs/mdts.yaml to the key file, or leave it empty.",
+        )

@@ -85,6 +85,80 @@ def parse_settings(data: Any, model: type[SettingsT], source: Path) -> SettingsT
         ) from None
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping names the same key twice (YAML would silently keep the last value)."""
+
+    def __init__(self, key: object, first_line: int, second_line: int) -> None:
+        super().__init__(f"key '{key}' appears twice, on lines {first_line} and {second_line}")
+        self.key = key
+        self.first_line = first_line
+        self.second_line = second_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Check the mapping's own keys for repeats (merge keys ``<<`` aside), then build it."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: YAML itself rejects it below
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise DuplicateKeyError(key, first, line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a settings file strictly: not empty, valid YAML, no key given twice.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The parsed data.
+
+    Raises:
+        SettingsError: If the file is missing, empty (or only comments), not valid
+            YAML, or repeats a key (naming the key and both lines).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(
+            f"settings file not found: {path}",
+            hint=f"Copy it from the repository's configs/ folder or set {CONFIG_DIR_ENV}.",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"{path}: cannot be read ({exc})", hint="Check the file and its permissions."
+        ) from None
+    try:
+        data = yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader
+    except DuplicateKeyError as exc:
+        raise SettingsError(
+            f"{path}: {exc}",
+            hint="Keep one of them: YAML would silently use the last value.",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}", hint="Check indentation and quoting.") from None
+    if data is None:
+        raise SettingsError(
+            f"{path} is empty{' (only comments)' if text.strip() else ''}: no settings in it",
+            hint="An empty file is usually a truncated copy: restore it from the repository's configs/ "
+            "folder. To take every default on purpose, write {} in it.",
+        )
+    return data
+
+
 def load_settings(path: Path, model: type[SettingsT]) -> SettingsT:
     """Read a YAML settings file and validate it against ``model``.
 
@@ -96,16 +170,8 @@ def load_settings(path: Path, model: type[SettingsT]) -> SettingsT:
         The validated settings.
 
     Raises:
-        SettingsError: If the file is missing, is not valid YAML or holds an invalid setting.
+        SettingsError: If the file is missing, empty, not valid YAML, repeats a key
+            or holds an invalid setting.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SettingsError(
-            f"settings file not found: {path}",
-            hint=f"Copy it from the repository's configs/ folder or set {CONFIG_DIR_ENV}.",
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}", hint="Check indentation and quoting.") from None
-    return parse_settings(data, model, path)
+    return parse_settings(read_yaml(path), model, path)

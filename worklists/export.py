@@ -7,6 +7,12 @@ CSV bytes (and the XLSX is written with fixed timestamps, so its bytes and the
 manifest repeat too). IDs stay pseudonymised; when a re-identification key is
 configured the NHS number is added to the XLSX and CSV only, never to the
 manifest, the history or logs.
+
+No text from an extract or a setting ever becomes a formula: every text cell of
+every sheet, the printed header and footer and every CSV cell go through one
+rule, :mod:`riskstrat.worklists.cells` (control characters shown as U+FFFD, a
+single quote in front of text starting like a formula, text always stored as
+text).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from openpyxl.utils import get_column_letter
 
 from riskstrat.errors import RiskstratError
 from riskstrat.io import atomic_directory, file_sha256
+from riskstrat.worklists.cells import header_footer_text, inert_frame, put, seal_workbook
 from riskstrat.worklists.history import LEAVER_REASONS
 from riskstrat.worklists.rows import column_note
 from riskstrat.worklists.settings import Mdt, RiskBandSettings
@@ -144,12 +151,15 @@ def leavers_table(leavers: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(rows: pd.DataFrame, path: Path) -> None:
-    """Write the rows as UTF-8 CSV, LF line ends, ISO dates, risk to 1 dp: same input, same bytes."""
+    """Write the rows as UTF-8 CSV, LF line ends, ISO dates, risk to 1 dp: same input, same bytes.
+
+    Every text value and heading is made inert first (:mod:`riskstrat.worklists.cells`).
+    """
     out = rows.copy()
     for column in out.columns:
         if out[column].map(lambda v: isinstance(v, date)).any():
             out[column] = [v.isoformat() if isinstance(v, date) else "" for v in out[column]]
-    out.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", float_format="%.1f")
+    inert_frame(out).to_csv(path, index=False, lineterminator="\n", encoding="utf-8", float_format="%.1f")
 
 
 def _model_line(info: RunInfo) -> str:
@@ -175,18 +185,15 @@ def _write_table(sheet, frame: pd.DataFrame, header_row: int, frozen_columns: in
     bold = Font(bold=True, color="FFFFFF")
     fill = PatternFill("solid", fgColor="005EB8")  # NHS blue
     for col, heading in enumerate(frame.columns, start=1):
-        cell = sheet.cell(row=header_row, column=col, value=str(heading))
+        cell = put(sheet.cell(row=header_row, column=col), str(heading))
         cell.font = bold
         cell.fill = fill
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     for r, record in enumerate(frame.itertuples(index=False), start=header_row + 1):
         for col, value in enumerate(record, start=1):
             heading = frame.columns[col - 1]
-            if value is None or (not isinstance(value, str) and pd.isna(value)):
-                value = None
-            elif hasattr(value, "item"):
-                value = value.item()
-            cell = sheet.cell(row=r, column=col, value=value)
+            cell = put(sheet.cell(row=r, column=col), value)
+            value = cell.value
             if isinstance(value, date):
                 cell.number_format = "DD/MM/YYYY"
             elif "(%)" in heading:
@@ -203,11 +210,6 @@ def identity_columns(frame: pd.DataFrame) -> int:
     """How many leading columns say who a row is: up to Person ID, or NHS number when present."""
     names = list(frame.columns)
     return max((names.index(c) + 1 for c in ("Person ID", "NHS number") if c in names), default=0)
-
-
-def _header_footer_text(text: str) -> str:
-    # '&' starts a code in Excel headers and footers; '&&' prints one.
-    return text.replace("&", "&&")
 
 
 def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo, title_columns: int = 0) -> None:
@@ -227,9 +229,9 @@ def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo, title_colu
         sheet.page_setup.fitToHeight = 0  # as many pages down as the sheet needs
         sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.print_title_rows = f"{header_row}:{header_row}"
-    sheet.oddHeader.left.text = _header_footer_text(list_title(mdt, info))
+    sheet.oddHeader.left.text = header_footer_text(list_title(mdt, info))
     sheet.oddHeader.center.text = PROTECTIVE_MARKING
-    sheet.oddFooter.left.text = _header_footer_text(f"{mdt.name} · week of {info.week.isoformat()}")
+    sheet.oddFooter.left.text = header_footer_text(f"{mdt.name} · week of {info.week.isoformat()}")
     sheet.oddFooter.center.text = PROTECTIVE_MARKING
     sheet.oddFooter.right.text = "Page &P of &N"
 
@@ -269,8 +271,9 @@ def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
     caseload_people = "people already on an active virtual-ward or proactive-care caseload"
     if mdt.exclusions.type1_opt_out == "exclude":
         opt_out = (
-            "Excluded: people with a type 1 opt-out recorded at their practice are left off "
-            f"({excluded('type1_opt_out')})."
+            "Excluded: people with a type 1 opt-out recorded at their practice are removed before "
+            "anything else, without a trace: they are not counted on this sheet, not ranked, and "
+            f"not shown on '{LEFT_SHEET}', even if an earlier list held them."
         )
     else:
         opt_out = (
@@ -389,10 +392,10 @@ def risk_band_basis(bands: RiskBandSettings) -> str:
 
 def _write_section(sheet, row: int, title: str, pairs: list[tuple[str, str]]) -> int:
     """A bold title, then one (topic, text) pair a row from the next row; returns the next free row."""
-    sheet.cell(row=row, column=1, value=title).font = Font(bold=True)
+    put(sheet.cell(row=row, column=1), title).font = Font(bold=True)
     for r, (topic, text) in enumerate(pairs, start=row + 1):
-        sheet.cell(row=r, column=1, value=topic).alignment = Alignment(vertical="top")
-        sheet.cell(row=r, column=2, value=text).alignment = Alignment(wrap_text=True, vertical="top")
+        put(sheet.cell(row=r, column=1), topic).alignment = Alignment(vertical="top")
+        put(sheet.cell(row=r, column=2), text).alignment = Alignment(wrap_text=True, vertical="top")
     return row + len(pairs) + 1
 
 
@@ -400,36 +403,39 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     """Fill the 'About this list' sheet; returns the row of the column table's headings."""
     about.column_dimensions["A"].width = 30
     about.column_dimensions["B"].width = 100
-    about["A1"] = "About this list"
-    about["A1"].font = Font(bold=True, size=14)
-    about["A2"] = "Intended use"
-    about["A2"].font = Font(bold=True)
-    about["A3"] = INTENDED_USE
-    about["A3"].alignment = Alignment(wrap_text=True, vertical="top")
+    put(about["A1"], "About this list").font = Font(bold=True, size=14)
+    put(about["A2"], "Intended use").font = Font(bold=True)
+    put(about["A3"], INTENDED_USE).alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A3:B3")
     about.row_dimensions[3].height = 90
-    about["A4"] = CLINICAL_JUDGEMENT
-    about["A4"].font = Font(bold=True)
-    about["A5"] = data_date_caution(info.data_date)
-    about["A5"].font = Font(bold=True)
+    put(about["A4"], CLINICAL_JUDGEMENT).font = Font(bold=True)
+    put(about["A5"], data_date_caution(info.data_date)).font = Font(bold=True)
     about["A5"].alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A5:B5")
     about.row_dimensions[5].height = 32
     row = _write_section(about, 7, "How this list was made", how_list_was_made(output))
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
     row = _write_section(about, row + 1, "Risk bands", bands)
-    header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes()) + 1
-    about.cell(row=header, column=1, value="Column").font = Font(bold=True)
-    about.cell(row=header, column=2, value="What it means").font = Font(bold=True)
+    header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes(output.mdt)) + 1
+    put(about.cell(row=header, column=1), "Column").font = Font(bold=True)
+    put(about.cell(row=header, column=2), "What it means").font = Font(bold=True)
     for r, column in enumerate(rows.columns, start=header + 1):
-        about.cell(row=r, column=1, value=str(column))
-        about.cell(row=r, column=2, value=column_note(str(column))).alignment = Alignment(wrap_text=True)
+        put(about.cell(row=r, column=1), str(column))
+        put(about.cell(row=r, column=2), column_note(str(column))).alignment = Alignment(wrap_text=True)
     return header
 
 
-def leaver_notes() -> list[tuple[str, str]]:
-    """What the 'Left the list' sheet holds and what each reason means, for the About sheet."""
-    return [
+def leaver_notes(mdt: Mdt) -> list[tuple[str, str]]:
+    """What the 'Left the list' sheet holds and what each reason means, for the About sheet.
+
+    Args:
+        mdt: The MDT; when it leaves type 1 opt-outs off, the notes say that people who
+            opt out are never shown on the sheet.
+
+    Returns:
+        (topic, explanation) pairs.
+    """
+    notes = [
         (
             "Who",
             "People on this MDT's last published list who are not on this week's. 'Risk this week' is "
@@ -437,6 +443,15 @@ def leaver_notes() -> list[tuple[str, str]]:
         ),
         *LEAVER_REASONS.items(),
     ]
+    if mdt.exclusions.type1_opt_out == "exclude":
+        notes.append(
+            (
+                "Type 1 opt-out",
+                "Never shown here: a person who opts out is removed without a trace, also from this "
+                "sheet, even if last week's list held them.",
+            )
+        )
+    return notes
 
 
 def leavers_summary(output: MdtOutput, leavers: pd.DataFrame, info: RunInfo) -> str:
@@ -468,19 +483,19 @@ def write_xlsx(
     book = Workbook()
     sheet = book.active
     sheet.title = LIST_SHEET
-    sheet["A1"] = list_title(output.mdt, info)
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet["A2"] = (
+    put(sheet["A1"], list_title(output.mdt, info)).font = Font(bold=True, size=14)
+    put(
+        sheet["A2"],
         f"Week {info.week.isoformat()} · data to {info.data_date.isoformat()} · "
         f"ranked by risk of {OUTCOME_NAMES.get(output.mdt.outcome, output.mdt.outcome)} · "
-        f"{len(rows)} people (capacity {output.counts.get('capacity', len(rows))})"
+        f"{len(rows)} people (capacity {output.counts.get('capacity', len(rows))})",
     )
-    sheet["A3"] = f"Models: {_model_line(info)} · extract {info.extract_snapshot_hash}"
-    sheet["A4"] = (
+    put(sheet["A3"], f"Models: {_model_line(info)} · extract {info.extract_snapshot_hash}")
+    put(
+        sheet["A4"],
         f"{CLINICAL_JUDGEMENT} Records up to {info.data_date.strftime('%d %B %Y')} only: check the "
-        f"person's record before contacting them. Read the '{ABOUT_SHEET}' sheet before use."
-    )
-    sheet["A4"].font = Font(italic=True)
+        f"person's record before contacting them. Read the '{ABOUT_SHEET}' sheet before use.",
+    ).font = Font(italic=True)
     # Rank, Person ID (and NHS number) stay in view when scrolling right.
     identity = identity_columns(rows)
     _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity)
@@ -490,15 +505,16 @@ def write_xlsx(
     _set_up_printing(about, _write_about(about, output, rows, info), output.mdt, info)
 
     left = book.create_sheet(LEFT_SHEET)
-    left["A1"] = f"{output.mdt.name}: people on last week's list who are not on this week's"
-    left["A1"].font = Font(bold=True, size=14)
-    left["A2"] = leavers_summary(output, leavers, info)
+    title = f"{output.mdt.name}: people on last week's list who are not on this week's"
+    put(left["A1"], title).font = Font(bold=True, size=14)
+    put(left["A2"], leavers_summary(output, leavers, info))
     _write_table(left, leavers, 4)
     _set_up_printing(left, 4, output.mdt, info)
 
     stamp = datetime(info.week.year, info.week.month, info.week.day)
     book.properties.creator = "riskstrat"
     book.properties.created = stamp
+    seal_workbook(book)
     book.save(path)
     _normalise_xlsx(path, stamp)
 
@@ -548,19 +564,28 @@ def write_worklists(
     outputs: list[MdtOutput],
     info: RunInfo,
     nhs_numbers: pd.Series | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Path:
-    """Write every MDT's XLSX and CSV and the manifest under ``<output_dir>/worklists/<week>/``, atomically.
+    """Write every MDT's XLSX and CSV, the week's history and the manifest under ``<output_dir>/worklists/<week>/``.
+
+    The week is one transaction: everything is written into a staging folder
+    and published in one atomic step, so the week appears with its history or
+    not at all (:mod:`riskstrat.worklists.history`).
 
     Args:
         output_dir: The outputs folder.
         outputs: One per MDT.
         info: Week, data date, model versions and hashes.
         nhs_numbers: person_id -> NHS number from the re-identification key, or None.
+        history: The week's history rows (:func:`~riskstrat.worklists.history.history_records`),
+            written as ``history.parquet`` and listed in the manifest; pseudonymised IDs only.
 
     Returns:
         The week's folder.
     """
-    target = Path(output_dir) / "worklists" / info.week.isoformat()
+    from riskstrat.worklists.history import history_dir, record_week
+
+    target = history_dir(output_dir) / info.week.isoformat()
     with atomic_directory(target) as staging:
         files: dict[str, str] = {}
         for output in outputs:
@@ -572,6 +597,9 @@ def write_worklists(
             write_xlsx(output, rows, leavers, info, xlsx_path)
             for path in (xlsx_path, csv_path):
                 files[path.name] = file_sha256(path)
+        if history is not None:
+            recorded = record_week(staging, history)
+            files[recorded.name] = file_sha256(recorded)
         content = json.dumps(manifest(outputs, info, files), indent=2, sort_keys=False) + "\n"
         (staging / MANIFEST).write_text(content, encoding="utf-8")
     return target

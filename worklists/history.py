@@ -1,10 +1,19 @@
 """The history of published lists: change since last week, weeks on the list, and who left and why.
 
-Each published week is one Parquet file, ``<output_dir>/worklists/history/<week>.parquet``,
-with ``week``, ``mdt``, ``person_id``, ``practice_code``, ``rank``, ``probability`` and
-``risk_band`` (pseudonymised IDs only; never an NHS number). Re-running a week
-replaces its file, and a week is always compared with weeks before it, so a
-re-run gives the same answer.
+The history lives in the published week folders themselves: each
+``<output_dir>/worklists/<week>/`` holds, beside the XLSX, CSV and manifest,
+``history.parquet`` with that week's lists as ``week``, ``mdt``, ``person_id``,
+``practice_code``, ``rank``, ``probability`` and ``risk_band`` (pseudonymised IDs
+only; never an NHS number), listed in ``manifest.json`` with its SHA-256. The
+folder is published in one atomic step, so a week is either published with its
+history or not at all: a kill cannot publish a week the history does not know.
+Re-running a week replaces its folder, and a week is always compared with weeks
+before it, so a re-run gives the same answer.
+
+Earlier versions kept the history apart, in ``<output_dir>/worklists/history/<week>.parquet``.
+:func:`reconcile_history` moves such a file into its week's folder; a file whose
+week folder is gone, or a week folder with no history, is refused with the week
+named and what to do, since the lists after it would be compared with the wrong week.
 
 Change is measured against the MDT's last published list before this week:
 ``new`` (not on it), ``up`` / ``down`` (risk higher / lower as shown, i.e. to
@@ -14,6 +23,9 @@ consecutive published lists before it that held the person.
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskstrat.io import write_parquet
+from riskstrat.errors import RiskstratError
+from riskstrat.io import atomic_directory, file_sha256, write_parquet
 from riskstrat.worklists.selection import MdtSelection, probability_column
 from riskstrat.worklists.settings import Mdt
 
@@ -39,7 +52,6 @@ LEFT_DIED = "Died"
 LEFT_DEREGISTERED = "Deregistered"
 LEFT_MOVED_PRACTICE = "Registered with a practice outside this MDT"
 LEFT_CASELOAD = "Joined a caseload"
-LEFT_OPTED_OUT = "Type 1 opt-out recorded"
 LEFT_NOT_SCORED = "Not in this week's scored population"
 LEFT_RISK_FELL = "Risk fell"
 LEFT_BELOW_CAPACITY = "Moved below capacity (others' risk rose)"
@@ -48,19 +60,61 @@ LEAVER_REASONS: dict[str, str] = {
     LEFT_DIED: "Died on or before this week's data date.",
     LEFT_DEREGISTERED: "No longer registered with a GP practice at the data date.",
     LEFT_MOVED_PRACTICE: "Now registered with a practice that belongs to another MDT.",
-    LEFT_OPTED_OUT: "A type 1 opt-out is now recorded, and this MDT leaves opt-outs off.",
     LEFT_CASELOAD: "Now on an active caseload, and this MDT leaves caseload patients off.",
     LEFT_NOT_SCORED: "Not in this week's scored population (for example, no longer in the model's cohort).",
     LEFT_BELOW_AGE: "Younger than this MDT's minimum age at the data date.",
     LEFT_RISK_FELL: "This week's predicted risk is lower than last week's, and too low for the list.",
     LEFT_BELOW_CAPACITY: "Their risk did not fall, but other people's rose above it and filled the list.",
 }
-"""What each 'Why they left' reason means, in the order they are tested (the first that applies is given)."""
+"""What each 'Why they left' reason means, in the order they are tested (the first that applies is given).
+
+There is no reason for a type 1 opt-out: where an MDT leaves opt-outs off, a person who opts
+out is not on its 'Left the list' at all (see :func:`leavers`).
+"""
+
+
+WEEK_HISTORY = "history.parquet"
+"""The week's history rows, inside its published folder ``<output_dir>/worklists/<week>/``."""
+LEGACY_HISTORY_FOLDER = "history"
+"""Where earlier versions kept the history, ``<output_dir>/worklists/history/<week>.parquet``."""
+
+logger = logging.getLogger(__name__)
 
 
 def history_dir(output_dir: Path) -> Path:
-    """Folder of the published-list history under ``output_dir``."""
-    return Path(output_dir) / "worklists" / "history"
+    """The folder of published weeks, ``<output_dir>/worklists``; each week folder holds its history."""
+    return Path(output_dir) / "worklists"
+
+
+def _week_of(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def published_weeks(folder: Path) -> dict[date, Path]:
+    """Week -> its published folder, for every ``<week>`` folder in ``folder`` (the worklists folder)."""
+    folder = Path(folder)
+    weeks = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        week = _week_of(path.name)
+        if week is not None and path.is_dir():
+            weeks[week] = path
+    return weeks
+
+
+def _no_history_error(folder: Path, week: date) -> RiskstratError:
+    return RiskstratError(
+        f"week {week} was published in {folder / week.isoformat()} but its history was never recorded "
+        "(a run of an earlier version stopped between the export and the history step), so later "
+        "weeks cannot say what changed since it",
+        hint=(
+            f"Re-run that week with the extract it was made from (`riskstrat worklists --week {week}`), "
+            "which republishes it with its history; or, if its lists were never sent out, move the "
+            f"folder {week.isoformat()} out of {folder}. Then run again."
+        ),
+    )
 
 
 def displayed_risk(probability: pd.Series | np.ndarray | float) -> pd.Series | np.ndarray | float:
@@ -69,24 +123,27 @@ def displayed_risk(probability: pd.Series | np.ndarray | float) -> pd.Series | n
 
 
 def load_history(folder: Path, before: date) -> pd.DataFrame:
-    """Every published list for weeks before ``before``.
+    """Every published list for weeks before ``before``, from the week folders' ``history.parquet``.
 
     Args:
-        folder: The history folder.
+        folder: The worklists folder (:func:`history_dir`).
         before: The week being run; it and later weeks are left out.
 
     Returns:
         The history rows (empty, with the history columns, if none).
+
+    Raises:
+        RiskstratError: If a week folder before ``before`` has no history
+            (:func:`reconcile_history` moves an earlier version's history into place first).
     """
     folder = Path(folder)
     frames = []
-    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
-        try:
-            week = date.fromisoformat(path.stem)
-        except ValueError:
+    for week, path in published_weeks(folder).items():
+        if week >= before:
             continue
-        if week < before:
-            frames.append(pd.read_parquet(path))
+        if not (path / WEEK_HISTORY).is_file():
+            raise _no_history_error(folder, week)
+        frames.append(pd.read_parquet(path / WEEK_HISTORY))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
     history = pd.concat(frames, ignore_index=True)
@@ -126,20 +183,96 @@ def history_records(week: date, selections: dict[str, MdtSelection]) -> pd.DataF
     return pd.concat(frames, ignore_index=True)[list(HISTORY_COLUMNS)]
 
 
-def record_week(folder: Path, week: date, records: pd.DataFrame) -> Path:
-    """Write (or replace) one week's published lists in the history, atomically.
+def record_week(week_folder: Path, records: pd.DataFrame) -> Path:
+    """Write one week's history rows into its (staging) week folder, published with it.
 
     Args:
-        folder: The history folder.
-        week: The week published.
+        week_folder: The week's folder being written (the export's staging folder).
         records: Output of :func:`history_records`.
 
     Returns:
-        The file written.
+        The file written, ``<week_folder>/history.parquet``.
     """
-    target = Path(folder) / f"{week.isoformat()}.parquet"
+    target = Path(week_folder) / WEEK_HISTORY
     write_parquet(records[list(HISTORY_COLUMNS)], target)
     return target
+
+
+def reconcile_history(output_dir: Path, week: date) -> list[date]:
+    """Bring an earlier version's history into the week folders, and refuse a history that does not match.
+
+    Each ``worklists/history/<w>.parquet`` of an earlier version is moved into
+    ``worklists/<w>/`` (the folder is republished in one step with the file added
+    to its manifest), then the old file is removed; a kill at any point leaves
+    either the old layout or the new one, and the next run finishes the move.
+    Run it while holding the output folder's lock.
+
+    Args:
+        output_dir: The outputs folder.
+        week: The week about to run: an inconsistency in an earlier week stops
+            the run, one in this or a later week is only reported.
+
+    Returns:
+        The weeks whose history was moved into their folder.
+
+    Raises:
+        RiskstratError: If an earlier week has a history file but no published
+            folder, or a published folder and no history.
+    """
+    folder = history_dir(output_dir)
+    legacy = folder / LEGACY_HISTORY_FOLDER
+    weeks = published_weeks(folder)
+    moved = []
+    for path in sorted(legacy.glob("*.parquet")) if legacy.is_dir() else []:
+        recorded = _week_of(path.stem)
+        if recorded is None:
+            continue
+        published = weeks.get(recorded)
+        if published is None:
+            if recorded < week:
+                raise RiskstratError(
+                    f"the worklist history records week {recorded} ({path}), but that week's folder "
+                    f"{folder / recorded.isoformat()} does not exist, so later weeks would be compared "
+                    "with lists no one received",
+                    hint=(
+                        f"Restore the folder {recorded.isoformat()} from your backup; or, if week "
+                        f"{recorded} was withdrawn, delete {path}. Then run again."
+                    ),
+                )
+            logger.warning("history file of week %s has no published folder; left as it is", recorded)
+            continue
+        if not (published / WEEK_HISTORY).is_file():
+            _add_history_to_week(published, path)
+            moved.append(recorded)
+        path.unlink()
+    if legacy.is_dir() and not any(legacy.iterdir()):
+        legacy.rmdir()
+    for recorded, published in weeks.items():
+        if not (published / WEEK_HISTORY).is_file():
+            if recorded < week:
+                raise _no_history_error(folder, recorded)
+            logger.warning("week %s was published without a history (it is not compared with)", recorded)
+    if moved:
+        logger.warning("moved the history of %d week(s) into their week folders", len(moved))
+    return moved
+
+
+def _add_history_to_week(published: Path, history_file: Path) -> None:
+    """Republish ``published`` with ``history_file`` as its ``history.parquet``, listed in its manifest."""
+    from riskstrat.worklists.export import MANIFEST  # export imports this module
+
+    with atomic_directory(published) as staging:
+        for item in published.iterdir():
+            if item.is_file():
+                shutil.copy2(item, staging / item.name)
+        shutil.copy2(history_file, staging / WEEK_HISTORY)
+        manifest_path = staging / MANIFEST
+        if manifest_path.is_file():
+            content = json.loads(manifest_path.read_text(encoding="utf-8"))
+            files = dict(content.get("files", {}))
+            files[WEEK_HISTORY] = file_sha256(staging / WEEK_HISTORY)
+            content["files"] = dict(sorted(files.items()))
+            manifest_path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def _mdt_weeks(history: pd.DataFrame, mdt: str) -> list[date]:
@@ -265,11 +398,13 @@ def _leaver_rows(
 def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: PersonLookup) -> pd.DataFrame:
     """People on the MDT's last published list who are not on this week's, with why.
 
-    The first reason that applies is given, in this order: died, deregistered,
-    registered with a practice outside the MDT, type 1 opt-out (when excluded),
-    joined a caseload (when caseloads are excluded), below the age floor, not in
-    this week's scored population, risk fell (lower as shown), or moved below
-    capacity because others' risk rose.
+    When the MDT leaves type 1 opt-outs off, a person with a type 1 opt-out is not
+    among the leavers at all, whatever else applies: they are removed without a
+    trace (no ID, practice, risk or reason). For everyone else the first reason
+    that applies is given, in this order: died, deregistered, registered with a
+    practice outside the MDT, joined a caseload (when caseloads are excluded),
+    below the age floor, not in this week's scored population, risk fell (lower
+    as shown), or moved below capacity because others' risk rose.
 
     Args:
         mdt: The MDT.
@@ -289,6 +424,8 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
     gone = previous.loc[~previous["person_id"].isin(set(listed["person_id"].astype(str)))]
     gone = gone.sort_values("rank")
     facts, state = people.facts, people.state
+    if mdt.exclusions.type1_opt_out == "exclude":
+        gone = gone.loc[~gone["person_id"].isin(_opted_out(gone["person_id"], state))]
     p_col = probability_column(mdt.outcome)
     practices: list[str] = []
     probabilities: list[float] = []
@@ -310,8 +447,6 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
             reasons.append(LEFT_DEREGISTERED)
         elif practice is not None and practice not in mdt.practices:
             reasons.append(LEFT_MOVED_PRACTICE)
-        elif mdt.exclusions.type1_opt_out == "exclude" and flag("type1_opt_out"):
-            reasons.append(LEFT_OPTED_OUT)
         elif mdt.exclusions.active_caseload == "exclude" and flag("on_caseload"):
             reasons.append(LEFT_CASELOAD)
         elif current is None or pd.isna(risk):
@@ -323,3 +458,11 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
         else:
             reasons.append(LEFT_BELOW_CAPACITY)
     return _leaver_rows(gone, practices, probabilities, reasons)
+
+
+def _opted_out(person_ids: pd.Series, state: pd.DataFrame) -> set[str]:
+    """Which of ``person_ids`` have a type 1 opt-out in ``state`` (looked up one by one: few leave)."""
+    if "type1_opt_out" not in state.columns:
+        return set()
+    flags = state["type1_opt_out"]
+    return {p for p in person_ids if p in flags.index and bool(np.any(flags.loc[[p]].fillna(False)))}

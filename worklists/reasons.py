@@ -218,8 +218,8 @@ def top_reasons(
     unknown = people.difference(lookup.index)
     if len(unknown):
         raise RiskstratError(
-            f"contributions: {len(unknown):,} row(s) whose person_id is not in the feature rows, "
-            f"e.g. {unknown[0]}",
+            f"contributions: {len(unknown):,} row(s) whose person_id is not in the feature rows",
+            details=f"e.g. {unknown[0]}",
             hint="Index the contributions by person_id (explain rows indexed by person_id).",
         )
     lookup = lookup.reindex(people)

@@ -108,13 +108,14 @@ def listed_context(
             admitted <= as_of_ts
         )
         last = admitted[emergency].groupby(spells.loc[emergency, "person_id"].astype(str)).max()
-        out["last_emergency_admission"] = out.index.map(last)
+        # reindex, not map: map fails when no listed person has a row (an empty datetime Series)
+        out["last_emergency_admission"] = last.reindex(out.index)
     if ae_attendances is not None and len(ae_attendances):
         attendances = ae_attendances.loc[ae_attendances["person_id"].astype(str).isin(ids)]
         arrived = pd.to_datetime(attendances["arrival_datetime"]).dt.normalize()
         past = arrived <= as_of_ts
         last = arrived[past].groupby(attendances.loc[past, "person_id"].astype(str)).max()
-        out["last_ae_attendance"] = out.index.map(last)
+        out["last_ae_attendance"] = last.reindex(out.index)
     for column in ("last_emergency_admission", "last_ae_attendance"):
         out[column] = pd.to_datetime(out[column]).dt.date
     if community_contacts is not None:

@@ -10,6 +10,13 @@ Ties are broken deterministically: higher probability first, then a stable hash
 of the person_id (the first 16 hex digits of its SHA-256, ascending), then the
 person_id itself. The hash keeps ties from favouring any ID scheme (such as
 low practice-prefixed IDs) while giving the same order on every run.
+
+A person with a type 1 opt-out is, for an MDT that leaves opt-outs off, removed
+from its registered people before anything is counted or ranked: they are not in
+its counts (so no count of opt-outs can be shown or worked out from the others),
+not ranked and not among its leavers. When no MDT lists opt-outs they are not
+scored at all: :func:`people_not_to_score` names them for the weekly flow to
+drop before scoring.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
-from riskstrat.worklists.settings import Mdt, RiskBandSettings
+from riskstrat.worklists.settings import Mdt, MdtSettings, RiskBandSettings
 
 STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
 REQUIRED_COLUMNS: tuple[str, ...] = ("person_id", "practice_code", "age")
@@ -89,12 +96,77 @@ def population_status(
         teams = active.sort_values(["person_id", "team"]).groupby("person_id")["team"].agg(", ".join)
         out["on_caseload"] = out["person_id"].isin(teams.index).to_numpy(bool)
         out["caseload_team"] = out["person_id"].map(teams).astype("string")
-    if opt_outs is not None and len(opt_outs):
-        type1 = set(opt_outs.loc[opt_outs["type"] == "type1", "person_id"].astype(str))
-        out["type1_opt_out"] = out["person_id"].isin(type1).to_numpy(bool)
-    else:
-        out["type1_opt_out"] = False
+    type1 = type1_opt_outs(opt_outs)
+    out["type1_opt_out"] = out["person_id"].isin(type1).to_numpy(bool)
+    # An opted-out person missing from patients still needs the flag: a history row
+    # may hold them, and the flag keeps them off every excluding MDT's 'Left the list'.
+    absent = sorted(type1 - set(out.loc[out["type1_opt_out"], "person_id"]))
+    if absent:
+        extra = pd.DataFrame({"person_id": absent, "practice_code": None, "type1_opt_out": True})
+        for column in ("deceased", "deregistered", "on_caseload"):
+            extra[column] = False
+        extra["caseload_team"] = pd.NA
+        out = pd.concat([out, extra[out.columns]], ignore_index=True)
+        out["caseload_team"] = out["caseload_team"].astype("string")
     return out
+
+
+def type1_opt_outs(opt_outs: pd.DataFrame | None) -> frozenset[str]:
+    """The people with a type 1 opt-out in the contract ``opt_outs`` table.
+
+    Args:
+        opt_outs: Contract ``opt_outs`` table (person_id, type), or None.
+
+    Returns:
+        Their person IDs as text (the National Data Opt-out, ``ndo``, does not count).
+    """
+    if opt_outs is None or not len(opt_outs):
+        return frozenset()
+    return frozenset(opt_outs.loc[opt_outs["type"].astype(str) == "type1", "person_id"].astype(str))
+
+
+def every_mdt_excludes_type1_opt_outs(settings: MdtSettings) -> bool:
+    """Whether every MDT leaves type 1 opt-outs off (an MDT without its own exclusions takes the default)."""
+    default = settings.default_mdt.exclusions
+    if not settings.mdts:  # one MDT per neighbourhood, each with the default
+        return default.type1_opt_out == "exclude"
+    return all((m.exclusions or default).type1_opt_out == "exclude" for m in settings.mdts)
+
+
+def people_not_to_score(settings: MdtSettings, opt_outs: pd.DataFrame | None) -> frozenset[str]:
+    """The people the weekly run must drop before scoring: type 1 opt-outs, when no MDT lists them.
+
+    A person who opts out is processed for a list no further than being excluded. When
+    at least one MDT includes opt-outs everyone is scored, and each excluding MDT drops
+    them in :func:`select_mdt`.
+
+    Args:
+        settings: The worklist settings.
+        opt_outs: Contract ``opt_outs`` table, or None.
+
+    Returns:
+        Person IDs (text) to leave out of the feature rows that are scored; empty when
+        some MDT includes opt-outs.
+    """
+    if not every_mdt_excludes_type1_opt_outs(settings):
+        return frozenset()
+    return type1_opt_outs(opt_outs)
+
+
+def without_people(frame: pd.DataFrame, people: Collection[str]) -> pd.DataFrame:
+    """``frame`` without the rows of ``people`` (by ``person_id`` as text), index renumbered.
+
+    Args:
+        frame: Any person-level frame with ``person_id`` (e.g. the feature matrix).
+        people: Person IDs to drop.
+
+    Returns:
+        The remaining rows (``frame`` itself when there is no one to drop).
+    """
+    if not people:
+        return frame
+    keep = ~frame["person_id"].astype(str).isin(set(people))
+    return frame.loc[keep].reset_index(drop=True)
 
 
 def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
@@ -116,8 +188,8 @@ def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     if not status["person_id"].is_unique:
         repeated = status["person_id"].duplicated()
         raise RiskstratError(
-            f"patient status: {int(repeated.sum()):,} repeated person_id(s), "
-            f"e.g. {status.loc[repeated, 'person_id'].iloc[0]}",
+            f"patient status: {int(repeated.sum()):,} repeated person_id(s)",
+            details=f"e.g. {status.loc[repeated, 'person_id'].iloc[0]}",
             hint="Build the status with population_status() from the patients table, one row per person.",
         )
     merged = base.merge(status[["person_id", *keep]], on="person_id", how="left")
@@ -167,7 +239,8 @@ def _check_columns(scored: pd.DataFrame, outcomes: set[str]) -> None:
     if duplicated.any():
         example = scored.loc[duplicated, "person_id"].iloc[0]
         raise RiskstratError(
-            f"scored population: {int(duplicated.sum()):,} repeated person_id(s), e.g. {example}",
+            f"scored population: {int(duplicated.sum()):,} repeated person_id(s)",
+            details=f"e.g. {example}",
             hint="Score one row per person.",
         )
 
@@ -219,9 +292,13 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
     Returns:
         The list, ranked 1..capacity, with ``rank``, ``probability``, ``risk_percentile``,
         ``risk_band``, ``outcome`` and ``on_caseload`` / ``caseload_team`` kept for flagging.
+        When the MDT leaves type 1 opt-outs off they are not in any of its counts.
     """
     p_col = probability_column(mdt.outcome)
     registered = scored.loc[scored["practice_code"].isin(mdt.practices)]
+    if mdt.exclusions.type1_opt_out == "exclude":
+        # Removed before anything is counted: no count of them is kept, shown or derivable.
+        registered = registered.loc[~registered["type1_opt_out"].fillna(False).astype(bool)]
     excluded: dict[str, int] = {}
     keep = pd.Series(True, index=registered.index)
     rules = [
@@ -230,8 +307,6 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
         ("below_age_floor", registered["age"] < mdt.min_age),
         ("no_score", registered[p_col].isna()),
     ]
-    if mdt.exclusions.type1_opt_out == "exclude":
-        rules.append(("type1_opt_out", registered["type1_opt_out"]))
     if mdt.exclusions.active_caseload == "exclude":
         rules.append(("active_caseload", registered["on_caseload"]))
     for reason, hit in rules:
@@ -263,6 +338,21 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
         capacity=capacity,
         excluded=excluded,
     )
+
+
+def _check_file_names(mdts: list[Mdt]) -> None:
+    """Refuse two MDTs whose files would share a name: one would overwrite the other's list."""
+    seen: dict[str, str] = {}
+    for mdt in mdts:
+        if mdt.slug in seen:
+            raise RiskstratError(
+                f"MDTs '{seen[mdt.slug]}' and '{mdt.name}' would both be written to {mdt.slug}.xlsx",
+                hint=(
+                    "Give them names that differ in more than case and punctuation (in configs/mdts.yaml, "
+                    "or the neighbourhood names of the practice reference file)."
+                ),
+            )
+        seen[mdt.slug] = mdt.name
 
 
 def with_risk_percentiles(scored: pd.DataFrame, outcomes: Collection[str]) -> pd.DataFrame:
@@ -306,6 +396,7 @@ def select_worklists(
         MDT name -> its selection, in the order of ``mdts``. Each list holds only
         people registered with that MDT's practices.
     """
+    _check_file_names(mdts)
     outcomes = {m.outcome for m in mdts}
     _check_columns(scored, outcomes)
     scored = with_risk_percentiles(scored, outcomes)

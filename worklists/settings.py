@@ -234,10 +234,23 @@ class Mdt:
         return math.ceil(float(self.capacity_share or 0) * registered - 1e-9)
 
 
+SLUG_MAX_LENGTH = 80
+"""Longest file-name form of an MDT name: with ``.xlsx`` well inside any file system's 255 bytes."""
+
+
 def mdt_slug(name: str) -> str:
-    """Lower-case file-name form of an MDT name ("North East PCN" -> "north-east-pcn")."""
-    out = "".join(ch.lower() if ch.isalnum() else "-" for ch in name.strip())
-    return "-".join(part for part in out.split("-") if part) or "mdt"
+    """Lower-case file-name form of an MDT name ("North East PCN" -> "north-east-pcn").
+
+    Only ASCII letters, digits and hyphens survive, so no name can reach another folder
+    or make an invalid file name. A name longer than :data:`SLUG_MAX_LENGTH` is cut and
+    ends with a short hash of the whole name, so two long names still differ.
+    """
+    out = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "-" for ch in name.strip())
+    slug = "-".join(part for part in out.split("-") if part) or "mdt"
+    if len(slug) > SLUG_MAX_LENGTH:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+        slug = f"{slug[: SLUG_MAX_LENGTH - 9].rstrip('-')}-{digest}"
+    return slug
 
 
 def read_practices(path: Path) -> pd.DataFrame:

@@ -217,6 +217,16 @@ def _empty(name: str) -> Callable[[dict], None]:
     return mutate
 
 
+def _add_newborn(birth_date: str) -> Callable[[dict], None]:
+    """A person born on ``birth_date``, with no events yet."""
+
+    def mutate(tables):
+        baby = tables["patients"].iloc[[2]].assign(person_id="P900", birth_date=birth_date)
+        tables["patients"] = pd.concat([tables["patients"], baby], ignore_index=True)
+
+    return mutate
+
+
 def _many(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
     def mutate(tables):
         for mutation in mutations:
@@ -395,14 +405,23 @@ CORPUS = [
         "age_plausible",
     ),
     (
-        "birth after the extract date",
-        _set_row("patients", "birth_date", 1, "2025-12-31"),
+        "born on the extract date",
+        _add_newborn("2025-12-31"),
         None,
         None,
         None,
         None,
         None,
     ),  # age 0 on the extract date is plausible: this one passes
+    (
+        "events before birth",
+        _set_row("patients", "birth_date", 1, "2025-12-01"),  # P001's events are in 2024
+        None,
+        "critical",
+        "gp_diagnoses",
+        "event_date",
+        "not_before_birth",
+    ),
     (
         "welsh lsoa",
         _set_row("patients", "lsoa_code", 2, "W01000001"),
@@ -518,11 +537,11 @@ def test_failure_message_counts_rows_and_gives_pseudonymised_examples_only(tmp_p
 
 def test_row_count_drop_against_previous_extract_warns(tmp_path):
     output_dir = tmp_path / "outputs"
-    first = write_extract(tmp_path / "week1", valid_tables())
+    first = write_extract(tmp_path / "extract", valid_tables())
     assert validation_gate.fn(first, output_dir, SETTINGS, EXTRACT_DATE).passed
     tables = valid_tables()
     tables["gp_medications"] = tables["gp_medications"].iloc[:15]  # half the rows went missing
-    second = write_extract(tmp_path / "week2", tables)
+    second = write_extract(tmp_path / "extract", tables)  # next week's extract, same folder
     report = validation_gate.fn(second, output_dir, SETTINGS, EXTRACT_DATE)
     assert [(r.table, r.kind) for r in report.warnings] == [("gp_medications", "row_count_change")]
     assert "previous extract: 30" in report.warnings[0].expected

@@ -150,7 +150,7 @@ def test_spark_and_duckdb_publish_the_same_worklists(two_backends):
 def test_spark_scores_match_duckdb_scores_tightly(two_backends):
     folders, root, _ = two_backends
     history = {
-        backend: pd.read_parquet(root / backend / "outputs" / "worklists" / "history" / f"{WEEK}.parquet")
+        backend: pd.read_parquet(root / backend / "outputs" / "worklists" / f"{WEEK}" / "history.parquet")
         for backend in folders
     }
     duck, spark = history["duckdb"], history["pyspark"]

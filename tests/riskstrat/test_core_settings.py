@@ -72,3 +72,53 @@ def test_relocated_config_moves_outputs_and_merges_changes(tmp_path):
     assert (
         config.model.evaluation.capacity_share == load_config(REPO_CONFIG_DIR).model.evaluation.capacity_share
     )
+
+
+def test_duplicate_key_names_file_key_and_both_lines(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("extract_dir: a\noutput_dir: b\n# a comment\noutput_dir: c\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, DataSettings)
+    assert str(error.value) == f"{path}: key 'output_dir' appears twice, on lines 2 and 4"
+    assert "last value" in error.value.hint
+
+
+def test_duplicate_nested_key_is_an_error_and_merge_keys_are_not(tmp_path):
+    from riskstrat.settings import read_yaml
+
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("a:\n  b: 1\n  c: 2\n  b: 3\n")
+    with pytest.raises(SettingsError, match="key 'b' appears twice, on lines 2 and 4"):
+        read_yaml(nested)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {x: 1, y: 2}\nother:\n  <<: *base\n  x: 5\n")
+    assert read_yaml(merged)["other"] == {"x": 5, "y": 2}
+
+
+@pytest.mark.parametrize("text", ["", "   \n\n", "# every line commented out\n# extract_dir: x\n"])
+def test_empty_settings_file_is_an_error(tmp_path, text):
+    path = tmp_path / "data.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, DataSettings)
+    assert str(error.value).startswith(f"{path} is empty")
+    assert "{}" in error.value.hint
+
+
+def test_an_explicit_empty_mapping_takes_every_default(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("# defaults on purpose\n{}\n")
+    assert load_settings(path, DataSettings) == DataSettings()
+
+
+def test_unwritable_output_dir_is_a_settings_error_naming_the_setting(tmp_path):
+    from riskstrat.config import check_output_dir
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(SettingsError) as error:
+        check_output_dir(blocker / "outputs")
+    assert str(error.value).startswith(f"data.output_dir = {blocker / 'outputs'}: cannot write there")
+    check_output_dir(tmp_path / "new" / "outputs")  # a folder that can be made is fine
+    assert (tmp_path / "new" / "outputs").is_dir()
+    assert not list((tmp_path / "new" / "outputs").iterdir())  # the write check leaves nothing behind

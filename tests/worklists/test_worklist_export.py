@@ -132,7 +132,8 @@ def test_context_dates_and_manifest(inputs, scored):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["mdts"]["North virtual ward"]["listed"] == 20
     assert manifest["mdts"]["South HIU service"]["listed"] == 15
-    assert set(manifest["files"]) == {f"{m}.{x}" for m in (NORTH, SOUTH) for x in ("csv", "xlsx")}
+    lists = {f"{m}.{x}" for m in (NORTH, SOUTH) for x in ("csv", "xlsx")}
+    assert set(manifest["files"]) == lists | {"history.parquet"}  # the history is published with the week
     assert manifest["extract_snapshot_hash"] == "abc123"
     assert manifest["settings_hash"] == inputs.settings.fingerprint()
     assert manifest["model_versions"]["emergency_admission"] == "riskstrat-ea v3"
@@ -180,8 +181,8 @@ def test_same_week_twice_gives_identical_bytes(inputs):
 
 def test_failed_export_leaves_previous_outputs(inputs, monkeypatch):
     folder = run_worklists(inputs)
-    before = folder_bytes(folder)
-    history_before = folder_bytes(inputs.output_dir / "worklists" / "history")
+    before = folder_bytes(folder)  # the week's history.parquet included
+    assert "history.parquet" in before
     inputs.scored = inputs.scored.assign(p_emergency_admission=inputs.scored["p_emergency_admission"] * 0.5)
 
     def broken(*args, **kwargs):
@@ -191,11 +192,7 @@ def test_failed_export_leaves_previous_outputs(inputs, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         run_worklists(inputs)
     assert folder_bytes(folder) == before
-    assert folder_bytes(inputs.output_dir / "worklists" / "history") == history_before
-    assert sorted(p.name for p in (inputs.output_dir / "worklists").iterdir()) == [
-        WEEK.isoformat(),
-        "history",
-    ]
+    assert sorted(p.name for p in (inputs.output_dir / "worklists").iterdir()) == [WEEK.isoformat()]
 
 
 def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
@@ -214,7 +211,7 @@ def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
     assert sheet.cell(row=5, column=3).value == "NHS number"
     assert sheet.freeze_panes == "D6"  # the NHS number stays in view too
     manifest = (folder / "manifest.json").read_text()
-    history = pd.read_parquet(inputs.output_dir / "worklists" / "history" / f"{WEEK.isoformat()}.parquet")
+    history = pd.read_parquet(folder / "history.parquet")
     numbers = set(north["NHS number"]) | set(north["NHS number"].str.replace(" ", ""))
     assert not any(n in manifest for n in numbers)
     assert "nhs_number" not in history.columns
@@ -288,7 +285,8 @@ def test_about_sheet_says_how_the_list_was_made(inputs):
     assert "Always left off" not in about
     assert "Why people are on 'Left the list'" in about
     assert "other people's rose above it and filled the list" in about
-    assert "type 1 opt-out recorded at their practice are left off (0 people)" in about
+    assert "type 1 opt-out recorded at their practice are removed before anything else" in about
+    assert "Type 1 opt-out recorded" not in about  # no longer a reason to leave: never shown
     assert "Flagged: people already on an active virtual-ward or proactive-care caseload" in about
     assert f"{north['eligible']:,} people after these rules" in about
     assert "events after that date are not known to it" in about

@@ -43,7 +43,9 @@ def listed(people: dict[str, float]) -> pd.DataFrame:
 
 def publish(folder, week, people):
     frame = listed(people)
-    record_week(folder, week, history_records(week, {"North": MdtSelection(MDT, frame, 0, 0, 3)}))
+    record_week(
+        folder / week.isoformat(), history_records(week, {"North": MdtSelection(MDT, frame, 0, 0, 3)})
+    )
     return frame
 
 
@@ -131,7 +133,7 @@ def test_previous_week_is_the_mdts_last_published_list(tmp_path):
 
 def test_history_never_holds_more_than_pseudonymised_columns(tmp_path):
     publish(tmp_path, WEEK1, {"A": 0.3})
-    stored = pd.read_parquet(tmp_path / f"{WEEK1.isoformat()}.parquet")
+    stored = pd.read_parquet(tmp_path / WEEK1.isoformat() / "history.parquet")
     assert list(stored.columns) == [
         "week",
         "mdt",
@@ -148,8 +150,7 @@ def test_each_mdts_own_history_gives_the_same_change_and_leavers(tmp_path):
     publish(tmp_path, WEEK1, {"A": 0.3, "B": 0.25, "C": 0.2})
     other = listed({"X": 0.4, "A": 0.1})
     record_week(
-        tmp_path,
-        WEEK1 - timedelta(7),
+        tmp_path / (WEEK1 - timedelta(7)).isoformat(),
         history_records(WEEK1 - timedelta(7), {"South": MdtSelection(south, other, 0, 0, 3)}),
     )
     history = load_history(tmp_path, WEEK1 + timedelta(7))
@@ -164,3 +165,88 @@ def test_each_mdts_own_history_gives_the_same_change_and_leavers(tmp_path):
     assert leavers(MDT, own["North"], now, people)["reason"].tolist() == [LEFT_RISK_FELL]
     never = Mdt("New", ("P1",), "emergency_admission", 18, 3, None, ExclusionSettings())
     assert leavers(never, history, now, people).empty
+
+
+# ----------------------------------------------------------------------------- issue 16: one transaction per week
+
+
+def legacy_week(output, week, people):
+    """A week as an earlier version left it: the folder with its lists, the history apart."""
+    import json
+
+    folder = output / "worklists" / week.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "north.csv").write_text("Rank,Person ID\n")
+    (folder / "manifest.json").write_text(json.dumps({"week": week.isoformat(), "files": {"north.csv": "x"}}))
+    frame = listed(people)
+    records = history_records(week, {"North": MdtSelection(MDT, frame, 0, 0, 3)})
+    legacy = output / "worklists" / "history" / f"{week.isoformat()}.parquet"
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    records.to_parquet(legacy, index=False)
+    return folder, legacy
+
+
+def test_an_earlier_versions_history_is_moved_into_its_week_folder(tmp_path):
+    import json
+
+    from riskstrat.io import file_sha256
+    from riskstrat.worklists.history import history_dir, reconcile_history
+
+    week2 = WEEK1 + timedelta(7)
+    folder, legacy = legacy_week(tmp_path, WEEK1, {"A": 0.3, "B": 0.2})
+    expected = pd.read_parquet(legacy)
+    assert reconcile_history(tmp_path, week2) == [WEEK1]
+    assert not legacy.exists() and not legacy.parent.exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "history.parquet"), expected)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"] == {"history.parquet": file_sha256(folder / "history.parquet"), "north.csv": "x"}
+    assert (folder / "north.csv").read_text() == "Rank,Person ID\n"
+    change = change_since_last_week(listed({"A": 0.3}), "North", load_history(history_dir(tmp_path), week2))
+    assert change["weeks_on_list"].tolist() == [2]
+    assert reconcile_history(tmp_path, week2) == []  # nothing left to do
+
+
+def test_a_move_cut_short_after_publishing_is_finished(tmp_path):
+    """Killed after the folder got its history but before the old file went: the next run removes it."""
+    from riskstrat.worklists.history import reconcile_history
+
+    folder, legacy = legacy_week(tmp_path, WEEK1, {"A": 0.3})
+    (folder / "history.parquet").write_bytes(legacy.read_bytes())
+    assert reconcile_history(tmp_path, WEEK1 + timedelta(7)) == []
+    assert not legacy.exists()
+
+
+def test_a_history_whose_week_folder_is_gone_is_refused(tmp_path):
+    import shutil
+
+    import pytest
+
+    from riskstrat.errors import RiskstratError
+    from riskstrat.worklists.history import reconcile_history
+
+    folder, legacy = legacy_week(tmp_path, WEEK1, {"A": 0.3})
+    shutil.rmtree(folder)
+    with pytest.raises(RiskstratError, match=f"records week {WEEK1}") as error:
+        reconcile_history(tmp_path, WEEK1 + timedelta(7))
+    assert str(legacy) in error.value.hint and "Restore the folder" in error.value.hint
+    assert legacy.exists()  # nothing changed
+    assert reconcile_history(tmp_path, WEEK1) == []  # an earlier week's run is not affected
+
+
+def test_a_published_week_without_history_is_refused(tmp_path):
+    import pytest
+
+    from riskstrat.errors import RiskstratError
+    from riskstrat.worklists.history import history_dir, reconcile_history
+
+    _, legacy = legacy_week(tmp_path, WEEK1, {"A": 0.3})
+    legacy.unlink()  # killed between the export and the history step of an earlier version
+    week2 = WEEK1 + timedelta(7)
+    for check in (
+        lambda: reconcile_history(tmp_path, week2),
+        lambda: load_history(history_dir(tmp_path), week2),
+    ):
+        with pytest.raises(RiskstratError, match=f"week {WEEK1} was published") as error:
+            check()
+        assert f"riskstrat worklists --week {WEEK1}" in error.value.hint
+    assert reconcile_history(tmp_path, WEEK1) == []  # re-running that week itself is allowed

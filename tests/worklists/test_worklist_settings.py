@@ -68,3 +68,14 @@ def test_unknown_neighbourhood_is_a_clear_error(tmp_path):
     settings = MdtSettings.model_validate({"mdts": [{"name": "X", "neighbourhood": "Nowhere"}]})
     with pytest.raises(RiskstratError, match="Nowhere"):
         resolve_mdts(settings, PRACTICES)
+
+
+def test_mdt_file_names_are_short_plain_and_distinct():
+    from riskstrat.worklists.settings import SLUG_MAX_LENGTH, mdt_slug
+
+    assert mdt_slug("North East PCN") == "north-east-pcn"
+    assert mdt_slug("../../etc/passwd") == "etc-passwd"
+    assert mdt_slug("Équipe\u202enorth") == "quipe-north"
+    long_a, long_b = "Neighbourhood " * 30 + "A", "Neighbourhood " * 30 + "B"
+    assert len(mdt_slug(long_a)) <= SLUG_MAX_LENGTH
+    assert mdt_slug(long_a) != mdt_slug(long_b)
