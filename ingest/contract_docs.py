@@ -22,7 +22,12 @@ gate and the synthetic generator all use that one definition.
 - **One file per table.** `patients.parquet` and `patients.csv` side by side
   is an error naming both files: one of them is stale, and riskstrat will not
   guess which. A Spark output folder (`patients.parquet/part-*.parquet`) must be
-  written out as one file.
+  written out as one file. Only Parquet and uncompressed UTF-8 CSV are read:
+  any other file or folder named for a table (`patients.xlsx`, `patients.xls`,
+  `patients.json`, `patients.txt`, `patients.csv.gz`, `Patients.CSV`) is an
+  error naming it, alone ("found only patients.xlsx, which is not read") or
+  beside the table's file ("found patients.parquet and patients.xlsx"): it is
+  never ignored silently.
 - **IDs are pseudonymised.** `person_id` is the same pseudonym in every table.
   The NHS number never appears in these tables; a separate re-identification
   key (person_id to NHS number) may be given to the worklist export only.
@@ -43,21 +48,44 @@ gate and the synthetic generator all use that one definition.
   always fail. The failure shows the shape (`9999999999`) and the row count,
   never the number; any example ID shaped like an NHS number is shown by shape
   in every other check too.
-- **Text is compared exactly, never trimmed.** IDs and codes with leading or
-  trailing spaces (`"P001 "`, a CHAR column padded by the database) fail the
-  gate, naming the table and column: trimming could merge distinct IDs, and
-  the feature engine reads the files as they are, so a trimmed gate would pass
-  IDs that do not join. Trim in the export (`RTRIM`).
+- **Text is compared and parsed exactly, never trimmed.** A value read as
+  text (every CSV column, and Parquet text columns: IDs, codes, dates, numbers)
+  with leading or trailing whitespace fails the gate (`text_trimmed`), naming
+  the table, column, rows and an example: ASCII spaces and tabs (`"P001 "`, a
+  CHAR column padded by the database) and Unicode ones (no-break space
+  U+00A0, U+2000 to U+200B, U+202F, U+205F, U+3000, U+FEFF, word joiner
+  U+2060). Trimming could merge distinct IDs, and the feature engine reads the
+  files as they are, so a trimmed gate would pass IDs that do not join and
+  dates it cannot read. A date is shown by its shape with the row's ID
+  (`9999-99-99\xa0`, `person_id=P003`), never its value. Trim in the export.
+- **IDs are printable ASCII; other text is printable** (`text_printable`). An ID
+  column (`person_id`, `attendance_id`, `spell_id`) may hold only printable
+  ASCII (U+0020 to U+007E). Pseudonymisation tools write ASCII, and anything
+  else makes two people look the same on a list while the system treats them
+  as two: zero-width spaces, NUL, ESC, direction overrides (U+202E), byte
+  order marks, but also full-width digits (`P０03`) and look-alike letters
+  (Cyrillic `Р`), which are printable but indistinguishable on screen. Other
+  text columns (codes, team names) may not hold control characters (Unicode
+  category Cc), format characters (Cf: zero-width spaces, U+2060, U+FEFF,
+  direction marks and overrides), private-use characters (Co), line or
+  paragraph separators (Zl, Zp) or spaces other than the plain space (Zs, such
+  as the no-break space inside `VW North`); accented letters are fine. Examples
+  show the offending characters escaped (`person_id='P123\u200b'`).
 - **Codes are text**, compared exactly: department type `01`, not `1`; BNF
   `0205`, not `205`. A CSV is read as text, so leading zeros are kept. In
   Parquet, a text column (codes, LSOA, practice codes, BNF codes) stored as a
   number or true/false fails ("stored as a number: leading zeros lost; store
   as text"). ID columns may be stored as whole numbers.
 - **Dates** are ISO: `YYYY-MM-DD`; date-times `YYYY-MM-DD HH:MM:SS` (a `T`
-  between date and time is accepted). Other formats (`31/12/2024`, Excel
-  serial numbers such as `45123`) are rejected, naming the table, the column,
-  the number of rows and the shape of the bad values, never the values
-  themselves.
+  between date and time is accepted), in ASCII digits. Other formats
+  (`31/12/2024`, Excel serial numbers such as `45123`, full-width digits, a
+  zero-width space inside) are rejected, naming the table, the column, the
+  number of rows and the shape of the bad values, never the values themselves.
+- **Numbers** (`ae_attendances.acuity`) are plain ASCII numbers in CSV (`3`,
+  `3.0`, `-1.5`, `2e3`): `inf`, `NaN`, `1_000`, `3,0`, `0x3` and full-width
+  digits are rejected. In Parquet, a float `NaN` is a missing value (so a
+  required column fails `not_null`), and `inf` or `-inf` is rejected as not a
+  finite number, naming the table, column, rows and example IDs.
 - **Time zones: everything is Europe/London wall-clock time, without a zone.**
   A time-zone-aware value is converted to Europe/London time and its zone
   dropped: a Parquet timestamp stored as UTC (as Spark and Databricks write

@@ -35,7 +35,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 import great_expectations.expectations as gxe
 
 from riskstrat.ingest.contract import Table
-from riskstrat.ingest.readers import nhs_number_shape
+from riskstrat.ingest.readers import (
+    NOT_ASCII_PRINTABLE,
+    edge_space,
+    nhs_number_shape,
+    not_printable_pattern,
+)
 from riskstrat.ingest.reference import LSOA_PATTERN, conditions, imd_lookup
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 
@@ -46,6 +51,15 @@ DAY = 86_400_000_000
 """One day in microseconds."""
 NOT_KNOWN_ETHNICITY: tuple[str, ...] = ("Z", "99")
 """Ethnic category codes meaning not stated / not known (empty counts as not known too)."""
+PRINTABLE_ID_EXPECTED = (
+    "printable ASCII characters only (no control, invisible or look-alike characters such as "
+    "zero-width spaces, NUL, ESC, direction overrides, full-width digits or Cyrillic letters, "
+    "which make two people look the same)"
+)
+PRINTABLE_TEXT_EXPECTED = (
+    "printable characters only (no control or invisible characters such as zero-width spaces, "
+    "NUL, ESC, direction overrides, line separators or spaces other than the plain space)"
+)
 
 
 @dataclass(frozen=True)
@@ -330,7 +344,8 @@ def build_checks(
                 column.name,
                 "text_trimmed",
                 flag_name("text_trimmed", column.name),
-                "values without leading or trailing spaces (IDs and codes are compared exactly, never trimmed)",
+                "values without leading or trailing whitespace, ASCII or Unicode (IDs and codes are "
+                "compared exactly, never trimmed)",
             )
         )
         if column.identifier:
@@ -347,6 +362,16 @@ def build_checks(
                     max_share=t.nhs_number_share,
                 )
             )
+        checks.append(
+            _flag_check(
+                s,
+                name,
+                column.name,
+                "text_printable",
+                flag_name("text_printable", column.name),
+                PRINTABLE_ID_EXPECTED if column.identifier else PRINTABLE_TEXT_EXPECTED,
+            )
+        )
     if table.key and table.key in present:
         checks.append(
             _flag_check(
@@ -571,7 +596,12 @@ def derive_flags(
         if column.name not in present or column.type != "string":
             continue
         text = frame[column.name]
-        flags[flag_name("text_trimmed", column.name)] = (text.str.strip() == text).fillna(True).astype(bool)
+        flags[flag_name("text_trimmed", column.name)] = ~edge_space(text)
+        # IDs: printable ASCII only; other text: no control, format, separator or odd space character.
+        odd = NOT_ASCII_PRINTABLE if column.identifier else not_printable_pattern()
+        flags[flag_name("text_printable", column.name)] = ~(
+            text.astype("string").str.contains(odd, regex=True).fillna(False).astype(bool)
+        )
         if column.identifier:
             # Missing for values that are not ten digits: the share is taken over ten-digit IDs only.
             ten_digits, nhs_like = nhs_number_shape(text)

@@ -23,13 +23,23 @@ calendar date; a naive value is taken to be London time already.
 Text is taken exactly as stored: IDs and codes are compared exactly across
 tables and by the feature engine, so surrounding spaces are kept for the gate
 to report, never trimmed silently; and text columns stored as numbers in
-Parquet (``0205`` stored as ``205``) are reported, not converted.
+Parquet (``0205`` stored as ``205``) are reported, not converted. Dates and
+numbers read from text are never trimmed either: a value with leading or
+trailing whitespace (ASCII or Unicode: tab, no-break space, U+2000 to U+200B,
+U+3000, ...) is reported as ``text_trimmed`` (the feature engine would fail on
+it), and a number must be written in plain ASCII digits (``12``, ``-1.5``,
+``2e3``), so ``inf``, ``NaN``, ``1_000`` and full-width digits do not parse.
+A number stored as a float in Parquet must be finite: ``inf`` and ``-inf`` do
+not parse; ``NaN`` is a missing value.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,14 +55,90 @@ from riskstrat.ingest.contract import CONTRACT, Column, Table
 
 SUFFIXES: tuple[str, ...] = (".parquet", ".csv")
 MAX_EXAMPLES = 5
-ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-UTC_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)"
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+UTC_OFFSET = r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)"
 """A UTC offset at the end of an ISO date-time: ``Z``, ``+01:00``, ``+0100`` or ``+01``."""
-ISO_DATETIME = rf"^\d{{4}}-\d{{2}}-\d{{2}}([ T]\d{{2}}:\d{{2}}(:\d{{2}}(\.\d+)?)?{UTC_OFFSET}?)?$"
+ISO_DATETIME = (
+    rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?{UTC_OFFSET}?)?$"
+)
 LOCAL_TIME_ZONE = "Europe/London"
 """Time-zone-aware values are converted to this zone's wall-clock time and made naive."""
 SHAPE_SAMPLE = 50
 """Failing values of a column whose shapes are looked at (the first five distinct shapes are shown)."""
+NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+"""A number as text: plain ASCII digits, an optional sign, decimal point and exponent."""
+EDGE_SPACE_CHARACTERS = (
+    "\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u180e\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+)
+"""Whitespace a value may not begin or end with: ASCII and Unicode spaces, and the zero-width
+characters (U+200B to U+200D, U+2060, U+FEFF) that editors and exports leave at the edges."""
+_EDGE_CLASS = "[" + EDGE_SPACE_CHARACTERS + "]"
+EDGE_SPACE = rf"^{_EDGE_CLASS}|{_EDGE_CLASS}$"
+"""A value with whitespace at either end (the pattern works with Python's re and with RE2)."""
+NOT_PRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp", "Zs"})
+"""Unicode categories no ID or code may hold: controls (NUL, ESC), format characters
+(zero-width spaces, U+202E right-to-left override, U+2060, U+FEFF), surrogates, private use,
+line and paragraph separators, and spaces other than the plain space (U+0020)."""
+NOT_ASCII_PRINTABLE = "[^ -~]"
+"""Any character but printable ASCII (U+0020 to U+007E): what an identifier may not hold."""
+
+
+@functools.cache
+def not_printable_pattern() -> str:
+    """A regex character class of every character in :data:`NOT_PRINTABLE_CATEGORIES` but the plain space.
+
+    The class holds the characters themselves (no escapes), so it works with
+    Python's re and with RE2 (pandas' Arrow strings). Surrogates are left out:
+    they cannot occur in UTF-8 text.
+    """
+    planes = (range(0x20000), range(0xE0000, 0xE1000))  # where Cc, Cf, Zs, Zl, Zp live
+    ranges: list[list[int]] = []
+    for plane in planes:
+        for code in plane:
+            if 0xD800 <= code <= 0xDFFF or code == 0x20:
+                continue
+            if unicodedata.category(chr(code)) in NOT_PRINTABLE_CATEGORIES:
+                if ranges and ranges[-1][1] == code - 1:
+                    ranges[-1][1] = code
+                else:
+                    ranges.append([code, code])
+    ranges += [[0xF0000, 0xFFFFD], [0x100000, 0x10FFFD]]  # private use planes 15 and 16
+    return "[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]"
+
+
+def escape_text(value: object) -> str:
+    r"""A value with every character that is not printable shown as an escape (``P123\u200b``).
+
+    Controls, format characters (zero-width spaces, bidirectional overrides),
+    separators and spaces other than the plain space are escaped, so an example
+    in a message shows what is there and never acts on the terminal.
+    """
+    text = str(value)
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for character in text:
+        if character == " " or (
+            character.isprintable() and unicodedata.category(character) not in NOT_PRINTABLE_CATEGORIES
+        ):
+            out.append(character)
+        else:
+            code = ord(character)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+    return "".join(out)
+
+
+def edge_space(text: pd.Series) -> pd.Series:
+    """Whether each text value begins or ends with whitespace (:data:`EDGE_SPACE_CHARACTERS`); missing: False."""
+    return text.astype("string").str.contains(EDGE_SPACE, regex=True).fillna(False).astype(bool)
+
+
+def strip_edge_space(text: pd.Series) -> pd.Series:
+    """Text without the whitespace :func:`edge_space` finds at either end."""
+    return text.str.replace(rf"^{_EDGE_CLASS}+|{_EDGE_CLASS}+$", "", regex=True)
 
 
 @dataclass(frozen=True)
@@ -79,14 +165,66 @@ def table_files(folder: Path, name: str) -> list[Path]:
     ]
 
 
+def unsupported_files(folder: Path, name: str) -> list[str]:
+    """Entries of ``folder`` named for table ``name`` that are not a file the readers read.
+
+    Any name whose part before the first dot is the table's name in any case
+    (``patients.xlsx``, ``patients.csv.gz``, ``Patients.CSV``, a Spark output
+    folder ``patients.parquet/``), except ``<name>.parquet`` and ``<name>.csv``
+    themselves; a folder name ends with ``/``.
+    """
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError:
+        return []
+    wanted = {f"{name}{suffix}" for suffix in SUFFIXES}
+    return [
+        e.name + ("/" if e.is_dir() else "")
+        for e in entries
+        if e.name.split(".")[0].lower() == name.lower() and not (e.name in wanted and e.is_file())
+    ]
+
+
 def find_table_file(folder: Path, name: str) -> Path | None:
     """Return the Parquet or CSV file for table ``name`` in ``folder``, or None.
 
     Raises:
-        ContractError: If both ``<name>.parquet`` and ``<name>.csv`` exist: one of
-            them is stale, and which one is meant cannot be guessed.
+        ContractError: If more than one file is named for the table: both
+            ``<name>.parquet`` and ``<name>.csv``, or either beside another file
+            named for the table in a format that is not read (``patients.xlsx``,
+            ``patients.csv.gz``): one of them is stale, and which one is meant
+            cannot be guessed. Also if the only files named for the table are in
+            formats that are not read: a table is never silently missed.
     """
     found = table_files(folder, name)
+    others = unsupported_files(folder, name)
+    if others and not found:
+        raise ContractError(
+            [
+                ContractProblem(
+                    name,
+                    "",
+                    f"a file {name}.parquet or {name}.csv in {folder}; found only "
+                    f"{', '.join(others[:MAX_EXAMPLES])}, which is not read",
+                )
+            ],
+            hint="Supported formats: Parquet (<table>.parquet, one file) and UTF-8 CSV "
+            "(<table>.csv, uncompressed), named exactly as the contract says. Convert the file "
+            "(a spreadsheet, JSON, a compressed or Spark folder output) to one of them.",
+        )
+    if others:
+        stale = [p.name for p in found] + others[:MAX_EXAMPLES]
+        raise ContractError(
+            [
+                ContractProblem(
+                    name,
+                    "",
+                    f"one file for table {name}; found {' and '.join(stale)} in {folder}",
+                )
+            ],
+            hint="Remove the stale file: each table must be supplied once, as Parquet or as CSV "
+            "(files in other formats, such as .xlsx, .json or .csv.gz, are never read).",
+        )
     if len(found) > 1:
         raise ContractError(
             [
@@ -101,30 +239,19 @@ def find_table_file(folder: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _near_misses(folder: Path, name: str) -> list[str]:
-    """Entries in ``folder`` that look meant for table ``name`` but are not read (case, folders, suffixes)."""
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return []
-    wanted = {f"{name}{suffix}" for suffix in SUFFIXES}
-    return sorted(
-        e.name + ("/" if e.is_dir() else "")
-        for e in entries
-        if e.name.lower().split(".")[0] == name.lower() and not (e.name in wanted and e.is_file())
-    )[:MAX_EXAMPLES]
-
-
 def value_shape(value: object) -> str:
-    """Show the shape of a value without revealing it: digits become 9, letters a or A.
+    r"""Show the shape of a value without revealing it: digits become 9, letters a or A.
 
     Used in error examples for dates and free text, so a log never holds a
     person's date of birth while an analyst can still see "99/99/9999" is not ISO.
+    Other scripts' digits (full-width, Arabic-Indic) become a full-width nine, and
+    invisible or control characters are shown escaped (``9999-99-99\xa0``).
     """
     text = str(value)
+    text = re.sub(r"(?![0-9])\d", "\uff19", text)  # another script's digit, without showing which
     text = re.sub(r"[0-9]", "9", text)
     text = re.sub(r"[a-z]", "a", text)
-    return re.sub(r"[A-Z]", "A", text)
+    return escape_text(re.sub(r"[A-Z]", "A", text))
 
 
 NHS_NUMBER_SHAPE = r"^\d{3}[ -]?\d{3}[ -]?\d{4}$"
@@ -168,11 +295,14 @@ def nhs_number_shape(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def shown_id(value: object) -> str:
-    """An ID as it may be shown in an example: as it is, or its shape if it looks like an NHS number."""
+    r"""An ID as it may be shown in an example: its shape if it looks like an NHS number, else itself.
+
+    Invisible and control characters are shown escaped (``P123\u200b``).
+    """
     text = str(value)
     if nhs_number_like(pd.Series([text])).iloc[0]:
         return value_shape(text)
-    return text
+    return escape_text(text)
 
 
 def _example_ids(frame: pd.DataFrame, table: Table, mask: pd.Series) -> tuple[str, ...]:
@@ -185,12 +315,10 @@ def _example_ids(frame: pd.DataFrame, table: Table, mask: pd.Series) -> tuple[st
 
 
 def _table_path(folder: Path, name: str) -> Path:
-    path = find_table_file(folder, name)
+    path = find_table_file(folder, name)  # refuses files named for the table in other formats
     if path is None:
-        near = _near_misses(folder, name)
-        found = f"; found only {', '.join(near)}, which is not read" if near else ""
         raise ContractError(
-            [ContractProblem(name, "", f"a file {name}.parquet or {name}.csv in {folder}{found}")],
+            [ContractProblem(name, "", f"a file {name}.parquet or {name}.csv in {folder}")],
             hint="Every contract table must be supplied, even if empty (headers only), as one file "
             "named exactly as the contract says (a Spark output folder must be written as one file).",
         )
@@ -348,13 +476,13 @@ def as_text(values: pd.Series, strip: bool = True) -> pd.Series:
             IDs and codes are compared exactly, and the gate reports spaces.
     """
     if pd.api.types.is_float_dtype(values):
-        # Codes stored as floats in Parquet (1.0) read as "1", not "1.0".
+        # Codes stored as floats in Parquet (1.0) read as "1", not "1.0" (inf stays "inf": reported).
         whole = values.dropna()
-        if (whole == np.floor(whole)).all():
+        if np.isfinite(whole).all() and (whole == np.floor(whole)).all():
             values = values.astype("Int64")
     text = values.astype("string")
     if strip:
-        text = text.str.strip()
+        text = strip_edge_space(text)
     return text.mask(text == "", pd.NA)
 
 
@@ -398,6 +526,8 @@ class ParseFailure:
             values, in row order, repeats kept so that merging chunks gives the
             same sample as the whole table.
         examples: Up to five distinct pseudonymised IDs of failing rows, in row order.
+        kind: The gate's kind of check (its severity key): ``types_parse``, or
+            ``text_trimmed`` for a date or number with whitespace at either end.
     """
 
     table: str
@@ -407,6 +537,7 @@ class ParseFailure:
     n_rows: int
     shapes: tuple[str, ...]
     examples: tuple[str, ...]
+    kind: str = "types_parse"
 
     def merged(self, later: ParseFailure) -> ParseFailure:
         """This failure and the same column's failure in a later chunk, as one."""
@@ -419,6 +550,7 @@ class ParseFailure:
             self.n_rows + later.n_rows,
             (self.shapes + later.shapes)[:SHAPE_SAMPLE],
             examples,
+            self.kind,
         )
 
     def problem(self) -> ContractProblem:
@@ -434,7 +566,13 @@ class ParseFailure:
 
 
 def _parse_failure(
-    raw: RawTable, column: Column, wanted: str, found: str, bad: pd.Series, shown: pd.Series
+    raw: RawTable,
+    column: Column,
+    wanted: str,
+    found: str,
+    bad: pd.Series,
+    shown: pd.Series,
+    kind: str = "types_parse",
 ) -> ParseFailure:
     return ParseFailure(
         raw.table.name,
@@ -444,34 +582,101 @@ def _parse_failure(
         int(bad.sum()),
         tuple(value_shape(v) for v in shown[bad].head(SHAPE_SAMPLE)),
         _example_ids(raw.frame, raw.table, bad),
+        kind,
     )
 
 
-def _coerce_column(raw: RawTable, column: Column) -> tuple[pd.Series, ParseFailure | None]:
+TRIMMED_WANTED = (
+    "values without leading or trailing whitespace (spaces, tabs, no-break or zero-width spaces); "
+    "dates and numbers are read exactly, never trimmed"
+)
+
+
+def _untrimmed(raw: RawTable, column: Column, text: pd.Series) -> tuple[pd.Series, ParseFailure | None]:
+    """Text read for a date or number column, without edge whitespace, and the rows that had some.
+
+    The values are parsed without it, so the one problem is reported once
+    (``text_trimmed``), not again as a missing or unparseable value.
+    """
+    spaced = edge_space(text)
+    if not spaced.any():
+        return text, None
+    failure = _parse_failure(raw, column, TRIMMED_WANTED, "values shaped ", spaced, text, "text_trimmed")
+    return text.mask(spaced, strip_edge_space(text)), failure
+
+
+def _non_finite(values: pd.Series) -> pd.Series:
+    """Whether each value is an infinite number (inf, -inf) as stored; missing and text are False."""
+    if pd.api.types.is_float_dtype(values):
+        return pd.Series(np.isinf(values.to_numpy(dtype="float64", na_value=np.nan)), index=values.index)
+    if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_floating(values.dtype.pyarrow_dtype):
+        return _non_finite(values.astype("float64"))
+    if values.dtype == object:
+        return values.map(_is_infinite).astype(bool)
+    return pd.Series(False, index=values.index)
+
+
+def _is_infinite(value: object) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_infinite()
+    return isinstance(value, float | np.floating) and bool(np.isinf(value))
+
+
+def _coerce_column(raw: RawTable, column: Column) -> tuple[pd.Series, list[ParseFailure]]:
     values = raw.frame[column.name]
-    failure = None
     if column.type in ("date", "datetime"):
         return _coerce_dates(raw, column, values)
+    infinite = _non_finite(values)
+    if infinite.any():
+        # inf and -inf are never a value (an acuity, an ID): reported, then missing.
+        failure = _parse_failure(
+            raw,
+            column,
+            "finite numbers" if column.type != "string" else "text",
+            "infinite numbers (inf or -inf)",
+            infinite,
+            values.astype("string"),
+        )
+        failure = dataclasses.replace(failure, shapes=())  # "inf" says it all
+        rest, failures = _coerce_column(replace_column(raw, column.name, values.mask(infinite)), column)
+        return rest, [failure, *failures]
     stored = _stored_as_non_text(values) if column.type == "string" and not column.identifier else None
     if stored:
         # Parquet numbers for a text column: a code's leading zeros (0205, 01) are already lost.
         bad = values.notna()
         failure = _parse_failure(raw, column, "text", f"{stored}; values shaped ", bad, as_text(values))
-        return as_text(values), failure
-    if column.type in ("integer", "float"):
-        text = as_text(values)
-        numbers = pd.to_numeric(text, errors="coerce")
-        bad = text.notna() & numbers.isna()
-        if column.type == "integer":
-            bad |= numbers.notna() & (numbers != np.floor(numbers))
-        if bad.any():
-            wanted = "whole numbers" if column.type == "integer" else "numbers"
-            failure = _parse_failure(raw, column, wanted, "", bad, text)
-        numbers = numbers.mask(bad)
-        converted = numbers.astype("Int64") if column.type == "integer" else numbers.astype("float64")
+        return as_text(values), [failure]
+    if column.type not in ("integer", "float"):
+        return as_text(values, strip=False), []
+    failures: list[ParseFailure] = []
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        # Stored as numbers (Parquet): NaN is a missing value.
+        numbers = values.astype("float64")
+        text = as_text(values, strip=False)
+        bad = pd.Series(False, index=values.index)
     else:
-        converted = as_text(values, strip=False)
-    return converted, failure
+        text, trimmed = _untrimmed(raw, column, as_text(values, strip=False))
+        failures += [trimmed] if trimmed else []
+        # Plain ASCII numbers only: inf, NaN, 1_000 and full-width digits would parse in
+        # Python but not in the feature engine, or not as meant.
+        well_formed = text.str.match(NUMBER).fillna(True).astype(bool)
+        numbers = pd.to_numeric(text.where(well_formed), errors="coerce")
+        bad = text.notna() & (~well_formed | numbers.isna() | ~np.isfinite(numbers.fillna(0)))
+    if column.type == "integer":
+        bad |= numbers.notna() & (numbers != np.floor(numbers))
+    if bad.any():
+        wanted = "whole numbers" if column.type == "integer" else "numbers"
+        failures.append(_parse_failure(raw, column, wanted, "", bad, text))
+    numbers = numbers.mask(bad)
+    converted = numbers.astype("Int64") if column.type == "integer" else numbers.astype("float64")
+    return converted, failures
+
+
+def replace_column(raw: RawTable, name: str, values: pd.Series) -> RawTable:
+    """The raw table with column ``name`` replaced by ``values``."""
+    frame = raw.frame.copy(deep=False)
+    frame[name] = values
+    return RawTable(raw.table, raw.path, frame)
 
 
 STORED_AS_NUMBER = "stored as a number: leading zeros lost; store as text"
@@ -508,19 +713,21 @@ def _date_wanted(column: Column) -> str:
     return "ISO date-times (YYYY-MM-DD HH:MM:SS, optionally with a UTC offset such as Z or +01:00)"
 
 
-def _coerce_dates(raw: RawTable, column: Column, values: pd.Series) -> tuple[pd.Series, ParseFailure | None]:
+def _coerce_dates(raw: RawTable, column: Column, values: pd.Series) -> tuple[pd.Series, list[ParseFailure]]:
     """Type a date or date-time column, normalising time zones to naive Europe/London time.
 
     A value that cannot be normalised (an unknown zone, a date-time out of range,
-    a mix of Python objects) is reported as a parse failure, never raised.
+    a mix of Python objects) is reported as a parse failure, never raised; a
+    value with whitespace at either end is reported as ``text_trimmed``.
     """
     failure = None
+    trimmed = None
     try:
         if pd.api.types.is_datetime64_any_dtype(values):
             parsed = to_london_naive(values).astype("datetime64[us]")
         else:
             # Text, or Python objects (mixed zones): their text is ISO, with the offset if they have one.
-            text = as_text(values)
+            text, trimmed = _untrimmed(raw, column, as_text(values, strip=False))
             pattern = ISO_DATE if column.type == "date" else ISO_DATETIME
             well_formed = text.str.match(pattern).fillna(True).astype(bool)
             parsed = _parse_iso(text, well_formed)
@@ -539,7 +746,7 @@ def _coerce_dates(raw: RawTable, column: Column, values: pd.Series) -> tuple[pd.
         )
         parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
     converted = parsed.dt.normalize() if column.type == "date" else parsed
-    return converted, failure
+    return converted, [f for f in (trimmed, failure) if f is not None]
 
 
 def coerce_chunk(raw: RawTable) -> tuple[pd.DataFrame, list[ParseFailure]]:
@@ -553,7 +760,7 @@ def coerce_chunk(raw: RawTable) -> tuple[pd.DataFrame, list[ParseFailure]]:
 
     Returns:
         The typed frame (index from 0) and the columns whose values do not parse,
-        in contract order.
+        in contract order (a column may have two: whitespace and a value that does not parse).
     """
     table = raw.table
     failures: list[ParseFailure] = []
@@ -562,9 +769,8 @@ def coerce_chunk(raw: RawTable) -> tuple[pd.DataFrame, list[ParseFailure]]:
         if column.name not in raw.frame.columns:
             typed[column.name] = _empty_column(column, len(raw.frame))
             continue
-        typed[column.name], failure = _coerce_column(raw, column)
-        if failure is not None:
-            failures.append(failure)
+        typed[column.name], column_failures = _coerce_column(raw, column)
+        failures.extend(column_failures)
     extras = [c for c in raw.frame.columns if c not in typed]
     frame = pd.DataFrame(typed, index=raw.frame.index)
     for extra in extras:

@@ -59,6 +59,7 @@ from riskstrat.ingest.readers import (
     RawTable,
     as_text,
     coerce_chunk,
+    escape_text,
     iter_raw,
     shown_id,
     value_shape,
@@ -68,8 +69,10 @@ from riskstrat.io import atomic_directory, folder_snapshot_hash
 
 DATASOURCE = "riskstrat_extract"
 DOCS_SITE = "riskstrat"
-EXAMPLE_KINDS_WITH_VALUE = ("codes_in_set", "condition_in_vocabulary", "lsoa_well_formed")
-"""Kinds whose examples also show the offending code (codes, never dates)."""
+EXAMPLE_KINDS_WITH_VALUE = ("codes_in_set", "condition_in_vocabulary", "lsoa_well_formed", "text_printable")
+"""Kinds whose examples also show the offending code (codes, never dates; invisible characters escaped)."""
+EXAMPLE_KINDS_QUOTED = ("text_trimmed", "text_printable")
+"""Kinds whose examples quote the ID when the ID itself fails, so its spaces show."""
 EXAMPLE_KINDS_AS_SHAPE = ("id_not_nhs_number",)
 """Kinds whose examples show only the shape of the ID (``999 999 9999``), never the value."""
 
@@ -328,21 +331,23 @@ def _add_chunk_result(tally: _Tally, result: Any) -> int:
 
 def _add_examples(tally: _Tally, result: Any, id_column: str | None, max_examples: int) -> None:
     """Add the pseudonymised IDs (and codes) of a result's first unexpected rows to the tally."""
-    column = result.expectation_config.kwargs.get("column")
+    column = tally.check.column or result.expectation_config.kwargs.get("column")
     details = result.result or {}
     for row in details.get("partial_unexpected_index_list") or []:
         if len(tally.examples) >= max_examples or not isinstance(row, dict):
             break
         if tally.check.kind in EXAMPLE_KINDS_AS_SHAPE and tally.check.column == id_column:
             shown = value_shape(row.get(id_column))
-        elif tally.check.kind == "text_trimmed" and tally.check.column == id_column:
-            shown = repr(shown_id(row.get(id_column)))  # quoted, so the spaces show
+        elif tally.check.kind in EXAMPLE_KINDS_QUOTED and tally.check.column == id_column:
+            shown = (
+                f"'{shown_id(row.get(id_column))}'"  # quoted (invisible characters escaped), so spaces show
+            )
         else:
             # An ID that looks like an NHS number is shown as its shape in every example.
             shown = shown_id(row.get(id_column))
         example = f"{id_column}={shown}" if id_column else ""
-        if tally.check.kind in EXAMPLE_KINDS_WITH_VALUE and column in row:
-            value = f"{column}={row[column]}"
+        if tally.check.kind in EXAMPLE_KINDS_WITH_VALUE and column in row and column != id_column:
+            value = f"{column}={escape_text(row[column])}"
             example = f"{example} ({value})" if example else value
         if example and example not in tally.examples:
             tally.examples.append(example)
@@ -377,20 +382,24 @@ def _finish(tally: _Tally) -> ExpectationResult:
 
 
 def _result_format(
-    settings: ValidationSettings, id_column: str | None, with_examples: bool
+    settings: ValidationSettings,
+    id_column: str | None,
+    with_examples: bool,
+    also: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Great Expectations' result format: counts only, or with the IDs of unexpected rows.
 
     The checkpoints that see every row count (BASIC); the runs that fetch
     examples list IDs (SUMMARY), which walks every unexpected row of their
-    batch in Python.
+    batch in Python, with the values of the columns ``also`` (codes shown
+    beside the ID).
     """
     result_format: dict[str, Any] = {
         "result_format": "SUMMARY" if with_examples else "BASIC",
         "partial_unexpected_count": max(settings.max_examples, 1),
     }
     if id_column and with_examples:
-        result_format["unexpected_index_column_names"] = [id_column]
+        result_format["unexpected_index_column_names"] = [id_column, *also]
     return result_format
 
 
@@ -439,7 +448,17 @@ class _Examples:
                 self.context = gx_context()
             checks = [replace(t.check, expectation=copy.copy(t.check.expectation)) for t in tallies]
             name = f"examples-{len(self.checkpoints)}"
-            result_format = _result_format(self.settings, id_column, with_examples=True)
+            # Checks on a flag column whose examples show the contract column's value list it too.
+            shown = sorted(
+                {
+                    t.check.column
+                    for t in tallies
+                    if t.check.kind in EXAMPLE_KINDS_WITH_VALUE
+                    and t.check.column not in ("", id_column)
+                    and t.check.expectation.column != t.check.column
+                }
+            )
+            result_format = _result_format(self.settings, id_column, with_examples=True, also=shown)
             self.checkpoints[key] = _checkpoint(self.context, table, name, checks, result_format)
         return self.checkpoints[key]
 
@@ -507,10 +526,11 @@ def _stream(first: RawTable, second: RawTable | None, rest: Iterator[RawTable]) 
         yield from rest
 
 
-def _merge_failures(found: dict[str, ParseFailure], failures: list[ParseFailure]) -> None:
+def _merge_failures(found: dict[tuple[str, str], ParseFailure], failures: list[ParseFailure]) -> None:
     for failure in failures:
-        earlier = found.get(failure.column)
-        found[failure.column] = earlier.merged(failure) if earlier else failure
+        key = (failure.column, failure.kind)
+        earlier = found.get(key)
+        found[key] = earlier.merged(failure) if earlier else failure
 
 
 def _check_batch(
@@ -578,7 +598,7 @@ def _validate_table(
     checkpoint = (
         _checkpoint(context, table.name, row_scope, row_checks, result_format) if row_checks else None
     )
-    failures: dict[str, ParseFailure] = {}
+    failures: dict[tuple[str, str], ParseFailure] = {}
     kept: list[pd.DataFrame] = []
     columns: list[str] = []
     n_rows = 0
@@ -621,7 +641,8 @@ def _validate_table(
         _check_batch(
             checkpoint, _shape_of(columns, n_rows), run_name, tallies, examples, table.name, id_column
         )
-    problems = [failures[c.name].problem() for c in table.columns if c.name in failures]
+    # In contract order; per column, whitespace (text_trimmed) before values that do not parse.
+    found = sorted(failures.values(), key=lambda f: (table.column_names.index(f.column), f.kind))
     results = [
         _file_result(
             table,
@@ -630,8 +651,10 @@ def _validate_table(
             True,
         )
     ]
-    parse_failures = _reader_results(table, problems, settings.severity.types_parse)
-    results.extend(parse_failures or [_parse_check_passed(table, n_rows, settings.severity.types_parse)])
+    parse_failures = _reader_results(table, found, settings)
+    if not any(r.kind == "types_parse" for r in parse_failures):
+        results.append(_parse_check_passed(table, n_rows, settings.severity.types_parse))
+    results.extend(parse_failures)
     results.extend(_finish(tallies[c.check_id]) for c in checks)
     frame = None
     if keep:
@@ -640,28 +663,34 @@ def _validate_table(
 
 
 def _reader_results(
-    table: Table, problems: list[ContractProblem], severity: Severity
+    table: Table, failures: list[ParseFailure], settings: ValidationSettings
 ) -> list[ExpectationResult]:
     """Values that do not parse (the readers' findings) as failed ``values_parse`` results.
 
-    The readers only report columns found in the file; a missing required column
-    is left to Great Expectations' column-exists check.
+    Each keeps the reader's kind: ``types_parse``, or ``text_trimmed`` for a
+    date or number read from text with whitespace at either end (the same kind
+    as the check on text columns, so one severity covers every column). The
+    readers only report columns found in the file; a missing required column is
+    left to Great Expectations' column-exists check.
     """
-    return [
-        ExpectationResult(
-            table=table.name,
-            column=problem.column,
-            kind="types_parse",
-            expectation="values_parse",
-            severity=severity,
-            expected=problem.expected,
-            n_rows=problem.n_rows,
-            n_checked=0,
-            examples=problem.examples,
-            passed=False,
+    results = []
+    for failure in failures:
+        problem = failure.problem()
+        results.append(
+            ExpectationResult(
+                table=table.name,
+                column=problem.column,
+                kind=failure.kind,
+                expectation="values_parse",
+                severity=getattr(settings.severity, failure.kind),
+                expected=problem.expected,
+                n_rows=problem.n_rows,
+                n_checked=0,
+                examples=problem.examples,
+                passed=False,
+            )
         )
-        for problem in problems
-    ]
+    return results
 
 
 def _parse_check_passed(table: Table, n_rows: int, severity: Severity) -> ExpectationResult:

@@ -35,8 +35,14 @@ class SeveritySettings(Settings):
     codes_in_set: Severity = Field("critical", description="Coded columns hold only codes of their code set.")
     text_trimmed: Severity = Field(
         "critical",
-        description="Text columns (IDs, codes) have no leading or trailing spaces; values are "
-        "compared exactly, never trimmed.",
+        description="No value read from text (IDs, codes, dates, numbers) has leading or trailing "
+        "whitespace, ASCII or Unicode (tab, no-break, zero-width or ideographic space); values are "
+        "compared and parsed exactly, never trimmed.",
+    )
+    text_printable: Severity = Field(
+        "critical",
+        description="IDs hold printable ASCII only; other text columns (codes, names) hold no "
+        "control, format (zero-width, direction override), separator or non-plain space characters.",
     )
     id_not_nhs_number: Severity = Field(
         "critical",

@@ -11,8 +11,8 @@ and hint only (``--debug`` keeps the full traceback).
 Any other exception (a bug, or a library's error such as pandas' ``KeyError``)
 may quote a value too. Its logged traceback keeps the frames and the exception
 types but withholds every message, and the text Prefect stores as a failed run's
-state message (``prefect.states.format_exception``, the one place Prefect turns
-an exception into stored text) names the type only. The command line still
+state message (``prefect.states.format_exception``, where Prefect turns an
+exception into stored text) names the type only. The command line still
 prints the message to the user's terminal, and ``--debug`` the full traceback.
 """
 
@@ -109,9 +109,14 @@ def state_message(exc: BaseException, tb: TracebackType | None = None) -> str:
 
 
 def _redact_prefect_states() -> None:
+    # Prefect's async engines call prefect.states.format_exception; its sync engines call the
+    # copy prefect._internal.states imported by name. Both are replaced (tested end to end).
+    import prefect._internal.states
     import prefect.states
 
-    prefect.states.format_exception = state_message
+    for module in (prefect.states, prefect._internal.states):
+        if hasattr(module, "format_exception"):
+            module.format_exception = state_message
 
 
 class RedactUserErrors(logging.Filter):

@@ -1,9 +1,16 @@
 r"""Printing to the terminal: data is always plain text, and nothing is cut short.
 
 One rule for every text printed that may come from data (IDs, codes, paths,
-error messages): it is rendered as plain text, never as rich markup, and control
-characters are shown as escapes (``\x1b``), so a value can neither change
-what is shown nor drive the terminal. Outside a terminal (a pipe, a log file,
+error messages): it is rendered as plain text, never as rich markup, and
+characters that would drive the terminal or change what is shown are shown as
+escapes (``\x1b``, ``\u202e``): control characters (except the line feed),
+the Unicode line and paragraph separators, bidirectional controls, zero-width and
+other invisible formatting characters (every format character, Unicode category
+Cf, and the variation selectors and Hangul fillers), and lone surrogates (which
+a UTF-8 terminal cannot even encode). So a value can neither drive the terminal,
+reorder or hide what is shown, start a line of its own (line breaks inside data
+are escaped where errors are composed, ``riskstrat.errors.one_line``), nor make two
+different values look the same. Outside a terminal (a pipe, a log file,
 CI) lines are not wrapped at 80 columns and table cells are never cut short.
 """
 
@@ -18,21 +25,40 @@ from rich.text import Text
 WIDE = 1000
 """Width used when the output is not a terminal: tables take their natural width."""
 
+INVISIBLE = (
+    # Every format character (Unicode category Cf): soft hyphen, bidirectional marks, embeddings,
+    # overrides and isolates, zero-width space, non-joiner and joiner, word joiner, invisible
+    # operators, byte-order mark, interlinear annotation marks, tag characters, ...
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    # and other characters that show nothing: combining grapheme joiner, Hangul fillers,
+    # variation selectors.
+    "\u034f\u115f\u1160\u3164\uffa0\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+)
+"""Characters that show nothing (or reorder what is shown): a regex character-class body.
+
+The same set as ``riskstrat.worklists.cells.INVISIBLE`` (a test holds them equal).
+"""
+
 _CONTROL = re.compile(
-    # C0 controls except newline, DEL, C1 controls, and the Unicode bidirectional overrides
-    # and isolates (which reorder what is shown).
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    # C0 controls except newline, DEL, C1 controls (NEL included), the line and paragraph
+    # separators, lone surrogates, and every invisible or reordering character.
+    f"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff{INVISIBLE}]"
 )
 
 
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def printable(value: object) -> str:
-    r"""``value`` as text with every control character shown as an escape (``\x1b``); newlines kept.
+    r"""``value`` as text with every control or invisible character shown as an escape; newlines kept.
 
+    ``\x1b``, ``\u2028``, ``\u200b``, ``\U000e0041``: see the module docstring.
     Tabs are shown as ``\x09`` too: they would misalign tables.
     """
     return _CONTROL.sub(_escape, str(value))

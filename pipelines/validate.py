@@ -212,6 +212,7 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
         Every cell is plain text (never markup, control characters escaped) and
         cells fold rather than being cut short.
     """
+    from riskstrat.errors import one_line
     from riskstrat.pipelines.terminal import plain
 
     status = "passed" if report.passed else "FAILED"
@@ -233,6 +234,6 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
             plain(where),
             plain(result.expected),
             plain(f"{result.n_rows:,}" if result.n_rows else ""),
-            plain(", ".join(result.examples)),
+            plain(", ".join(one_line(e) for e in result.examples)),
         )
     return table

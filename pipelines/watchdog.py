@@ -110,15 +110,23 @@ def start_watchdog() -> subprocess.Popen[bytes] | None:
     return watchdog
 
 
+WAKE_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP})
+"""Signals that mean the command died (the parent-death signal is SIGTERM)."""
+
+
 def _watch(run_pid: int) -> None:
-    """Wait until ``run_pid`` dies (parent-death signal, or re-parenting), then stop what it left."""
-    died = threading.Event()
+    """Wait until ``run_pid`` dies (parent-death signal, or re-parenting), then stop what it left.
+
+    The wake-up signals are blocked and collected with ``sigtimedwait`` rather than
+    handled: a Python handler that set a ``threading.Event`` could deadlock when the
+    signal arrived while the main thread held the event's own lock inside ``wait``
+    (which left watchdogs, and so servers, running for good).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the command; it decides
-    signal.signal(signal.SIGTERM, lambda *_: died.set())
-    signal.signal(signal.SIGHUP, lambda *_: died.set())
+    signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)
     _set_parent_death_signal()
     # Checked after asking for the signal: a command that died before that has already re-parented us.
-    while os.getppid() == run_pid and not died.wait(POLL_SECONDS):
+    while os.getppid() == run_pid and signal.sigtimedwait(WAKE_SIGNALS, POLL_SECONDS) is None:
         pass
     stop_marked_processes(run_pid)
 

@@ -131,6 +131,8 @@ def explain_task(inputs: WeeklyInputs, selections: dict[str, MdtSelection]) -> d
     reasons: dict[str, pd.DataFrame] = {}
     vocabulary = feature_vocabulary()
     for outcome, people in sorted(wanted.items()):
+        if not people:  # every list for this outcome is empty (e.g. no one registered): nothing to explain
+            continue
         if inputs.reasons is not None:
             reasons[outcome] = inputs.reasons(outcome, people, inputs.settings.reasons_count)
             continue

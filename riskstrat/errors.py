@@ -1,4 +1,4 @@
-"""Errors that riskstrat reports to its users in one clear line plus a hint.
+r"""Errors that riskstrat reports to its users in one clear line plus a hint.
 
 Redaction rule: an error's ``str()``, ``args`` and ``repr()`` are what Prefect
 stores (flow and task run states, events, logged tracebacks) and what any log
@@ -6,6 +6,13 @@ records, so they never hold a person ID or other patient-level value. The
 examples an analyst needs (pseudonymised IDs, codes) go in ``details`` (or, for
 :class:`ContractError`, each problem's ``examples``) and reach only the user's
 terminal, through :attr:`RiskstratError.message`, and the validation report.
+
+Line rule: only the structure of a message may break a line. Inside the pieces
+that come from data (``details``, and a :class:`ContractProblem`'s table, column,
+expectation and examples) every line break (line feed, carriage return, U+2028,
+U+2029, U+0085 and the other characters :meth:`str.splitlines` splits on) is shown
+as an escape (``\n``, ``\u2028``) by :func:`one_line`, so a value such as
+``X1\nhint: all fine`` cannot forge a line of its own on the terminal or in a log.
 """
 
 from __future__ import annotations
@@ -13,6 +20,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_LINE_BREAK_ESCAPES = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape_break(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _LINE_BREAK_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+def one_line(text: object) -> str:
+    r"""``text`` with every line break shown as an escape, so data cannot start a line of its own.
+
+    Line feed and carriage return become ``\n`` and ``\r``; vertical tab, form feed,
+    the information separators U+001C-U+001E and NEL become ``\x0b`` ... ``\x85``;
+    U+2028 and U+2029 become ``\u2028`` and ``\u2029`` (every character
+    :meth:`str.splitlines` splits on). Other characters are left to the terminal's
+    own rule (``riskstrat.pipelines.terminal.printable``).
+    """
+    return _LINE_BREAK.sub(_escape_break, str(text))
 
 
 class RiskstratError(Exception):
@@ -23,7 +51,8 @@ class RiskstratError(Exception):
             patient-level values (it is logged and stored by Prefect).
         hint: What to do about it.
         details: Patient-level examples (e.g. "e.g. person_id P001") shown on the
-            user's terminal only, never logged.
+            user's terminal only, never logged. Line breaks in them are shown as
+            escapes (:func:`one_line`): they come from data.
 
     Attributes:
         message: The full text for the terminal: ``message`` plus ``details``.
@@ -34,8 +63,8 @@ class RiskstratError(Exception):
     def __init__(self, message: str, hint: str = "", *, details: str = "") -> None:
         super().__init__(message)
         self.log_message = message
-        self.details = details
-        self.message = f"{message}, {details}" if details else message
+        self.details = one_line(details)
+        self.message = f"{message}, {self.details}" if details else message
         self.hint = hint
 
     def __str__(self) -> str:
@@ -81,11 +110,15 @@ class ContractProblem:
     examples: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self, examples: bool = True) -> str:
-        """One line naming the table, column, expectation, row count and (unless ``examples=False``) examples."""
-        where = f"{self.table}.{self.column}" if self.column else self.table
+        """One line naming the table, column, expectation, row count and (unless ``examples=False``) examples.
+
+        Always one line: a line break inside any piece (they come from data) is
+        shown as an escape (:func:`one_line`).
+        """
+        where = one_line(f"{self.table}.{self.column}" if self.column else self.table)
         rows = f"; {self.n_rows:,} row{'s' if self.n_rows != 1 else ''} fail" if self.n_rows else ""
-        shown = f"; e.g. {', '.join(self.examples)}" if examples and self.examples else ""
-        return f"{where}: expected {self.expected}{rows}{shown}"
+        shown = f"; e.g. {', '.join(map(one_line, self.examples))}" if examples and self.examples else ""
+        return f"{where}: expected {one_line(self.expected)}{rows}{shown}"
 
 
 _EXAMPLE_VALUE = re.compile(r"[\w.]+=([^\s()]+)")
@@ -95,7 +128,7 @@ def _example_values(problems: list[ContractProblem]) -> set[str]:
     """The raw values inside examples such as ``person_id=P001 (sex=7)`` (IDs and codes)."""
     values: set[str] = set()
     for problem in problems:
-        for example in problem.examples:
+        for example in map(one_line, problem.examples):  # as they would appear in a described line
             found = _EXAMPLE_VALUE.findall(example)
             values.update(found or [example])
     return {v for v in values if len(v) >= 4}

@@ -8,19 +8,33 @@ the XLSX (every sheet: titles, table headings and cells, the About sheet's
 sections, the printed header and footer) and to the CSV goes through
 :func:`inert_text`, one rule:
 
-1. **Control characters are replaced, visibly, by U+FFFD** (``�``): the C0
-   controls except tab, line feed and carriage return (NUL, ESC ...), DEL and
-   the C1 controls (U+007F-U+009F), lone surrogates and the non-characters
-   U+FFFE and U+FFFF. XLSX (XML 1.0) cannot hold most of them, and in a
-   terminal they drive the screen; nothing is dropped silently.
+1. **Control and invisible characters are replaced, visibly, by U+FFFD** (``�``):
+   the C0 controls except tab, line feed and carriage return (NUL, ESC ...), DEL
+   and the C1 controls (U+007F-U+009F), lone surrogates and the non-characters
+   U+FFFE and U+FFFF, which XLSX (XML 1.0) cannot hold and which drive a
+   terminal; and every character that shows nothing or reorders what is shown:
+   the bidirectional marks, embeddings, overrides and isolates (U+200E, U+200F,
+   U+061C, U+202A-U+202E, U+2066-U+2069), which make ``\u202e-High`` display as
+   ``hgiH-``; the zero-width space, non-joiner and joiner, word joiner and
+   invisible operators (U+200B-U+200D, U+2060-U+2064), the byte-order mark
+   U+FEFF, the soft hyphen U+00AD, tag characters and every other format
+   character (Unicode category Cf), the variation selectors and the Hangul
+   fillers, with which two different values would look the same. Nothing is
+   dropped silently. This includes the zero-width joiner inside an emoji
+   sequence (a family emoji shows as its people with ``�`` between them) and
+   the variation selector of an emoji: acceptable in a clinical list, where a
+   value must read as what it is.
    A carriage return (alone or before a line feed) becomes a line feed: a bare
    carriage return would start a new row in a CSV reader without being quoted
-   (and XML reads it as a line feed anyway).
+   (and XML reads it as a line feed anyway). So do the line and paragraph
+   separators U+2028 and U+2029: a line break stays a visible line break.
 2. **Text that a spreadsheet could read as a formula gets a single quote (')
    in front**: text whose first character is ``=``, ``+``, ``-``, ``@``, tab or
-   line break, or whose first character after leading white space is
-   ``=``, ``+``, ``-`` or ``@`` (or their full-width forms ``＝ ＋ － ＠``).
-   This is OWASP's CSV-injection rule (ASVS 1.2.10), a little wider.
+   line break, or whose first character after leading white space and replaced
+   characters (U+FFFD, so ``\u200b=1+1`` too) is ``=``, ``+``, ``-`` or ``@``
+   (or their full-width forms ``＝ ＋ － ＠``). This is OWASP's CSV-injection
+   rule (ASVS 1.2.10), a little wider: a tool that drops the replaced
+   character, or a reader that trims white space, still finds no formula.
 
 The quote is part of the text in both files, so the XLSX and the CSV show the
 same value (``'=1``). In the XLSX it is written into the cell's text rather
@@ -30,6 +44,9 @@ from a cell that starts with a quote stays text. In addition every text cell of
 the XLSX is stored as a string cell: never a formula (openpyxl turns text that
 starts with ``=`` into one) nor an error value (``#N/A``); :func:`seal_workbook`
 checks every cell of every sheet before the workbook is saved.
+The printed header and footer take the same rule, then have '&' doubled (it
+starts a code there) and are cut, with an ellipsis, to Excel's 255 characters
+per header or footer (:func:`header_footer_text`).
 
 Numbers, dates and booleans are written as themselves: a negative risk stays a
 number. Only text is changed, and only text that needs it; the history and the
@@ -55,15 +72,35 @@ FORMULA_STARTS: frozenset[str] = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 XLSX_MAX_TEXT = 32_767
 """Characters an XLSX cell holds; longer text is cut (openpyxl would cut it too, without a mark)."""
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+INVISIBLE = (
+    # Every format character (Unicode category Cf): soft hyphen, bidirectional marks, embeddings,
+    # overrides and isolates, zero-width space, non-joiner and joiner, word joiner, invisible
+    # operators, byte-order mark, interlinear annotation marks, tag characters, ...
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    # and other characters that show nothing: combining grapheme joiner, Hangul fillers,
+    # variation selectors.
+    "\u034f\u115f\u1160\u3164\uffa0\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+)
+"""Characters that show nothing or reorder what is shown (a regex character-class body).
+
+The same set as ``riskstrat.pipelines.terminal.INVISIBLE`` (a test holds them equal).
+"""
+
+_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff{INVISIBLE}]")
+_LINE_BREAK = re.compile("\r\n?|[\u2028\u2029]")
+_BLANK_START = re.compile(f"[\\s{REPLACEMENT}{INVISIBLE}]*")
+"""Leading white space, replaced and invisible characters: what a formula character may hide behind."""
 
 
 def visible_text(text: str) -> str:
-    """``text`` with every control character an XLSX or terminal cannot take replaced by U+FFFD.
+    """``text`` with every control or invisible character replaced by U+FFFD (see the module docstring).
 
-    Carriage returns become line feeds (a line break stays a line break).
+    Carriage returns and the line and paragraph separators become line feeds
+    (a line break stays a line break).
     """
-    return _CONTROL.sub(REPLACEMENT, text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _CONTROL.sub(REPLACEMENT, _LINE_BREAK.sub("\n", text))
 
 
 def needs_quote(text: str) -> bool:
@@ -72,7 +109,7 @@ def needs_quote(text: str) -> bool:
         return False
     if text[0] in FORMULA_STARTS:
         return True
-    rest = text.lstrip()
+    rest = text[_BLANK_START.match(text).end() :]  # type: ignore[union-attr]  # always matches
     return bool(rest) and rest[0] in FORMULA_STARTS
 
 
@@ -169,6 +206,43 @@ def inert_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def header_footer_text(text: str) -> str:
-    """Text for a printed header or footer: the rule, then '&' doubled (it starts a code there)."""
-    return inert_text(text).replace("&", "&&")
+HEADER_FOOTER_MAX = 255
+"""Characters Excel allows in a printed header or footer, '&' codes included (UTF-16 units)."""
+ELLIPSIS = "\u2026"
+"""Ends a header or footer text that was cut to fit."""
+
+
+def _units(char: str) -> int:
+    """UTF-16 units ``char`` takes in a header or footer, once '&' is doubled."""
+    return 2 if char == "&" or ord(char) > 0xFFFF else 1
+
+
+def header_footer_text(text: str, beside: tuple[str, ...] = ()) -> str:
+    """Text for a printed header or footer section: the rule, '&' doubled, cut to fit Excel's limit.
+
+    '&' starts a code in a header or footer, so each is doubled (``&&``). Excel
+    allows :data:`HEADER_FOOTER_MAX` characters in a whole header or footer,
+    its ``&L``, ``&C`` and ``&R`` codes and the other sections included (longer
+    ones are refused or "repaired" away by some tools), so text that would not
+    fit is cut and ends with an ellipsis (``…``); the cut never splits an ``&&``
+    pair (it is made before the doubling) nor a character outside the BMP.
+
+    Args:
+        text: Any text (an MDT name, a title) for one section.
+        beside: The other sections of the same header or footer, as written
+            (their length counts towards the limit).
+
+    Returns:
+        The section's text as written.
+    """
+    text = inert_text(text)
+    room = HEADER_FOOTER_MAX - 2 * 3 - sum(len(part.encode("utf-16-le")) // 2 for part in beside)
+    if sum(map(_units, text)) <= room:
+        return text.replace("&", "&&")
+    kept, used = [], 0
+    for char in text:
+        used += _units(char)
+        if used > room - 1:  # one unit for the ellipsis
+            break
+        kept.append(char)
+    return "".join(kept).replace("&", "&&") + ELLIPSIS

@@ -229,11 +229,15 @@ def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo, title_colu
         sheet.page_setup.fitToHeight = 0  # as many pages down as the sheet needs
         sheet.sheet_properties.pageSetUpPr.fitToPage = True
     sheet.print_title_rows = f"{header_row}:{header_row}"
-    sheet.oddHeader.left.text = header_footer_text(list_title(mdt, info))
+    page_numbers = "Page &P of &N"
+    # Each data text is cut so that its whole header or footer stays within Excel's 255 characters.
+    sheet.oddHeader.left.text = header_footer_text(list_title(mdt, info), beside=(PROTECTIVE_MARKING,))
     sheet.oddHeader.center.text = PROTECTIVE_MARKING
-    sheet.oddFooter.left.text = header_footer_text(f"{mdt.name} · week of {info.week.isoformat()}")
+    sheet.oddFooter.left.text = header_footer_text(
+        f"{mdt.name} · week of {info.week.isoformat()}", beside=(PROTECTIVE_MARKING, page_numbers)
+    )
     sheet.oddFooter.center.text = PROTECTIVE_MARKING
-    sheet.oddFooter.right.text = "Page &P of &N"
+    sheet.oddFooter.right.text = page_numbers
 
 
 def list_title(mdt: Mdt, info: RunInfo) -> str:

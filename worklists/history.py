@@ -117,6 +117,29 @@ def _no_history_error(folder: Path, week: date) -> RiskstratError:
     )
 
 
+def _read_week_history(folder: Path, week: date) -> pd.DataFrame:
+    """One published week's history, or a clear error when the file is damaged or not a history."""
+    path = folder / week.isoformat() / WEEK_HISTORY
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise RiskstratError(
+            f"{path}: the history of week {week} cannot be read ({type(exc).__name__}), so later weeks "
+            "cannot say what changed since it",
+            hint=(
+                f"Restore the folder {week.isoformat()} from your backup, or re-run that week with the "
+                f"extract it was made from (`riskstrat worklists --week {week}`). Then run again."
+            ),
+        ) from None
+    missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RiskstratError(
+            f"{path}: the history of week {week} lacks column(s) {', '.join(missing)}",
+            hint=f"Restore the folder {week.isoformat()} from your backup, or re-run that week.",
+        )
+    return frame[list(HISTORY_COLUMNS)]
+
+
 def displayed_risk(probability: pd.Series | np.ndarray | float) -> pd.Series | np.ndarray | float:
     """Risk as shown on the list: per cent to one decimal place."""
     return np.round(np.asarray(probability, dtype="float64") * 100, 1)
@@ -143,7 +166,7 @@ def load_history(folder: Path, before: date) -> pd.DataFrame:
             continue
         if not (path / WEEK_HISTORY).is_file():
             raise _no_history_error(folder, week)
-        frames.append(pd.read_parquet(path / WEEK_HISTORY))
+        frames.append(_read_week_history(folder, week))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in HISTORY_COLUMNS})
     history = pd.concat(frames, ignore_index=True)

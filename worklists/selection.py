@@ -396,6 +396,11 @@ def select_worklists(
         MDT name -> its selection, in the order of ``mdts``. Each list holds only
         people registered with that MDT's practices.
     """
+    if not mdts:
+        raise RiskstratError(
+            "no MDTs to draw up lists for",
+            hint="List mdts in configs/mdts.yaml, or give the practices in the practice reference file neighbourhoods.",
+        )
     _check_file_names(mdts)
     outcomes = {m.outcome for m in mdts}
     _check_columns(scored, outcomes)

@@ -30,6 +30,8 @@ from riskstrat.settings import Settings
 
 Outcome = Literal["emergency_admission", "frequent_attendance"]
 PRACTICE_REFERENCE_COLUMNS: tuple[str, ...] = ("practice_code", "neighbourhood")
+MDT_NAME_MAX_LENGTH = 100
+"""Longest MDT name: it heads every printed page, whose header Excel limits to 255 characters."""
 
 
 class ExclusionSettings(Settings):
@@ -88,7 +90,12 @@ class MdtDefaults(Settings):
 class MdtDefinition(Settings):
     """One MDT: its name, the practices it covers and, optionally, its own capacity and rules."""
 
-    name: str = Field(min_length=1, description="Name shown on the list and used for its file names.")
+    name: str = Field(
+        min_length=1,
+        max_length=MDT_NAME_MAX_LENGTH,
+        pattern=r"\S",
+        description="Name shown on the list and used for its file names (up to 100 characters).",
+    )
     practices: tuple[str, ...] = Field(
         (), description="ODS codes of the practices it covers (set this or neighbourhood)."
     )
@@ -271,12 +278,39 @@ def read_practices(path: Path) -> pd.DataFrame:
             f"practice reference file not found: {path}",
             hint="Run `riskstrat generate` (synthetic) or set practices_file in configs/mdts.yaml.",
         )
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame()
+    except UnicodeDecodeError as exc:
+        raise RiskstratError(
+            f"{path}: not UTF-8 text (byte {exc.start})",
+            hint="Save the practice reference file as UTF-8 CSV.",
+        ) from None
+    except (pd.errors.ParserError, OSError) as exc:
+        raise RiskstratError(
+            f"{path}: cannot be read as CSV ({type(exc).__name__})",
+            hint="The practice reference file is a CSV with practice_code and neighbourhood columns.",
+        ) from None
     missing = [c for c in PRACTICE_REFERENCE_COLUMNS if c not in table.columns]
     if missing:
         raise RiskstratError(
             f"{path}: missing column(s) {', '.join(missing)}",
             hint="The practice reference file needs practice_code and neighbourhood columns.",
+        )
+    if table.empty:
+        raise RiskstratError(
+            f"{path}: no practices listed",
+            hint="The practice reference file needs one row per practice: practice_code, neighbourhood.",
+        )
+    twice = table.loc[table.duplicated("practice_code", keep=False)]
+    if not twice.empty:
+        code = str(twice["practice_code"].iloc[0])
+        places = sorted(set(twice.loc[twice["practice_code"] == code, "neighbourhood"].astype(str)))
+        raise RiskstratError(
+            f"{path}: {twice['practice_code'].nunique():,} practice code(s) listed more than once, "
+            f"e.g. {code} (neighbourhoods: {', '.join(places)})",
+            hint="List each practice once, in the one neighbourhood whose MDT reviews its people.",
         )
     return table
 
@@ -338,4 +372,26 @@ def resolve_mdts(settings: MdtSettings, practices: pd.DataFrame | None) -> list[
                 exclusions=definition.exclusions or default.exclusions,
             )
         )
+    _check_practices_belong_once(resolved)
     return resolved
+
+
+def _check_practices_belong_once(mdts: list[Mdt]) -> None:
+    """Refuse a practice in two MDTs ranked by the same outcome: its people would be on both lists.
+
+    Two MDTs may share practices when they rank by different outcomes (say, proactive
+    care by emergency admission and a high-intensity-use service by frequent attendance).
+    """
+    owner: dict[tuple[str, str], str] = {}
+    for mdt in mdts:
+        for practice in mdt.practices:
+            first = owner.setdefault((mdt.outcome, practice), mdt.name)
+            if first != mdt.name:
+                raise RiskstratError(
+                    f"practice {practice} belongs to two MDTs ranked by {mdt.outcome}: "
+                    f"'{first}' and '{mdt.name}', so its people would be on both lists",
+                    hint=(
+                        "Give each practice to one MDT per outcome (configs/mdts.yaml, or the "
+                        "neighbourhood column of the practice reference file)."
+                    ),
+                )

@@ -17,7 +17,7 @@ import pytest
 from test_validation import EXTRACT_DATE, N_PEOPLE, SETTINGS, valid_tables, write_extract
 
 from riskstrat.errors import ContractError
-from riskstrat.ingest.readers import nhs_number_like, read_table
+from riskstrat.ingest.readers import escape_text, nhs_number_like, read_table
 from riskstrat.ingest.validation_settings import ValidationSettings
 from riskstrat.pipelines.validate import run_validation, validation_gate
 
@@ -447,3 +447,165 @@ def test_utc_parquet_timestamps_read_as_london_wall_clock_on_pyspark(tmp_path):
     for name in ("patients", "ae_attendances"):
         pd.testing.assert_frame_equal(read["aware"][name], read["naive"][name])
     assert read["aware"]["patients"]["birth_date"].iloc[1] == pd.Timestamp("1941-02-01")  # BST birth
+
+
+# ----------------------------------------------------------------------------- whitespace and odd characters
+
+EDGE_SPACES = {
+    "space": " ",
+    "tab": "\t",
+    "no-break space": "\u00a0",
+    "em space": "\u2003",
+    "zero-width space": "\u200b",
+    "ideographic space": "\u3000",
+    "byte order mark": "\ufeff",
+}
+
+
+@pytest.mark.parametrize("space", EDGE_SPACES.values(), ids=EDGE_SPACES.keys())
+def test_whitespace_around_csv_dates_and_numbers_stops_the_gate_showing_shapes(tmp_path, space):
+    tables = valid_tables()
+    tables["patients"].loc[3, "birth_date"] = "2012-10-01" + space  # P003, read as text from CSV
+    tables["ae_attendances"].loc[4, "acuity"] = space + "2"
+    folder = write_extract(tmp_path / "extract", tables, csv=("patients", "ae_attendances"))
+    error, report_text = _gate_fails(folder, tmp_path / "out")
+    birth = _problem(error, "patients", "birth_date")
+    assert birth.n_rows == 1 and birth.examples == ("person_id=P003",)
+    shown = "9999-99-99" + escape_text(space)  # escaped: \xa0, \u3000, ...
+    assert shown in birth.expected and "whitespace" in birth.expected
+    acuity = _problem(error, "ae_attendances", "acuity")
+    assert acuity.n_rows == 1 and acuity.examples == ("attendance_id=A0004",)
+    failed = _failed_kinds(report_text)
+    assert {
+        ("patients", "birth_date", "text_trimmed"),
+        ("ae_attendances", "acuity", "text_trimmed"),
+    } <= failed
+    assert "2012-10-01" not in error.message and "2012-10-01" not in report_text
+    _no_identifiers_or_births(error, report_text, tables)
+
+
+ODD_NUMBERS = ["inf", "-inf", "NaN", "1_000", "\uff13", "3\u200b", "0x3", "3 4", "3,0"]
+
+
+@pytest.mark.parametrize("value", ODD_NUMBERS)
+def test_csv_numbers_in_anything_but_plain_ascii_fail_at_the_gate(tmp_path, value):
+    tables = valid_tables()
+    tables["ae_attendances"].loc[5, "acuity"] = value
+    error, _ = _gate_fails(write_extract(tmp_path / "extract", tables), tmp_path / "out")
+    problem = _problem(error, "ae_attendances", "acuity")
+    assert problem.n_rows == 1 and problem.examples == ("attendance_id=A0005",)
+
+
+def test_odd_characters_inside_csv_dates_fail_at_the_gate(tmp_path):
+    tables = valid_tables()
+    appointments = tables["gp_appointments"]
+    appointments.loc[2, "appointment_date"] = "2024-0\uff13-03"  # a full-width digit
+    appointments.loc[4, "appointment_date"] = "2024-05\u200b-05"
+    appointments.loc[6, "appointment_date"] = "2024-07-07\x00"
+    error, report_text = _gate_fails(write_extract(tmp_path / "extract", tables), tmp_path / "out")
+    problem = _problem(error, "gp_appointments", "appointment_date")
+    assert problem.n_rows == 3 and problem.examples == ("person_id=P002", "person_id=P004", "person_id=P006")
+    assert "9999-9\uff19-99" in problem.expected and "9999-99\\u200b-99" in problem.expected
+    assert "\x00" not in error.message and "\u200b" not in report_text
+
+
+@pytest.mark.parametrize("infinite", [np.inf, -np.inf])
+def test_infinite_numbers_in_parquet_are_a_parse_failure_naming_the_rows(tmp_path, infinite):
+    tables = valid_tables()
+    ae = tables["ae_attendances"]
+    ae["acuity"] = ae["acuity"].astype(float)
+    ae.loc[[3, 8], "acuity"] = infinite
+    ae.loc[9, "acuity"] = np.nan  # NaN is a missing acuity (allowed)
+    error, report_text = _gate_fails(write_extract(tmp_path / "extract", tables, csv=()), tmp_path / "out")
+    problem = _problem(error, "ae_attendances", "acuity")
+    assert problem.n_rows == 2 and problem.examples == ("attendance_id=A0003", "attendance_id=A0008")
+    assert "finite numbers" in problem.expected and "inf" in problem.expected
+    assert _failed_kinds(report_text) == {("ae_attendances", "acuity", "types_parse")}
+
+
+def test_nan_in_parquet_numbers_is_missing_and_required_ness_applies(tmp_path):
+    tables = valid_tables()
+    ae = tables["ae_attendances"]
+    ae["acuity"] = ae["acuity"].astype(float)
+    ae.loc[3, "acuity"] = np.nan
+    spells = tables["apc_spells"]
+    spells["spell_id"] = np.arange(N_PEOPLE, dtype=float)  # IDs stored as numbers: allowed
+    spells.loc[4, "spell_id"] = np.nan  # a required ID that is missing
+    folder = write_extract(tmp_path / "extract", tables, csv=())
+    _, report_text = _gate_fails(folder, tmp_path / "out")
+    assert _failed_kinds(report_text) == {("apc_spells", "spell_id", "not_null")}
+    typed = read_table(folder, "ae_attendances")["acuity"]
+    assert typed.isna().sum() == 1 and pd.isna(typed.iloc[3]) and typed.dtype == "Int64"
+
+
+INVISIBLE = {
+    "zero-width space": ("\u200b", "\\u200b"),
+    "nul": ("\x00", "\\x00"),
+    "escape": ("\x1b", "\\x1b"),
+    "right-to-left override": ("\u202e", "\\u202e"),
+    "word joiner": ("\u2060", "\\u2060"),
+    "byte order mark": ("\ufeff", "\\ufeff"),
+    "line separator": ("\u2028", "\\u2028"),
+    "no-break space": ("\u00a0", "\\xa0"),
+    "full-width digit": ("\uff10", "\uff10"),
+    "cyrillic capital er": ("\u0420", "\u0420"),
+}
+
+
+@pytest.mark.parametrize(("character", "escaped"), INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_invisible_or_look_alike_characters_in_ids_fail_shown_escaped(tmp_path, character, escaped):
+    tables = valid_tables()
+    # The same odd ID in patients and in its events: nothing else fails, so only this check stops it.
+    _rename_people(tables, {p: p for p in tables["patients"]["person_id"]} | {"P003": f"P0{character}3"})
+    error, report_text = _gate_fails(write_extract(tmp_path / "extract", tables), tmp_path / "out")
+    problem = _problem(error, "patients", "person_id")
+    assert problem.n_rows == 1 and problem.examples == (f"person_id='P0{escaped}3'",)
+    assert "printable ASCII" in problem.expected
+    failed = _failed_kinds(report_text)
+    holding = {t for t in PERSON_TABLES if f"P0{character}3" in set(tables[t]["person_id"])}
+    assert {(t, "person_id", "text_printable") for t in holding} <= failed and len(holding) >= 8
+    assert {kind for _, _, kind in failed} == {"text_printable"}
+    if not character.isprintable():
+        assert character not in error.message and character not in report_text
+
+
+def test_invisible_characters_in_codes_fail_and_plain_spaces_inside_text_pass(tmp_path):
+    tables = valid_tables()
+    tables["caseload"].loc[2, "team"] = "VW\u00a0North"  # looks like "VW North", groups apart
+    tables["gp_diagnoses"].loc[4, "snomed_code"] = "4405\u20604006"
+    tables["caseload"].loc[3, "team"] = "VW  North East"  # plain spaces inside are text
+    error, report_text = _gate_fails(write_extract(tmp_path / "extract", tables), tmp_path / "out")
+    team = _problem(error, "caseload", "team")
+    assert team.n_rows == 1 and team.examples == ("person_id=P002 (team=VW\\xa0North)",)
+    snomed = _problem(error, "gp_diagnoses", "snomed_code")
+    assert snomed.examples == ("person_id=P004 (snomed_code=4405\\u20604006)",)
+    assert _failed_kinds(report_text) == {
+        ("caseload", "team", "text_printable"),
+        ("gp_diagnoses", "snomed_code", "text_printable"),
+    }
+
+
+@pytest.mark.parametrize(
+    "stale",
+    ["patients.xlsx", "patients.xls", "patients.json", "patients.txt", "patients.csv.gz", "Patients.CSV"],
+)
+@pytest.mark.parametrize("beside", [True, False], ids=["beside the parquet", "alone"])
+def test_a_table_file_in_a_format_that_is_not_read_is_never_ignored(tmp_path, stale, beside):
+    folder = write_extract(tmp_path / "extract", valid_tables())
+    (folder / stale).write_bytes(b"stale")
+    if not beside:
+        (folder / "patients.parquet").unlink()
+    error, report_text = _gate_fails(folder, tmp_path / "out")
+    problem = _problem(error, "patients", "")
+    assert stale in problem.expected
+    if beside:
+        assert f"found patients.parquet and {stale}" in problem.expected
+    else:
+        assert "patients.parquet or patients.csv" in problem.expected
+        assert f"found only {stale}, which is not read" in problem.expected
+    assert ("patients", "", "table_present") in _failed_kinds(report_text)
+
+    from riskstrat.features.backends import find_table_file
+
+    with pytest.raises(ContractError, match=stale.replace(".", r"\.")):
+        find_table_file(folder, "patients")

@@ -246,6 +246,27 @@ def _after_write_stray_header(folder: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _after_write_ae_as_parquet_with_infinite_acuity(folder: Path) -> None:
+    """ae_attendances as Parquet with acuity stored as floats, one of them inf."""
+    path = folder / "ae_attendances.csv"
+    ae = pd.read_csv(path, dtype=str, keep_default_na=False)
+    acuity = ae["acuity"].astype(float)
+    acuity.iloc[3] = float("inf")
+    ae.assign(acuity=acuity).replace("", None).to_parquet(folder / "ae_attendances.parquet", index=False)
+    path.unlink()
+
+
+def _after_write_file(name: str, data: bytes = b"stale", remove: str | None = None) -> Callable[[Path], None]:
+    """Write ``name`` beside the extract (a stale spreadsheet, a compressed export), removing ``remove``."""
+
+    def after_write(folder: Path) -> None:
+        (folder / name).write_bytes(data)
+        if remove:
+            (folder / remove).unlink()
+
+    return after_write
+
+
 # (id, mutation of the tables, action on the written folder, severity, table, column, kind)
 CORPUS = [
     ("missing table", _drop_table("apc_spells"), None, "critical", "apc_spells", "", "table_present"),
@@ -461,6 +482,108 @@ CORPUS = [
         "ethnicity_known",
     ),
     ("empty event table", _empty("caseload"), None, "warning", "caseload", "", "events_not_empty"),
+    # Whitespace around dates and numbers read from text: the feature engine would fail on them.
+    (
+        "no-break space after a csv date",
+        _set_row("gp_appointments", "appointment_date", 2, "2024-03-03\u00a0"),
+        None,
+        "critical",
+        "gp_appointments",
+        "appointment_date",
+        "text_trimmed",
+    ),
+    (
+        "ideographic space before a birth date",
+        _set_row("patients", "birth_date", 3, "\u30001943-04-01"),
+        None,
+        "critical",
+        "patients",
+        "birth_date",
+        "text_trimmed",
+    ),
+    (
+        "tab after a csv number",
+        _set_row("ae_attendances", "acuity", 3, "3\t"),
+        None,
+        "critical",
+        "ae_attendances",
+        "acuity",
+        "text_trimmed",
+    ),
+    (
+        "zero-width space inside a csv number",
+        _set_row("ae_attendances", "acuity", 3, "3\u200b5"),
+        None,
+        "critical",
+        "ae_attendances",
+        "acuity",
+        "types_parse",
+    ),
+    (
+        "infinite number as csv text",
+        _set_row("ae_attendances", "acuity", 3, "inf"),
+        None,
+        "critical",
+        "ae_attendances",
+        "acuity",
+        "types_parse",
+    ),
+    (
+        "infinite float in parquet",
+        None,
+        _after_write_ae_as_parquet_with_infinite_acuity,
+        "critical",
+        "ae_attendances",
+        "acuity",
+        "types_parse",
+    ),
+    # Invisible and control characters in IDs and codes: two values that look the same.
+    (
+        "zero-width space inside a person_id",
+        _set_row("gp_medications", "person_id", 3, "P0\u200b03"),
+        None,
+        "critical",
+        "gp_medications",
+        "person_id",
+        "text_printable",
+    ),
+    (
+        "right-to-left override in an attendance_id",
+        _set_row("ae_attendances", "attendance_id", 3, "A\u202e0003"),
+        None,
+        "critical",
+        "ae_attendances",
+        "attendance_id",
+        "text_printable",
+    ),
+    (
+        "escape and nul in a code",
+        _set_row("apc_spells", "primary_diagnosis", 3, "I1\x000\x1b[31m"),
+        None,
+        "critical",
+        "apc_spells",
+        "primary_diagnosis",
+        "text_printable",
+    ),
+    # A file named for a table in a format that is not read is never ignored.
+    (
+        "stale patients.xlsx beside the parquet",
+        None,
+        _after_write_file("patients.xlsx"),
+        "critical",
+        "patients",
+        "",
+        "table_present",
+    ),
+    (
+        "gp_diagnoses only as csv.gz",
+        None,
+        _after_write_file("gp_diagnoses.csv.gz", remove="gp_diagnoses.parquet"),
+        "critical",
+        "gp_diagnoses",
+        "",
+        "table_present",
+    ),
     (
         "unknown condition",
         _set_row("gp_diagnoses", "condition", 0, "gout_typo"),

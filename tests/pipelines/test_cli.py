@@ -75,6 +75,44 @@ def test_printable_escapes_every_control_character_but_newline():
     assert printable("a\x1b[2Jb\x07c\x9bd\u202ee\nf\tg") == "a\\x1b[2Jb\\x07c\\x9bd\\u202ee\nf\\x09g"
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a\u2028b\u2029c\x85d", "a\\u2028b\\u2029c\\x85d"),  # line and paragraph separators, NEL
+        ("P\u200bI\u200cD\u200d1", "P\\u200bI\\u200cD\\u200d1"),  # zero-width space, non-joiner, joiner
+        ("a\u2060b\u2064c\ufeffd\u00ade", "a\\u2060b\\u2064c\\ufeffd\\xade"),  # word joiner, BOM, soft hyphen
+        ("\u061c\u2066x\u2069", "\\u061c\\u2066x\\u2069"),  # bidirectional mark and isolates
+        ("North\U000e0041", "North\\U000e0041"),  # a tag character (hidden text)
+        ("bad\udcff", "bad\\udcff"),  # a lone surrogate (an undecodable file name) cannot be encoded
+        ("caf\u00e9 \u0645 \U0001f600 \u00a0", "caf\u00e9 \u0645 \U0001f600 \u00a0"),  # visible text stays
+    ],
+)
+def test_printable_escapes_invisible_and_line_separating_characters(text, shown):
+    from riskstrat.pipelines.terminal import printable
+
+    assert printable(text) == shown
+    assert len(printable(text).splitlines()) == 1
+
+
+def test_a_settings_path_that_is_not_a_file_is_named_for_what_it_is(tmp_path):
+    write_relocated_config(tmp_path, tmp_path / "out")
+    (tmp_path / "features.yaml").unlink()
+    (tmp_path / "features.yaml").mkdir()
+    result = runner.invoke(app, ["--config-dir", str(tmp_path), "features"])
+    assert result.exit_code == 1, result.output
+    assert f"error: {tmp_path / 'features.yaml'} is a folder, not a file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_deeply_nested_settings_are_a_settings_error_not_a_crash(tmp_path):
+    write_relocated_config(tmp_path, tmp_path / "out")
+    (tmp_path / "features.yaml").write_text("windows: " + "[" * 20000 + "]" * 20000 + "\n")
+    result = runner.invoke(app, ["--config-dir", str(tmp_path), "features"])
+    assert result.exit_code == 1, result.output
+    assert f"error: {tmp_path / 'features.yaml'}: lists or mappings nested more than" in result.output
+    assert "RecursionError" not in result.output and "Traceback" not in result.output
+
+
 def test_validation_table_is_never_cut_short_outside_a_terminal(tmp_path):
     import io
     from datetime import date

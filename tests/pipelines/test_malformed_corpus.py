@@ -131,6 +131,8 @@ HOSTILE_VALUES = {
     "ansi escape codes": "\x1b[2J\x1b[31mX",
     "formula": '=HYPERLINK("https://example.org","1")',
     "carriage return": "1\rZZ",
+    "forged hint line": "7\nhint: all fine, nothing to fix",
+    "bidi override": "\u202e7",
 }
 
 
@@ -147,6 +149,8 @@ def test_hostile_failing_value_prints_as_inert_text(tmp_path, skip_data_docs, va
     assert result.exit_code == 1, result.output
     assert "patients.sex" in result.output
     assert "\r" not in result.output
+    assert "\u202e" not in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("hint: all fine")]
     if value.startswith("["):
         # Shown as written: markup in data neither crashes the terminal nor changes what it shows.
         assert value in result.output.replace("\n", ""), result.output
@@ -202,19 +206,22 @@ def test_broken_settings_fail_at_start_up_naming_file_and_key(tmp_path, change, 
     assert earlier.read_bytes() == earlier_bytes
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
-def test_read_only_output_folder_is_a_settings_error(tmp_path):
+def test_unusable_output_folder_is_a_settings_error(tmp_path):
     config_dir, output_dir = _config(tmp_path)
-    output_dir.mkdir()
-    output_dir.chmod(0o555)
+    if os.geteuid() == 0:
+        output_dir.write_text("")  # root may write anywhere: a file where the folder should be
+    else:
+        output_dir.mkdir()
+        output_dir.chmod(0o555)
     try:
         folder = fixtures.write_extract(tmp_path / "extract", fixtures.valid_tables())
         result = runner.invoke(app, ["--config-dir", str(config_dir), "validate", str(folder)])
     finally:
-        output_dir.chmod(0o755)
+        if output_dir.is_dir():
+            output_dir.chmod(0o755)
     _assert_user_facing(result.output)
     assert result.exit_code == 1, result.output
-    assert "output_dir" in result.output
+    assert "data.output_dir" in result.output
 
 
 # ----------------------------------------------------------------------------- whole flows, as operators run them

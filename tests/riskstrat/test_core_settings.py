@@ -4,7 +4,7 @@ import pytest
 
 from riskstrat.config import CONFIG_FILES, DataSettings, load_config
 from riskstrat.errors import SettingsError
-from riskstrat.settings import REPO_CONFIG_DIR, load_settings
+from riskstrat.settings import MAX_NESTING, MAX_SETTINGS_BYTES, REPO_CONFIG_DIR, load_settings, read_yaml
 
 
 def test_every_shipped_config_file_loads():
@@ -122,3 +122,104 @@ def test_unwritable_output_dir_is_a_settings_error_naming_the_setting(tmp_path):
     check_output_dir(tmp_path / "new" / "outputs")  # a folder that can be made is fine
     assert (tmp_path / "new" / "outputs").is_dir()
     assert not list((tmp_path / "new" / "outputs").iterdir())  # the write check leaves nothing behind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "extract_dir: " + "[" * 20000 + "]" * 20000 + "\n",  # RecursionError in PyYAML, before
+        "extract_dir: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+        "".join(f"{'  ' * depth}k{depth}:\n" for depth in range(MAX_NESTING + 1))
+        + "  " * (MAX_NESTING + 1)
+        + "v: 1\n",
+        "extract_dir:\n" + "- " * 3000 + "x\n",
+    ],
+)
+def test_deeply_nested_yaml_is_a_settings_error_naming_the_file(tmp_path, text):
+    path = tmp_path / "data.yaml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=f"nested more than {MAX_NESTING} levels deep") as error:
+        load_settings(path, DataSettings)
+    assert str(path) in str(error.value)
+
+
+def test_nesting_up_to_the_limit_is_read():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.yaml"
+        path.write_text("a: " + "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1) + "\n")
+        data = read_yaml(path)
+    depth, value = 0, data["a"]
+    while value is not None and isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    assert depth == MAX_NESTING - 1
+
+
+def test_a_settings_path_that_is_not_a_regular_file_says_what_it_is_and_never_blocks(tmp_path):
+    import os
+
+    folder = tmp_path / "data.yaml"
+    folder.mkdir()
+    with pytest.raises(SettingsError, match="is a folder, not a file"):
+        load_settings(folder, DataSettings)
+    if Path("/dev/zero").exists():
+        with pytest.raises(SettingsError, match=r"/dev/zero is not a regular file \(a device\)"):
+            read_yaml(Path("/dev/zero"))
+        link = tmp_path / "zero.yaml"
+        link.symlink_to("/dev/zero")
+        with pytest.raises(SettingsError, match=r"is not a regular file \(a device\)"):
+            read_yaml(link)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.yaml"
+        os.mkfifo(fifo)  # reading it would wait for a writer for ever
+        with pytest.raises(SettingsError, match=r"fifo.yaml is not a regular file \(a named pipe\)"):
+            read_yaml(fifo)
+    with pytest.raises(SettingsError, match="settings file not found"):
+        read_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(SettingsError, match="settings file not found"):
+        read_yaml(tmp_path / "missing" / "data.yaml")
+
+
+def test_a_settings_file_larger_than_the_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("extract_dir: x\n" + "#" * MAX_SETTINGS_BYTES)
+    with pytest.raises(SettingsError, match="larger than 1 MiB") as error:
+        load_settings(path, DataSettings)
+    assert str(path) in str(error.value)
+    path.write_text("extract_dir: x\n" + "#" * (MAX_SETTINGS_BYTES - 20))  # under the limit: read
+    assert load_settings(path, DataSettings).extract_dir is not None
+
+
+def test_a_settings_file_that_is_not_utf8_is_a_settings_error(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_bytes(b"extract_dir: caf\xe9\n")
+    with pytest.raises(SettingsError, match="not UTF-8"):
+        load_settings(path, DataSettings)
+
+
+def test_a_line_break_in_a_key_or_value_cannot_forge_a_line(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text('"output_dri\\nhint: all fine": 1\nimd_edition: "x\\u2028y"\n')
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, DataSettings)
+    lines = error.value.message.splitlines()
+    assert lines[0] == "invalid settings:" and len(lines) == 3
+    assert not any(line.lstrip().startswith("hint:") for line in lines)
+    assert "output_dri\\nhint: all fine" in error.value.message
+
+
+def test_an_alias_bomb_or_a_self_referring_alias_is_a_settings_error(tmp_path):
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10**9 values
+    path = tmp_path / "data.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SettingsError, match=r"aliases .* expand it to more than") as error:
+        load_settings(path, DataSettings)
+    assert str(path) in str(error.value)
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(SettingsError, match="refers to the list or mapping that holds it"):
+        load_settings(path, DataSettings)
+    path.write_text("base: &base {x: 1}\nother: *base\nmerged: {<<: *base, y: 2}\n")  # ordinary aliases: fine
+    assert read_yaml(path) == {"base": {"x": 1}, "other": {"x": 1}, "merged": {"x": 1, "y": 2}}

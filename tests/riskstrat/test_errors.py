@@ -92,3 +92,64 @@ def test_log_messages_show_control_characters_as_escapes():
     record = logging.LogRecord("riskstrat", logging.WARNING, __file__, 1, "value %s", ("a\x1b[31mb",), None)
     RedactUserErrors().filter(record)
     assert record.getMessage() == "value a\\x1b[31mb"
+
+
+FORGED = "X1\nhint: all fine, nothing to fix"
+BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+def test_a_line_break_in_data_cannot_start_a_line_of_its_own():
+    from riskstrat.errors import one_line
+
+    for brk in BREAKS:
+        value = f"X1{brk}hint: all fine"
+        assert len(one_line(value).splitlines()) == 1, repr(brk)
+        problem = ContractProblem(
+            f"pat{brk}ients", f"s{brk}ex", f"a code{brk}in 1, 2", 1, (f"person_id={value}",)
+        )
+        assert len(problem.describe().splitlines()) == 1, repr(brk)
+        error = RiskstratError("scored population: 1 repeated person_id", details=f"e.g. {value}")
+        assert len(error.message.splitlines()) == 1 and len(error.details.splitlines()) == 1
+    assert one_line(FORGED) == "X1\\nhint: all fine, nothing to fix"
+    assert one_line("a\r\nb\u2028c\x85d") == "a\\r\\nb\\u2028c\\x85d"
+
+
+def test_a_forged_line_in_a_contract_error_stays_inside_its_problem_line():
+    error = ContractError(
+        [
+            ContractProblem("patients", "sex", "a code in 1, 2, 9, X", 1, (f"person_id={FORGED} (sex=7)",)),
+            ContractProblem(
+                "gp_events", "person_id", "every person_id in patients", 1, ("person_id=ZZ\u20281",)
+            ),
+        ]
+    )
+    lines = error.message.splitlines()
+    assert lines[0] == "2 problems:" and len(lines) == 3  # the structure's own line breaks only
+    assert (
+        lines[1]
+        == "  patients.sex: expected a code in 1, 2, 9, X; 1 row fail; e.g. person_id=X1\\nhint: all fine, nothing to fix (sex=7)"
+    )
+    assert not any(line.lstrip().startswith("hint:") for line in lines)
+    assert "\\u2028" in lines[2]
+    for text in (str(error), *error.args):  # the log text: still no examples, still one line per problem
+        assert "all fine" not in text and "ZZ" not in text
+    again = pickle.loads(pickle.dumps(error))
+    assert again.message == error.message
+
+
+def test_the_terminal_prints_a_forged_line_as_an_escape(monkeypatch):
+    import io
+
+    from riskstrat.pipelines import cli
+    from riskstrat.pipelines.terminal import make_console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "console", make_console(file=buffer))
+    error = ContractError([ContractProblem("patients", "sex", "a code", 1, (f"person_id={FORGED}",))])
+    cli._print_error(error.message, error.hint)
+    lines = buffer.getvalue().splitlines()
+    assert (
+        lines[0]
+        == "error: patients.sex: expected a code; 1 row fail; e.g. person_id=X1\\nhint: all fine, nothing to fix"
+    )
+    assert [line for line in lines if line.startswith("hint:")] == [f"hint: {error.hint}"]

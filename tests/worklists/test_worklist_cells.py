@@ -13,8 +13,12 @@ from worklist_fixtures import AS_OF, PRACTICES, contributions_for, make_features
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists.cells import (
+    ELLIPSIS,
     FORMULA_STARTS,
+    HEADER_FOOTER_MAX,
+    INVISIBLE,
     REPLACEMENT,
+    header_footer_text,
     inert_frame,
     inert_text,
     put,
@@ -64,11 +68,46 @@ BAD_TEAM = "=cmd|' /C calc'!A0"
         ("PID00001", "PID00001"),
         ("line\nbreak", "line\nbreak"),
         ("", ""),
+        # Bidirectional controls: "\u202e-High" would display as "hgiH-".
+        ("\u202eHigh", f"{REPLACEMENT}High"),
+        ("\u202e-High", f"'{REPLACEMENT}-High"),  # a formula character behind a replaced one
+        (
+            "a\u200eb\u200fc\u061cd\u202ae\u202cf\u2066g\u2069",
+            f"a{REPLACEMENT}b{REPLACEMENT}c{REPLACEMENT}d"
+            f"{REPLACEMENT}e{REPLACEMENT}f{REPLACEMENT}g{REPLACEMENT}",
+        ),
+        # Invisible characters: "PID\u200b1" must not look like "PID1".
+        ("PID\u200b1", f"PID{REPLACEMENT}1"),
+        ("a\u200cb\u200dc\u2060d\u2064e\ufefff\u00adg", "a?b?c?d?e?f?g".replace("?", REPLACEMENT)),
+        ("North\U000e0041\U000e0042", f"North{REPLACEMENT}{REPLACEMENT}"),  # tag characters (hidden text)
+        ("\u200b=1+1", f"'{REPLACEMENT}=1+1"),
+        ("\ufeff@SUM(A1)", f"'{REPLACEMENT}@SUM(A1)"),
+        (" \u2060 -1", f"' {REPLACEMENT} -1"),
+        (f"{REPLACEMENT}=1", f"'{REPLACEMENT}=1"),
+        ("\U0001f468\u200d\U0001f469", f"\U0001f468{REPLACEMENT}\U0001f469"),  # ZWJ in an emoji: replaced too
+        ("a\u2028b\u2029c", "a\nb\nc"),  # line and paragraph separators: a line break stays one
+        ("\u2028=1", "'\n=1"),
     ],
 )
 def test_the_rule(text, written):
     assert inert_text(text) == written
     assert inert_text(written) == written  # applying it again changes nothing
+
+
+def test_every_invisible_or_format_character_is_replaced_and_the_terminal_escapes_the_same_set():
+    import sys
+    import unicodedata
+
+    from riskstrat.pipelines import terminal
+
+    assert INVISIBLE == terminal.INVISIBLE
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if unicodedata.category(char) == "Cf":  # every format character of this Python's Unicode
+            assert inert_text(f"a{char}b") == f"a{REPLACEMENT}b", hex(code)
+            assert terminal.printable(char).startswith("\\"), hex(code)
+    for char in "\u034f\u115f\u3164\ufe0f\U000e0100":  # invisible, though not format characters
+        assert inert_text(char) == REPLACEMENT and terminal.printable(char).startswith("\\")
 
 
 def test_text_is_always_a_string_cell_and_numbers_stay_numbers():
@@ -94,6 +133,32 @@ def test_csv_frame_escapes_text_only():
     assert list(out.columns) == ["'=id", "Risk (%)", "n"]
     assert out["'=id"].tolist() == ["'=1", "'-x", "ok"]
     assert out["Risk (%)"].tolist() == [-1.5, 2.0, 3.0] and out["n"].tolist() == [-1, 0, 1]
+
+
+def _header_units(text):
+    return len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize("name", ["N" * 400, "A&" * 200, "&" * 400, "\U0001f3e5" * 300, "=" + "x&" * 250])
+def test_a_long_header_or_footer_text_is_cut_to_excel_s_limit_with_an_ellipsis(name):
+    beside = ("OFFICIAL-SENSITIVE: personal data", "Page &P of &N")
+    text = header_footer_text(name, beside=beside)
+    whole = f"&L{text}&C{beside[0]}&R{beside[1]}"
+    assert _header_units(whole) <= HEADER_FOOTER_MAX
+    assert _header_units(whole) >= HEADER_FOOTER_MAX - 2  # cut no shorter than it must be
+    assert text.endswith(ELLIPSIS)
+    body = text[: -len(ELLIPSIS)]
+    assert body.replace("&&", "").count("&") == 0  # no '&&' pair split, no stray code
+    assert inert_text(name).startswith(body.replace("&&", "&"))
+    assert body[:1] not in FORMULA_STARTS
+
+
+def test_a_short_header_or_footer_text_is_only_made_inert():
+    assert header_footer_text("South & Co", beside=("OFFICIAL",)) == "South && Co"
+    assert header_footer_text("=1") == "'=1"
+    room = HEADER_FOOTER_MAX - 6
+    assert header_footer_text("x" * room) == "x" * room  # exactly at the limit: not cut
+    assert header_footer_text("x" * (room + 1)) == "x" * (room - 1) + ELLIPSIS
 
 
 def test_mdt_file_names_cannot_leave_the_week_folder():
@@ -256,3 +321,33 @@ def test_an_injected_id_in_the_history_leaves_the_list_as_inert_text(hostile):
     assert {inert_text(h).replace("\r", "\n") for h in HOSTILE} <= set(ids)
     assert all(left.cell(row=r, column=1).data_type == "s" for r in range(5, left.max_row + 1))
     assert '\'=HYPERLINK("http://x","y")' in ids
+
+
+def test_the_longest_mdt_name_keeps_every_printed_header_and_footer_within_excel_s_limit(hostile):
+    # The settings cap an MDT name (400 characters are tried on header_footer_text above); at the
+    # cap, a name full of '&' still overflows once each '&' is doubled.
+    from riskstrat.worklists.settings import MDT_NAME_MAX_LENGTH
+
+    long_name = "L" + "&" * (MDT_NAME_MAX_LENGTH - 1)
+    assert len(long_name) + long_name.count("&") > HEADER_FOOTER_MAX - 6 - 33 - 21
+    settings = hostile.settings.model_dump()
+    settings["mdts"][1]["name"] = long_name
+    hostile.settings = MdtSettings.model_validate(settings)
+    folder = run_worklists(hostile)
+    [path] = [p for p in folder.glob("*.xlsx") if p.name != f"{mdt_slug(BAD_MDT)}.xlsx"]
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+    import re
+    from xml.sax.saxutils import unescape
+
+    found = []
+    for xml in sheets:
+        for tag in ("oddHeader", "oddFooter"):
+            for raw in re.findall(f"<{tag}>(.*?)</{tag}>", xml, flags=re.S):
+                found.append(unescape(raw, {"&quot;": '"', "&apos;": "'"}))
+    assert len(found) == 2 * len(sheets) >= 6
+    for text in found:
+        assert _header_units(text) <= HEADER_FOOTER_MAX, (len(text), text)
+        assert text.startswith("&LL&&&&") and ELLIPSIS in text
+        cut = text[2 : text.index(ELLIPSIS)]
+        assert all(len(run) % 2 == 0 for run in re.findall("&+", cut))  # no '&&' pair split

@@ -203,3 +203,31 @@ def test_a_flow_run_inside_another_re_enters_the_lock(prefect_harness, tmp_path)
         return [inner(config), inner(config)]
 
     assert outer(config) == ["published", "published"]
+
+
+def test_a_damaged_history_stops_the_next_week_with_a_clear_error(week_inputs):
+    from riskstrat.errors import RiskstratError
+    from riskstrat.pipelines.weekly import run_worklists
+
+    first = run_worklists(week_inputs)
+    damaged = (first / "history.parquet").read_bytes()[:100]
+    (first / "history.parquet").write_bytes(damaged)
+    with pytest.raises(RiskstratError, match="history of week 2026-01-05 cannot be read") as caught:
+        run_worklists(next_week(week_inputs))
+    assert "re-run that week" in caught.value.hint
+    assert sorted(p.name for p in (week_inputs.output_dir / "worklists").iterdir()) == ["2026-01-05"]
+
+
+def test_an_mdt_with_nobody_registered_gets_an_empty_list_and_the_others_theirs(week_inputs):
+    from riskstrat.pipelines.weekly import run_worklists
+    from riskstrat.worklists.settings import MdtSettings
+
+    settings = week_inputs.settings.model_dump()
+    settings["mdts"] = [
+        *settings["mdts"][:1],
+        {"name": "Nobody here", "practices": ["ZZZ999"], "outcome": "frequent_attendance"},
+    ]
+    week_inputs.settings = MdtSettings.model_validate(settings)
+    folder = run_worklists(week_inputs)
+    assert len(pd.read_csv(folder / "north-virtual-ward.csv", dtype=str)) == 20
+    assert pd.read_csv(folder / "nobody-here.csv", dtype=str).empty

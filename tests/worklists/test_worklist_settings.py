@@ -79,3 +79,56 @@ def test_mdt_file_names_are_short_plain_and_distinct():
     long_a, long_b = "Neighbourhood " * 30 + "A", "Neighbourhood " * 30 + "B"
     assert len(mdt_slug(long_a)) <= SLUG_MAX_LENGTH
     assert mdt_slug(long_a) != mdt_slug(long_b)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "missing column"),
+        (b"practice_code,neighbourhood\n", "no practices listed"),
+        ("practice_code,neighbourhood\nP1,Ysbyty Ystwyth\u00e9\n".encode("latin-1"), "not UTF-8"),
+        (
+            b"practice_code,neighbourhood\nP1,North\nP2,North\nP1,South\n",
+            r"P1 \(neighbourhoods: North, South\)",
+        ),
+    ],
+    ids=["zero bytes", "header only", "latin-1", "practice twice"],
+)
+def test_a_broken_practice_file_is_a_clear_error(tmp_path, content, message):
+    from riskstrat.errors import RiskstratError
+    from riskstrat.worklists.settings import read_practices
+
+    path = tmp_path / "practices.csv"
+    path.write_bytes(content)
+    with pytest.raises(RiskstratError, match=message) as caught:
+        read_practices(path)
+    assert str(path) in caught.value.message
+
+
+def test_a_practice_in_two_mdts_of_one_outcome_is_refused_but_across_outcomes_allowed():
+    from riskstrat.errors import RiskstratError
+    from riskstrat.worklists.settings import MdtSettings, resolve_mdts
+
+    def settings(second_outcome):
+        return MdtSettings.model_validate(
+            {
+                "mdts": [
+                    {"name": "A", "practices": ["P1", "P2"]},
+                    {"name": "B", "practices": ["P1", "P3"], "outcome": second_outcome},
+                ]
+            }
+        )
+
+    with pytest.raises(RiskstratError, match="practice P1 belongs to two MDTs ranked by emergency_admission"):
+        resolve_mdts(settings("emergency_admission"), None)
+    assert [m.name for m in resolve_mdts(settings("frequent_attendance"), None)] == ["A", "B"]
+
+
+@pytest.mark.parametrize("name", ["   ", "N" * 101], ids=["blank", "too long"])
+def test_an_mdt_name_must_be_visible_and_fit_a_printed_header(name):
+    from pydantic import ValidationError
+
+    from riskstrat.worklists.settings import MdtSettings
+
+    with pytest.raises(ValidationError, match="name"):
+        MdtSettings.model_validate({"mdts": [{"name": name, "practices": ["P1"]}]})
