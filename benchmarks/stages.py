@@ -305,7 +305,7 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         export_task,
         select_task,
     )
-    from riskstrat.worklists.selection import population_status
+    from riskstrat.worklists.selection import people_not_to_score, population_status, without_people
 
     extract = Path(config.data.extract_dir)
     when = data_date(config)
@@ -317,6 +317,8 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         built = features_at.fn(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
         features = _read_matrix(built)
     with timer.step("scoring"):
+        # As the flow: type 1 opt-outs are not scored when no MDT lists them.
+        features = without_people(features, people_not_to_score(config.mdts, report.tables.get("opt_outs")))
         scored, models, versions = score_population.fn(config, features, ranking_outcomes(config))
     with timer.step("status"):
         t = report.tables

@@ -118,7 +118,9 @@ def generate(
 
     config = _config()
     target = out_dir or config.data.output_dir
-    with output_lock(target, "generate", config.data.lock_timeout_seconds):  # issue 16: one writer at a time
+    with output_lock(
+        target, "generate", config.data.lock_timeout_seconds
+    ):  # one writer of the outputs folder at a time
         paths = write_synthetic(
             target,
             people if people is not None else config.synthetic.people,

@@ -63,7 +63,7 @@ def load_run_config(config_dir: str | None) -> Config:
     return config
 
 
-# --- output-folder lock (issue 16): one run writes an output folder at a time -------------
+# ----------------------------------------------------------------------------- output-folder lock
 
 
 def holds_output_lock(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -99,9 +99,6 @@ def holds_output_lock(command: str) -> Callable[[Callable[..., Any]], Callable[.
         return locked
 
     return decorate
-
-
-# --- end of output-folder lock ------------------------------------------------------------
 
 
 def this_monday(today: date | None = None) -> date:
@@ -746,7 +743,7 @@ def weekly_worklists_flow(
 
     config = load_run_config(config_dir)
     check_worklist_files(config)  # before any work: the practices file and re-identification key exist
-    # Before any work too (issue 16): an earlier version's history moved into place, or a gap refused.
+    # Before any work too: an earlier version's history moved into place, or a gap refused.
     from riskstrat.worklists.history import reconcile_history
 
     reconcile_history(Path(config.data.output_dir), week or this_monday())

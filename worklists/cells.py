@@ -63,6 +63,8 @@ import pandas as pd
 from openpyxl.cell.cell import Cell
 from openpyxl.workbook import Workbook
 
+from riskstrat.text import INVISIBLE
+
 REPLACEMENT = "\ufffd"
 """What an unwritable control character becomes (the Unicode replacement character)."""
 QUOTE = "'"
@@ -71,22 +73,6 @@ FORMULA_STARTS: frozenset[str] = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 """First characters that make a spreadsheet read a cell as a formula (tab and CR as OWASP lists them)."""
 XLSX_MAX_TEXT = 32_767
 """Characters an XLSX cell holds; longer text is cut (openpyxl would cut it too, without a mark)."""
-
-INVISIBLE = (
-    # Every format character (Unicode category Cf): soft hyphen, bidirectional marks, embeddings,
-    # overrides and isolates, zero-width space, non-joiner and joiner, word joiner, invisible
-    # operators, byte-order mark, interlinear annotation marks, tag characters, ...
-    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
-    # and other characters that show nothing: combining grapheme joiner, Hangul fillers,
-    # variation selectors.
-    "\u034f\u115f\u1160\u3164\uffa0\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
-)
-"""Characters that show nothing or reorder what is shown (a regex character-class body).
-
-The same set as ``riskstrat.pipelines.terminal.INVISIBLE`` (a test holds them equal).
-"""
 
 _CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff{INVISIBLE}]")
 _LINE_BREAK = re.compile("\r\n?|[\u2028\u2029]")

@@ -37,6 +37,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _marked_within(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` carries the run's mark (its environment reads empty until its exec is done)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if RUN_PID_ENV.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def _gone_within(pids: tuple[int, ...], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -55,7 +65,7 @@ def test_kill_9_at_any_moment_leaves_neither_server_nor_watchdog():
     for _ in range(12):
         command = subprocess.Popen([sys.executable, "-c", COMMAND], stdout=subprocess.PIPE, text=True)
         watchdog, server = (int(v) for v in command.stdout.readline().split())
-        assert RUN_PID_ENV.encode() in Path(f"/proc/{server}/environ").read_bytes()
+        assert _marked_within(server, 5.0)
         time.sleep(rng.uniform(0.0, 2.5))
         os.kill(command.pid, signal.SIGKILL)
         command.wait()

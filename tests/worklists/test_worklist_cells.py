@@ -16,7 +16,6 @@ from riskstrat.worklists.cells import (
     ELLIPSIS,
     FORMULA_STARTS,
     HEADER_FOOTER_MAX,
-    INVISIBLE,
     REPLACEMENT,
     header_footer_text,
     inert_frame,
@@ -94,13 +93,12 @@ def test_the_rule(text, written):
     assert inert_text(written) == written  # applying it again changes nothing
 
 
-def test_every_invisible_or_format_character_is_replaced_and_the_terminal_escapes_the_same_set():
+def test_every_invisible_or_format_character_is_replaced_and_escaped_on_the_terminal():
     import sys
     import unicodedata
 
     from riskstrat.pipelines import terminal
 
-    assert INVISIBLE == terminal.INVISIBLE
     for code in range(sys.maxunicode + 1):
         char = chr(code)
         if unicodedata.category(char) == "Cf":  # every format character of this Python's Unicode
