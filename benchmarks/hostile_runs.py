@@ -47,6 +47,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from riskstrat.io import file_sha256
+from riskstrat.pipelines.config import write_relocated_config
+
 REPO = Path(__file__).resolve().parents[1]
 RISKSTRAT = str(Path(sys.executable).with_name("riskstrat"))
 W1 = date(2026, 1, 5)
@@ -60,8 +63,6 @@ _BACKUP = re.compile(r"^\..+\.old$")
 
 def write_config(root: Path) -> Path:
     """The shipped settings with everything under ``<root>/outputs`` and gates loosened for a small population."""
-    from riskstrat.config import write_relocated_config
-
     return write_relocated_config(
         root / "configs",
         root / "outputs",
@@ -119,8 +120,6 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 def week_state(folder: Path) -> str:
     """'absent', 'complete' (manifest, every listed file with its hash, history) or what is wrong."""
-    from riskstrat.io import file_sha256
-
     if not folder.exists():
         return "absent"
     manifest = folder / "manifest.json"

@@ -40,6 +40,10 @@ from typing import Any
 
 import yaml
 
+from riskstrat.io import atomic_path
+from riskstrat.pipelines.config import write_relocated_config
+from riskstrat.settings import shipped_config_dir
+
 GIB = 1024**3
 DEFAULT_SIZES = (250_000, 500_000, 1_000_000)
 FULL_SIZE = 1_000_000
@@ -166,11 +170,8 @@ def write_configs(folder: Path, out: Path, spark: bool = False) -> Path:
     The extract, truth and practice file always come from the ``outputs`` folder
     beside ``out``, so a PySpark run reads the same population as the DuckDB one.
     """
-    from riskstrat.config import write_relocated_config
-    from riskstrat.settings import REPO_CONFIG_DIR
-
     population = out.parent / "outputs"
-    synthetic = yaml.safe_load((REPO_CONFIG_DIR / "synthetic.yaml").read_text()) or {}
+    synthetic = yaml.safe_load((shipped_config_dir() / "synthetic.yaml").read_text()) or {}
     changes: dict[str, dict[str, Any]] = {
         "data.yaml": {
             "extract_dir": str(population / "extract"),
@@ -391,7 +392,7 @@ def comparisons(run: dict[str, Any]) -> dict[str, Any]:
         "spark_ratio": spark / features if spark and features else None,
         "scoring": work_seconds(stages.get("weekly_score"), ("scoring",)),
         "spark_weekly_features": work_seconds(spark_weekly, ("features",)),
-        "spark_scoring": work_seconds(spark_weekly, ("load_models", "scoring")),
+        "spark_scoring": work_seconds(spark_weekly, ("scoring",)),
         "spark_reasons": work_seconds(spark_weekly, ("reasons",)),
         "spark_weekly_peak_gib": (spark_weekly or {}).get("peak_rss_gib"),
         "validation_share": validate / whole if validate is not None and whole else None,
@@ -674,16 +675,12 @@ def model_size_section(runs: list[dict[str, Any]]) -> list[str]:
 
 def write_docs(markdown: str, path: Path = DOCS_FILE) -> Path:
     """Write the page atomically (readers never see half a table)."""
-    from riskstrat.io import atomic_path
-
     with atomic_path(path) as tmp:
         Path(tmp).write_text(markdown, encoding="utf-8")
     return path
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    from riskstrat.io import atomic_path
-
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 

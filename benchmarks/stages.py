@@ -2,12 +2,19 @@
 
     python -m benchmarks.stages <stage> --config DIR --result FILE [--people N] [--cap N]
 
-Each stage calls the pipeline's plain functions (the ``.fn`` of Prefect tasks,
+Each stage calls the functions the flows call (the ``.fn`` of Prefect tasks,
 or the functions under them), never a ``@flow``, so no Prefect server starts
-and the figures are the work alone. A stage writes a JSON result (its own
-timings in seconds, row counts, notes) to ``--result``; the runner adds the
-process's wall time and peak memory. Stages hand data to later stages through
-files under ``<output_dir>/benchmark_state/``.
+and the figures are the work alone; the weekly stages call what
+:func:`riskstrat.pipelines.weekly.weekly_worklists_flow` calls, with the same
+arguments. A stage writes a JSON result (its own timings in seconds, row
+counts, notes) to ``--result``; the runner adds the process's wall time and
+peak memory. Stages hand data to later stages through files under
+``<output_dir>/benchmark_state/``.
+
+Each stage imports riskstrat inside its function, on purpose: a stage process
+loads only what its stage runs, so its peak memory is its own (importing every
+stage's libraries up front would add them to every stage's figure).
+``tests/test_benchmarks_import.py`` checks those imports still resolve.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import json
 import pickle
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -53,7 +60,7 @@ def data_date(config: Any) -> date:
 
 def run_week(config: Any) -> date:
     """The Monday the benchmark's worklists are for (the week after the data date, as the demo)."""
-    from riskstrat.pipelines.flows import this_monday
+    from riskstrat.pipelines.shared import this_monday
 
     return this_monday(data_date(config) + timedelta(days=7))
 
@@ -65,26 +72,41 @@ def state_dir(config: Any) -> Path:
     return folder
 
 
-def _read_matrix(path: Path) -> Any:
-    from riskstrat.pipelines.flows import read_feature_matrix
+def _status_and_context(config: Any, con: Any, present: Collection[str], when: date) -> tuple[Any, Any]:
+    """Every patient's status and the listed people's context hook, as the weekly flow makes them.
 
-    return read_feature_matrix(path)
+    Args:
+        config: The run's settings.
+        con: The feature backend (DuckDB, or PySpark on the weekly session).
+        present: The extract's tables (the gate's ``row_counts``).
+        when: The data date.
+
+    Returns:
+        ``(status, listed_context)`` for :class:`~riskstrat.pipelines.weekly.WeeklyInputs`.
+    """
+    from riskstrat.pipelines.weekly import listed_context_reader, point_in_time_tables, population_status_task
+
+    tables = point_in_time_tables(con, Path(config.data.extract_dir), present)
+    return population_status_task.fn(tables, when), listed_context_reader(tables, when)
 
 
-def _status_and_tables(config: Any, when: date) -> tuple[Any, dict[str, Any]]:
-    """Population status and the listed people's context tables, typed as the validation gate returns them."""
-    from riskstrat.ingest.readers import read_extract
-    from riskstrat.pipelines.flows import LISTED_CONTEXT_TABLES, WEEKLY_TABLES
-    from riskstrat.worklists.selection import population_status
+def _tables_present(config: Any) -> list[str]:
+    """The contract tables with a file in the extract, as the gate finds them (stages that run no gate)."""
+    from riskstrat.ingest.contract import CONTRACT
+    from riskstrat.ingest.readers import find_table_file
 
-    tables = read_extract(Path(config.data.extract_dir), WEEKLY_TABLES)
-    status = population_status(tables["patients"], tables.get("caseload"), tables.get("opt_outs"), when)
-    return status, {name: tables[name] for name in LISTED_CONTEXT_TABLES if name in tables}
+    extract = Path(config.data.extract_dir)
+    return [name for name in CONTRACT if find_table_file(extract, name) is not None]
+
+
+def _ranking_outcomes(config: Any) -> set[str]:
+    from riskstrat.pipelines.weekly import ranking_outcomes
+
+    return ranking_outcomes(config.mdts)
 
 
 def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dict, **extra: Any) -> Any:
-    from riskstrat.pipelines.flows import champion_contributions
-    from riskstrat.pipelines.weekly import WeeklyInputs
+    from riskstrat.pipelines.weekly import WeeklyInputs, champion_contributions
 
     return WeeklyInputs(
         week=run_week(config),
@@ -95,6 +117,7 @@ def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dic
         settings=config.mdts,
         output_dir=Path(config.data.output_dir),
         model_versions=versions,
+        outcome_settings=config.outcomes,
         **extra,
     )
 
@@ -116,10 +139,16 @@ def stage_generate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[
 
 def stage_validate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """The validation gate (Great Expectations, Data Docs, report) as every flow runs it."""
-    from riskstrat.pipelines.flows import gate
+    from riskstrat.pipelines.validate import validation_gate
 
     with timer.step("validate"):
-        report = gate.fn(config, Path(config.data.extract_dir))
+        report = validation_gate.fn(
+            Path(config.data.extract_dir),
+            config.data.output_dir,
+            config.validation,
+            config.data.extract_date,
+            keep_tables=False,  # as every flow's gate (run_gate): no typed tables handed on
+        )
     return {
         "rows": dict(report.row_counts),
         "checks": len(report.results),
@@ -131,7 +160,7 @@ def stage_validate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[
 def stage_features(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """The training table: features and outcomes at the four as-of dates, with need columns."""
     from riskstrat.io import write_parquet
-    from riskstrat.pipelines.flows import training_table
+    from riskstrat.pipelines.retrain import training_table
 
     with timer.step("training_table"):
         table = training_table.fn(config, Path(config.data.extract_dir))
@@ -146,14 +175,19 @@ def stage_train(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str
 
     from riskstrat.features.dictionary import feature_dictionary
     from riskstrat.models.registry import CHAMPION, alias_version
-    from riskstrat.pipelines.flows import _dictionary_frame, read_truth
-    from riskstrat.pipelines.retrain import promote_challenger, register_challenger, train_models
+    from riskstrat.pipelines.retrain import (
+        dictionary_frame,
+        promote_challenger,
+        read_truth,
+        register_challenger,
+        train_models,
+    )
 
     with timer.step("read_state"):
         table = pd.read_parquet(state_dir(config) / "training_table.parquet")
         table["as_of"] = pd.to_datetime(table["as_of"]).dt.date
-        dictionary = _dictionary_frame(feature_dictionary(config.features))
-        truth = read_truth.fn(config)
+        dictionary = dictionary_frame(feature_dictionary(config.features))
+        truth = read_truth.fn(config.data.truth_dir)
     with timer.step("train"):
         results = train_models.fn(table, dictionary, config.model, truth)
     notes, promoted = [], {}
@@ -198,18 +232,33 @@ def stage_weekly_features(config: Any, timer: Timer, args: argparse.Namespace) -
     The extract is hashed in its own step: the weekly flow takes that hash from the
     validation gate and passes it to the feature build, so ``features`` times the build alone.
     """
+    import pyarrow.parquet as pq
+
     from riskstrat.io import folder_snapshot_hash
-    from riskstrat.pipelines.flows import features_at
 
     _drop_cached_scoring_features(config)
     extract = Path(config.data.extract_dir)
     with timer.step("hash"):
         snapshot = folder_snapshot_hash(extract)
     with timer.step("features"):
-        path = features_at.fn(config, extract, data_date(config), with_outcomes=False, snapshot_hash=snapshot)
-    import pyarrow.parquet as pq
+        path = _build_scoring_features(config, extract, snapshot)
 
     return {"rows": pq.ParquetFile(path).metadata.num_rows, "backend": config.features.backend}
+
+
+def _build_scoring_features(config: Any, extract: Path, snapshot_hash: str | None) -> Path:
+    """The weekly flow's feature matrix at the data date (no outcomes): ``features_at`` without its task."""
+    from riskstrat.pipelines.features import build_feature_file
+
+    return build_feature_file(
+        extract,
+        config.data.output_dir,
+        data_date(config),
+        config.features,
+        None,
+        config.data.extract_date,
+        snapshot_hash,
+    )
 
 
 def _scoring_features_path(config: Any) -> Path:
@@ -228,42 +277,50 @@ def _drop_cached_scoring_features(config: Any) -> None:
 def stage_weekly_score(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Score everyone with the champion of each outcome (loaded from MLflow)."""
     from riskstrat.io import write_parquet
-    from riskstrat.pipelines.flows import ranking_outcomes, score_population
+    from riskstrat.pipelines.features import read_feature_matrix
+    from riskstrat.pipelines.shared import tracking_uri
+    from riskstrat.pipelines.weekly import score_population_task
 
     with timer.step("read_features"):
-        features = _read_matrix(_scoring_features_path(config))
+        features = read_feature_matrix(_scoring_features_path(config))
     with timer.step("scoring"):
-        scored, _, versions = score_population.fn(config, features, ranking_outcomes(config))
+        scored, _, versions = score_population_task.fn(
+            features, config.model.mlflow, tracking_uri(config), _ranking_outcomes(config)
+        )
     with timer.step("write_state"):
         write_parquet(scored, state_dir(config) / "scored.parquet")
         (state_dir(config) / "versions.json").write_text(json.dumps(versions))
     return {"rows": len(scored), "models": versions}
 
 
-def _load_weekly_state(config: Any, timer: Timer) -> tuple[Any, Any, dict, dict, Any, dict]:
+def _load_weekly_state(config: Any, timer: Timer) -> tuple[Any, Any, dict, dict, Any, Any]:
+    """What the weekly stage before left, with the champions, status and listed context recomputed."""
     import pandas as pd
 
+    from riskstrat.features.backends import connect_duckdb
     from riskstrat.models.scoring import load_champion
-    from riskstrat.pipelines.flows import tracking_uri
+    from riskstrat.pipelines.features import read_feature_matrix
+    from riskstrat.pipelines.shared import tracking_uri
 
     with timer.step("read_state"):
-        features = _read_matrix(_scoring_features_path(config))
+        features = read_feature_matrix(_scoring_features_path(config))
         scored = pd.read_parquet(state_dir(config) / "scored.parquet")
         versions = json.loads((state_dir(config) / "versions.json").read_text())
         models = {
             outcome: load_champion(config.model.mlflow.registered_models[outcome], tracking_uri(config))
             for outcome in versions
         }
-        status, tables = _status_and_tables(config, data_date(config))
-    return features, scored, models, versions, status, tables
+        con = connect_duckdb(config.features)
+        status, context = _status_and_context(config, con, _tables_present(config), data_date(config))
+    return features, scored, models, versions, status, context
 
 
 def stage_weekly_reasons(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Select the worklists, then TreeSHAP reasons for the listed people only."""
     from riskstrat.pipelines.weekly import explain_task, select_task
 
-    features, scored, models, versions, status, tables = _load_weekly_state(config, timer)
-    inputs = _inputs(config, features, scored, models, versions, status=status, tables=tables)
+    features, scored, models, versions, status, context = _load_weekly_state(config, timer)
+    inputs = _inputs(config, features, scored, models, versions, status=status, listed_context=context)
     with timer.step("select"):
         selections = select_task.fn(inputs)
     with timer.step("reasons"):
@@ -278,8 +335,8 @@ def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> 
     """Rows, change since last week and leavers, the XLSX/CSV/manifest export, and the history."""
     from riskstrat.pipelines.weekly import assemble_task, export_task
 
-    features, scored, models, versions, status, tables = _load_weekly_state(config, timer)
-    inputs = _inputs(config, features, scored, models, versions, status=status, tables=tables)
+    features, scored, models, versions, status, context = _load_weekly_state(config, timer)
+    inputs = _inputs(config, features, scored, models, versions, status=status, listed_context=context)
     with timer.step("read_state"), (state_dir(config) / "weekly.pkl").open("rb") as handle:
         state = pickle.load(handle)
     with timer.step("assemble"):
@@ -290,39 +347,39 @@ def stage_weekly_export(config: Any, timer: Timer, args: argparse.Namespace) -> 
 
 
 def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
-    """The whole weekly run as the flow does it: gate -> features -> score -> select -> reasons -> export."""
-    from riskstrat.pipelines.flows import (
-        LISTED_CONTEXT_TABLES,
-        WEEKLY_TABLES,
-        features_at,
-        gate,
-        ranking_outcomes,
-        score_population,
-    )
-    from riskstrat.pipelines.weekly import (
-        assemble_task,
-        explain_task,
-        export_task,
-        select_task,
-    )
-    from riskstrat.worklists.selection import people_not_to_score, population_status, without_people
+    """The whole weekly run as the flow does it: gate -> status -> features -> score -> worklists."""
+    import pyarrow.parquet as pq
+
+    from riskstrat.features.backends import connect_duckdb
+    from riskstrat.features.dictionary import feature_names
+    from riskstrat.features.matrix import feature_matrix_schema
+    from riskstrat.pipelines.features import read_feature_matrix
+    from riskstrat.pipelines.shared import tracking_uri
+    from riskstrat.pipelines.validate import validation_gate
+    from riskstrat.pipelines.weekly import run_worklists, score_population_task
+    from riskstrat.worklists.history import WEEK_HISTORY
+    from riskstrat.worklists.selection import people_not_to_score, without_people
 
     extract = Path(config.data.extract_dir)
-    when = data_date(config)
     _drop_cached_scoring_features(config)
     with timer.step("validate"):
-        report = gate.fn(config, extract, WEEKLY_TABLES)
+        report = validation_gate.fn(
+            extract, config.data.output_dir, config.validation, config.data.extract_date, keep_tables=False
+        )
+    with timer.step("status"):
+        con = connect_duckdb(config.features)
+        status, context = _status_and_context(config, con, report.row_counts, data_date(config))
     with timer.step("features"):
-        # As the flow: the gate's snapshot hash keys the cache, so the extract is hashed once.
-        built = features_at.fn(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
-        features = _read_matrix(built)
+        # As the flow: the gate's snapshot hash keys the cache, so the extract is hashed once,
+        # and the matrix is checked against its schema before it is scored.
+        built = _build_scoring_features(config, extract, report.snapshot_hash)
+        features = feature_matrix_schema(feature_names(config.features)).check(read_feature_matrix(built))
     with timer.step("scoring"):
         # As the flow: type 1 opt-outs are not scored when no MDT lists them.
-        features = without_people(features, people_not_to_score(config.mdts, report.tables.get("opt_outs")))
-        scored, models, versions = score_population.fn(config, features, ranking_outcomes(config))
-    with timer.step("status"):
-        t = report.tables
-        status = population_status(t["patients"], t.get("caseload"), t.get("opt_outs"), when)
+        features = without_people(features, people_not_to_score(config.mdts, status))
+        scored, models, versions = score_population_task.fn(
+            features, config.model.mlflow, tracking_uri(config), _ranking_outcomes(config)
+        )
     inputs = _inputs(
         config,
         features,
@@ -331,17 +388,13 @@ def stage_weekly(config: Any, timer: Timer, args: argparse.Namespace) -> dict[st
         versions,
         extract_snapshot_hash=report.snapshot_hash,
         status=status,
-        tables={name: t[name] for name in LISTED_CONTEXT_TABLES if name in t},
+        listed_context=context,
     )
-    with timer.step("select"):
-        selections = select_task.fn(inputs)
-    with timer.step("reasons"):
-        reasons = explain_task.fn(inputs, selections)
-    with timer.step("assemble"):
-        outputs = assemble_task.fn(inputs, selections, reasons)
-    with timer.step("export"):  # the week's files and its history, published in one step
-        export_task.fn(inputs, outputs, selections)
-    return {"rows": len(features), "listed": int(sum(len(o.rows) for o in outputs))}
+    with timer.step("worklists"):  # select -> reasons -> rows -> export with history, as the flow
+        folder = run_worklists(inputs)
+    # The week's history holds one row per listed person per MDT.
+    listed = pq.ParquetFile(folder / WEEK_HISTORY).metadata.num_rows
+    return {"rows": len(features), "listed": listed, "folder": str(folder)}
 
 
 def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
@@ -352,17 +405,12 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
     """
     import shutil
 
+    from riskstrat.features.backends import connect_pyspark
     from riskstrat.io import folder_snapshot_hash
-    from riskstrat.models.spark_scoring import collect_scores, score_partitions
-    from riskstrat.pipelines.flows import champion_models, ranking_outcomes
-    from riskstrat.pipelines.spark import (
-        feature_rows,
-        listed_reasons,
-        spark_feature_matrix,
-        spark_feature_path,
-        weekly_session,
-    )
-    from riskstrat.pipelines.weekly import select_task
+    from riskstrat.pipelines.shared import tracking_uri
+    from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_path, weekly_session
+    from riskstrat.pipelines.weekly import score_population_spark, select_task, spark_features_at
+    from riskstrat.worklists.selection import people_not_to_score
 
     extract = Path(config.data.extract_dir)
     when = data_date(config)
@@ -371,16 +419,21 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
     shutil.rmtree(cache, ignore_errors=True)
     with timer.step("session"):
         session = weekly_session(config.features)
+    with timer.step("status"):  # on the executors, as the flow: only the status columns come back
+        status, context = _status_and_context(config, connect_pyspark(session), _tables_present(config), when)
     with timer.step("features"):
-        matrix = spark_feature_matrix(
+        matrix = spark_features_at.fn(
             session, extract, Path(config.data.output_dir), when, config.features, snapshot
         )
-    with timer.step("load_models"):
-        models, versions = champion_models(config, ranking_outcomes(config))
-    with timer.step("scoring"):
-        scored = collect_scores(score_partitions(matrix, models))
-    status, tables = _status_and_tables(config, when)
-    inputs = _inputs(config, None, scored, models, versions, status=status, tables=tables)
+    with timer.step("scoring"):  # loading the champions from MLflow, then scoring per partition
+        # As the flow: type 1 opt-outs are not scored when no MDT lists them.
+        unscored = people_not_to_score(config.mdts, status)
+        if unscored:
+            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
+        scored, models, versions = score_population_spark.fn(
+            matrix, config.model.mlflow, tracking_uri(config), _ranking_outcomes(config)
+        )
+    inputs = _inputs(config, None, scored, models, versions, status=status, listed_context=context)
     with timer.step("select"):
         selections = select_task.fn(inputs)
     wanted: dict[str, set[str]] = {}
@@ -417,8 +470,8 @@ def stage_model_size(config: Any, timer: Timer, args: argparse.Namespace) -> dic
     import numpy as np
     import pandas as pd
 
-    from riskstrat.evaluation.metrics import AUROC_DIFFERENCE, compare_models, metric_value
     from riskstrat.features.dictionary import feature_dictionary
+    from riskstrat.models.metrics import AUROC_DIFFERENCE, compare_models, metric_value
     from riskstrat.models.training import lightgbm_params, temporal_split
 
     with timer.step("read_state"):
@@ -485,10 +538,12 @@ def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) 
     linearly (TreeSHAP costs the same per row), and the result says so.
     """
     from riskstrat.models.scoring import load_champion
-    from riskstrat.pipelines.flows import champion_contributions, tracking_uri
+    from riskstrat.pipelines.features import read_feature_matrix
+    from riskstrat.pipelines.shared import tracking_uri
+    from riskstrat.pipelines.weekly import champion_contributions
 
     with timer.step("read_state"):
-        features = _read_matrix(_scoring_features_path(config))
+        features = read_feature_matrix(_scoring_features_path(config))
         with (state_dir(config) / "weekly.pkl").open("rb") as handle:
             outcomes = sorted(pickle.load(handle)["reasons"]) or [REASONS_OUTCOME]
         models = {
@@ -539,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=200_000, help="Row cap of reasons_everyone (0: none).")
     args = parser.parse_args(argv)
 
-    from riskstrat.pipelines.flows import load_run_config
+    from riskstrat.pipelines.shared import load_run_config
 
     started = time.perf_counter()
     config = load_run_config(str(args.config))

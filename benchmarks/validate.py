@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/validate.py [EXTRACT_DIR] [--people N] [--events-per-person E]
-        [--chunk-size ROWS] [--out DIR] [--no-keep-tables | --keep-weekly-tables]
+        [--chunk-size ROWS] [--out DIR] [--no-keep-tables]
 
 With EXTRACT_DIR (e.g. outputs/extract) that folder is validated; otherwise a
 valid extract of N people with about E event rows per person is built in a
@@ -176,23 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-person", type=float, default=50.0)
     parser.add_argument("--chunk-size", type=int, default=ValidationSettings().chunk_size)
     parser.add_argument("--out", type=Path, default=None, help="Output folder (default: a temporary one).")
-    keep = parser.add_mutually_exclusive_group()
-    keep.add_argument(
+    parser.add_argument(
         "--no-keep-tables",
         action="store_true",
-        help="Do not keep typed tables (as `riskstrat validate` alone).",
-    )
-    keep.add_argument(
-        "--keep-weekly-tables",
-        action="store_true",
-        help="Keep only the tables the weekly run takes from the gate (pipelines.flows.WEEKLY_TABLES).",
+        help="Do not keep typed tables (as every flow's gate and `riskstrat validate` run it).",
     )
     args = parser.parse_args(argv)
-    keep_tables: bool | tuple[str, ...] = not args.no_keep_tables
-    if args.keep_weekly_tables:
-        from riskstrat.pipelines.flows import WEEKLY_TABLES
-
-        keep_tables = WEEKLY_TABLES
+    keep_tables = not args.no_keep_tables
     console = Console()
     with tempfile.TemporaryDirectory(prefix="riskstrat-bench-") as tmp:
         extract_dir = args.extract_dir
@@ -224,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("people (patients rows)", f"{report.row_counts.get('patients', 0):,}")
         table.add_row("event rows", f"{sum(v for k, v in report.row_counts.items() if k != 'patients'):,}")
         table.add_row("chunk size", f"{args.chunk_size:,}")
-        kept = ", ".join(keep_tables) if isinstance(keep_tables, tuple) else str(keep_tables)
-        table.add_row("typed tables kept", kept)
+        table.add_row("typed tables kept", "all" if keep_tables else "none")
         table.add_row("checks run", f"{len(report.results):,}")
         table.add_row("critical failures", str(len(report.critical_failures)))
         table.add_row("warnings", str(len(report.warnings)))

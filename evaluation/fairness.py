@@ -2,22 +2,23 @@
 
 Inputs (column contracts):
 
-* **Test-row predictions** (:data:`PREDICTION_COLUMNS`): one row per person
+* **Test-row predictions** (:func:`predictions_schema`): one row per person
   scored on the held-out test as-of date: ``person_id``, ``as_of``, ``y`` (0/1
-  outcome), ``p`` (calibrated probability), the audit columns ``ethnic_group``,
-  ``imd_quintile``, ``sex``, ``age_band``, and the realised-need columns named
+  outcome), ``p`` (calibrated probability), the grouping columns (by default
+  ``imd_quintile``, ``ethnic_group``, ``sex``, ``age_band``), and the realised-need columns named
   in ``FairnessSettings.need_measures`` (by default ``ltc_count``,
   ``efi_score``, ``emergency_admissions_next_year``, ``bed_days_next_year``:
   counts in the outcome window).
-* **List selections** (:data:`SELECTION_COLUMNS`): one row per person in the
-  scored population: ``person_id``, ``mdt``, ``selected`` (bool), the audit
-  columns, and ``y`` when the outcome is known (else missing).
+* **List selections** (:func:`selections_schema`): one row per person in the
+  scored population: ``person_id``, ``mdt``, ``selected`` (bool), the grouping
+  columns, and ``y`` when the outcome is known (else missing). For a back-test,
+  ``riskstrat.worklists.backtest.back_test_lists`` draws them up with the weekly selector.
 
 Methods (decided here, shown in the report):
 
 * By-group point estimates come from fairlearn's ``MetricFrame`` with
   scikit-learn metrics; their 95% intervals are percentile bootstraps within the
-  group (``riskstrat.evaluation.metrics.evaluate_scores``), or Wilson intervals
+  group (``riskstrat.models.metrics.evaluate_scores``), or Wilson intervals
   for proportions.
 * A gap to a reference group (AUROC difference, sensitivity ratio) uses the two
   groups' independent uncertainty: a normal approximation from the bootstrap
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,19 +49,19 @@ from statsmodels.stats.proportion import proportion_confint
 
 from riskstrat.errors import RiskstratError
 from riskstrat.evaluation import disclosure
-from riskstrat.evaluation.groups import INSUFFICIENT, Grouping, assign_groups, group_label, is_sufficient
+from riskstrat.evaluation.groups import (
+    INSUFFICIENT,
+    Grouping,
+    assign_groups,
+    group_label,
+    grouping_columns,
+    is_intersection,
+    is_sufficient,
+)
 from riskstrat.evaluation.groups import reference_group as pick_reference
-from riskstrat.evaluation.metrics import evaluate_scores
 from riskstrat.evaluation.settings import AcceptedFlag, FairnessSettings
-
-AUDIT_COLUMNS = ("ethnic_group", "imd_quintile", "sex", "age_band")
-"""Group columns both inputs carry."""
-
-PREDICTION_COLUMNS = ("person_id", "as_of", "y", "p", *AUDIT_COLUMNS)
-"""Required columns of the test-row predictions (plus the configured need measures)."""
-
-SELECTION_COLUMNS = ("person_id", "mdt", "selected", *AUDIT_COLUMNS)
-"""Required columns of the list selections (``y`` optional: missing where not yet known)."""
+from riskstrat.frames import Column, FrameSchema, Kind
+from riskstrat.models.metrics import evaluate_scores
 
 ALL_MDTS = "All MDTs"
 """Scope name of the lists taken together."""
@@ -148,71 +149,72 @@ class FairnessAudit:
 # --- inputs -------------------------------------------------------------------------------
 
 
-def _require(frame: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RiskstratError(
-            f"{table}: missing columns {missing}",
-            hint=f"The fairness audit's {table} need {list(columns)}; see riskstrat.evaluation.fairness.",
-        )
+def predictions_schema(settings: FairnessSettings) -> FrameSchema:
+    """The test-row predictions the audit reads.
+
+    Keys, the 0/1 outcome, the probability, each grouping's column (read from the registry
+    when called, so a grouping registered later is required too) and the need measures.
+    """
+    return FrameSchema(
+        name="predictions",
+        columns=(
+            Column("person_id", Kind.TEXT),
+            Column("as_of", Kind.DATE),
+            Column("y", Kind.BOOLEAN),
+            Column("p", Kind.PROBABILITY),
+            # Any value: each grouping's recoder checks its own column (evaluation.groups).
+            *(Column(name, Kind.ANY, nullable=True) for name in grouping_columns()),
+            *(Column(measure, Kind.NUMBER) for measure in settings.need_measures),
+        ),
+        key=("person_id", "as_of"),
+        hint="Audit the model's test-row predictions: y the 0/1 outcome, p the calibrated probability.",
+    )
+
+
+def selections_schema() -> FrameSchema:
+    """The list selections the audit reads: person, MDT, whether listed, each grouping's column, ``y`` where known."""
+    return FrameSchema(
+        name="selections",
+        columns=(
+            Column("person_id", Kind.TEXT),
+            Column("mdt", Kind.TEXT),
+            Column("selected", Kind.BOOLEAN),
+            *(Column(name, Kind.ANY, nullable=True) for name in grouping_columns()),
+            Column("y", Kind.BOOLEAN, nullable=True, required=False),
+        ),
+        key=("person_id",),
+        hint="Pass the scored population with who was selected (worklists.backtest.back_test_lists).",
+    )
 
 
 def validate_predictions(predictions: pd.DataFrame, settings: FairnessSettings) -> None:
-    """Check the test-row predictions against their column contract.
+    """Check the test-row predictions against :func:`predictions_schema`; need is never negative.
 
     Raises:
         RiskstratError: Naming the column, how many rows break it and an example person_id.
     """
-    _require(predictions, (*PREDICTION_COLUMNS, *settings.need_measures), "predictions")
+    predictions_schema(settings).check(predictions)
     if predictions.empty:
         raise RiskstratError("predictions: no rows", hint="Audit the model's test-row predictions.")
-    y = pd.to_numeric(predictions["y"], errors="coerce")
-    bad = ~y.isin([0, 1])
-    if bad.any():
-        raise RiskstratError(
-            f"predictions.y: {int(bad.sum())} rows are not 0/1",
-            details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
-            hint="y is the 0/1 outcome of each test row.",
-        )
-    p = pd.to_numeric(predictions["p"], errors="coerce")
-    bad = ~p.between(0, 1)
-    if bad.any():
-        raise RiskstratError(
-            f"predictions.p: {int(bad.sum())} rows are not probabilities in [0, 1]",
-            details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
-            hint="p is the calibrated probability of the outcome.",
-        )
     for measure in settings.need_measures:
-        values = pd.to_numeric(predictions[measure], errors="coerce")
-        bad = values.isna() | (values < 0)
+        bad = pd.to_numeric(predictions[measure], errors="coerce") < 0
         if bad.any():
             raise RiskstratError(
-                f"predictions.{measure}: {int(bad.sum())} rows are missing or negative",
+                f"predictions.{measure}: {int(bad.sum())} rows are negative",
                 details=f"e.g. person_id {predictions.loc[bad, 'person_id'].iloc[0]}",
                 hint="Realised need is a count or score >= 0 for every test row (0 when none).",
             )
 
 
 def validate_selections(selections: pd.DataFrame) -> None:
-    """Check the list selections against their column contract.
+    """Check the list selections against :func:`selections_schema`.
 
     Raises:
-        RiskstratError: Naming the column and how many rows break it.
+        RiskstratError: Naming the column, how many rows break it and an example person_id.
     """
-    _require(selections, SELECTION_COLUMNS, "selections")
+    selections_schema().check(selections)
     if selections.empty:
         raise RiskstratError("selections: no rows", hint="Pass the scored population with who was selected.")
-    if not selections["selected"].isin([True, False, 0, 1]).all():
-        raise RiskstratError(
-            "selections.selected: values other than True/False", hint="selected is a boolean."
-        )
-    if "y" in selections.columns:
-        y = pd.to_numeric(selections["y"], errors="coerce")
-        bad = y.notna() & ~y.isin([0, 1])
-        if bad.any():
-            raise RiskstratError(
-                f"selections.y: {int(bad.sum())} rows are not 0/1 or missing", hint="y is 0/1 where known."
-            )
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -463,7 +465,8 @@ def _lists(selections: pd.DataFrame, groupings: list[Grouping], settings: Fairne
     for mdt in sorted(selections["mdt"].astype(str).unique()):
         scope = selections[selections["mdt"].astype(str) == mdt]
         for grouping in groupings:
-            if grouping.name != "imd_quintile_x_ethnic_group":
+            # An intersection's cells would be too small MDT by MDT.
+            if not is_intersection(grouping.name):
                 rows += _list_rows(scope, mdt, grouping, settings)
     return pd.DataFrame(rows)
 
@@ -908,8 +911,8 @@ def run_audit(
     """Audit a model's test-row predictions and its lists, by group.
 
     Args:
-        predictions: Test-row predictions (:data:`PREDICTION_COLUMNS` plus need measures).
-        selections: List selections (:data:`SELECTION_COLUMNS`, ``y`` where known).
+        predictions: Test-row predictions (:func:`predictions_schema`).
+        selections: List selections (:func:`selections_schema`, ``y`` where known).
         settings: The fairness settings.
 
     Returns:
@@ -925,7 +928,8 @@ def run_audit(
     frame["p"] = pd.to_numeric(frame["p"]).astype(float)
     chosen, _ = assign_groups(selections.reset_index(drop=True))
     # Groupings follow the predictions; groups only seen in the lists are added so none is dropped.
-    _, list_groupings = assign_groups(pd.concat([frame[list(AUDIT_COLUMNS)], chosen[list(AUDIT_COLUMNS)]]))
+    columns = list(grouping_columns())
+    _, list_groupings = assign_groups(pd.concat([predictions[columns], selections[columns]]))
 
     performance = _performance(frame, groupings, settings)
     sizes = performance.set_index(["grouping", "group"])["n"]
@@ -983,32 +987,3 @@ def open_flags(audit: FairnessAudit, settings: FairnessSettings) -> list[Flag]:
         and f.grouping in settings.gating_groupings
         and settings.accepted(f.flag_id) is None
     ]
-
-
-def simulate_selection(
-    predictions: pd.DataFrame, capacity_share: float | Mapping[str, float], mdt: str = "All"
-) -> pd.DataFrame:
-    """List selections that take the highest-risk ``capacity_share`` of ``predictions`` (for back-tests).
-
-    Args:
-        predictions: Test-row predictions.
-        capacity_share: Share of people listed (rounded up): one for every MDT, or each
-            MDT's own by name (an MDT not named lists nobody).
-        mdt: MDT name given to every row when ``predictions`` has no ``mdt`` column;
-            with one, each MDT lists its own highest-risk share.
-
-    Returns:
-        A selections frame (:data:`SELECTION_COLUMNS` plus ``y``).
-    """
-    out = predictions[["person_id", *AUDIT_COLUMNS, "y"]].copy()
-    out["mdt"] = predictions["mdt"].astype(str) if "mdt" in predictions.columns else mdt
-    # Each MDT lists its own highest-risk share, as the weekly lists do.
-    order = predictions["p"].groupby(out["mdt"]).rank(method="first", ascending=False)
-    if isinstance(capacity_share, Mapping):
-        share = out["mdt"].map(capacity_share).fillna(0.0).astype(float)
-    else:
-        share = pd.Series(float(capacity_share), index=out.index)
-    size = out.groupby("mdt")["mdt"].transform("size")
-    capacity = np.ceil(share * size - 1e-9)
-    out["selected"] = (order <= capacity).to_numpy()
-    return out

@@ -3,17 +3,31 @@
 Every grouping lists all of its groups, in a fixed order, whether or not anyone
 in the data falls in them: a group too small to judge is reported as
 "insufficient data", never dropped, so the board sees who the audit cannot speak for.
+
+Each grouping is one spec in :data:`GROUPINGS`: the column it reads, its label, how
+values become groups, its groups in report order, its default reference group,
+whether it gates promotion and whether the report plots it. The audit, its flags,
+the report and the defaults of ``FairnessSettings`` all derive from the registry, so
+a new grouping (say, local authority) is one spec here, plus its column in the
+feature matrix if the matrix does not carry it yet.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
-from riskstrat.ingest.reference import CENSUS_GROUPS, NOT_KNOWN_GROUP
+from riskstrat.ingest.reference import (
+    CENSUS_GROUPS,
+    ENGLAND_ETHNICITY_2021,
+    NOT_KNOWN_GROUP,
+    STATED_GENDER_LABELS,
+)
 
 INSUFFICIENT = "insufficient data"
 """Status of a cell too small to judge (it is still shown)."""
@@ -31,29 +45,24 @@ IMD_LABELS = {
 }
 """Plain labels of the IMD quintiles (quintile 1 = most deprived 20%)."""
 
-SEX_LABELS = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
-"""PERSON STATED GENDER CODE values and their labels."""
-
 _SEX_ALIASES = {
-    "1": "Male",
+    **{code.lower(): label for code, label in STATED_GENDER_LABELS.items()},
+    **{label.lower(): label for label in STATED_GENDER_LABELS.values()},
     "m": "Male",
-    "male": "Male",
-    "2": "Female",
     "f": "Female",
-    "female": "Female",
-    "9": "Indeterminate",
-    "indeterminate": "Indeterminate",
-    "x": "Not known",
     "0": "Not known",
-    "not known": "Not known",
     "unknown": "Not known",
 }
-SEX_GROUPS = ("Female", "Male", "Indeterminate", "Not known")
+"""PERSON STATED GENDER CODE values, their labels and common spellings -> the label."""
+
+
+Recoder = Callable[[pd.Series], pd.Series]
+"""Turns an input column into group values (text), refusing values outside its code set."""
 
 
 @dataclass(frozen=True)
 class Grouping:
-    """One way of dividing the population.
+    """One way of dividing the population, resolved against the data being audited.
 
     Attributes:
         name: Column the group values are written to (also the grouping's id in flags).
@@ -64,6 +73,92 @@ class Grouping:
     name: str
     label: str
     groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupingSpec:
+    """A fairness grouping: the one place the audit, its flags, the report and the settings read it from.
+
+    Attributes:
+        name: The grouping's id in flags, settings and the report, and the column its
+            groups are written to.
+        label: Plain-English name for the report.
+        column: Input column it reads; the predictions and list selections carry it.
+        recode: Turns the column's values into group values.
+        groups: Groups always reported, in report order (a group nobody is in is shown
+            as insufficient data, never dropped).
+        shown_if_present: Further groups, in order, reported only when someone is in them.
+        sort_key: Orders any other group found in the data, reported after those above.
+        group_labels: Plain labels of groups whose value is not plain enough on its own.
+        intersection_prefix: Put before the group's label inside an intersection ("IMD ").
+        reference: Default reference group: a group value, or ``"largest"``.
+        gates: Whether its raised flags block promotion by default.
+        plotted: Whether the report draws its list shares and need at equal risk.
+        england_shares: Each group's share of England's population, where known; the
+            report's representativeness table compares the test rows with it.
+    """
+
+    name: str
+    label: str
+    column: str
+    recode: Recoder
+    groups: tuple[str, ...] = ()
+    shown_if_present: tuple[str, ...] = ()
+    sort_key: Callable[[str], Any] = str
+    group_labels: Mapping[str, str] = field(default_factory=dict)
+    intersection_prefix: str = ""
+    reference: str = "largest"
+    gates: bool = True
+    plotted: bool = False
+    england_shares: Mapping[str, float] = field(default_factory=dict)
+
+    def group_label(self, group: str) -> str:
+        """The plain label of ``group``."""
+        return self.group_labels.get(group, group)
+
+    def report_groups(self, values: pd.Series) -> tuple[str, ...]:
+        """Every group to report, in order, given the recoded values in the data."""
+        present = set(values.unique())
+        listed = self.groups + tuple(g for g in self.shown_if_present if g in present)
+        others = sorted(present - set(self.groups) - set(self.shown_if_present), key=self.sort_key)
+        return listed + tuple(others)
+
+
+@dataclass(frozen=True)
+class IntersectionSpec:
+    """A grouping crossing two others, e.g. deprivation quintile x ethnic group.
+
+    Its groups are every pair of the parts' groups, written ``"<first> x <second>"``.
+    It is reported for all MDTs together, not MDT by MDT (the cells would be too small).
+
+    Attributes:
+        name: The grouping's id (also its column).
+        label: Plain-English name for the report.
+        parts: Names of the two registered groupings it crosses.
+        reference: Default reference group: a group value, or ``"largest"``.
+        gates: Whether its raised flags block promotion by default.
+        plotted: Whether the report draws its list shares and need at equal risk.
+    """
+
+    name: str
+    label: str
+    parts: tuple[str, str]
+    reference: str = "largest"
+    gates: bool = True
+    plotted: bool = False
+
+    def group_label(self, group: str) -> str:
+        """The plain label of a pair, e.g. 'IMD 1 - most deprived 20% (Core20) x Asian'."""
+        first, second = (_simple(part) for part in self.parts)
+        value_1, _, value_2 = group.partition(INTERSECTION_SEPARATOR)
+        return (
+            f"{first.intersection_prefix}{first.group_label(value_1)}{INTERSECTION_SEPARATOR}"
+            f"{second.intersection_prefix}{second.group_label(value_2)}"
+        )
+
+
+INTERSECTION_SEPARATOR = " x "
+"""Between the two groups of an intersection's group value."""
 
 
 def _imd_group(values: pd.Series) -> pd.Series:
@@ -107,58 +202,152 @@ def _age_group(values: pd.Series) -> pd.Series:
     return values.astype("string").fillna("Not known").astype(str)
 
 
+GROUPINGS: dict[str, GroupingSpec | IntersectionSpec] = {
+    spec.name: spec
+    for spec in (
+        GroupingSpec(
+            name="imd_quintile",
+            label="Deprivation (IMD 2019 quintile; 1 = most deprived 20%, Core20)",
+            column="imd_quintile",
+            recode=_imd_group,
+            groups=("1", "2", "3", "4", "5"),
+            shown_if_present=(IMD_NOT_KNOWN,),
+            group_labels=IMD_LABELS,
+            intersection_prefix="IMD ",
+            # Least deprived: the comparison NHS England's Core20PLUS5 uses.
+            reference="5",
+            plotted=True,
+            # Quintiles of LSOAs ranked by deprivation: a fifth of England each.
+            england_shares=dict.fromkeys(("1", "2", "3", "4", "5"), 0.2),
+        ),
+        GroupingSpec(
+            name="ethnic_group",
+            label="Ethnic group (2021 census high-level group)",
+            column="ethnic_group",
+            recode=_ethnic_group,
+            groups=CENSUS_GROUPS,
+            plotted=True,
+            england_shares=ENGLAND_ETHNICITY_2021,
+        ),
+        GroupingSpec(
+            name="sex",
+            label="Sex (stated gender)",
+            column="sex",
+            recode=_sex_group,
+            groups=("Female", "Male"),
+            shown_if_present=("Indeterminate", "Not known"),
+        ),
+        GroupingSpec(
+            name="age_band",
+            label="Age band",
+            column="age_band",
+            recode=_age_group,
+            sort_key=_age_key,
+            # Age is a model input and need differs by age by design: audited and reported,
+            # for the board to read, but not an automatic stop.
+            gates=False,
+        ),
+        IntersectionSpec(
+            name="imd_quintile_x_ethnic_group",
+            label="Deprivation quintile x ethnic group",
+            parts=("imd_quintile", "ethnic_group"),
+        ),
+    )
+}
+"""Every fairness grouping, in report order; add one here and the audit, flags, report and settings follow."""
+
+
+def register_grouping(spec: GroupingSpec | IntersectionSpec) -> None:
+    """Add a grouping to :data:`GROUPINGS` (after those already there).
+
+    Raises:
+        RiskstratError: If the name is taken or an intersection crosses an unknown grouping.
+    """
+    if spec.name in GROUPINGS:
+        raise RiskstratError(f"fairness grouping {spec.name!r} is already registered")
+    if isinstance(spec, IntersectionSpec):
+        unknown = [p for p in spec.parts if not isinstance(GROUPINGS.get(p), GroupingSpec)]
+        if unknown:
+            raise RiskstratError(f"intersection {spec.name!r} crosses unknown grouping(s) {unknown}")
+    GROUPINGS[spec.name] = spec
+
+
+def _simple(name: str) -> GroupingSpec:
+    spec = GROUPINGS[name]
+    if not isinstance(spec, GroupingSpec):
+        raise RiskstratError(f"{name!r} is an intersection, not a grouping it can cross")
+    return spec
+
+
+def grouping_names() -> tuple[str, ...]:
+    """Names of every registered grouping, in report order."""
+    return tuple(GROUPINGS)
+
+
+def grouping_columns() -> tuple[str, ...]:
+    """Input columns the audit's predictions and list selections must carry (one per grouping)."""
+    return tuple(dict.fromkeys(s.column for s in GROUPINGS.values() if isinstance(s, GroupingSpec)))
+
+
+def default_references() -> dict[str, str]:
+    """Each grouping's default reference group ('largest' or a group value)."""
+    return {name: spec.reference for name, spec in GROUPINGS.items()}
+
+
+def default_gating() -> tuple[str, ...]:
+    """Groupings whose raised flags block promotion by default."""
+    return tuple(name for name, spec in GROUPINGS.items() if spec.gates)
+
+
+def plotted_groupings() -> tuple[str, ...]:
+    """Groupings whose list shares and need at equal risk the report draws."""
+    return tuple(name for name, spec in GROUPINGS.items() if spec.plotted)
+
+
+def is_intersection(grouping: str) -> bool:
+    """Whether ``grouping`` crosses two others (reported for all MDTs together and left out of forest plots)."""
+    return isinstance(GROUPINGS.get(grouping), IntersectionSpec)
+
+
 def assign_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Grouping]]:
-    """Add one text column per grouping to a copy of ``frame`` and describe the groupings.
+    """Add one text column per registered grouping to a copy of ``frame`` and describe the groupings.
 
     Args:
-        frame: Rows with ``imd_quintile``, ``ethnic_group``, ``sex`` and ``age_band``.
+        frame: Rows carrying every grouping's input column (:func:`grouping_columns`).
 
     Returns:
-        The copy, with the columns recoded to report labels plus
-        ``imd_quintile_x_ethnic_group``, and the groupings in report order.
+        The copy, with each grouping's groups in its ``name`` column (intersections
+        included), and the groupings in report order.
 
     Raises:
         RiskstratError: If a column is missing or holds a value outside its code set.
     """
-    missing = [c for c in ("imd_quintile", "ethnic_group", "sex", "age_band") if c not in frame.columns]
+    missing = [c for c in grouping_columns() if c not in frame.columns]
     if missing:
         raise RiskstratError(
             f"the fairness audit needs columns {missing}, which are missing",
-            hint="Predictions and list selections carry the audit columns of the feature matrix.",
+            hint="Predictions and list selections carry the grouping columns of the feature matrix.",
         )
     out = frame.copy()
-    out["imd_quintile"] = _imd_group(out["imd_quintile"])
-    out["ethnic_group"] = _ethnic_group(out["ethnic_group"])
-    out["sex"] = _sex_group(out["sex"])
-    out["age_band"] = _age_group(out["age_band"])
-    out["imd_quintile_x_ethnic_group"] = out["imd_quintile"] + " x " + out["ethnic_group"]
-
-    imd_groups = ("1", "2", "3", "4", "5") + (
-        (IMD_NOT_KNOWN,) if (out["imd_quintile"] == IMD_NOT_KNOWN).any() else ()
-    )
-    sex_groups = tuple(g for g in SEX_GROUPS if g in ("Female", "Male") or (out["sex"] == g).any())
-    age_groups = tuple(sorted(out["age_band"].unique(), key=_age_key))
-    cross = tuple(f"{q} x {e}" for q in imd_groups for e in CENSUS_GROUPS)
-    groupings = [
-        Grouping(
-            "imd_quintile", "Deprivation (IMD 2019 quintile; 1 = most deprived 20%, Core20)", imd_groups
-        ),
-        Grouping("ethnic_group", "Ethnic group (2021 census high-level group)", CENSUS_GROUPS),
-        Grouping("sex", "Sex (stated gender)", sex_groups),
-        Grouping("age_band", "Age band", age_groups),
-        Grouping("imd_quintile_x_ethnic_group", "Deprivation quintile x ethnic group", cross),
-    ]
-    return out, groupings
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, spec in GROUPINGS.items():
+        if isinstance(spec, GroupingSpec):
+            out[name] = spec.recode(out[spec.column])
+            groups[name] = spec.report_groups(out[name])
+    for name, spec in GROUPINGS.items():
+        if isinstance(spec, IntersectionSpec):
+            first, second = spec.parts
+            out[name] = out[first] + INTERSECTION_SEPARATOR + out[second]
+            groups[name] = tuple(
+                f"{a}{INTERSECTION_SEPARATOR}{b}" for a in groups[first] for b in groups[second]
+            )
+    return out, [Grouping(name, spec.label, groups[name]) for name, spec in GROUPINGS.items()]
 
 
 def group_label(grouping: str, group: str) -> str:
     """The plain label of a group, e.g. IMD quintile '1' -> '1 - most deprived 20% (Core20)'."""
-    if grouping == "imd_quintile":
-        return IMD_LABELS.get(group, group)
-    if grouping == "imd_quintile_x_ethnic_group":
-        quintile, _, ethnic = group.partition(" x ")
-        return f"IMD {IMD_LABELS.get(quintile, quintile)} x {ethnic}"
-    return group
+    spec = GROUPINGS.get(grouping)
+    return spec.group_label(group) if spec is not None else group
 
 
 def reference_group(grouping: Grouping, sizes: pd.Series, configured: str) -> str:

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from riskstrat.io import atomic_path
 
@@ -34,8 +34,6 @@ def save_figure(figure: Figure, target: Path, dpi: int = 110) -> Path:
 
 def roc_plot(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str = "ROC curve") -> Figure:
     """ROC curves of every model (AUROC in the legend)."""
-    from sklearn.metrics import roc_auc_score
-
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name, score in scores.items():
         fpr, tpr, _ = roc_curve(y, score)
@@ -50,8 +48,6 @@ def precision_recall_plot(
     y: np.ndarray, scores: Mapping[str, np.ndarray], title: str = "Precision-recall curve"
 ) -> Figure:
     """Precision-recall curves of every model, with the event rate as reference."""
-    from sklearn.metrics import average_precision_score
-
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for name, score in scores.items():
         precision, recall, _ = precision_recall_curve(y, score)
@@ -129,6 +125,7 @@ def shap_summary_plot(
         title: Plot title.
         max_display: Most features shown.
     """
+    # Deferred: shap takes about 8 s to import and only this plot needs it.
     import shap
 
     shap.summary_plot(

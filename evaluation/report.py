@@ -29,20 +29,20 @@ import pandas as pd
 from riskstrat.evaluation import disclosure
 from riskstrat.evaluation.disclosure import SUPPRESSED, check_disclosed
 from riskstrat.evaluation.fairness import ALL_MDTS, OVERALL, FairnessAudit, Flag, open_flags, wilson
-from riskstrat.evaluation.groups import INSUFFICIENT, group_label
+from riskstrat.evaluation.groups import (
+    GROUPINGS,
+    INSUFFICIENT,
+    GroupingSpec,
+    group_label,
+    is_intersection,
+    plotted_groupings,
+)
 from riskstrat.evaluation.settings import FairnessSettings
+from riskstrat.features.outcomes import outcome_names, outcome_wording
+from riskstrat.features.settings import OutcomeSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 SCHEMA_VERSION = 1
-
-ENGLAND_CENSUS_2021_ETHNICITY = {
-    "Asian": 0.096,
-    "Black": 0.042,
-    "Mixed": 0.030,
-    "White": 0.810,
-    "Other": 0.022,
-}
-"""Share of England's usual residents by high-level ethnic group, Census 2021 (ONS)."""
 
 METRIC_LABELS = {
     "event_rate": "Event rate",
@@ -61,8 +61,6 @@ LIST_LABELS = {
     "false_negative_rate": "False negative rate",
     "false_omission_rate": "False omission rate",
 }
-PLOT_GROUPINGS = ("imd_quintile", "ethnic_group")
-"""Groupings drawn in the list and need plots (every grouping is in the tables)."""
 
 
 @dataclass(frozen=True)
@@ -500,12 +498,10 @@ def _representativeness(performance: list[dict[str, Any]]) -> list[dict[str, Any
     overall_n = next(r for r in performance if r["grouping"] == OVERALL)["n"]
     rows = []
     for r in performance:
-        if r["grouping"] not in PLOT_GROUPINGS:
+        spec = GROUPINGS.get(r["grouping"])
+        if not isinstance(spec, GroupingSpec) or not spec.england_shares:
             continue
-        if r["grouping"] == "imd_quintile":
-            reference = 0.2 if r["group"] in {"1", "2", "3", "4", "5"} else None
-        else:
-            reference = ENGLAND_CENSUS_2021_ETHNICITY.get(r["group"])
+        reference = spec.england_shares.get(r["group"])
         share = (
             (r["n"] / overall_n)
             if isinstance(r["n"], int) and isinstance(overall_n, int) and overall_n
@@ -538,6 +534,13 @@ def _metric_text(metric: dict[str, Any], digits: int = 2) -> str:
 def _with_article(noun: str) -> str:
     """``noun`` with "a" or "an" ("an emergency admission", "a frequent attendance")."""
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def _outcome_text(name: str) -> str:
+    """What the model predicts in plain English, from the outcome registry (default outcome settings)."""
+    if name in outcome_names():
+        return outcome_wording(name, OutcomeSettings())
+    return f"{_with_article(name.replace('_', ' '))} in the next year"
 
 
 def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
@@ -605,7 +608,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
         "the DCB0160 hazard log."
     )
     purpose = (
-        f"The model estimates each adult's chance of {_with_article(outcome)} in the next year from their GP, community "
+        f"The model estimates each adult's chance of {_outcome_text(model['outcome'])} from their GP, community "
         "and hospital records, so that neighbourhood MDTs can offer proactive care to those at highest risk. "
         "It supports clinical judgement; it does not decide care."
     )
@@ -790,7 +793,7 @@ def model_card(payload: dict[str, Any], context: ModelInfo) -> dict[str, Any]:
     )
     return {
         "intended_use": [
-            f"Rank registered adults by their estimated chance of {_with_article(outcome)} in the next year, so that "
+            f"Rank registered adults by their estimated chance of {_outcome_text(context.outcome)}, so that "
             "neighbourhood MDTs can offer proactive care (holistic "
             "assessment, care planning, virtual ward) to "
             "those at highest risk, weekly.",
@@ -903,8 +906,8 @@ def plot_calibration(payload: dict[str, Any], grouping: str) -> str:
 
 
 def plot_forest(payload: dict[str, Any], metric: str, band: tuple[float, float] | None) -> str:
-    """Estimate and 95% interval of ``metric`` for every judged group (not the intersection)."""
-    rows = [r for r in payload["performance"] if r["grouping"] != "imd_quintile_x_ethnic_group"]
+    """Estimate and 95% interval of ``metric`` for every judged group (intersections left out)."""
+    rows = [r for r in payload["performance"] if not is_intersection(r["grouping"])]
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1))
     labels = []
     for i, r in enumerate(rows):
@@ -1008,7 +1011,7 @@ def plots(payload: dict[str, Any]) -> dict[str, str]:
     out = {f"calibration_{g['name']}": plot_calibration(payload, g["name"]) for g in payload["groupings"]}
     out["forest_oe_ratio"] = plot_forest(payload, "oe_ratio", (tol["oe_low"], tol["oe_high"]))
     out["forest_auroc"] = plot_forest(payload, "auroc", None)
-    for grouping in PLOT_GROUPINGS:
+    for grouping in plotted_groupings():
         out[f"list_shares_{grouping}"] = plot_list_shares(payload, grouping)
         out[f"need_{grouping}"] = plot_need(payload, grouping)
     return out
@@ -1094,6 +1097,8 @@ def render_report(audit: FairnessAudit, context: ModelInfo) -> tuple[str, dict[s
             all_mdts=ALL_MDTS,
             overall=OVERALL,
             insufficient=INSUFFICIENT,
+            plotted=plotted_groupings(),
+            by_mdt=[g["name"] for g in payload["groupings"] if not is_intersection(g["name"])],
         )
     )
     return html, payload

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from riskstrat.evaluation.groups import default_gating, default_references, grouping_names
 from riskstrat.settings import Settings
 
 FLAG_KINDS = ("calibration_oe", "sensitivity_ratio", "auroc_gap", "need_at_equal_risk")
@@ -31,18 +33,34 @@ FLAG_KINDS = ("calibration_oe", "sensitivity_ratio", "auroc_gap", "need_at_equal
 FLAG_ID_PATTERN = re.compile(r"^(" + "|".join(FLAG_KINDS) + r"):[a-z_]+:[^:]+(:[a-z_]+)?$")
 """Flag ids: ``<kind>:<grouping>:<group>`` plus ``:<need measure>`` for need flags."""
 
-GROUPING_NAMES = ("imd_quintile", "ethnic_group", "sex", "age_band", "imd_quintile_x_ethnic_group")
-"""The groupings the audit reports (see ``riskstrat.evaluation.groups``)."""
+
+def _check_registered(groupings: Iterable[str]) -> None:
+    """Refuse a grouping that is not registered in ``riskstrat.evaluation.groups``."""
+    unknown = sorted(set(groupings) - set(grouping_names()))
+    if unknown:
+        raise ValueError(f"unknown grouping {unknown}; expected some of {list(grouping_names())}")
 
 
 class ToleranceSettings(Settings):
     """How large a gap must be before the audit flags it."""
 
+    # O/E = observed / expected events: below 1 the model predicted more events than happened.
     oe_low: float = Field(
-        0.8, gt=0, lt=1, description="Observed/expected events below this flags under-prediction."
+        0.8,
+        gt=0,
+        lt=1,
+        description=(
+            "Observed/expected events below this flags over-prediction (the model over-estimates "
+            "the group's risk)."
+        ),
     )
     oe_high: float = Field(
-        1.25, gt=1, description="Observed/expected events above this flags over-prediction."
+        1.25,
+        gt=1,
+        description=(
+            "Observed/expected events above this flags under-prediction (the model under-estimates "
+            "the group's risk)."
+        ),
     )
     sensitivity_ratio_low: float = Field(
         0.8,
@@ -96,14 +114,11 @@ class FairnessSettings(Settings):
     """The fairness audit: reference groups, tolerances, cell sizes, intervals and accepted flags."""
 
     reference_groups: dict[str, str] = Field(
-        default_factory=lambda: {
-            "imd_quintile": "5",
-            "ethnic_group": "largest",
-            "sex": "largest",
-            "age_band": "largest",
-            "imd_quintile_x_ethnic_group": "largest",
-        },
-        description="Reference group of each grouping: a group value, or 'largest' for its largest group.",
+        default_factory=default_references,
+        description=(
+            "Reference group of each grouping: a group value, or 'largest' for its largest group. "
+            "A grouping not listed takes its default (IMD quintile 5, every other grouping its largest group)."
+        ),
     )
     tolerances: ToleranceSettings = Field(
         default_factory=ToleranceSettings, description="How large a gap must be before it is flagged."
@@ -138,7 +153,7 @@ class FairnessSettings(Settings):
         description="Need measures that can raise a need-at-equal-risk flag (a subset of need_measures).",
     )
     gating_groupings: tuple[str, ...] = Field(
-        ("imd_quintile", "ethnic_group", "imd_quintile_x_ethnic_group", "sex"),
+        default_factory=default_gating,
         description=(
             "Groupings whose flags can block promotion. Age band is audited and reported but does not "
             "gate by default: age is a model input and need differs by age by design, so age-band flags "
@@ -155,17 +170,13 @@ class FairnessSettings(Settings):
     @field_validator("reference_groups")
     @classmethod
     def _known_groupings(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(GROUPING_NAMES))
-        if unknown:
-            raise ValueError(f"unknown grouping {unknown}; expected some of {list(GROUPING_NAMES)}")
+        _check_registered(value)
         return value
 
     @field_validator("gating_groupings")
     @classmethod
     def _known_gating_groupings(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(GROUPING_NAMES))
-        if unknown:
-            raise ValueError(f"unknown grouping {unknown}; expected some of {list(GROUPING_NAMES)}")
+        _check_registered(value)
         return value
 
     @field_validator("risk_bands")
@@ -183,8 +194,8 @@ class FairnessSettings(Settings):
         return self
 
     def reference_for(self, grouping: str) -> str:
-        """The configured reference of ``grouping`` ('largest' when not set)."""
-        return self.reference_groups.get(grouping, "largest")
+        """The configured reference of ``grouping`` (its registered default when not set)."""
+        return self.reference_groups.get(grouping) or default_references().get(grouping, "largest")
 
     def accepted(self, flag_id: str) -> AcceptedFlag | None:
         """The acceptance recorded for ``flag_id``, if any."""

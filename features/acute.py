@@ -12,9 +12,15 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
-from riskstrat.features.common import Tables, days_before, window_start, windowed_counts
+from riskstrat.features.common import days_before, windowed_counts
+from riskstrat.features.point_in_time import (
+    Tables,
+    arrival_date,
+    is_elective_admission,
+    is_emergency_admission,
+    window_start,
+)
 from riskstrat.features.settings import FeatureSettings
-from riskstrat.ingest.contract import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 HIGH_ACUITY: tuple[int, ...] = (1, 2)
 """ECDS acuity 1 (immediate resuscitation) and 2 (very urgent)."""
@@ -29,7 +35,7 @@ def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Ta
         (whole days from the last arrival on or before T; null if none).
     """
     attendances = tables["ae_attendances"]
-    arrivals = attendances.mutate(arrival_date=attendances.arrival_datetime.date())
+    arrivals = attendances.mutate(arrival_date=arrival_date(attendances))
     past = arrivals.filter(arrivals.arrival_date <= as_of)
     day = past.arrival_date
     windows = settings.windows
@@ -61,8 +67,8 @@ def spells_known_at(tables: Tables, as_of: date, settings: FeatureSettings) -> i
     )
     admitted = admitted.mutate(
         stay_days=admitted.stay_end.delta(admitted.admission_date, unit="day"),
-        is_emergency=admitted.admission_method.isin(EMERGENCY_ADMISSION_METHODS),
-        is_elective=admitted.admission_method.isin(ELECTIVE_ADMISSION_METHODS),
+        is_emergency=is_emergency_admission(admitted.admission_method),
+        is_elective=is_elective_admission(admitted.admission_method),
         previous_discharge=admitted.discharge_known.max().over(earlier),
     )
     gap = admitted.admission_date.delta(admitted.previous_discharge, unit="day")

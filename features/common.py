@@ -1,30 +1,30 @@
-"""Building blocks shared by the feature modules: point-in-time windows, counts and ages.
+"""Building blocks shared by the feature modules: windowed counts, flags and day counts.
 
-A ``w``-day window at as-of date T holds events dated in (T - w, T]: an event on
-T is in the past and counts; an event on T + 1 is in the future and never does.
+Windows, ages and every other "at T" definition live in
+:mod:`riskstrat.features.point_in_time`; their names are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-Tables = Mapping[str, ir.Table]
-"""Input tables by contract name (``tables["apc_spells"]``), typed as the contract says."""
+from riskstrat.features.point_in_time import Tables, age_in_years, in_window, window_start
 
-
-def window_start(as_of: date, days: int) -> date:
-    """The last day before a ``days``-day window ending on ``as_of`` (exclusive lower bound)."""
-    return as_of - timedelta(days=days)
-
-
-def in_window(event_date: ir.DateValue, as_of: date, days: int) -> ir.BooleanValue:
-    """True for events dated in (as_of - days, as_of]."""
-    return (event_date > window_start(as_of, days)) & (event_date <= as_of)
+__all__ = [
+    "Tables",
+    "age_in_years",
+    "as_flag",
+    "bit_count",
+    "bit_or",
+    "days_before",
+    "in_window",
+    "window_start",
+    "windowed_counts",
+]
 
 
 def windowed_counts(
@@ -80,14 +80,6 @@ def bit_count(bits: dt.int64) -> dt.int64:  # type: ignore[empty-body]
 def days_before(as_of: date, earlier: ir.DateValue) -> ir.IntegerValue:
     """Whole days from ``earlier`` to ``as_of`` (0 when they are the same day)."""
     return ibis.literal(as_of).delta(earlier, unit="day")
-
-
-def age_in_years(birth_date: ir.DateValue, as_of: date) -> ir.IntegerValue:
-    """Age in completed years at ``as_of`` (birthday not yet reached this year -> one less)."""
-    before_birthday = (birth_date.month() > as_of.month) | (
-        (birth_date.month() == as_of.month) & (birth_date.day() > as_of.day)
-    )
-    return (as_of.year - birth_date.year() - before_birthday.ifelse(1, 0)).cast("int64")
 
 
 def as_flag(condition: ir.BooleanValue) -> ir.IntegerValue:

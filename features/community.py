@@ -6,7 +6,8 @@ from datetime import date
 
 import ibis.expr.types as ir
 
-from riskstrat.features.common import Tables, in_window, windowed_counts
+from riskstrat.features.common import windowed_counts
+from riskstrat.features.point_in_time import Tables, in_window
 from riskstrat.features.settings import FeatureSettings
 
 COMMUNITY_FEATURE_SERVICES: tuple[str, ...] = (

@@ -17,7 +17,8 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
-from riskstrat.features.common import age_in_years, as_flag
+from riskstrat.features.common import as_flag
+from riskstrat.features.point_in_time import age_in_years
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import CENSUS_GROUPS, NOT_KNOWN_GROUP, ethnic_categories, imd_lookup
 

@@ -4,7 +4,7 @@ Each feature has a name, a plain-English label, a unit, the source table, its
 window (days, or None), a ``concept`` shared by every window of the same thing
 (so a worklist gives "A&E attendances" once, not once per window) and a reason
 template filled with the person's value. ``docs/features.md`` is generated from
-this module by :func:`render_feature_docs`.
+this module by :func:`render_feature_docs` (``riskstrat docs --out docs`` writes it).
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from riskstrat.features.community import COMMUNITY_FEATURE_SERVICES
 from riskstrat.features.demographics import ethnicity_feature_name
 from riskstrat.features.primary import EFI_CATEGORIES, EFI_CUT_OFFS
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import CENSUS_GROUPS, conditions, long_term_conditions
-
-DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "features.md"
-"""Where the generated feature reference lives in a source checkout."""
 
 Group = str
 
@@ -651,14 +647,3 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_feature_docs(path: Path = DOCS_PATH) -> Path:
-    """Write :func:`render_feature_docs` to ``path`` (``docs/features.md``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_feature_docs(), encoding="utf-8")
-    return path
-
-
-if __name__ == "__main__":
-    print(write_feature_docs())

@@ -2,7 +2,7 @@
 
 The feature matrix has one row per person in the cohort at T: keys ``person_id``
 and ``as_of``, the features in dictionary order, the outcomes (training tables
-only), then the audit columns the fairness audit and worklists use.
+only), then the person attributes the fairness audit and worklists use.
 """
 
 from __future__ import annotations
@@ -26,10 +26,38 @@ from riskstrat.features.dictionary import feature_dictionary
 from riskstrat.features.outcomes import check_outcome_window, cohort_at, outcome_columns, outcomes_at
 from riskstrat.features.primary import frailty_columns, primary_features
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.frames import Column, FrameSchema, Kind
 
 KEY_COLUMNS: tuple[str, ...] = ("person_id", "as_of")
-AUDIT_COLUMNS: tuple[str, ...] = ("ethnic_group", "practice_code", "lsoa_code", "age_band", "sex")
-"""Non-feature columns for the fairness audit and worklists (``imd_quintile`` is also a feature)."""
+PERSON_ATTRIBUTES: tuple[str, ...] = ("ethnic_group", "practice_code", "lsoa_code", "age_band", "sex")
+"""Who each person is, beyond the features: text columns the fairness audit groups by and the
+worklists place people with (``imd_quintile``, also grouped by, is a feature)."""
+
+FEATURE_MATRIX = FrameSchema(
+    name="feature matrix",
+    columns=(
+        Column("person_id", Kind.TEXT),
+        Column("as_of", Kind.DATE),
+        *(Column(name, Kind.TEXT) for name in PERSON_ATTRIBUTES),
+    ),
+    key=KEY_COLUMNS,
+    hint="Build it with riskstrat.features.matrix.build_feature_matrix: one row per person and as-of date.",
+)
+"""One row per person and as-of date: keys, features, outcomes in a training table, then the person
+attributes (:func:`feature_matrix_schema` adds the features and outcomes of the settings in use)."""
+
+
+def feature_matrix_schema(features: Iterable[str], outcomes: Iterable[str] = ()) -> FrameSchema:
+    """:data:`FEATURE_MATRIX` with the feature columns (numbers, NaN where missing) and outcome columns (0/1).
+
+    Args:
+        features: The feature names of the settings in use (``features.dictionary.feature_names``).
+        outcomes: The outcome columns of a training table (none for scoring).
+    """
+    return FEATURE_MATRIX.with_columns(
+        *(Column(name, Kind.NUMBER, nullable=True) for name in features),
+        *(Column(name, Kind.INTEGER) for name in outcomes),
+    )
 
 
 def feature_sources(
@@ -41,7 +69,7 @@ def feature_sources(
     """The parts :func:`feature_matrix_expr` joins: the cohort at ``as_of`` and each source's aggregates.
 
     Returns:
-        The cohort with its demographic features and audit columns (one row per
+        The cohort with its demographic features and person attributes (one row per
         person), and the per-person aggregates of each source (primary, community,
         acute), each with a row only for people with events, then the outcomes if
         asked (a row per person in the cohort).
@@ -75,7 +103,7 @@ def feature_matrix_expr(
         outcome_settings: When given, outcome columns over (T, T + horizon] are added.
 
     Returns:
-        One row per person in the cohort: ``person_id``, features, outcomes (if asked), audit columns.
+        One row per person in the cohort: ``person_id``, features, outcomes (if asked), person attributes.
     """
     dictionary = feature_dictionary(settings)
     matrix, aggregates = feature_sources(tables, as_of, settings, outcome_settings)
@@ -102,9 +130,9 @@ def feature_matrix_expr(
             settings,
         )
     )
-    columns = [*dictionary, *AUDIT_COLUMNS]
+    columns = [*dictionary, *PERSON_ATTRIBUTES]
     if outcome_settings is not None:
-        columns = [*dictionary, *outcome_columns(outcome_settings), *AUDIT_COLUMNS]
+        columns = [*dictionary, *outcome_columns(outcome_settings), *PERSON_ATTRIBUTES]
     return joined.select("person_id", **{name: values[name] for name in columns})
 
 
@@ -125,7 +153,7 @@ def build_feature_table(
         extract_date: When given with outcomes, an outcome window past it is refused.
 
     Returns:
-        The feature matrix in its stored shape: ``person_id`` and audit columns strings,
+        The feature matrix in its stored shape: ``person_id`` and person attributes strings,
         ``as_of`` date32, features float64 (null where missing), outcomes int64; rows
         sorted by ``person_id``.
     """
@@ -166,7 +194,7 @@ def shape_matrix_expr(
     """The matrix expression in its stored shape, ``as_of`` aside, in no particular row order.
 
     Features float64 (null where missing), outcomes int64 (0 if null), ``person_id``
-    and audit columns strings. The engine does not sort: :func:`build_feature_table`
+    and person attributes strings. The engine does not sort: :func:`build_feature_table`
     sorts in Arrow, cheaper than sorting the wide rows in the engine, and Spark
     partitions the matrix by person instead.
     """
@@ -175,7 +203,7 @@ def shape_matrix_expr(
         person_id=expr.person_id.cast("string"),
         **{name: expr[name].cast("float64") for name in feature_dictionary(settings)},
         **{name: expr[name].fill_null(0).cast("int64") for name in outcomes},
-        **{name: expr[name].cast("string") for name in AUDIT_COLUMNS},
+        **{name: expr[name].cast("string") for name in PERSON_ATTRIBUTES},
     )
 
 

@@ -13,7 +13,12 @@ from datetime import date, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from riskstrat.features.common import Tables
+from riskstrat.features.point_in_time import (
+    Tables,
+    in_outcome_window,
+    is_emergency_admission,
+    on_caseload_during,
+)
 from riskstrat.features.settings import OutcomeSettings
 
 NEED_COLUMNS: tuple[str, ...] = (
@@ -30,7 +35,8 @@ def realised_need(people: ir.Table, tables: Tables, as_of: date, settings: Outco
         people: Table with a ``person_id`` column (the cohort at T).
         tables: Input tables by contract name.
         as_of: The as-of date T.
-        settings: Outcome settings; the emergency admission horizon and methods are used.
+        settings: Outcome settings; the emergency admission horizon is used (what counts as an
+            emergency admission is :func:`~riskstrat.features.point_in_time.is_emergency_admission`).
 
     Returns:
         ``person_id`` plus :data:`NEED_COLUMNS`, zero where nothing happened.
@@ -38,8 +44,8 @@ def realised_need(people: ir.Table, tables: Tables, as_of: date, settings: Outco
     horizon = settings.emergency_admission.horizon_days
     start, end = as_of, as_of + timedelta(days=horizon)
     spells = tables["apc_spells"]
-    emergency = spells.admission_method.isin(list(settings.emergency_admission.admission_methods))
-    in_window = (spells.admission_date > start) & (spells.admission_date <= end)
+    emergency = is_emergency_admission(spells.admission_method)
+    in_window = in_outcome_window(spells.admission_date, as_of, horizon)
     # Bed days of any spell overlapping the window, clipped to it; an open spell runs to the window's end.
     discharge = spells.discharge_date.fill_null(ibis.literal(end))
     first_day = ibis.greatest(spells.admission_date, ibis.literal(start))
@@ -50,7 +56,7 @@ def realised_need(people: ir.Table, tables: Tables, as_of: date, settings: Outco
         bed_days_next_year=overlaps.ifelse(last_day.delta(first_day, unit="day"), 0).sum(),
     )
     caseload = tables["caseload"]
-    on_caseload = (caseload.start_date <= end) & (caseload.end_date.isnull() | (caseload.end_date > start))
+    on_caseload = on_caseload_during(caseload, start, end)
     exposure = caseload.filter(on_caseload).select("person_id").distinct().mutate(on_caseload_in_window=1)
     joined = (
         people.select("person_id")

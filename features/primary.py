@@ -16,11 +16,10 @@ from riskstrat.features.common import (
     as_flag,
     bit_count,
     bit_or,
-    in_window,
-    window_start,
     windowed_counts,
 )
 from riskstrat.features.demographics import CARE_HOME_CONDITION
+from riskstrat.features.point_in_time import in_window, window_start
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import conditions, efi_deficits, long_term_conditions
 

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riskstrat.ingest.contract import EMERGENCY_ADMISSION_METHODS
+from riskstrat.ingest import contract
 from riskstrat.settings import Settings
+
+
+def admission_method_lists() -> dict[str, list[str]]:
+    """The contract's emergency and elective ADMISSION METHOD lists, for the settings fingerprints.
+
+    Features, outcomes and need measures read these lists (features/point_in_time.py), so an
+    edit to them must change the fingerprint that keys cached feature matrices.
+    """
+    return {
+        "emergency": list(contract.EMERGENCY_ADMISSION_METHODS),
+        "elective": list(contract.ELECTIVE_ADMISSION_METHODS),
+    }
 
 
 class CohortSettings(Settings):
@@ -102,6 +114,7 @@ class FeatureSettings(Settings):
         payload = self.model_dump(
             mode="json", exclude={"backend", "spark_master", "duckdb_threads", "duckdb_memory_limit"}
         )
+        payload["admission_methods"] = admission_method_lists()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -123,11 +136,19 @@ class EmergencyAdmissionSettings(Settings):
         True,
         description="A death in the outcome window counts as an emergency admission (as in SPARRA).",
     )
-    admission_methods: tuple[str, ...] = Field(
-        EMERGENCY_ADMISSION_METHODS,
-        min_length=1,
-        description="ADMISSION METHOD codes that make a spell an emergency admission.",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _admission_methods_moved(cls, data: Any) -> Any:
+        # An earlier setting: kept as a named refusal so an old outcomes.yaml says where it went.
+        if isinstance(data, dict) and "admission_methods" in data:
+            raise ValueError(
+                "admission_methods is no longer a setting: what counts as an emergency admission "
+                "(ADMISSION METHOD 21-25, 2A-2D, 28) is one reference list in the data contract "
+                "(riskstrat.ingest.contract.EMERGENCY_ADMISSION_METHODS), shared by the outcome, the "
+                "features and the lists so they cannot disagree; delete the key"
+            )
+        return data
 
     @field_validator("additional_horizons_days")
     @classmethod
@@ -153,7 +174,15 @@ class FrequentAttendanceSettings(Settings):
 
 
 class OutcomeSettings(Settings):
-    """What the models predict (``configs/outcomes.yaml``)."""
+    """What the models predict (``configs/outcomes.yaml``): one section per registered outcome.
+
+    The two shipped outcomes are fields (so the settings reference documents them); the
+    section of any other registered outcome (:func:`riskstrat.features.outcomes.register_outcome`)
+    is validated against its spec's settings model when the file is read, and a section
+    that names no registered outcome is an error.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     emergency_admission: EmergencyAdmissionSettings = Field(
         default_factory=EmergencyAdmissionSettings,
@@ -164,7 +193,40 @@ class OutcomeSettings(Settings):
         description="Frequent A&E attendance in the outcome window.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_sections(cls, data: Any) -> Any:
+        # Imported here: riskstrat.features.outcomes imports this module for the section models.
+        from riskstrat.features.outcomes import OUTCOMES
+
+        if not isinstance(data, dict):
+            return data
+        sections = dict(data)
+        for name in sections:
+            if name not in cls.model_fields and name not in OUTCOMES:
+                raise ValueError(f"unknown outcome {name!r}; the outcomes are {', '.join(OUTCOMES)}")
+        for name, spec in OUTCOMES.items():
+            if name in cls.model_fields:
+                continue
+            try:
+                sections[name] = spec.settings_model.model_validate(sections.get(name, {}))
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{name}.{'.'.join(map(str, e['loc']))} = {e.get('input')!r}: {e['msg']}"
+                    for e in error.errors()
+                )
+                raise ValueError(problems) from None
+        return sections
+
+    def section(self, name: str) -> Settings:
+        """The settings section of the registered outcome ``name``."""
+        value = getattr(self, name, None)
+        if not isinstance(value, Settings):
+            raise KeyError(f"no settings section for outcome {name!r}")
+        return value
+
     def fingerprint(self) -> str:
-        """A short hash of every outcome setting."""
+        """A short hash of every outcome setting and of the emergency admission methods."""
         payload = self.model_dump(mode="json")
+        payload["admission_methods"] = admission_method_lists()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

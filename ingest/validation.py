@@ -45,6 +45,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
+from riskstrat.catalog import output_catalog
 from riskstrat.errors import ContractError, ContractProblem
 from riskstrat.ingest.contract import CONTRACT, Table
 from riskstrat.ingest.expectations import (
@@ -745,10 +746,10 @@ def validate_extract(
             from the data itself could never catch a future date).
         previous_row_counts: Row counts of the previous accepted extract by table.
         build_docs: Build Data Docs (static HTML) after validating.
-        keep_tables: Keep the typed tables in ``report.tables`` for the flow to
-            reuse: True for all, a collection of table names for those only, or
-            False. Tables not kept are never held whole: memory is about two
-            chunks, the patients' IDs and dates of death, plus the tables kept.
+        keep_tables: Keep the typed tables in ``report.tables`` (to inspect them;
+            the flows keep none): True for all, a collection of table names for
+            those only, or False. Tables not kept are never held whole: memory is
+            about two chunks, the patients' IDs and dates of death, plus the tables kept.
         snapshot_hash: The extract's hash if the caller has it (default: computed).
 
     Returns:
@@ -804,7 +805,7 @@ def validate_extract(
 
     docs_index = None
     if build_docs:
-        docs_index = build_data_docs(context, Path(output_dir) / "data_docs")
+        docs_index = build_data_docs(context, output_catalog(output_dir).data_docs)
     return ValidationReport(
         snapshot_hash=snapshot,
         extract_dir=extract_dir,

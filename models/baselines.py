@@ -77,14 +77,13 @@ def logistic_score(model: Pipeline, features: pd.DataFrame, feature_names: Seque
     return model.predict_proba(features[list(feature_names)].to_numpy(dtype=float))[:, 1]
 
 
-def oracle_score(rows: pd.DataFrame, truth: pd.DataFrame, outcome: str) -> np.ndarray:
+def oracle_score(rows: pd.DataFrame, truth: pd.DataFrame, column: str) -> np.ndarray:
     """The true risk of each row from the synthetic truth frame.
 
     Args:
         rows: Rows with ``person_id`` and ``as_of``.
-        truth: ``truth/risk.parquet``: ``person_id``, ``as_of``, ``p_<outcome>``
-            (or a ``p_true`` column standing in for it).
-        outcome: The outcome name.
+        truth: ``truth/risk.parquet``: ``person_id``, ``as_of`` and the outcome's truth column.
+        column: The outcome's truth column (its spec's ``truth_column``, e.g. ``p_emergency_admission``).
 
     Returns:
         The true probability of each row, in the order of ``rows``.
@@ -92,11 +91,8 @@ def oracle_score(rows: pd.DataFrame, truth: pd.DataFrame, outcome: str) -> np.nd
     Raises:
         RiskstratError: If the truth lacks the column or some rows.
     """
-    column = f"p_{outcome}" if f"p_{outcome}" in truth.columns else "p_true"
     if column not in truth.columns:
-        raise RiskstratError(
-            f"the truth frame has no column p_{outcome}", hint="Regenerate the synthetic data."
-        )
+        raise RiskstratError(f"the truth frame has no column {column}", hint="Regenerate the synthetic data.")
     keys = rows[["person_id", "as_of"]].copy()
     keys["as_of"] = pd.to_datetime(keys["as_of"])
     lookup = truth[["person_id", "as_of", column]].copy()

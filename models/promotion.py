@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskstrat.evaluation.metrics import AUROC_DIFFERENCE, compare_models, metric_value
 from riskstrat.models.baselines import LIGHTGBM, LOGISTIC, PRIOR_UTILISATION
+from riskstrat.models.metrics import AUROC_DIFFERENCE, compare_models, metric_value
 from riskstrat.models.registry import CHAMPION, Registration, alias_version, load_model, tracking
 from riskstrat.models.settings import ModelSettings, PromotionSettings
 from riskstrat.models.training import RiskModel

@@ -20,7 +20,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,28 @@ import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking._tracking_service import utils as tracking_utils
 from mlflow.types import ColSpec, Schema, TensorSpec
 
-from riskstrat.evaluation import plots
-from riskstrat.models.baselines import LIGHTGBM, LOGISTIC
+from riskstrat.errors import RiskstratError
+from riskstrat.models.baselines import LIGHTGBM
 from riskstrat.models.calibration import Calibrator
-from riskstrat.models.explain import contributions
 from riskstrat.models.settings import ModelSettings
 from riskstrat.models.training import RiskModel, TrainingResult
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
+TEST_METRICS_ARTIFACT = "evaluation/test_metrics.csv"
+"""The tidy test metrics logged with every training run."""
+FAIRNESS_FLAGS_TAG = "fairness_open_flags"
+"""Run tag holding the JSON list of the fairness flags that were open when the model was audited."""
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "numpy", "pandas", "mlflow==3.17.2"]
 
 
@@ -105,9 +113,6 @@ def tracking(uri: str) -> Iterator[MlflowClient]:
     the *resolved* previous URIs would pin them for every later client, so the raw
     values are saved and put back (unset stays unset).
     """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     saved = (
         tracking_utils._tracking_uri,
         registry_utils._registry_uri,
@@ -204,41 +209,6 @@ class Registration:
 # ----------------------------------------------------------------------------- logging
 
 
-def _training_figures(result: TrainingResult, test_features: pd.DataFrame | None) -> dict[str, Any]:
-    scores = {name: result.test_scores[name].to_numpy() for name in result.metrics["model"].unique()}
-    probability_scores = {k: v for k, v in scores.items() if k != "prior_utilisation"}
-    y = result.test_scores["y"].to_numpy()
-    reliability = {
-        "LightGBM before calibration": result.reliability_test["before"],
-        "LightGBM after calibration": result.reliability_test["after"],
-    }
-    if LOGISTIC in scores:
-        from riskstrat.models.calibration import reliability_table
-
-        reliability["logistic regression"] = reliability_table(
-            y, scores[LOGISTIC], len(reliability["LightGBM after calibration"])
-        )
-    booster = result.model.booster
-    importance = pd.Series(
-        booster.feature_importance(importance_type="gain"), index=booster.feature_name(), name="gain"
-    )
-    figures = {
-        "roc.png": plots.roc_plot(y, scores),
-        "precision_recall.png": plots.precision_recall_plot(y, scores),
-        "calibration.png": plots.calibration_plot(reliability),
-        "risk_distribution.png": plots.risk_distribution_plot(y, probability_scores),
-        "ppv_at_top.png": plots.lift_plot(y, scores),
-        "feature_importance.png": plots.feature_importance_plot(importance),
-    }
-    if test_features is not None:
-        sample = test_features.sample(n=min(len(test_features), 5000), random_state=0)
-        contrib = contributions(booster, sample, result.model.feature_names)
-        figures["shap_summary.png"] = plots.shap_summary_plot(
-            contrib.drop(columns=["bias"]).to_numpy(), sample, result.model.feature_names, plot_type="bar"
-        )
-    return figures
-
-
 def log_training_run(
     result: TrainingResult,
     settings: ModelSettings,
@@ -249,7 +219,7 @@ def log_training_run(
     extract_snapshot_hash: str = "unknown",
     settings_hash: str = "unknown",
     validation_warnings: Sequence[str] = (),
-    test_features: pd.DataFrame | None = None,
+    figures: Mapping[str, Figure] | None = None,
     register: bool = True,
 ) -> Registration:
     """Log one outcome's training run to MLflow and register the model as ``challenger``.
@@ -263,8 +233,8 @@ def log_training_run(
         extract_snapshot_hash: Hash of the extract the features came from.
         settings_hash: Hash of every setting of the run.
         validation_warnings: Data-validation warnings to record with the run.
-        test_features: The test rows' features, for the SHAP summary (only mean |SHAP|
-            per feature is logged).
+        figures: Evaluation plots by file name, logged under ``plots/``
+            (:func:`riskstrat.evaluation.training_figures.training_figures`; the caller closes them).
         register: Register the model and set the ``challenger`` alias.
 
     Returns:
@@ -330,9 +300,8 @@ def log_training_run(
                     feature_dictionary.to_json(orient="records", indent=2, default_handler=str)
                 )
             mlflow.log_artifacts(str(folder), artifact_path="evaluation")
-            for name, figure in _training_figures(result, test_features).items():
+            for name, figure in (figures or {}).items():
                 mlflow.log_figure(figure, f"plots/{name}")
-                plots.plt.close(figure)
             model_info = _log_model(result, folder, model_name if register else None)
             run_id = run.info.run_id
         version = ""
@@ -382,12 +351,79 @@ def load_model(uri: str, tracking_uri: str) -> RiskModel:
     return wrapper.risk_model
 
 
-def alias_version(model_name: str, alias: str, tracking_uri: str) -> str | None:
-    """The version behind ``alias``, or None when the alias is not set."""
-    from mlflow.exceptions import MlflowException
+def _alias_missing(error: MlflowException) -> bool:
+    """True when ``error`` says the model or its alias does not exist (not any other registry failure)."""
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    message = str(error.message).lower()
+    return error.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and "not found" in message
 
+
+def alias_version(model_name: str, alias: str, tracking_uri: str) -> str | None:
+    """The version behind ``alias``, or None when the model or the alias is not there.
+
+    Raises:
+        MlflowException: On any other registry error (an unreadable store, say).
+    """
     with tracking(tracking_uri) as client:
         try:
             return str(client.get_model_version_by_alias(model_name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if _alias_missing(exc):
+                return None
+            raise
+
+
+def registered_version(
+    outcome: str, model_name: str, alias: str, tracking_uri: str
+) -> tuple[Registration, Run]:
+    """The registration and MLflow run of ``outcome``'s model behind ``alias``.
+
+    Args:
+        outcome: The outcome modelled.
+        model_name: Its registered model name (``model.mlflow.registered_models``).
+        alias: ``champion`` or ``challenger``.
+        tracking_uri: MLflow tracking (and registry) URI.
+
+    Returns:
+        ``(registration, run)``; the run holds the tags written at training.
+
+    Raises:
+        RiskstratError: If no version carries the alias (or no model has the name).
+        MlflowException: On any other registry error, unchanged.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if not _alias_missing(exc):
+            raise
+        raise RiskstratError(
+            f"no {alias} model registered for {model_name}", hint="Run `riskstrat train` first."
+        ) from None
+    run = client.get_run(version.run_id)
+    registration = Registration(
+        outcome, model_name, str(version.version), version.run_id, run.info.experiment_id, tracking_uri
+    )
+    return registration, run
+
+
+def alias_label(model_name: str, alias: str, tracking_uri: str) -> str:
+    """``"<name> v<version>"`` of the version behind ``alias``, for list titles and manifests."""
+    return f"{model_name} v{alias_version(model_name, alias, tracking_uri)}"
+
+
+def logged_test_metrics(registration: Registration) -> pd.DataFrame:
+    """The tidy test metrics logged with a model's training run."""
+    client = MlflowClient(tracking_uri=registration.tracking_uri)
+    return pd.read_csv(client.download_artifacts(registration.run_id, TEST_METRICS_ARTIFACT))
+
+
+def tag_run(registration: Registration, key: str, value: str) -> None:
+    """Set a tag on a model's training run."""
+    MlflowClient(tracking_uri=registration.tracking_uri).set_tag(registration.run_id, key, value)
+
+
+def open_fairness_flags(run: Run) -> list[str]:
+    """The fairness flags recorded as open on a training run (:data:`FAIRNESS_FLAGS_TAG`)."""
+    return json.loads(run.data.tags.get(FAIRNESS_FLAGS_TAG, "[]"))

@@ -14,10 +14,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from riskstrat.catalog import MLFLOW_ARTIFACTS, MLFLOW_DB
+from riskstrat.features.outcomes import outcome, outcome_names
 from riskstrat.settings import Settings
 
-OUTCOMES: tuple[str, ...] = ("emergency_admission", "frequent_attendance")
-"""The outcomes riskstrat models, one LightGBM model (and one registered model) each."""
+
+def _registered_outcome(name: str) -> str:
+    if name not in outcome_names():
+        raise ValueError(f"unknown outcome {name!r}; expected one of {', '.join(outcome_names())}")
+    return name
 
 
 class LightGBMParams(Settings):
@@ -61,7 +66,7 @@ class LightGBMParams(Settings):
 
 
 def _default_lightgbm() -> dict[str, LightGBMParams]:
-    return {outcome: LightGBMParams() for outcome in OUTCOMES}
+    return {name: LightGBMParams() for name in outcome_names()}
 
 
 class TuningSettings(Settings):
@@ -169,12 +174,12 @@ class MlflowSettings(Settings):
         description="MLflow tracking URI; empty = sqlite:///<output_dir>/<tracking_db>.",
     )
     tracking_db: str = Field(
-        "mlflow.db",
+        MLFLOW_DB,
         min_length=1,
         description="SQLite file for the default tracking URI, relative to output_dir.",
     )
     artifact_dir: str = Field(
-        "mlartifacts",
+        MLFLOW_ARTIFACTS,
         min_length=1,
         description="Folder for run artifacts (plots, models), relative to output_dir unless absolute.",
     )
@@ -182,17 +187,17 @@ class MlflowSettings(Settings):
         "riskstrat", min_length=1, description="Experiments are named <prefix>/<outcome>."
     )
     registered_models: dict[str, str] = Field(
-        default_factory=lambda: {outcome: outcome for outcome in OUTCOMES},
-        description="Registered model name of each outcome.",
+        default_factory=lambda: {name: outcome(name).registered_model for name in outcome_names()},
+        description="Registered model name of each outcome; an outcome not named keeps its default name.",
     )
 
     @field_validator("registered_models")
     @classmethod
     def _every_outcome_named(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = [o for o in OUTCOMES if o not in value]
-        if missing:
-            raise ValueError(f"a registered model name is needed for {', '.join(missing)}")
-        return value
+        for name in value:
+            _registered_outcome(name)
+        # Every registered outcome has a name: its spec's default unless the file gives one.
+        return {name: value.get(name, outcome(name).registered_model) for name in outcome_names()}
 
     def resolved_tracking_uri(self, output_dir: Path) -> str:
         """The tracking URI, with the default SQLite file under ``output_dir``."""
@@ -247,7 +252,7 @@ class EvaluationSettings(Settings):
         lt=1,
         description=(
             "Worklist capacity as a share of the population for the 'at capacity' metrics; the fairness "
-            "audit simulates each MDT's own capacity (configs/mdts.yaml) and uses this only without MDTs."
+            "audit back-tests each MDT's list at its own capacity (configs/mdts.yaml) and uses this only without MDTs."
         ),
     )
 
@@ -262,8 +267,10 @@ class EvaluationSettings(Settings):
 class ModelSettings(Settings):
     """Model training, calibration, evaluation, tracking and promotion (``configs/model.yaml``)."""
 
-    outcomes: tuple[Literal["emergency_admission", "frequent_attendance"], ...] = Field(
-        OUTCOMES, min_length=1, description="Outcomes to train a model for."
+    outcomes: tuple[str, ...] = Field(
+        default_factory=outcome_names,
+        min_length=1,
+        description="Outcomes to train a model for (registered outcomes: riskstrat.features.outcomes).",
     )
     seed: int = Field(42, description="Seed of LightGBM and of everything random in training.")
     num_threads: int = Field(2, ge=1, description="Threads LightGBM may use.")
@@ -296,9 +303,15 @@ class ModelSettings(Settings):
     @field_validator("lightgbm")
     @classmethod
     def _known_outcomes(cls, value: dict[str, LightGBMParams]) -> dict[str, LightGBMParams]:
-        unknown = [k for k in value if k not in OUTCOMES]
-        if unknown:
-            raise ValueError(f"unknown outcome {unknown[0]!r}; expected one of {', '.join(OUTCOMES)}")
+        for name in value:
+            _registered_outcome(name)
+        return value
+
+    @field_validator("outcomes")
+    @classmethod
+    def _registered_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            _registered_outcome(name)
         return value
 
     def params_for(self, outcome: str) -> LightGBMParams:

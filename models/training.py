@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
-from riskstrat.evaluation.metrics import compare_models
+from riskstrat.features.outcomes import outcome as outcome_spec
 from riskstrat.models.baselines import (
     LIGHTGBM,
     LOGISTIC,
@@ -35,6 +35,7 @@ from riskstrat.models.baselines import (
     prior_utilisation_score,
 )
 from riskstrat.models.calibration import CalibrationChoice, Calibrator, choose_calibration, reliability_table
+from riskstrat.models.metrics import compare_models
 from riskstrat.models.settings import CaseloadSettings, LightGBMParams, ModelSettings, SplitSettings
 
 KEY_COLUMNS = ("person_id", "as_of")
@@ -553,8 +554,10 @@ def train_outcome(
         LOGISTIC: logistic_score(logistic, test, names),
         PRIOR_UTILISATION: prior_utilisation_score(test),
     }
-    if truth is not None:
-        scores[ORACLE] = oracle_score(test, truth, outcome)
+    truth_column = outcome_spec(outcome).truth_column
+    # An outcome the synthetic population does not simulate has no oracle: left out, not an error.
+    if truth is not None and truth_column in truth.columns:
+        scores[ORACLE] = oracle_score(test, truth, truth_column)
     metrics = compare_models(
         y_test,
         scores,

@@ -1,28 +1,39 @@
-"""Fairness audit flow pieces: audit -> render -> write under ``<output_dir>/reports/`` -> log to MLflow.
+"""The ``fairness_audit`` flow and its pieces: audit -> render -> write the report -> log it to MLflow.
 
-Run after every retrain (on the challenger, before promotion) and monthly on
-the champion. The lead wires :func:`fairness_audit` to the real model runs and
-the ``riskstrat audit`` command; the promotion step calls
-``riskstrat.evaluation.fairness.open_flags`` on the returned audit.
+Run after every retrain (on the challenger, before promotion: the
+``fairness-audit`` subflow) and monthly on the champion (``fairness_audit``,
+``riskstrat audit``). Reports go to the catalog's ``reports/`` folder.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from mlflow.tracking import MlflowClient
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
+from riskstrat.catalog import output_catalog
 from riskstrat.evaluation.fairness import FairnessAudit, Flag, open_flags, run_audit
+from riskstrat.evaluation.model_card import is_synthetic, model_card
 from riskstrat.evaluation.report import ModelInfo, payload_json, render_report
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.io import atomic_path
+from riskstrat.models.registry import CHAMPION, load_model, logged_test_metrics, registered_version
+from riskstrat.models.settings import ModelSettings
+from riskstrat.pipelines.features import held_out_test_rows, need_at
 from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.shared import holds_output_lock, load_run_config, tracking_uri
+from riskstrat.pipelines.validate import run_gate
+from riskstrat.worklists.backtest import back_test_lists
+from riskstrat.worklists.settings import MdtSettings, read_practices, resolve_mdts
 
-REPORTS_FOLDER = "reports"
 MLFLOW_ARTIFACT_PATH = "fairness_report"
 
 
@@ -53,7 +64,7 @@ def report_stem(model: ModelInfo) -> str:
 def audit_task(
     predictions: pd.DataFrame, selections: pd.DataFrame, settings: FairnessSettings
 ) -> FairnessAudit:
-    """Run the fairness audit on test-row predictions and list selections."""
+    """Run the fairness audit on test-row predictions and list selections (it checks both against their schemas)."""
     audit = run_audit(predictions, selections, settings)
     counts = {s: sum(f.status == s for f in audit.flags) for s in ("raised", "uncertain", "explained")}
     run_logger(__name__).info("fairness audit: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -73,7 +84,7 @@ def write_report_task(html: str, payload: dict, output_dir: Path, stem: str) -> 
     Returns:
         The HTML and JSON paths.
     """
-    folder = Path(output_dir) / REPORTS_FOLDER
+    folder = output_catalog(output_dir).reports
     html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
     with atomic_path(json_path) as tmp:
         tmp.write_text(payload_json(payload), encoding="utf-8")
@@ -86,8 +97,6 @@ def write_report_task(html: str, payload: dict, output_dir: Path, stem: str) -> 
 @task(name="log-fairness-report", cache_policy=NO_CACHE)
 def log_report_task(paths: tuple[Path, ...], run_id: str, tracking_uri: str) -> None:
     """Log the report files as artifacts of the model's MLflow run (under ``fairness_report/``)."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(tracking_uri=tracking_uri)
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path=MLFLOW_ARTIFACT_PATH)
@@ -95,8 +104,6 @@ def log_report_task(paths: tuple[Path, ...], run_id: str, tracking_uri: str) -> 
 
 
 def _audit_run_name() -> str:
-    from prefect.runtime import flow_run
-
     model = flow_run.parameters.get("model")
     return f"fairness-audit-{model.outcome}-v{model.model_version}" if model is not None else "fairness-audit"
 
@@ -138,3 +145,81 @@ def fairness_audit(
             ", ".join(f.flag_id for f in blocking),
         )
     return AuditResult(audit=audit, html_path=html_path, json_path=json_path, open_flags=blocking)
+
+
+# ----------------------------------------------------------------------------- inputs and the monthly flow
+
+
+def back_tested_lists(
+    test: pd.DataFrame,
+    probabilities: Any,
+    outcome: str,
+    mdt_settings: MdtSettings,
+    model_settings: ModelSettings,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test-row predictions and each MDT's list drawn up on them by the weekly selector, for the audit.
+
+    The MDTs come from ``configs/mdts.yaml`` and the practices file; without the
+    file every test row is one list at ``model.evaluation.capacity_share``
+    (:func:`riskstrat.worklists.backtest.back_test_lists`).
+    """
+    practices_file = mdt_settings.practices_file
+    mdts = []
+    if practices_file and Path(practices_file).is_file():
+        mdts = resolve_mdts(mdt_settings, read_practices(Path(practices_file)))
+    return back_test_lists(
+        test,
+        probabilities,
+        outcome,
+        mdts,
+        mdt_settings.risk_bands,
+        model_settings.split.test,
+        model_settings.evaluation.capacity_share,
+    )
+
+
+@flow(
+    name="fairness_audit",
+    flow_run_name=lambda: f"fairness-audit-{date.today().isoformat()}",
+    validate_parameters=False,
+)
+@holds_output_lock("audit")
+def fairness_audit_flow(
+    config_dir: str | None = None,
+    outcome: str = "emergency_admission",
+    alias: str = CHAMPION,
+    extract_dir: str | None = None,
+) -> str:
+    """Audit a registered model on its test rows and write the governance report (monthly on the champion)."""
+    config = load_run_config(config_dir)
+    extract = Path(extract_dir or config.data.extract_dir)
+    report = run_gate(config, extract)
+    registration, _ = registered_version(
+        outcome, config.model.mlflow.registered_models[outcome], alias, tracking_uri(config)
+    )
+    model = load_model(f"models:/{registration.model_name}/{registration.version}", registration.tracking_uri)
+    test = held_out_test_rows(config, extract, report.snapshot_hash)
+    need = need_at(extract, config.model.as_of.test, test["person_id"], config.features, config.outcomes)
+    test = test.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one")
+    predictions, selections = back_tested_lists(
+        test, model.predict_proba(test), outcome, config.mdts, config.model
+    )
+    card = model_card(
+        registration,
+        model,
+        logged_test_metrics(registration),
+        test,
+        config.model,
+        config.outcomes,
+        is_synthetic(config.data.truth_dir),
+    )
+    result = fairness_audit(
+        predictions,
+        selections,
+        config.fairness,
+        card,
+        config.data.output_dir,
+        run_id=registration.run_id,
+        tracking_uri=registration.tracking_uri,
+    )
+    return str(result.html_path)

@@ -3,6 +3,10 @@
 Every command loads and validates ``configs/`` first, so a wrong setting stops
 it before any work. Errors print one line and a hint and exit non-zero; pass
 ``--debug`` for the traceback.
+
+The flow modules are imported inside each command, after :func:`_config` has set
+the offline environment (Prefect's home under the outputs folder), because
+importing them imports Prefect and MLflow, which read it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import typer
 from rich.text import Text
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features.outcomes import outcome_names
+from riskstrat.io import output_lock
+from riskstrat.pipelines.config import Config, load_config
+from riskstrat.pipelines.environment import configure_environment, start_command_guards
+from riskstrat.pipelines.generate import write_synthetic
 from riskstrat.pipelines.terminal import make_console, printable, say
 
 app = typer.Typer(
@@ -34,6 +43,9 @@ out = make_console()
 _state: dict[str, Any] = {"debug": False, "config_dir": None}
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+OUTCOME_CHOICES = " or ".join(outcome_names())
+"""The registered outcomes, as the --outcome help lists them."""
 
 EXIT_USER_ERROR = 1
 EXIT_UNEXPECTED = 2
@@ -75,10 +87,7 @@ def _print_error(message: str, hint: str = "") -> None:
         console.print(Text.assemble(("hint:", "yellow"), " ", printable(hint)))
 
 
-def _config():
-    from riskstrat.config import load_config
-    from riskstrat.pipelines.environment import configure_environment, start_command_guards
-
+def _config() -> Config:
     config = load_config(_state["config_dir"])
     configure_environment(config.data.output_dir)
     start_command_guards(debug=_state["debug"])
@@ -89,7 +98,10 @@ def _config():
 def main(
     config_dir: Annotated[
         Path | None,
-        typer.Option("--config-dir", help="Folder of settings files (default: ./configs)."),
+        typer.Option(
+            "--config-dir",
+            help="Folder of settings files (default: $RISKSTRAT_CONFIG_DIR, else ./configs, else the settings shipped with riskstrat).",
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
@@ -113,9 +125,6 @@ def generate(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
 ) -> None:
     """Generate a synthetic population on real English neighbourhoods (never real data)."""
-    from riskstrat.io import output_lock
-    from riskstrat.pipelines.generate import write_synthetic
-
     config = _config()
     target = out_dir or config.data.output_dir
     with output_lock(
@@ -140,7 +149,7 @@ def validate(
     ] = None,
 ) -> None:
     """Run the Great Expectations gate alone; exit 0 when nothing critical failed."""
-    from riskstrat.pipelines.flows import run_validate
+    from riskstrat.pipelines.validate import run_validate
 
     config = _config()
     report = run_validate(config, extract_dir or config.data.extract_dir)
@@ -159,7 +168,7 @@ def features(
     """Validate the extract and build the point-in-time feature matrix at an as-of date."""
     when = _parse_date(as_of, "--as-of") if as_of else None
     config = _config()
-    from riskstrat.pipelines.flows import build_features_flow
+    from riskstrat.pipelines.features import build_features_flow
 
     path = build_features_flow(
         config_dir=str(config.source_dir),
@@ -175,7 +184,7 @@ def train(
     extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
 ) -> None:
     """Retrain: validate, build training tables, train, calibrate, evaluate, register challengers."""
-    from riskstrat.pipelines.flows import retrain_flow
+    from riskstrat.pipelines.retrain import retrain_flow
 
     config = _config()
     result = retrain_flow(
@@ -189,11 +198,11 @@ def train(
 def promote(
     outcome: Annotated[
         str | None,
-        typer.Option("--outcome", help="emergency_admission or frequent_attendance (default: both)."),
+        typer.Option("--outcome", help=f"{OUTCOME_CHOICES} (default: every outcome)."),
     ] = None,
 ) -> None:
     """Compare each challenger with its champion and move the champion alias only if the gates pass."""
-    from riskstrat.pipelines.flows import run_promotion
+    from riskstrat.pipelines.retrain import run_promotion
 
     config = _config()
     decisions = run_promotion(config, outcome)
@@ -214,7 +223,7 @@ def worklists(
     """Weekly run: validate, features as at the run date, score, select, explain, export."""
     week_date = _parse_date(week, "--week") if week else None
     config = _config()
-    from riskstrat.pipelines.flows import weekly_worklists_flow
+    from riskstrat.pipelines.weekly import weekly_worklists_flow
 
     result = weekly_worklists_flow(
         config_dir=str(config.source_dir),
@@ -227,15 +236,13 @@ def worklists(
 @app.command()
 @handle_errors
 def audit(
-    outcome: Annotated[
-        str, typer.Option("--outcome", help="emergency_admission or frequent_attendance.")
-    ] = "emergency_admission",
+    outcome: Annotated[str, typer.Option("--outcome", help=f"{OUTCOME_CHOICES}.")] = outcome_names()[0],
     alias: Annotated[
         str, typer.Option("--alias", help="Registry alias to audit: champion or challenger.")
     ] = "champion",
 ) -> None:
     """Fairness audit and governance report for a registered model."""
-    from riskstrat.pipelines.flows import fairness_audit_flow
+    from riskstrat.pipelines.audit import fairness_audit_flow
 
     config = _config()
     report = fairness_audit_flow(config_dir=str(config.source_dir), outcome=outcome, alias=alias)
@@ -251,7 +258,7 @@ def demo(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
 ) -> None:
     """Generate the synthetic population and run every stage end to end."""
-    from riskstrat.pipelines.flows import demo_flow, demo_summary
+    from riskstrat.pipelines.demo import demo_flow, demo_summary
 
     config = _config()
     result = demo_flow(config_dir=str(config.source_dir), people=people, seed=seed)

@@ -7,12 +7,14 @@ start from the Prefect UI. No Prefect account or network is needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
 
-if TYPE_CHECKING:
-    from prefect.deployments.runner import RunnerDeployment
-
-    from riskstrat.config import Config
+from riskstrat.pipelines.audit import fairness_audit_flow
+from riskstrat.pipelines.config import Config
+from riskstrat.pipelines.retrain import retrain_flow
+from riskstrat.pipelines.weekly import weekly_worklists_flow
 
 DEPLOYMENT_NAMES: dict[str, str] = {
     "weekly_worklists": "weekly-worklists",
@@ -31,16 +33,12 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
     Returns:
         The deployments, ready for :func:`prefect.serve`.
     """
-    from prefect.schedules import Cron
-
-    from riskstrat.pipelines import flows
-
     schedules = config.schedules
     parameters = {"config_dir": str(config.source_dir.resolve())}
     flow_for = {
-        "weekly_worklists": flows.weekly_worklists_flow,
-        "fairness_audit": flows.fairness_audit_flow,
-        "retrain": flows.retrain_flow,
+        "weekly_worklists": weekly_worklists_flow,
+        "fairness_audit": fairness_audit_flow,
+        "retrain": retrain_flow,
     }
     deployments = []
     for key, name in DEPLOYMENT_NAMES.items():
@@ -59,6 +57,4 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
 
 def serve_deployments(config: Config) -> None:
     """Register the deployments with Prefect's local server and serve them until interrupted."""
-    from prefect import serve
-
     serve(*build_deployments(config))

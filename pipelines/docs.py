@@ -15,8 +15,12 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from riskstrat.config import CONFIG_FILES
+from riskstrat.features.dictionary import render_feature_docs
+from riskstrat.features.outcomes import OUTCOMES
+from riskstrat.features.settings import OutcomeSettings
+from riskstrat.ingest.contract_docs import render_contract_docs
 from riskstrat.io import atomic_path
+from riskstrat.pipelines.config import CONFIG_FILES
 
 CONFIG_INTRO = """\
 # Configuration reference
@@ -100,22 +104,31 @@ def render_configuration_docs() -> str:
         doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
         parts.append(f"## `configs/{filename}` ({model.__name__})\n\n{doc}\n")
         parts.append("| key | type | default | meaning |\n| --- | --- | --- | --- |")
-        parts.append("\n".join(_model_rows(model, "", {model})) + "\n")
+        rows = _model_rows(model, "", {model})
+        if model is OutcomeSettings:
+            rows += _registered_outcome_rows()
+        parts.append("\n".join(rows) + "\n")
     return "\n".join(parts)
+
+
+def _registered_outcome_rows() -> list[str]:
+    """Rows for the sections of registered outcomes that are not fields of ``OutcomeSettings``."""
+    rows: list[str] = []
+    for spec in OUTCOMES.values():
+        if spec.name in OutcomeSettings.model_fields:
+            continue
+        description = spec.description.replace("|", "\\|")
+        rows.append(f"| `{spec.name}` | {spec.settings_model.__name__} | (see below) | {description} |")
+        rows += _model_rows(spec.settings_model, f"{spec.name}.", {spec.settings_model})
+    return rows
 
 
 def generated_pages() -> dict[str, str]:
     """Every generated page by file name."""
-    from riskstrat.ingest.contract_docs import render_contract_docs
-
     pages = {
         "data-contract.md": render_contract_docs(),
         "configuration.md": render_configuration_docs(),
     }
-    try:
-        from riskstrat.features.dictionary import render_feature_docs
-    except ImportError:  # the feature stage is optional for the contract and config pages
-        return pages
     pages["features.md"] = render_feature_docs()
     return pages
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from riskstrat.catalog import output_catalog
+from riskstrat.pipelines.config import check_output_dir
+from riskstrat.pipelines.watchdog import start_watchdog
+
 OFFLINE_DEFAULTS: dict[str, str] = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
@@ -30,12 +34,10 @@ def configure_environment(output_dir: Path) -> None:
     Raises:
         SettingsError: If ``data.output_dir`` cannot be created or written to.
     """
-    from riskstrat.config import check_output_dir
-
     check_output_dir(output_dir)
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str((Path(output_dir) / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_HOME", str(output_catalog(output_dir).prefect_home.resolve()))
     # Prefect only creates the last folder of its home; the outputs folder may not exist yet.
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
@@ -57,8 +59,8 @@ def start_command_guards(debug: bool = False) -> None:
     Args:
         debug: The ``--debug`` flag.
     """
+    # Imported here: the log module imports Prefect, which must not load before configure_environment.
     from riskstrat.pipelines.logs import install_log_redaction
-    from riskstrat.pipelines.watchdog import start_watchdog
 
     start_watchdog()
     install_log_redaction(hide_user_errors_on_console=not debug)

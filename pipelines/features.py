@@ -1,7 +1,8 @@
-"""Build and cache the feature matrix of an extract at an as-of date (Prefect task and flow).
+"""Build and cache the feature matrix of an extract at an as-of date: the tasks and the ``build_features`` flow.
 
 The matrix is stored as Parquet at
-``<output_dir>/features/<snapshot>/features_<as_of>_<settings>.parquet``, where
+``<output_dir>/features/<snapshot>/features_<as_of>_<settings>.parquet``
+(:meth:`riskstrat.catalog.OutputCatalog.feature_file`), where
 ``<snapshot>`` is the extract's :func:`riskstrat.io.folder_snapshot_hash` and
 ``<settings>`` a hash of the feature (and outcome) settings and the feature code
 version. An unchanged input returns the stored file without rebuilding.
@@ -14,12 +15,24 @@ import logging
 from datetime import date
 from pathlib import Path
 
+import ibis
+import pandas as pd
 from prefect import flow, task
+from prefect.runtime import flow_run
 
+import riskstrat.features
+from riskstrat.catalog import output_catalog
+from riskstrat.errors import RiskstratError
 from riskstrat.features.backends import connect, read_extract
 from riskstrat.features.matrix import build_feature_table
+from riskstrat.features.need import realised_need
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.ingest.contract import CONTRACT, EVENT_TABLES
 from riskstrat.io import folder_snapshot_hash, write_arrow_parquet
+from riskstrat.models.training import person_groups
+from riskstrat.pipelines.config import Config
+from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config
+from riskstrat.pipelines.validate import run_gate
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +42,8 @@ FEATURE_CODE_VERSION = "1"
 
 def _feature_code_hash() -> str:
     # The source of the feature package is part of the key, so editing a feature never reuses a stale matrix.
-    import riskstrat.features as package
-
     digest = hashlib.sha256()
-    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+    for path in sorted(Path(riskstrat.features.__file__).parent.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -54,7 +65,7 @@ def feature_file_path(
 ) -> Path:
     """Where the matrix of one extract snapshot, as-of date and settings is stored."""
     key = feature_cache_key(feature_settings, outcome_settings)
-    return Path(output_dir) / "features" / snapshot_hash / f"features_{as_of.isoformat()}_{key}.parquet"
+    return output_catalog(output_dir).feature_file(snapshot_hash, as_of, key)
 
 
 def build_feature_file(
@@ -97,7 +108,7 @@ def build_feature_file(
     return target
 
 
-@task(name="build-features")
+@task(name="build-features", **IO_RETRIES)
 def build_features(
     extract_dir: Path,
     output_dir: Path,
@@ -105,25 +116,96 @@ def build_features(
     feature_settings: FeatureSettings,
     outcome_settings: OutcomeSettings | None = None,
     extract_date: date | None = None,
+    snapshot_hash: str | None = None,
 ) -> Path:
-    """Prefect task around :func:`build_feature_file`."""
+    """Prefect task around :func:`build_feature_file`: build (or reuse the cached) matrix at ``as_of``."""
     return build_feature_file(
-        extract_dir, output_dir, as_of, feature_settings, outcome_settings, extract_date
+        extract_dir, output_dir, as_of, feature_settings, outcome_settings, extract_date, snapshot_hash
     )
 
 
-@flow(name="features")
-def features_flow(
+def features_at(
+    config: Config, extract_dir: Path, as_of: date, with_outcomes: bool, snapshot_hash: str | None = None
+) -> Path:
+    """The run's feature matrix at ``as_of`` as a task (with outcome columns for training tables)."""
+    return build_features(
+        extract_dir,
+        config.data.output_dir,
+        as_of,
+        config.features,
+        config.outcomes if with_outcomes else None,
+        config.data.extract_date,
+        snapshot_hash,
+    )
+
+
+def read_feature_matrix(path: Path) -> pd.DataFrame:
+    """A stored feature matrix with ``as_of`` as dates (Parquet keeps them as timestamps)."""
+    frame = pd.read_parquet(path)
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    return frame
+
+
+@task(name="latest-event-date", **IO_RETRIES)
+def data_date(extract_dir: Path, feature_settings: FeatureSettings, extract_date: date | None = None) -> date:
+    """The as-of date of a run: ``extract_date`` (``data.extract_date``), else the latest event date in the extract."""
+    if extract_date:
+        return extract_date
+    dated = tuple(name for name in EVENT_TABLES if CONTRACT[name].event_date)
+    tables = read_extract(connect(feature_settings), Path(extract_dir), dated)
+    found = [tables[name][CONTRACT[name].event_date].max().execute() for name in dated]
+    latest = [pd.Timestamp(value) for value in found if value is not None and not pd.isna(value)]
+    if not latest:
+        raise RiskstratError(
+            f"no dated events in {extract_dir}", hint="Set data.extract_date in configs/data.yaml."
+        )
+    return min(max(latest).date(), date.today())
+
+
+@task(name="realised-need", **IO_RETRIES)
+def need_at(
     extract_dir: Path,
-    output_dir: Path,
-    as_of_dates: list[date],
-    feature_settings: FeatureSettings | None = None,
-    outcome_settings: OutcomeSettings | None = None,
-    extract_date: date | None = None,
-) -> list[Path]:
-    """Build (or reuse) the feature matrix at each as-of date; returns the Parquet files in date order."""
-    settings = feature_settings or FeatureSettings()
-    return [
-        build_features(extract_dir, output_dir, as_of, settings, outcome_settings, extract_date)
-        for as_of in sorted(as_of_dates)
-    ]
+    as_of: date,
+    person_ids: pd.Series,
+    feature_settings: FeatureSettings,
+    outcome_settings: OutcomeSettings,
+) -> pd.DataFrame:
+    """Emergency admissions, bed days and caseload exposure in the outcome window (evaluation only)."""
+    tables = read_extract(connect(feature_settings), extract_dir, ("apc_spells", "caseload"))
+    people = ibis.memtable(pd.DataFrame({"person_id": person_ids.astype(str).unique()}))
+    frame = realised_need(people, tables, as_of, outcome_settings).to_pandas()
+    frame["as_of"] = pd.Timestamp(as_of).date()
+    return frame
+
+
+def held_out_test_rows(config: Config, extract: Path, snapshot_hash: str | None = None) -> pd.DataFrame:
+    """The test rows exactly as training chose them: the test as-of date, test persons only."""
+    built = build_features.fn(
+        extract,
+        config.data.output_dir,
+        config.model.as_of.test,
+        config.features,
+        config.outcomes,
+        config.data.extract_date,
+        snapshot_hash,
+    )
+    table = read_feature_matrix(built)
+    return table[person_groups(table["person_id"], config.model.split).to_numpy() == "test"]
+
+
+def _features_name() -> str:
+    as_of = flow_run.parameters.get("as_of") or "latest"
+    return f"build-features-{as_of}"
+
+
+@flow(name="build_features", flow_run_name=_features_name, validate_parameters=False)
+@holds_output_lock("features")
+def build_features_flow(
+    config_dir: str | None = None, extract_dir: str | None = None, as_of: date | None = None
+) -> Path:
+    """Validate the extract, then build (or reuse) the feature matrix at ``as_of`` (default: the data date)."""
+    config = load_run_config(config_dir)
+    extract = Path(extract_dir or config.data.extract_dir)
+    report = run_gate(config, extract)
+    when = as_of or data_date(extract, config.features, config.data.extract_date)
+    return features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from riskstrat.catalog import output_catalog
 from riskstrat.ingest.contract import CONTRACT, Table
 from riskstrat.ingest.synthetic.generate import iter_population, plan_population, practice_map
 from riskstrat.ingest.synthetic.settings import SyntheticSettings
@@ -87,13 +88,14 @@ def write_synthetic(out_dir: Path, people: int, seed: int, settings: SyntheticSe
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    outputs = output_catalog(out_dir)
     plan = plan_population(settings, people, seed)
     n_chunks = len(plan.chunk_seeds)
     patients = []
     with (
-        atomic_directory(out_dir / "extract") as extract,
-        atomic_directory(out_dir / "truth") as truth,
-        atomic_directory(out_dir / "reference") as reference,
+        atomic_directory(outputs.extract) as extract,
+        atomic_directory(outputs.truth) as truth,
+        atomic_directory(outputs.reference) as reference,
     ):
         extract_writers, truth_writers = _Writers(extract), _Writers(truth)
         try:
@@ -113,10 +115,8 @@ def write_synthetic(out_dir: Path, people: int, seed: int, settings: SyntheticSe
             extract_writers.close()
             truth_writers.close()
         practice_map(plan, pd.concat(patients, ignore_index=True)).to_csv(
-            reference / "practices.csv", index=False
+            reference / outputs.practices_file.name, index=False
         )
     seconds = time.perf_counter() - started
     log.info("synthetic population of %d people written to %s in %.0f s", people, out_dir, seconds)
-    return GeneratedPaths(
-        out_dir / "extract", out_dir / "truth", out_dir / "reference" / "practices.csv", people, seconds
-    )
+    return GeneratedPaths(outputs.extract, outputs.truth, outputs.practices_file, people, seconds)

@@ -23,10 +23,13 @@ import re
 import traceback
 from types import TracebackType
 
+import prefect._internal.states
+import prefect.states
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 from riskstrat.errors import RiskstratError
+from riskstrat.pipelines.terminal import printable
 
 USER_ERROR = "riskstrat_user_error"
 """Attribute set on a log record that reports a RiskstratError."""
@@ -111,9 +114,6 @@ def state_message(exc: BaseException, tb: TracebackType | None = None) -> str:
 def _redact_prefect_states() -> None:
     # Prefect's async engines call prefect.states.format_exception; its sync engines call the
     # copy prefect._internal.states imported by name. Both are replaced (tested end to end).
-    import prefect._internal.states
-    import prefect.states
-
     for module in (prefect.states, prefect._internal.states):
         if hasattr(module, "format_exception"):
             module.format_exception = state_message
@@ -131,8 +131,6 @@ class RedactUserErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Strip the traceback of a user error and escape control characters; keep the record."""
-        from riskstrat.pipelines.terminal import printable
-
         unexpected = None
         if not _is_user_error(record) and record.exc_info and record.exc_info[1] is not None:
             unexpected = record.exc_info[1]

@@ -1,23 +1,49 @@
-"""Retrain flow pieces: train -> calibrate -> evaluate -> register challenger -> promote.
+"""The ``retrain`` flow: validate -> features -> train -> calibrate -> evaluate -> register -> audit -> promote.
 
-The lead wires validate -> features in front of :func:`train_models`. All model
-logic lives in ``riskstrat.models``; these tasks only pass data and settings
-between the stages and write nothing but MLflow runs.
+Also ``riskstrat promote`` (:func:`run_promotion`). All model logic lives in
+``riskstrat.models``; these tasks only pass data and settings between the
+stages and write nothing but MLflow runs and the governance reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, task
 
+from riskstrat.errors import RiskstratError
+from riskstrat.evaluation.model_card import is_synthetic, model_card
+from riskstrat.evaluation.training_figures import close_figures, training_figures
+from riskstrat.features.dictionary import feature_dictionary, feature_names
+from riskstrat.features.matrix import feature_matrix_schema, stack_matrices
+from riskstrat.features.outcomes import outcome_columns
 from riskstrat.models.promotion import PromotionDecision, promote
-from riskstrat.models.registry import Registration, log_training_run
+from riskstrat.models.registry import (
+    CHALLENGER,
+    FAIRNESS_FLAGS_TAG,
+    Registration,
+    load_model,
+    log_training_run,
+    logged_test_metrics,
+    open_fairness_flags,
+    registered_version,
+    tag_run,
+)
 from riskstrat.models.settings import ModelSettings
 from riskstrat.models.training import TrainingResult, train_outcome
+from riskstrat.pipelines.audit import back_tested_lists, fairness_audit
+from riskstrat.pipelines.config import Config
+from riskstrat.pipelines.environment import configure_environment
+from riskstrat.pipelines.features import build_feature_file, held_out_test_rows, need_at, read_feature_matrix
 from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config, tracking_uri
+from riskstrat.pipelines.validate import run_gate
 
 
 def feature_names_from(dictionary: pd.DataFrame) -> list[str]:
@@ -67,19 +93,23 @@ def register_challenger(
     settings_hash: str = "unknown",
     validation_warnings: Sequence[str] = (),
 ) -> Registration:
-    """Log the run to MLflow and register the model version as ``challenger``."""
+    """Log the run to MLflow, with its evaluation plots, and register the model version as ``challenger``."""
     test = training_table.iloc[result.test_rows]
-    return log_training_run(
-        result,
-        settings,
-        settings.mlflow.resolved_tracking_uri(output_dir),
-        settings.mlflow.resolved_artifact_dir(output_dir),
-        feature_dictionary=dictionary,
-        extract_snapshot_hash=extract_snapshot_hash,
-        settings_hash=settings_hash,
-        validation_warnings=validation_warnings,
-        test_features=test,
-    )
+    figures = training_figures(result, test)
+    try:
+        return log_training_run(
+            result,
+            settings,
+            settings.mlflow.resolved_tracking_uri(output_dir),
+            settings.mlflow.resolved_artifact_dir(output_dir),
+            feature_dictionary=dictionary,
+            extract_snapshot_hash=extract_snapshot_hash,
+            settings_hash=settings_hash,
+            validation_warnings=validation_warnings,
+            figures=figures,
+        )
+    finally:
+        close_figures(figures)
 
 
 @task(name="promote")
@@ -107,30 +137,184 @@ def promote_challenger(
     return decision
 
 
-@flow(name="train-register-promote")
-def train_register_promote(
-    training_table: pd.DataFrame,
-    dictionary: pd.DataFrame,
-    settings: ModelSettings,
-    output_dir: Path,
-    truth: pd.DataFrame | None = None,
-    extract_snapshot_hash: str = "unknown",
-    settings_hash: str = "unknown",
-    validation_warnings: Sequence[str] = (),
-) -> dict[str, PromotionDecision]:
-    """The model half of the retrain flow (after validate and features)."""
-    results = train_models(training_table, dictionary, settings, truth)
-    decisions = {}
+# ----------------------------------------------------------------------------- the retrain flow
+
+
+@dataclass
+class RetrainResult:
+    """What a retrain produced, per outcome (aggregates only)."""
+
+    decisions: dict[str, Any] = field(default_factory=dict)
+    registrations: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    open_flags: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Plain-text summary for the command line."""
+        lines = []
+        for outcome, decision in self.decisions.items():
+            m = self.metrics.get(outcome, {})
+            lines.append(
+                f"{outcome}: AUROC {m.get('auroc', float('nan')):.3f} "
+                f"(95% CI {m.get('auroc_ci_low', float('nan')):.3f}-{m.get('auroc_ci_high', float('nan')):.3f}), "
+                f"calibration slope {m.get('calibration_slope', float('nan')):.2f}; report {self.reports.get(outcome)}"
+            )
+            lines.append(decision.summary())
+        return "\n".join(lines)
+
+
+@task(name="training-table", **IO_RETRIES)
+def training_table(config: Config, extract_dir: Path, snapshot_hash: str | None = None) -> pd.DataFrame:
+    """Features and outcomes stacked over the training, validation and test as-of dates, with need columns.
+
+    ``snapshot_hash``: the gate's hash of the extract (default: hashed by each feature build).
+    """
+    as_of = config.model.as_of
+    schema = feature_matrix_schema(feature_names(config.features), outcome_columns(config.outcomes))
+    frames = []
+    for when in sorted({*as_of.train, as_of.validation, as_of.test}):
+        built = build_feature_file(
+            extract_dir,
+            config.data.output_dir,
+            when,
+            config.features,
+            config.outcomes,
+            config.data.extract_date,
+            snapshot_hash,
+        )
+        matrix = schema.check(read_feature_matrix(built))
+        need = need_at.fn(extract_dir, when, matrix["person_id"], config.features, config.outcomes)
+        frames.append(matrix.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one"))
+    return stack_matrices(frames)
+
+
+@task(name="read-truth", **IO_RETRIES)
+def read_truth(truth_dir: Path | None) -> pd.DataFrame | None:
+    """Synthetic ground truth for the oracle baseline (``data.truth_dir``), or None on real data."""
+    if truth_dir is None or not (Path(truth_dir) / "risk.parquet").is_file():
+        return None
+    truth = pd.read_parquet(Path(truth_dir) / "risk.parquet")
+    truth["as_of"] = pd.to_datetime(truth["as_of"]).dt.date
+    return truth
+
+
+def dictionary_frame(dictionary: Mapping[str, Any]) -> pd.DataFrame:
+    """The feature dictionary as a table (one row per feature, in model order)."""
+    rows = [asdict(spec) if is_dataclass(spec) else dict(spec) for spec in dictionary.values()]
+    frame = pd.DataFrame(rows)
+    if "name" not in frame.columns:
+        frame.insert(0, "name", list(dictionary))
+    return frame
+
+
+def _metric_summary(metrics: pd.DataFrame) -> dict[str, float]:
+    """LightGBM's test metrics with their intervals, flat (``auroc``, ``auroc_ci_low``, ...)."""
+    lightgbm = metrics.query("model == 'lightgbm'").set_index("metric")
+    return {
+        **lightgbm["value"].to_dict(),
+        **{f"{k}_ci_low": v for k, v in lightgbm["ci_low"].to_dict().items()},
+        **{f"{k}_ci_high": v for k, v in lightgbm["ci_high"].to_dict().items()},
+    }
+
+
+@flow(name="retrain", flow_run_name=lambda: f"retrain-{date.today().isoformat()}", validate_parameters=False)
+@holds_output_lock("train")
+def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) -> RetrainResult:
+    """Validate -> features -> train -> calibrate -> evaluate -> register challenger -> audit -> promote.
+
+    Promotion happens only when every gate passes, including no open fairness
+    flag, and ``model.promotion.auto_promote`` is on.
+    """
+    config = load_run_config(config_dir)
+    extract = Path(extract_dir or config.data.extract_dir)
+    report = run_gate(config, extract)
+    warnings = [f"{w.table}.{w.column}: {w.expected}" for w in report.warnings]
+    table = training_table(config, extract, report.snapshot_hash)
+    dictionary = dictionary_frame(feature_dictionary(config.features))
+    truth = read_truth(config.data.truth_dir)
+    synthetic = is_synthetic(config.data.truth_dir)
+    results = train_models(table, dictionary, config.model, truth)
+    retrained = RetrainResult()
     for outcome, result in results.items():
         registration = register_challenger(
             result,
-            training_table,
+            table,
             dictionary,
-            settings,
-            output_dir,
-            extract_snapshot_hash,
-            settings_hash,
-            validation_warnings,
+            config.model,
+            config.data.output_dir,
+            report.snapshot_hash,
+            config.settings_hash(),
+            warnings,
         )
-        decisions[outcome] = promote_challenger(registration, result, training_table, settings)
+        test = table.iloc[result.test_rows]
+        predictions, selections = back_tested_lists(
+            test, result.test_scores["lightgbm"].to_numpy(), outcome, config.mdts, config.model
+        )
+        card = model_card(
+            registration, result.model, result.metrics, table, config.model, config.outcomes, synthetic
+        )
+        audit = fairness_audit(
+            predictions,
+            selections,
+            config.fairness,
+            card,
+            config.data.output_dir,
+            run_id=registration.run_id,
+            tracking_uri=registration.tracking_uri,
+        )
+        flags = [f.flag_id for f in audit.open_flags]
+        tag_run(registration, FAIRNESS_FLAGS_TAG, json.dumps(flags))
+        retrained.decisions[outcome] = promote_challenger(
+            registration, result, table, config.model, None, flags
+        )
+        retrained.registrations[outcome] = registration
+        retrained.metrics[outcome] = _metric_summary(result.metrics)
+        retrained.reports[outcome] = str(audit.html_path)
+        retrained.open_flags[outcome] = flags
+    return retrained
+
+
+# ----------------------------------------------------------------------------- promotion (CLI)
+
+
+@holds_output_lock("promote")
+def run_promotion(config: Config, outcome: str | None = None) -> list[PromotionDecision]:
+    """``riskstrat promote``: judge each challenger against its champion on the challenger's test rows.
+
+    The test rows are rebuilt from the cached feature matrix at the test as-of
+    date and the person split, exactly as training chose them; the challenger's
+    logged test metrics and open fairness flags are read from its MLflow run.
+    """
+    configure_environment(config.data.output_dir)
+    modelled = tuple(config.model.outcomes)
+    outcomes = [outcome] if outcome else list(modelled)
+    uri = tracking_uri(config)
+    test = None
+    decisions = []
+    for name in outcomes:
+        if name not in modelled:
+            raise RiskstratError(
+                f"--outcome {name!r} is not a modelled outcome",
+                hint=f"Use one of {', '.join(modelled)} (model.outcomes in configs/model.yaml).",
+            )
+        registration, run = registered_version(
+            name, config.model.mlflow.registered_models[name], CHALLENGER, uri
+        )
+        # Both outcomes share the test rows: read them once.
+        test = held_out_test_rows(config, Path(config.data.extract_dir)) if test is None else test
+        decisions.append(
+            promote(
+                registration,
+                test,
+                test[name].to_numpy(),
+                logged_test_metrics(registration),
+                config.model,
+                apply=True,
+                open_fairness_flags=open_fairness_flags(run),
+                challenger=load_model(
+                    f"models:/{registration.model_name}/{registration.version}", registration.tracking_uri
+                ),
+            )
+        )
     return decisions

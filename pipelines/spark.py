@@ -6,8 +6,10 @@ partitioned Parquet (the feature cache) and read back as a Spark DataFrame; it
 never comes to the driver whole. The champions score it per partition
 (:mod:`riskstrat.models.spark_scoring`) and only the scores come back; after the
 selection, the feature rows and the TreeSHAP reasons of the listed people are
-computed per partition and collected. Selection, export, history and MLflow stay
-on the driver (see docs/scale-out.md).
+computed per partition and collected. Every patient's status and the listed
+people's context are computed by the same session through the Ibis point-in-time
+engine (:mod:`riskstrat.pipelines.weekly`); only their narrow results come back.
+Selection, export, history and MLflow stay on the driver (see docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from riskstrat.features.backends import connect_pyspark, read_extract, spark_session
-from riskstrat.features.matrix import AUDIT_COLUMNS, feature_matrix_expr, shape_matrix_expr
+from riskstrat.features.matrix import PERSON_ATTRIBUTES, feature_matrix_expr, shape_matrix_expr
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.io import atomic_directory, folder_snapshot_hash
 from riskstrat.models.spark_scoring import ship
@@ -135,11 +137,11 @@ def feature_rows(matrix: Any, people: Collection[str]) -> pd.DataFrame:
 
 
 def conform_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Spark-collected feature rows with the pandas path's types: str ids and audit columns, date as_of."""
+    """Spark-collected feature rows with the pandas path's types: str ids and person attributes, date as_of."""
     frame = frame.copy()
     frame["person_id"] = frame["person_id"].astype("str")
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    for name in AUDIT_COLUMNS:
+    for name in PERSON_ATTRIBUTES:
         if name in frame.columns:
             frame[name] = frame[name].astype("str")
     return frame.sort_values("person_id", kind="stable").reset_index(drop=True)
@@ -180,6 +182,7 @@ def listed_reasons(matrix: Any, model: RiskModel, people: Collection[str], count
     shipped = ship(matrix.sparkSession, model)
 
     def explain_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # Imported on the executor, where only these stage modules are needed (not the pipelines).
         from riskstrat.models.explain import contributions
         from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
 

@@ -1,10 +1,11 @@
-"""The validation gate: run Great Expectations on an extract before anything is built from it.
+"""The validation gate and the ``validate`` flow: Great Expectations on an extract before anything is built from it.
 
 :func:`run_validation` validates a folder, writes the report JSON and the
 row-count history, and returns the report (``riskstrat validate DIR`` calls
-it). :func:`validation_gate` is the Prefect task at the start of every flow
-that reads extracts: it raises a :class:`~riskstrat.errors.ContractError` on
-any critical failure, so the flow stops before anything downstream is written.
+it through :func:`run_validate`). :func:`validation_gate` is the Prefect task
+at the start of every flow that reads extracts: it raises a
+:class:`~riskstrat.errors.ContractError` on any critical failure, so the flow
+stops before anything downstream is written.
 
 Outputs (all under ``output_dir``):
     data_docs/index.html             Data Docs, static HTML built by Great Expectations
@@ -28,17 +29,21 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, task
+from prefect.runtime import flow_run
 from rich.table import Table as RichTable
 
+from riskstrat.catalog import output_catalog
+from riskstrat.errors import ContractError, one_line
 from riskstrat.ingest.validation import ValidationReport, extract_snapshot, validate_extract
 from riskstrat.ingest.validation_settings import ValidationSettings
 from riskstrat.io import atomic_path
+from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config
+from riskstrat.pipelines.terminal import make_console, plain, say
 from riskstrat.settings import default_config_dir, load_settings
 
-HISTORY_FILE = "row_counts.json"
 HISTORY_LENGTH = 20
 """Accepted extracts kept in the row-count history."""
 
@@ -48,14 +53,9 @@ def load_validation_settings(path: Path | None = None) -> ValidationSettings:
     return load_settings(path or default_config_dir() / "validation.yaml", ValidationSettings)
 
 
-def validation_dir(output_dir: Path) -> Path:
-    """Folder of the report JSON files and the row-count history."""
-    return Path(output_dir) / "validation"
-
-
 def read_history(output_dir: Path) -> list[dict[str, Any]]:
     """Row counts of earlier accepted extracts, oldest first (empty if none recorded)."""
-    path = validation_dir(output_dir) / HISTORY_FILE
+    path = output_catalog(output_dir).row_count_history
     if not path.is_file():
         return []
     try:
@@ -99,15 +99,16 @@ def record_row_counts(output_dir: Path, report: ValidationReport) -> None:
             "row_counts": report.row_counts,
         }
     )
-    _write_json(validation_dir(output_dir) / HISTORY_FILE, history[-HISTORY_LENGTH:])
+    _write_json(output_catalog(output_dir).row_count_history, history[-HISTORY_LENGTH:])
 
 
 def write_report(output_dir: Path, report: ValidationReport) -> Path:
     """Write the report JSON as ``<snapshot_hash>.json`` and ``latest.json``; return the first."""
     payload = report.to_dict()
-    target = validation_dir(output_dir) / f"{report.snapshot_hash}.json"
+    outputs = output_catalog(output_dir)
+    target = outputs.validation_report(report.snapshot_hash)
     _write_json(target, payload)
-    _write_json(validation_dir(output_dir) / "latest.json", payload)
+    _write_json(outputs.latest_validation, payload)
     return target
 
 
@@ -135,7 +136,7 @@ def run_validation(
 
     Returns:
         The report. ``report.passed`` is False when a critical check failed;
-        ``report.tables`` holds the typed tables for the flow to reuse.
+        ``report.tables`` holds the typed tables kept.
     """
     settings = settings or load_validation_settings()
     history = read_history(output_dir)
@@ -158,7 +159,7 @@ def run_validation(
     return report
 
 
-@task(name="validation-gate", cache_policy=NO_CACHE)
+@task(name="validation-gate", **IO_RETRIES)
 def validation_gate(
     extract_dir: Path,
     output_dir: Path,
@@ -173,7 +174,8 @@ def validation_gate(
         output_dir: The run's output folder.
         settings: The gate's settings (default: ``configs/validation.yaml``).
         extract_date: Date the extract was taken; None: today.
-        keep_tables: Which typed tables to hand on in ``report.tables`` (True: all).
+        keep_tables: Which typed tables to keep in ``report.tables`` (True: all; flows keep
+            none, see :func:`run_gate`).
 
     Returns:
         The report, with ``report.tables`` holding the typed tables kept.
@@ -181,10 +183,16 @@ def validation_gate(
     Raises:
         ContractError: On any critical failure, one line per failed check (table,
             column, what was expected, rows failing, up to five pseudonymised
-            examples). Nothing downstream has been written.
+            examples); the error names the report holding the examples (logs and
+            Prefect get it without them). Nothing downstream has been written.
     """
     logger = run_logger(__name__)
-    report = run_validation(extract_dir, output_dir, settings, extract_date, keep_tables)
+    latest = output_catalog(output_dir).latest_validation
+    try:
+        report = run_validation(extract_dir, output_dir, settings, extract_date, keep_tables)
+    except ContractError as exc:
+        exc.report = latest
+        raise
     for line in report.warning_lines():
         logger.warning("validation warning: %s", line)
     logger.info(
@@ -196,7 +204,9 @@ def validation_gate(
         report.data_docs_index,
     )
     if not report.passed:
-        raise report.contract_error()
+        error = report.contract_error()
+        error.report = latest
+        raise error
     return report
 
 
@@ -212,9 +222,6 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
         Every cell is plain text (never markup, control characters escaped) and
         cells fold rather than being cut short.
     """
-    from riskstrat.errors import one_line
-    from riskstrat.pipelines.terminal import plain
-
     status = "passed" if report.passed else "FAILED"
     title = (
         f"Extract {report.snapshot_hash}: {status} - {len(report.results)} checks, "
@@ -237,3 +244,57 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
             plain(", ".join(one_line(e) for e in result.examples)),
         )
     return table
+
+
+# ----------------------------------------------------------------------------- the validate flow and command
+
+
+def _validate_name() -> str:
+    extract = flow_run.parameters.get("extract_dir") or "default-extract"
+    return f"validate-{Path(str(extract)).name}"
+
+
+@flow(name="validate", flow_run_name=_validate_name, validate_parameters=False)
+@holds_output_lock("validate")
+def validate_flow(config_dir: str | None = None, extract_dir: str | None = None) -> dict[str, Any]:
+    """Run the Great Expectations gate on an extract; fails on any critical check.
+
+    Returns:
+        A summary: snapshot hash, checks, warnings and the Data Docs path.
+    """
+    config = load_run_config(config_dir)
+    report = run_gate(config, Path(extract_dir or config.data.extract_dir))
+    return {
+        "snapshot": report.snapshot_hash,
+        "checks": len(report.results),
+        "warnings": [w.expected for w in report.warnings],
+        "data_docs": str(report.data_docs_index),
+    }
+
+
+def run_gate(config: Config, extract_dir: Path) -> ValidationReport:
+    """The gate at the start of a flow, with the run's settings (:func:`validation_gate`).
+
+    No table is handed on: flows read the extract through the feature backend, and
+    each table is released once validated, which keeps the gate's memory to a chunk.
+    """
+    return validation_gate(
+        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables=False
+    )
+
+
+@holds_output_lock("validate")
+def run_validate(config: Config, extract_dir: Path) -> ValidationReport:
+    """The ``riskstrat validate`` command: the gate alone, with a summary table, never raising on bad data."""
+    report = run_validation(
+        extract_dir,
+        config.data.output_dir,
+        config.validation,
+        config.data.extract_date,
+        keep_tables=False,
+        record_baseline=False,  # a check alone: only pipeline runs move the row-count baseline
+    )
+    console = make_console()
+    console.print(summary_table(report))
+    say(console, f"Data Docs: {report.data_docs_index}")
+    return report

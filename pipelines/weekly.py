@@ -1,7 +1,11 @@
-"""The worklist half of the weekly flow: select -> explain -> publish the lists with their history, in one step.
+"""The ``weekly_worklists`` flow: validate -> features -> score -> select -> explain -> publish, with history.
 
-The lead's flow runs validate -> features as at the run date -> score in front
-of this and hands over in-memory inputs (:class:`WeeklyInputs`). Re-running a
+:func:`weekly_worklists_flow` runs validate -> features as at the data date ->
+score (pandas, or on Spark) and hands in-memory inputs (:class:`WeeklyInputs`)
+to the worklist steps (:func:`run_worklists`). Every patient's status and the
+listed people's context are computed by the point-in-time engine on the
+features' backend, DuckDB or Spark (:func:`population_status_task`,
+:func:`listed_context_reader`); the gate hands no tables on. Re-running a
 week gives the same rows in the same order and identical CSV bytes: selection
 and reasons are deterministic, and a week is only ever compared with the
 published weeks before it. A week is one transaction: its lists, manifest and
@@ -20,12 +24,47 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from riskstrat.worklists.export import MdtOutput, RunInfo, read_reidentification_key, write_worklists
+from riskstrat.features.backends import connect_duckdb, connect_pyspark, read_extract
+from riskstrat.features.dictionary import feature_names
+from riskstrat.features.matrix import feature_matrix_schema
+from riskstrat.features.outcomes import outcome_names
+from riskstrat.features.point_in_time import Tables
+from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.features.status import CONTEXT_TABLES, STATUS_TABLES, listed_context_at, population_status_at
+from riskstrat.models.explain import contributions
+from riskstrat.models.scoring import champion_models, score_population, with_unscored_outcomes
+from riskstrat.models.settings import MlflowSettings
+from riskstrat.models.spark_scoring import collect_scores, score_partitions
+from riskstrat.models.training import RiskModel
+from riskstrat.pipelines.config import check_worklist_files
+from riskstrat.pipelines.features import data_date, features_at, read_feature_matrix
+from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.shared import (
+    IO_RETRIES,
+    holds_output_lock,
+    load_run_config,
+    this_monday,
+    tracking_uri,
+)
+from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_matrix, weekly_session
+from riskstrat.pipelines.validate import run_gate
+from riskstrat.worklists.export import (
+    MdtOutput,
+    RunInfo,
+    outcome_wordings,
+    read_reidentification_key,
+    write_worklists,
+)
 from riskstrat.worklists.history import (
     change_since_last_week,
     history_by_mdt,
@@ -38,8 +77,17 @@ from riskstrat.worklists.history import (
     reconcile_history,
 )
 from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
-from riskstrat.worklists.rows import build_rows, listed_context
-from riskstrat.worklists.selection import STATUS_COLUMNS, MdtSelection, attach_status, select_worklists
+from riskstrat.worklists.rows import build_rows, worklist_context, worklist_rows_schema
+from riskstrat.worklists.selection import (
+    STATUS_COLUMNS,
+    MdtSelection,
+    attach_status,
+    people_not_to_score,
+    scored_population_schema,
+    select_worklists,
+    without_people,
+    worklist_status,
+)
 from riskstrat.worklists.settings import MdtSettings, read_practices, resolve_mdts
 
 ContributionsFn = Callable[[str, pd.DataFrame], pd.DataFrame]
@@ -50,6 +98,9 @@ FeatureRowsFn = Callable[[Collection[str]], pd.DataFrame]
 
 ReasonsFn = Callable[[str, Collection[str], int], pd.DataFrame]
 """(outcome, listed person IDs, reasons per person) -> ``top_reasons`` output indexed by sorted ``person_id``."""
+
+ListedContextFn = Callable[[Collection[str]], pd.DataFrame]
+"""(listed person IDs) -> their context, as :func:`~riskstrat.worklists.rows.worklist_context` gives it."""
 
 
 @dataclass
@@ -70,16 +121,19 @@ class WeeklyInputs:
         model_versions: Outcome -> model name/version/alias, for titles and the manifest.
         extract_snapshot_hash: :func:`riskstrat.io.folder_snapshot_hash` of the extract.
         practices: Practice reference table; read from ``settings.practices_file`` if None.
-        status: :func:`riskstrat.worklists.selection.population_status` for every patient
+        status: :func:`riskstrat.worklists.selection.worklist_status` of every patient
             (also says why someone left: died, deregistered, joined a caseload).
-        tables: Extract tables by contract name; ``apc_spells`` and ``ae_attendances``
-            give the last emergency admission and A&E dates of listed people, and
-            ``community_contacts`` the community services they saw (else taken from
-            the features, which count only some services).
+        listed_context: Returns the listed people's last emergency admission and A&E
+            dates and, when the extract has ``community_contacts``, the community
+            services they saw (:func:`listed_context_reader`); when None the last A&E
+            date and the services are taken from the features (which count only some
+            services) and the last emergency admission is left blank.
         feature_rows: Fetches the feature rows of given people; when None they are
             taken from ``features``. The Spark path collects listed people only.
         reasons: Computes the listed people's reasons itself (the Spark path does,
             per partition); when None, ``contributions`` and ``top_reasons`` run here.
+        outcome_settings: The run's outcome settings, which word what each list ranks by
+            ("... in the next 12 months"); None: the defaults.
     """
 
     week: date
@@ -93,9 +147,10 @@ class WeeklyInputs:
     extract_snapshot_hash: str = ""
     practices: pd.DataFrame | None = None
     status: pd.DataFrame | None = None
-    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    listed_context: ListedContextFn | None = None
     feature_rows: FeatureRowsFn | None = None
     reasons: ReasonsFn | None = None
+    outcome_settings: OutcomeSettings | None = None
 
     def rows_of(self, people: Collection[str]) -> pd.DataFrame:
         """The feature rows of ``people``, ``person_id`` as text, sorted by ``person_id``."""
@@ -119,6 +174,7 @@ def select_task(inputs: WeeklyInputs) -> dict[str, MdtSelection]:
     scored = inputs.scored
     if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
         scored = attach_status(scored, inputs.status)
+    scored_population_schema({mdt.outcome for mdt in mdts}).check(scored)
     return select_worklists(scored, mdts, inputs.settings.risk_bands)
 
 
@@ -151,15 +207,7 @@ def assemble_task(
     """Rows, change since last week and leavers for every MDT."""
     history = load_history(history_dir(inputs.output_dir), before=inputs.week)
     listed_ids = pd.concat([s.listed["person_id"] for s in selections.values()] or [pd.Series(dtype=str)])
-    context = None
-    if {"apc_spells", "ae_attendances", "community_contacts"} & set(inputs.tables):
-        context = listed_context(
-            inputs.tables.get("apc_spells"),
-            inputs.tables.get("ae_attendances"),
-            inputs.data_date,
-            listed_ids,
-            community_contacts=inputs.tables.get("community_contacts"),
-        )
+    context = inputs.listed_context(listed_ids) if inputs.listed_context is not None else None
     # Whole-population and whole-history lookups are built once here; each MDT then
     # does work in proportion to its own list. Leavers take their status flags from
     # ``status`` when given (else from ``scored``), so the flags need not be attached.
@@ -184,6 +232,7 @@ def assemble_task(
             inputs.settings.reasons_count,
             flag_caseload=selection.mdt.exclusions.active_caseload == "flag",
         )
+        worklist_rows_schema(inputs.settings.reasons_count).check(rows)
         left = leavers(selection.mdt, mdt_history, selection.listed, people)
         counts = {
             "registered": selection.registered,
@@ -215,6 +264,7 @@ def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput], selections: dict
         extract_snapshot_hash=inputs.extract_snapshot_hash,
         settings_hash=inputs.settings.fingerprint(),
         risk_bands=inputs.settings.risk_bands,
+        outcome_wordings=outcome_wordings(inputs.outcome_settings),
     )
     with long_lived_objects_frozen():
         return write_worklists(
@@ -270,3 +320,202 @@ def run_worklists(inputs: WeeklyInputs, *, as_tasks: bool = False) -> Path:
 def worklists_flow(inputs: WeeklyInputs) -> Path:
     """The worklist steps of the weekly run as a Prefect (sub)flow."""
     return run_worklists(inputs, as_tasks=True)
+
+
+# ----------------------------------------------------------------------------- the weekly flow
+
+
+def point_in_time_tables(
+    con: ibis.BaseBackend, extract_dir: Path, present: Collection[str]
+) -> dict[str, ir.Table]:
+    """The extract's status and context tables on the feature backend (lazily: nothing is read yet).
+
+    Args:
+        con: The feature backend (DuckDB, or PySpark on the weekly session).
+        extract_dir: The extract folder.
+        present: The tables the gate found (``caseload``, ``opt_outs`` and the event
+            tables may be missing; their columns then say nothing happened).
+
+    Returns:
+        Ibis tables by contract name, typed as the contract says.
+    """
+    names = tuple(name for name in (*STATUS_TABLES, *CONTEXT_TABLES) if name in present)
+    return read_extract(con, extract_dir, names)
+
+
+@task(name="population-status", cache_policy=NO_CACHE)
+def population_status_task(tables: Tables, as_of: date) -> pd.DataFrame:
+    """Every patient's status at ``as_of``, computed where the features are; seven narrow columns come back."""
+    return worklist_status(population_status_at(tables, as_of).to_pyarrow().to_pandas())
+
+
+def listed_context_reader(tables: Tables, as_of: date) -> ListedContextFn | None:
+    """The hook that computes listed people's context on the feature backend (the worklists' ``listed_context``).
+
+    Args:
+        tables: :func:`point_in_time_tables`.
+        as_of: The data date; later events are ignored.
+
+    Returns:
+        A function of the listed person IDs returning their context (only their rows come
+        to the driver); None when the extract has none of the event tables it reads.
+    """
+    if not set(CONTEXT_TABLES) & set(tables):
+        return None
+
+    def read(person_ids: Collection[str]) -> pd.DataFrame:
+        ids = list(dict.fromkeys(str(p) for p in person_ids))
+        people = ibis.memtable(pa.table({"person_id": pa.array(ids, type=pa.string())}))
+        return worklist_context(listed_context_at(tables, people, as_of).to_pyarrow().to_pandas(), ids)
+
+    return read
+
+
+def ranking_outcomes(settings: MdtSettings) -> set[str]:
+    """The outcomes some MDT ranks its list by (each needs a champion model)."""
+    practices_file = Path(settings.practices_file)
+    practices = read_practices(practices_file) if practices_file.is_file() else None
+    return {mdt.outcome for mdt in resolve_mdts(settings, practices)}
+
+
+def _champions(
+    mlflow: MlflowSettings, uri: str, required: set[str]
+) -> tuple[dict[str, RiskModel], dict[str, str]]:
+    """Each outcome's champion (:func:`~riskstrat.models.scoring.champion_models`), saying which go unscored."""
+    models, versions = champion_models(mlflow.registered_models, uri, required)
+    for outcome in outcome_names():
+        if outcome not in models:
+            run_logger(__name__).warning(
+                "no champion for %s: its risk is not scored this week", mlflow.registered_models[outcome]
+            )
+    return models, versions
+
+
+@task(name="score-population", cache_policy=NO_CACHE)
+def score_population_task(
+    features: pd.DataFrame, mlflow: MlflowSettings, uri: str, required: set[str]
+) -> tuple[pd.DataFrame, dict[str, RiskModel], dict[str, str]]:
+    """Score everyone with the champion model of each outcome.
+
+    An outcome an MDT ranks by must have a champion; other outcomes are scored
+    when a champion exists (their column is empty otherwise).
+    """
+    models, versions = _champions(mlflow, uri, required)
+    return score_population(features, models), models, versions
+
+
+@task(name="spark-features", **IO_RETRIES)
+def spark_features_at(
+    session: Any,
+    extract_dir: Path,
+    output_dir: Path,
+    as_of: date,
+    settings: FeatureSettings,
+    snapshot_hash: str | None,
+) -> Any:
+    """Build (or reuse) the feature matrix at ``as_of`` on Spark; it stays a Spark DataFrame."""
+    return spark_feature_matrix(session, extract_dir, Path(output_dir), as_of, settings, snapshot_hash)
+
+
+@task(name="score-population-spark", cache_policy=NO_CACHE)
+def score_population_spark(
+    matrix: Any, mlflow: MlflowSettings, uri: str, required: set[str]
+) -> tuple[pd.DataFrame, dict[str, RiskModel], dict[str, str]]:
+    """Score everyone on Spark, per partition; only the scores come to the driver.
+
+    Same result as :func:`score_population_task` (one row per person sorted by
+    ``person_id``; the champions are loaded once here and broadcast).
+    """
+    models, versions = _champions(mlflow, uri, required)
+    return with_unscored_outcomes(collect_scores(score_partitions(matrix, models))), models, versions
+
+
+def champion_contributions(models: Mapping[str, RiskModel]) -> ContributionsFn:
+    """TreeSHAP contributions of given rows with each outcome's champion (the worklists' reasons)."""
+
+    def explain(outcome: str, rows: pd.DataFrame) -> pd.DataFrame:
+        model = models[outcome]
+        return contributions(model.booster, rows, model.feature_names)
+
+    return explain
+
+
+def _weekly_name() -> str:
+    week = flow_run.parameters.get("week") or this_monday()
+    return f"weekly-worklists-{week}"
+
+
+@flow(name="weekly_worklists", flow_run_name=_weekly_name, validate_parameters=False)
+@holds_output_lock("worklists")
+def weekly_worklists_flow(
+    config_dir: str | None = None,
+    extract_dir: str | None = None,
+    week: date | None = None,
+    as_of: date | None = None,
+) -> str:
+    """Validate -> features as at the data date -> score -> select -> explain -> export -> record history.
+
+    Args:
+        config_dir: Settings folder.
+        extract_dir: Extract folder (default ``data.extract_dir``).
+        week: Week commencing the lists are for (default: this week's Monday).
+        as_of: Data date of features and scores (default: ``data.extract_date`` or the latest event).
+
+    Returns:
+        The week's output folder.
+    """
+    config = load_run_config(config_dir)
+    check_worklist_files(config)  # before any work: the practices file and re-identification key exist
+    output_dir = Path(config.data.output_dir)
+    # Before any work too: an earlier version's history moved into place, or a gap refused.
+    reconcile_history(output_dir, week or this_monday())
+    extract = Path(extract_dir or config.data.extract_dir)
+    report = run_gate(config, extract)
+    when = as_of or data_date(extract, config.features, config.data.extract_date)
+    on_spark = config.features.backend == "pyspark"
+    session = weekly_session(config.features) if on_spark else None
+    # Status and listed people's context are computed where the features are; only their
+    # narrow results come to the driver.
+    con = connect_pyspark(session) if on_spark else connect_duckdb(config.features)
+    tables = point_in_time_tables(con, extract, report.row_counts)
+    status = population_status_task(tables, when)
+    # Type 1 opt-outs are not scored at all when no MDT lists them.
+    unscored = people_not_to_score(config.mdts, status)
+    required = ranking_outcomes(config.mdts)
+    uri = tracking_uri(config)
+    hooks: dict[str, Any] = {}
+    if on_spark:
+        # Features, scoring and reasons run on the executors; the driver gets scores and listed rows.
+        matrix = spark_features_at(session, extract, output_dir, when, config.features, report.snapshot_hash)
+        if unscored:
+            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
+        scored, models, versions = score_population_spark(matrix, config.model.mlflow, uri, required)
+        features = None
+        hooks = {
+            "feature_rows": lambda people: feature_rows(matrix, people),
+            "reasons": lambda outcome, people, count: listed_reasons(matrix, models[outcome], people, count),
+        }
+    else:
+        features = feature_matrix_schema(feature_names(config.features)).check(
+            read_feature_matrix(
+                features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
+            )
+        )
+        features = without_people(features, unscored)
+        scored, models, versions = score_population_task(features, config.model.mlflow, uri, required)
+    inputs = WeeklyInputs(
+        week=week or this_monday(),
+        data_date=when,
+        scored=scored,
+        features=features,
+        contributions=champion_contributions(models),
+        settings=config.mdts,
+        output_dir=output_dir,
+        model_versions=versions,
+        extract_snapshot_hash=report.snapshot_hash,
+        status=status,
+        listed_context=listed_context_reader(tables, when),
+        outcome_settings=config.outcomes,
+        **hooks,
+    )
+    return str(run_worklists(inputs, as_tasks=True))

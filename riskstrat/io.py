@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 
 logger = logging.getLogger(__name__)
@@ -299,16 +300,13 @@ def _walk(root: Path, wanted: Callable[[str], bool]) -> list[Path]:
 
 # ----------------------------------------------------------------------------- the output-folder lock
 
-LOCK_FILE = ".riskstrat.lock"
-"""The lock file in the outputs folder; it holds the current holder's PID, command and start time."""
-
 _held: dict[Path, list] = {}
 _held_guard = threading.Lock()
 
 
 def lock_path(output_dir: Path) -> Path:
     """The lock file of ``output_dir``."""
-    return Path(output_dir) / LOCK_FILE
+    return output_catalog(output_dir).lock
 
 
 def lock_holder(output_dir: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ says what it is, without reading it (a read would block or never end).
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import stat
 from pathlib import Path
@@ -21,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from riskstrat.errors import SettingsError, one_line
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-"""The configs/ folder of a source checkout (used when no other folder is given)."""
+DEFAULT_SETTINGS_PACKAGE = "riskstrat.configs"
+"""The package holding the default settings: the repository's ``configs/``, installed as package data."""
 
 CONFIG_DIR_ENV = "RISKSTRAT_CONFIG_DIR"
 
@@ -32,6 +33,34 @@ MAX_NESTING = 64
 """Deepest nesting of lists and mappings a settings file may have (configs/ needs about 4)."""
 MAX_VALUES = 100_000
 """Most values a settings file may expand to once YAML aliases (``*name``) are followed."""
+
+
+def shipped_config_dir() -> Path:
+    """The folder of default settings that ships with riskstrat.
+
+    pyproject.toml installs the repository's ``configs/`` as the package
+    :data:`DEFAULT_SETTINGS_PACKAGE`, so this is ``riskstrat/configs`` inside an
+    installed wheel and the checkout's ``configs/`` in an editable install: one
+    copy of the defaults either way.
+
+    Returns:
+        The folder.
+
+    Raises:
+        SettingsError: If riskstrat is installed somewhere that is not a folder
+            on disk (a zip file), where settings files cannot be opened.
+    """
+    folder = importlib.resources.files(DEFAULT_SETTINGS_PACKAGE)
+    if not isinstance(folder, Path):
+        raise SettingsError(
+            f"riskstrat's default settings are not a folder on disk ({type(folder).__name__})",
+            hint=f"Install riskstrat from its wheel with pip, or set {CONFIG_DIR_ENV} to a configs/ folder.",
+        )
+    return folder
+
+
+REPO_CONFIG_DIR = shipped_config_dir()
+"""The default settings shipped with riskstrat (the repository's ``configs/``; see :func:`shipped_config_dir`)."""
 
 
 class Settings(BaseModel):
@@ -47,7 +76,8 @@ def default_config_dir() -> Path:
     """The folder settings are read from.
 
     Order: the ``RISKSTRAT_CONFIG_DIR`` environment variable, ``./configs`` in
-    the working folder, then the ``configs/`` folder of the source checkout.
+    the working folder, then the default settings shipped with riskstrat
+    (:data:`REPO_CONFIG_DIR`).
     """
     if os.environ.get(CONFIG_DIR_ENV):
         return Path(os.environ[CONFIG_DIR_ENV])
@@ -218,7 +248,7 @@ def _read_text(path: Path) -> str:
     (``/dev/zero`` never ends).
     """
     where = one_line(path)
-    restore = f"Copy it from the repository's configs/ folder or set {CONFIG_DIR_ENV}."
+    restore = f"Copy it from riskstrat's default settings ({REPO_CONFIG_DIR}) or set {CONFIG_DIR_ENV}."
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -273,7 +303,7 @@ def _check_kind(path: Path, mode: int, size: int) -> None:
         )
         raise SettingsError(
             f"{where} is not a regular file ({kind})",
-            hint="A settings file is a YAML text file: copy it from the repository's configs/ folder.",
+            hint=f"A settings file is a YAML text file: copy it from riskstrat's default settings ({REPO_CONFIG_DIR}).",
         )
     if size > MAX_SETTINGS_BYTES:
         _too_large(path)
@@ -282,7 +312,7 @@ def _check_kind(path: Path, mode: int, size: int) -> None:
 def _too_large(path: Path) -> None:
     raise SettingsError(
         f"{one_line(path)} is larger than {MAX_SETTINGS_BYTES // (1 << 20)} MiB: too large for a settings file",
-        hint="Settings files are a few kilobytes: restore it from the repository's configs/ folder.",
+        hint=f"Settings files are a few kilobytes: restore it from riskstrat's default settings ({REPO_CONFIG_DIR}).",
     )
 
 
@@ -325,8 +355,8 @@ def read_yaml(path: Path) -> Any:
     if data is None:
         raise SettingsError(
             f"{where} is empty{' (only comments)' if text.strip() else ''}: no settings in it",
-            hint="An empty file is usually a truncated copy: restore it from the repository's configs/ "
-            "folder. To take every default on purpose, write {} in it.",
+            hint="An empty file is usually a truncated copy: restore it from riskstrat's default settings "
+            f"({REPO_CONFIG_DIR}). To take every default on purpose, write {{}} in it.",
         )
     return data
 

@@ -30,7 +30,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
+from riskstrat.features.outcomes import outcome_names, outcome_wording
+from riskstrat.features.settings import OutcomeSettings
 from riskstrat.io import atomic_directory, file_sha256
 from riskstrat.worklists.cells import header_footer_text, inert_frame, put, seal_workbook
 from riskstrat.worklists.history import LEAVER_REASONS
@@ -43,10 +46,17 @@ LEFT_SHEET = "Left the list"
 HEADER_ROW = 5
 """Row of the column headings on the list sheet (title rows above it)."""
 MANIFEST = "manifest.json"
-OUTCOME_NAMES = {
-    "emergency_admission": "an emergency hospital admission (or death) in the next 12 months",
-    "frequent_attendance": "frequent A&E attendance (5 or more) in the next 12 months",
-}
+
+
+def outcome_wordings(settings: OutcomeSettings | None = None) -> dict[str, str]:
+    """What each registered outcome's list ranks by, worded with ``settings`` (default: the defaults).
+
+    E.g. ``{"emergency_admission": "an emergency hospital admission (or death) in the next 12 months"}``.
+    """
+    settings = settings or OutcomeSettings()
+    return {name: outcome_wording(name, settings) for name in outcome_names()}
+
+
 INTENDED_USE = (
     "For the MDT's weekly review of whom to discuss for a holistic assessment, care plan or "
     "virtual-ward bed. It ranks people registered with this MDT's practices by predicted risk "
@@ -72,6 +82,8 @@ class RunInfo:
     extract_snapshot_hash: str
     settings_hash: str
     risk_bands: RiskBandSettings
+    outcome_wordings: Mapping[str, str] = field(default_factory=outcome_wordings)
+    """What each outcome's list ranks by, worded with the run's outcome settings."""
 
 
 @dataclass
@@ -258,16 +270,19 @@ def _people(count: int) -> str:
     return f"{count:,} {'person' if count == 1 else 'people'}"
 
 
-def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
+def how_list_was_made(output: MdtOutput, wordings: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """How an MDT's list was drawn up, from its own settings and this week's counts.
 
     Args:
         output: The MDT's output (its resolved MDT, rows and counts).
+        wordings: What each outcome's list ranks by (:attr:`RunInfo.outcome_wordings`;
+            default: worded with the default outcome settings).
 
     Returns:
         (topic, explanation) pairs in the order the rules apply.
     """
     mdt, counts = output.mdt, output.counts
+    wordings = wordings or outcome_wordings()
 
     def excluded(rule: str) -> str:
         return _people(int(counts.get(f"excluded_{rule}", 0)))
@@ -297,7 +312,7 @@ def how_list_was_made(output: MdtOutput) -> list[tuple[str, str]]:
     if mdt.capacity_people is None and mdt.capacity_share is not None:
         share = f": {_plain_number(mdt.capacity_share * 100)}% of the people registered, rounded up"
     listed = (
-        f"The top {capacity:,} by predicted risk of {OUTCOME_NAMES.get(mdt.outcome, mdt.outcome)} "
+        f"The top {capacity:,} by predicted risk of {wordings[mdt.outcome]} "
         f"(this MDT's weekly capacity{share})."
     )
     if len(output.rows) < capacity:
@@ -417,7 +432,7 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     about["A5"].alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A5:B5")
     about.row_dimensions[5].height = 32
-    row = _write_section(about, 7, "How this list was made", how_list_was_made(output))
+    row = _write_section(about, 7, "How this list was made", how_list_was_made(output, info.outcome_wordings))
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
     row = _write_section(about, row + 1, "Risk bands", bands)
     header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes(output.mdt)) + 1
@@ -491,7 +506,7 @@ def write_xlsx(
     put(
         sheet["A2"],
         f"Week {info.week.isoformat()} · data to {info.data_date.isoformat()} · "
-        f"ranked by risk of {OUTCOME_NAMES.get(output.mdt.outcome, output.mdt.outcome)} · "
+        f"ranked by risk of {info.outcome_wordings[output.mdt.outcome]} · "
         f"{len(rows)} people (capacity {output.counts.get('capacity', len(rows))})",
     )
     put(sheet["A3"], f"Models: {_model_line(info)} · extract {info.extract_snapshot_hash}")
@@ -587,9 +602,9 @@ def write_worklists(
     Returns:
         The week's folder.
     """
-    from riskstrat.worklists.history import history_dir, record_week
+    from riskstrat.worklists.history import record_week
 
-    target = history_dir(output_dir) / info.week.isoformat()
+    target = output_catalog(output_dir).week(info.week)
     with atomic_directory(target) as staging:
         files: dict[str, str] = {}
         for output in outputs:

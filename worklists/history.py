@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.io import atomic_directory, file_sha256, write_parquet
 from riskstrat.worklists.selection import MdtSelection, probability_column
@@ -83,7 +84,7 @@ logger = logging.getLogger(__name__)
 
 def history_dir(output_dir: Path) -> Path:
     """The folder of published weeks, ``<output_dir>/worklists``; each week folder holds its history."""
-    return Path(output_dir) / "worklists"
+    return output_catalog(output_dir).worklists
 
 
 def _week_of(name: str) -> date | None:

@@ -8,15 +8,14 @@ and only concepts whose summed contribution is positive (they raise risk) can be
 a reason. The text shows the concept's most informative feature with the
 person's own value: its 12-month window when it has one (it holds the shorter
 windows' events too), the eFI score for frailty (its text names the category
-as well), otherwise the feature with the largest contribution. Text comes from
-the feature dictionary
-(``riskstrat.features.dictionary``: ``reason_text(feature, value)`` and a
-``concept`` per feature). Ties are broken by concept name, so the order is stable.
+as well), otherwise the feature with the largest contribution. Concepts and
+texts come from the feature dictionary (:func:`riskstrat.features.dictionary.feature_concept`
+and :func:`~riskstrat.features.dictionary.reason_text`). Ties are broken by
+concept name, so the order is stable.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features.dictionary import feature_concept, reason_text, window_words
 
 NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
     {"person_id", "as_of", "bias", "(bias)", "base_value", "expected_value", "intercept"}
@@ -33,7 +33,6 @@ NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
 """Columns of a contributions frame that are not features (the bias term is not a reason)."""
 
 _WINDOW = re.compile(r"^(?P<stem>.+)_(?P<days>\d+)d$")
-_FRAILTY = ("Fit", "Mild frailty", "Moderate frailty", "Severe frailty")
 DISPLAY_WINDOW_DAYS = 365
 """The window whose text is shown for a windowed concept ("in the last 12 months")."""
 DISPLAY_FEATURES: frozenset[str] = frozenset({"efi_score"})
@@ -53,27 +52,20 @@ def _is_display_feature(feature: str) -> bool:
     return feature in DISPLAY_FEATURES or bool(match and int(match.group("days")) == DISPLAY_WINDOW_DAYS)
 
 
-def _fallback_concept(feature: str) -> str:
-    if feature.startswith("efi_"):
-        return "frailty"
+def _plain_concept(feature: str) -> str:
+    """The concept of a feature the dictionary does not know: its name without the window."""
     match = _WINDOW.match(feature)
     return match.group("stem") if match else feature
 
 
-def _fallback_reason_text(feature: str, value: Any) -> str:
-    match = _WINDOW.match(feature)
+def _plain_reason_text(feature: str, value: Any) -> str:
+    """The reason text of a feature the dictionary does not know, from its name."""
     if value is None:
         return f"{feature.replace('_', ' ')}: not recorded"
-    if feature == "efi_score":
-        band = int(np.digitize(float(value), [0.12, 0.24, 0.36], right=True))
-        return f"{_FRAILTY[band]} (eFI {float(value):.3f})"
-    if feature == "efi_category":
-        return _FRAILTY[int(value)]
+    match = _WINDOW.match(feature)
     if match:
-        days = int(match.group("days"))
-        period = f"{days // 365 * 12} months" if days % 365 == 0 else f"{days} days"
-        thing = match.group("stem").replace("_", " ").replace("ae ", "A&E ")
-        return f"{_format_value(value)} {thing} in the last {period}"
+        thing = match.group("stem").replace("_", " ")
+        return f"{_format_value(value)} {thing} in the last {window_words(int(match.group('days')))}"
     return f"{feature.replace('_', ' ')}: {_format_value(value)}"
 
 
@@ -83,66 +75,37 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _dictionary_concept(module: Any) -> Callable[[str], str] | None:
-    for name in ("concept", "concept_of", "feature_concept"):
-        func = getattr(module, name, None)
-        if callable(func):
-            return func
-    for name in ("FEATURES", "DICTIONARY", "FEATURE_DICTIONARY"):
-        table = getattr(module, name, None)
-        if table is not None:
-
-            def lookup(feature: str, table: Any = table) -> str:
-                entry = table[feature]
-                return entry["concept"] if isinstance(entry, dict) else entry.concept
-
-            return lookup
-    return None
-
-
 def feature_vocabulary() -> FeatureVocabulary:
-    """The feature dictionary's concepts and reason texts, with a plain fallback per feature.
+    """The feature dictionary's concepts and reason texts, each worked out once per feature and value.
 
-    Uses ``riskstrat.features.dictionary`` when it is installed; a feature it does
-    not know (and everything, if it is absent) gets a generic concept (the name
-    without its window) and text ("3 ae attendances in the last 12 months").
+    The dictionary describes the features of the default feature settings; a
+    feature only other settings build (``include_ethnicity: true``, another
+    ``readmission_days``) gets its name without the window as concept and a
+    plain text made from its name.
     """
-    try:
-        module = importlib.import_module("riskstrat.features.dictionary")
-    except ImportError:
-        module = None
-    text = getattr(module, "reason_text", None) if module is not None else None
-    concept = _dictionary_concept(module) if module is not None else None
-
     # Texts repeat (counts are small whole numbers), so each (feature, value) is written once.
     concepts: dict[str, str] = {}
     texts: dict[tuple[str, Any], str] = {}
 
     def concept_of(feature: str) -> str:
         if feature not in concepts:
-            found = None
-            if concept is not None:
-                try:
-                    found = str(concept(feature))
-                except (KeyError, LookupError, ValueError):
-                    found = None
-            concepts[feature] = found or _fallback_concept(feature)
+            try:
+                concepts[feature] = feature_concept(feature)
+            except KeyError:  # not in the dictionary
+                concepts[feature] = _plain_concept(feature)
         return concepts[feature]
 
-    def reason_text(feature: str, value: Any) -> str:
+    def text_of(feature: str, value: Any) -> str:
         value = None if value is None or pd.isna(value) else value
         key = (feature, value if value is None or isinstance(value, str) else float(value))
         if key not in texts:
-            found = None
-            if text is not None:
-                try:
-                    found = str(text(feature, value))
-                except (KeyError, LookupError, ValueError):
-                    found = None
-            texts[key] = found if found is not None else _fallback_reason_text(feature, value)
+            try:
+                texts[key] = reason_text(feature, value)
+            except KeyError:  # not in the dictionary
+                texts[key] = _plain_reason_text(feature, value)
         return texts[key]
 
-    return FeatureVocabulary(concept=concept_of, reason_text=reason_text)
+    return FeatureVocabulary(concept=concept_of, reason_text=text_of)
 
 
 def _contribution_matrix(contributions: pd.DataFrame) -> tuple[pd.Index, list[str], np.ndarray]:

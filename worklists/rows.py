@@ -8,26 +8,21 @@ A&E attendance, community services seen) and the change since last week.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
-from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES, EMERGENCY_ADMISSION_METHODS
-from riskstrat.ingest.reference import conditions
+from riskstrat.features.status import COMMUNITY_DAYS, service_label
+from riskstrat.frames import Column, FrameSchema, Kind
+from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
+from riskstrat.ingest.reference import STATED_GENDER_LABELS, conditions
 
-SEX_LABELS: dict[str, str] = {"1": "Male", "2": "Female", "9": "Not stated", "X": "Not known"}
 FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
 COMMUNITY_SERVICES: tuple[str, ...] = COMMUNITY_SERVICE_CODES
 MAX_CONDITION_NAMES = 4
 """Long-term conditions named on a row; more are summarised as "+N more"."""
-COMMUNITY_DAYS = 90
-"""Days to the data date over which community services are shown."""
-
-
-def service_label(service: str) -> str:
-    """A community service code as shown on the list ("virtual_ward" -> "Virtual ward")."""
-    return service.replace("_", " ").capitalize()
 
 
 COLUMN_NOTES: dict[str, str] = {
@@ -69,88 +64,71 @@ def reason_columns(count: int) -> list[str]:
     return [f"Reason {i}" for i in range(1, count + 1)]
 
 
+WORKLIST_ROWS = FrameSchema(
+    name="worklist rows",
+    columns=(
+        Column("Rank", Kind.INTEGER),
+        Column("Person ID", Kind.TEXT),
+        Column("NHS number", Kind.TEXT, required=False),
+        Column("Practice", Kind.TEXT),
+        Column("Risk (%)", Kind.NUMBER),
+        Column("Risk band", Kind.TEXT),
+        Column("Age band", Kind.TEXT),
+        Column("Sex", Kind.TEXT),
+        Column("Frailty", Kind.TEXT),
+        Column("Long-term conditions", Kind.INTEGER),
+        Column("Main long-term conditions", Kind.TEXT),
+        Column("Care home", Kind.TEXT),
+        Column("Last emergency admission", Kind.DATE, nullable=True),
+        Column("Last A&E attendance", Kind.DATE, nullable=True),
+        Column("A&E attendances (12 months)", Kind.INTEGER),
+        Column("Community services (90 days)", Kind.TEXT),
+        Column("On caseload", Kind.TEXT, required=False),
+        Column("Change since last week", Kind.TEXT),
+        Column("Weeks on list", Kind.INTEGER),
+    ),
+    key=("Person ID",),
+    extra_columns=False,
+    person_column="Person ID",
+    hint="Build the rows with riskstrat.worklists.rows.build_rows; every column is explained in COLUMN_NOTES.",
+)
+"""One MDT's list as the MDT sees it; add the ``Reason 1`` .. ``Reason <n>`` text columns with
+:meth:`FrameSchema.with_columns` (no other column may come along)."""
+
+
+def worklist_rows_schema(reason_count: int) -> FrameSchema:
+    """:data:`WORKLIST_ROWS` with its ``Reason 1`` .. ``Reason <n>`` text columns (nothing else may come along)."""
+    return WORKLIST_ROWS.with_columns(
+        *(Column(heading, Kind.TEXT) for heading in reason_columns(reason_count))
+    )
+
+
 def column_note(column: str) -> str:
     """The explanation of a column (reason columns share one)."""
     return COLUMN_NOTES["Reason"] if column.startswith("Reason ") else COLUMN_NOTES[column]
 
 
-def listed_context(
-    apc_spells: pd.DataFrame | None,
-    ae_attendances: pd.DataFrame | None,
-    as_of: date,
-    person_ids: pd.Series,
-    community_contacts: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Last emergency admission and A&E dates and community services, for listed people only.
+def worklist_context(context_at: pd.DataFrame, person_ids: Collection[str]) -> pd.DataFrame:
+    """The listed people's context as the rows use it, from the computed context at the data date.
 
     Args:
-        apc_spells: Contract ``apc_spells`` table (or None).
-        ae_attendances: Contract ``ae_attendances`` table (or None).
-        as_of: The data date; later events are ignored.
-        person_ids: The listed people.
-        community_contacts: Contract ``community_contacts`` table, or None (the rows then
-            take community services from the feature matrix).
+        context_at: :func:`riskstrat.features.status.listed_context_at` of (at least)
+            the listed people, run on the feature backend and brought to the driver.
+        person_ids: The listed people (repeats are shown once, in first-listed order).
 
     Returns:
         Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT)
-        and, when ``community_contacts`` is given, ``community_services`` (text, see
-        :func:`community_services_seen`).
+        and, when ``context_at`` has it, ``community_services`` (text).
     """
-    ids = pd.Index(person_ids.astype(str).unique(), name="person_id")
+    ids = pd.Index(list(dict.fromkeys(str(p) for p in person_ids)), dtype=object, name="person_id")
+    context = context_at.assign(person_id=context_at["person_id"].astype(str)).set_index("person_id")
+    context = context.reindex(ids)
     out = pd.DataFrame(index=ids)
-    as_of_ts = pd.Timestamp(as_of)
-    out["last_emergency_admission"] = pd.NaT
-    out["last_ae_attendance"] = pd.NaT
-    if apc_spells is not None and len(apc_spells):
-        spells = apc_spells.loc[apc_spells["person_id"].astype(str).isin(ids)]
-        admitted = pd.to_datetime(spells["admission_date"])
-        emergency = spells["admission_method"].astype(str).isin(EMERGENCY_ADMISSION_METHODS) & (
-            admitted <= as_of_ts
-        )
-        last = admitted[emergency].groupby(spells.loc[emergency, "person_id"].astype(str)).max()
-        # reindex, not map: map fails when no listed person has a row (an empty datetime Series)
-        out["last_emergency_admission"] = last.reindex(out.index)
-    if ae_attendances is not None and len(ae_attendances):
-        attendances = ae_attendances.loc[ae_attendances["person_id"].astype(str).isin(ids)]
-        arrived = pd.to_datetime(attendances["arrival_datetime"]).dt.normalize()
-        past = arrived <= as_of_ts
-        last = arrived[past].groupby(attendances.loc[past, "person_id"].astype(str)).max()
-        out["last_ae_attendance"] = last.reindex(out.index)
     for column in ("last_emergency_admission", "last_ae_attendance"):
-        out[column] = pd.to_datetime(out[column]).dt.date
-    if community_contacts is not None:
-        out["community_services"] = community_services_seen(community_contacts, as_of, ids)
+        out[column] = pd.to_datetime(context[column]).dt.date
+    if "community_services" in context:
+        out["community_services"] = context["community_services"].astype("object")
     return out
-
-
-def community_services_seen(
-    community_contacts: pd.DataFrame, as_of: date, person_ids: pd.Index, days: int = COMMUNITY_DAYS
-) -> pd.Series:
-    """Every community service each person had contacts with in (as_of - days, as_of], with counts.
-
-    Services follow the contract order, e.g. "District nursing (1), Virtual ward (4)".
-
-    Args:
-        community_contacts: Contract ``community_contacts`` table (person_id, contact_date, service).
-        as_of: The data date; later contacts are ignored.
-        person_ids: The listed people (text).
-        days: Length of the window ending on ``as_of``.
-
-    Returns:
-        The text per person, indexed like ``person_ids`` ("" when none).
-    """
-    # Keep the listed people's rows first: the rest of the table is never parsed or grouped.
-    contacts = community_contacts.loc[community_contacts["person_id"].astype(str).isin(person_ids)]
-    day = pd.to_datetime(contacts["contact_date"])
-    recent = contacts.loc[(day > pd.Timestamp(as_of - timedelta(days=days))) & (day <= pd.Timestamp(as_of))]
-    counts = recent.groupby([recent["person_id"].astype(str), recent["service"].astype(str)]).size()
-    seen: dict[str, str] = {}
-    for person, per_person in counts.groupby(level=0):
-        held = per_person.droplevel(0)
-        seen[person] = ", ".join(
-            f"{service_label(s)} ({int(held[s])})" for s in COMMUNITY_SERVICES if s in held.index
-        )
-    return pd.Series([seen.get(p, "") for p in person_ids], index=person_ids, dtype="object")
 
 
 def _number(frame: pd.DataFrame, column: str, default: float = 0) -> pd.Series:
@@ -229,7 +207,7 @@ def build_rows(
         features: Feature matrix rows of (at least) the listed people.
         reasons: :func:`riskstrat.worklists.reasons.top_reasons` for (at least) the listed people.
         change: :func:`riskstrat.worklists.history.change_since_last_week` for the list.
-        context: :func:`listed_context` (None: the last A&E date is taken from
+        context: :func:`worklist_context` (None: the last A&E date is taken from
             ``days_since_last_ae`` and the last emergency admission is left blank;
             without its ``community_services`` they come from the features).
         as_of: The data date.
@@ -257,7 +235,7 @@ def build_rows(
     else:
         rows["Age band"] = ""
     sex = feats["sex"].astype("object") if "sex" in feats else pd.Series("", index=ids, dtype="object")
-    rows["Sex"] = sex.map(lambda s: SEX_LABELS.get(str(s), str(s)) if pd.notna(s) else "")
+    rows["Sex"] = sex.map(lambda s: STATED_GENDER_LABELS.get(str(s), str(s)) if pd.notna(s) else "")
     rows["Frailty"] = (
         frailty_label(feats["efi_category"], feats.get("efi_score")) if "efi_category" in feats else ""
     )

@@ -4,7 +4,7 @@ The scored population is one row per person with ``person_id``, ``practice_code`
 ``age``, one probability column per outcome named ``p_<outcome>``
 (``p_emergency_admission``, ``p_frequent_attendance``) and the status flags
 ``deceased``, ``deregistered``, ``on_caseload`` (with ``caseload_team``) and
-``type1_opt_out`` (see :func:`population_status`).
+``type1_opt_out`` (see :func:`worklist_status`).
 
 Ties are broken deterministically: higher probability first, then a stable hash
 of the person_id (the first 16 hex digits of its SHA-256, ascending), then the
@@ -24,16 +24,38 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
+from riskstrat.frames import Column, FrameSchema, Kind
 from riskstrat.worklists.settings import Mdt, MdtSettings, RiskBandSettings
 
 STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
 REQUIRED_COLUMNS: tuple[str, ...] = ("person_id", "practice_code", "age")
+
+SCORED_POPULATION = FrameSchema(
+    name="scored population",
+    columns=(
+        Column("person_id", Kind.TEXT),
+        Column("practice_code", Kind.TEXT),
+        Column("age", Kind.NUMBER),
+        *(Column(name, Kind.BOOLEAN) for name in STATUS_COLUMNS),
+        Column("caseload_team", Kind.TEXT, nullable=True, required=False),
+    ),
+    key=("person_id",),
+    hint="Score with the champion model(s); add status with attach_status(worklist_status(...)).",
+)
+"""One row per person scored this week, with status flags (:func:`scored_population_schema` adds
+one ``p_<outcome>`` probability per outcome)."""
+
+
+def scored_population_schema(outcomes: Collection[str]) -> FrameSchema:
+    """:data:`SCORED_POPULATION` with a probability column (empty where unscored) per outcome."""
+    return SCORED_POPULATION.with_columns(
+        *(Column(probability_column(o), Kind.PROBABILITY, nullable=True) for o in sorted(outcomes))
+    )
 
 
 def probability_column(outcome: str) -> str:
@@ -53,76 +75,47 @@ class MdtSelection:
     excluded: dict[str, int] = field(default_factory=dict)
 
 
-def population_status(
-    patients: pd.DataFrame,
-    caseload: pd.DataFrame | None,
-    opt_outs: pd.DataFrame | None,
-    as_of: date,
-) -> pd.DataFrame:
-    """Death, registration, caseload and opt-out status of every patient at ``as_of``.
+def worklist_status(status_at: pd.DataFrame) -> pd.DataFrame:
+    """The status of every patient as the worklists use it, from the computed status at T.
 
     Args:
-        patients: Contract ``patients`` table (person_id, practice_code, registration_end, date_of_death).
-        caseload: Contract ``caseload`` table, or None.
-        opt_outs: Contract ``opt_outs`` table, or None.
-        as_of: The run date.
+        status_at: :func:`riskstrat.features.status.population_status_at`, run on the
+            feature backend and brought to the driver (any row order; dates and flags
+            as Arrow gives them).
 
     Returns:
-        One row per person: ``person_id``, ``practice_code``, ``deceased``, ``deregistered``,
-        ``on_caseload``, ``caseload_team`` and ``type1_opt_out``.
+        One row per person, sorted by ``person_id`` (text): ``person_id``, ``practice_code``,
+        ``deceased``, ``deregistered``, ``on_caseload``, ``caseload_team`` (pandas
+        ``string``) and ``type1_opt_out``. An opted-out person missing from patients
+        keeps their row (null practice): a history row may hold them, and the flag keeps
+        them off every excluding MDT's 'Left the list'.
     """
-    as_of_ts = pd.Timestamp(as_of)
+    status = status_at.assign(person_id=status_at["person_id"].astype(str))
+    # A person appears once (patients' IDs are unique); the order is fixed so runs compare equal.
+    status = status.drop_duplicates("person_id").sort_values("person_id", kind="stable")
+    status = status.reset_index(drop=True)
+    practice = status["practice_code"].astype(object)
     out = pd.DataFrame(
-        {"person_id": patients["person_id"].astype(str), "practice_code": patients["practice_code"]}
+        {"person_id": status["person_id"], "practice_code": practice.where(practice.notna(), None)}
     )
-    death = (
-        pd.to_datetime(patients.get("date_of_death"), errors="coerce")
-        if "date_of_death" in patients
-        else None
-    )
-    out["deceased"] = (death <= as_of_ts).fillna(False).to_numpy(bool) if death is not None else False
-    if "registration_end" in patients:
-        end = pd.to_datetime(patients["registration_end"], errors="coerce")
-        out["deregistered"] = (end <= as_of_ts).fillna(False).to_numpy(bool)
-    else:
-        out["deregistered"] = False
-    out["on_caseload"] = False
-    out["caseload_team"] = pd.Series(pd.NA, index=out.index, dtype="string")
-    if caseload is not None and len(caseload):
-        start = pd.to_datetime(caseload["start_date"], errors="coerce")
-        end = pd.to_datetime(caseload.get("end_date"), errors="coerce")
-        active = caseload.loc[(start <= as_of_ts) & (end.isna() | (end > as_of_ts))].copy()
-        active["person_id"] = active["person_id"].astype(str)
-        teams = active.sort_values(["person_id", "team"]).groupby("person_id")["team"].agg(", ".join)
-        out["on_caseload"] = out["person_id"].isin(teams.index).to_numpy(bool)
-        out["caseload_team"] = out["person_id"].map(teams).astype("string")
-    type1 = type1_opt_outs(opt_outs)
-    out["type1_opt_out"] = out["person_id"].isin(type1).to_numpy(bool)
-    # An opted-out person missing from patients still needs the flag: a history row
-    # may hold them, and the flag keeps them off every excluding MDT's 'Left the list'.
-    absent = sorted(type1 - set(out.loc[out["type1_opt_out"], "person_id"]))
-    if absent:
-        extra = pd.DataFrame({"person_id": absent, "practice_code": None, "type1_opt_out": True})
-        for column in ("deceased", "deregistered", "on_caseload"):
-            extra[column] = False
-        extra["caseload_team"] = pd.NA
-        out = pd.concat([out, extra[out.columns]], ignore_index=True)
-        out["caseload_team"] = out["caseload_team"].astype("string")
+    for column in ("deceased", "deregistered", "on_caseload"):
+        out[column] = status[column].fillna(False).astype(bool)
+    out["caseload_team"] = status["caseload_team"].astype("string")
+    out["type1_opt_out"] = status["type1_opt_out"].fillna(False).astype(bool)
     return out
 
 
-def type1_opt_outs(opt_outs: pd.DataFrame | None) -> frozenset[str]:
-    """The people with a type 1 opt-out in the contract ``opt_outs`` table.
+def type1_opt_outs(status: pd.DataFrame) -> frozenset[str]:
+    """The people with a type 1 opt-out, read from their status flag.
 
     Args:
-        opt_outs: Contract ``opt_outs`` table (person_id, type), or None.
+        status: :func:`worklist_status` of every patient (it also flags an opted-out
+            person missing from patients; the National Data Opt-out does not count).
 
     Returns:
-        Their person IDs as text (the National Data Opt-out, ``ndo``, does not count).
+        Their person IDs as text.
     """
-    if opt_outs is None or not len(opt_outs):
-        return frozenset()
-    return frozenset(opt_outs.loc[opt_outs["type"].astype(str) == "type1", "person_id"].astype(str))
+    return frozenset(status.loc[status["type1_opt_out"].astype(bool), "person_id"].astype(str))
 
 
 def every_mdt_excludes_type1_opt_outs(settings: MdtSettings) -> bool:
@@ -133,7 +126,7 @@ def every_mdt_excludes_type1_opt_outs(settings: MdtSettings) -> bool:
     return all((m.exclusions or default).type1_opt_out == "exclude" for m in settings.mdts)
 
 
-def people_not_to_score(settings: MdtSettings, opt_outs: pd.DataFrame | None) -> frozenset[str]:
+def people_not_to_score(settings: MdtSettings, status: pd.DataFrame) -> frozenset[str]:
     """The people the weekly run must drop before scoring: type 1 opt-outs, when no MDT lists them.
 
     A person who opts out is processed for a list no further than being excluded. When
@@ -142,7 +135,7 @@ def people_not_to_score(settings: MdtSettings, opt_outs: pd.DataFrame | None) ->
 
     Args:
         settings: The worklist settings.
-        opt_outs: Contract ``opt_outs`` table, or None.
+        status: :func:`worklist_status` of every patient at the run date.
 
     Returns:
         Person IDs (text) to leave out of the feature rows that are scored; empty when
@@ -150,7 +143,7 @@ def people_not_to_score(settings: MdtSettings, opt_outs: pd.DataFrame | None) ->
     """
     if not every_mdt_excludes_type1_opt_outs(settings):
         return frozenset()
-    return type1_opt_outs(opt_outs)
+    return type1_opt_outs(status)
 
 
 def without_people(frame: pd.DataFrame, people: Collection[str]) -> pd.DataFrame:
@@ -174,7 +167,7 @@ def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         scored: Scored population (person_id, practice_code, age, p_<outcome> ...).
-        status: Output of :func:`population_status`.
+        status: Output of :func:`worklist_status`.
 
     Returns:
         ``scored`` with ``deceased``, ``deregistered``, ``on_caseload``, ``caseload_team``, ``type1_opt_out``.
@@ -190,7 +183,7 @@ def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
         raise RiskstratError(
             f"patient status: {int(repeated.sum()):,} repeated person_id(s)",
             details=f"e.g. {status.loc[repeated, 'person_id'].iloc[0]}",
-            hint="Build the status with population_status() from the patients table, one row per person.",
+            hint="Build the status with worklist_status() from population_status_at, one row per person.",
         )
     merged = base.merge(status[["person_id", *keep]], on="person_id", how="left")
     for column in STATUS_COLUMNS:
@@ -233,7 +226,7 @@ def _check_columns(scored: pd.DataFrame, outcomes: set[str]) -> None:
     if missing:
         raise RiskstratError(
             f"scored population: missing column(s) {', '.join(missing)}",
-            hint="Score with the champion model(s); add status with attach_status(population_status(...)).",
+            hint="Score with the champion model(s); add status with attach_status(worklist_status(...)).",
         )
     duplicated = scored["person_id"].duplicated()
     if duplicated.any():

@@ -20,15 +20,27 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features.outcomes import outcome_names
 from riskstrat.settings import Settings
 
-Outcome = Literal["emergency_admission", "frequent_attendance"]
+
+def _registered_outcome(name: str | None) -> str | None:
+    # Checked against the outcome registry when the file is read, so a registered outcome can rank a list.
+    if name is not None and name not in outcome_names():
+        raise ValueError(f"unknown outcome {name!r}; expected one of {', '.join(outcome_names())}")
+    return name
+
+
+Outcome = Annotated[str, AfterValidator(_registered_outcome)]
+"""The name of a registered outcome (:data:`riskstrat.features.outcomes.OUTCOMES`)."""
+OptionalOutcome = Annotated[str | None, AfterValidator(_registered_outcome)]
+"""A registered outcome's name, or empty."""
 PRACTICE_REFERENCE_COLUMNS: tuple[str, ...] = ("practice_code", "neighbourhood")
 MDT_NAME_MAX_LENGTH = 100
 """Longest MDT name: it heads every printed page, whose header Excel limits to 255 characters."""
@@ -113,7 +125,7 @@ class MdtDefinition(Settings):
         description="Share of its registered population; empty = capacity_people or default.",
     )
     min_age: int | None = Field(None, ge=0, le=120, description="Age floor; empty = default_mdt.min_age.")
-    outcome: Outcome | None = Field(None, description="Outcome that ranks it; empty = default_mdt.outcome.")
+    outcome: OptionalOutcome = Field(None, description="Outcome that ranks it; empty = default_mdt.outcome.")
     exclusions: ExclusionSettings | None = Field(
         None, description="Caseload and opt-out handling; empty = default_mdt.exclusions."
     )

@@ -19,6 +19,17 @@ IMD_ATTRIBUTION = (
 )
 NOT_KNOWN_GROUP = "Not known / Not stated"
 CENSUS_GROUPS: tuple[str, ...] = ("Asian", "Black", "Mixed", "White", "Other", NOT_KNOWN_GROUP)
+STATED_GENDER_LABELS: dict[str, str] = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
+"""PERSON STATED GENDER CODE (NHS Data Dictionary) and its labels: 9 is "Indeterminate (unable to be
+classified as either male or female)", X "Not known (not recorded)"."""
+ENGLAND_ETHNICITY_2021: dict[str, float] = {
+    "Asian": 0.096,
+    "Black": 0.042,
+    "Mixed": 0.030,
+    "White": 0.810,
+    "Other": 0.022,
+}
+"""Share of England's usual residents by high-level ethnic group, Census 2021 (ONS TS021), rounded."""
 LSOA_PATTERN = r"^E0[0-9]{7}$"
 """An English LSOA 2011 code (Welsh ones start W01)."""
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from riskstrat.ingest.reference import CENSUS_GROUPS, NOT_KNOWN_GROUP
+from riskstrat.ingest.reference import CENSUS_GROUPS, ENGLAND_ETHNICITY_2021, NOT_KNOWN_GROUP
 from riskstrat.settings import Settings
 
 BLACK_COUNTRY: tuple[str, ...] = ("E08000027", "E08000028", "E08000030", "E08000031")
@@ -21,7 +21,7 @@ DEFAULT_ETHNIC_MIX: dict[str, dict[str, float]] = {
     "E08000028": {"Asian": 0.257, "Black": 0.085, "Mixed": 0.041, "White": 0.579, "Other": 0.038},
     "E08000030": {"Asian": 0.186, "Black": 0.038, "Mixed": 0.035, "White": 0.719, "Other": 0.022},
     "E08000031": {"Asian": 0.221, "Black": 0.092, "Mixed": 0.053, "White": 0.593, "Other": 0.041},
-    "default": {"Asian": 0.096, "Black": 0.042, "Mixed": 0.030, "White": 0.810, "Other": 0.022},
+    "default": ENGLAND_ETHNICITY_2021,
 }
 
 DEFAULT_NOT_RECORDED: dict[str, float] = {

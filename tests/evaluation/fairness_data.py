@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from riskstrat.evaluation.fairness import simulate_selection
 from riskstrat.evaluation.settings import FairnessSettings
+from riskstrat.worklists.backtest import back_test_lists
+from riskstrat.worklists.settings import ExclusionSettings, Mdt, RiskBandSettings
 
 ETHNIC_SHARES = {
     "White": 0.70,
@@ -73,8 +74,29 @@ def synthetic_predictions(
 
 
 def synthetic_selections(predictions: pd.DataFrame, capacity_share: float = 0.05) -> pd.DataFrame:
-    """Each MDT lists its highest-risk ``capacity_share``."""
-    return simulate_selection(predictions, capacity_share)
+    """Each MDT lists its highest-risk ``capacity_share``, drawn up by the weekly selector.
+
+    Each MDT covers the practices of its rows (without ``practice_code``, one practice named
+    after it); everyone is an adult.
+    """
+    practice = predictions["practice_code"] if "practice_code" in predictions else predictions["mdt"]
+    rows = predictions.assign(practice_code=practice, age=50.0, outcome=predictions["y"])
+    mdts = [
+        Mdt(
+            name=name,
+            practices=tuple(sorted(rows.loc[rows["mdt"] == name, "practice_code"].unique())),
+            outcome="outcome",
+            min_age=18,
+            capacity_people=None,
+            capacity_share=capacity_share,
+            exclusions=ExclusionSettings(),
+        )
+        for name in sorted(rows["mdt"].unique())
+    ]
+    _, selections = back_test_lists(
+        rows, predictions["p"], "outcome", mdts, RiskBandSettings(), 0.2, capacity_share
+    )
+    return selections
 
 
 def fast_settings(**overrides: object) -> FairnessSettings:

@@ -51,7 +51,7 @@ def test_log_task_logs_each_file(tmp_path, monkeypatch):
         def log_artifact(self, run_id, path, artifact_path):
             calls.append((run_id, path, artifact_path))
 
-    monkeypatch.setattr("mlflow.tracking.MlflowClient", FakeClient)
+    monkeypatch.setattr("riskstrat.pipelines.audit.MlflowClient", FakeClient)
     log_report_task.fn((tmp_path / "a.html", tmp_path / "a.json"), "run1", "sqlite:///x.db")
     assert calls == [
         ("uri", "sqlite:///x.db"),

@@ -16,7 +16,6 @@ from riskstrat.evaluation.fairness import (
     _explain_sensitivity,
     open_flags,
     run_audit,
-    simulate_selection,
 )
 from riskstrat.evaluation.groups import INSUFFICIENT
 from riskstrat.evaluation.settings import AcceptedFlag, FairnessSettings
@@ -246,18 +245,6 @@ def test_a_group_at_higher_risk_found_less_often_is_not_explained_by_its_risk():
     # IMD 3 is at lower risk and found less often: what ranking by risk does.
     assert by_group["3"].status == "explained"
     assert "emergency admissions next year" in by_group["3"].sentence
-
-
-def test_simulated_lists_take_each_mdts_own_share_and_nobody_outside_an_mdt():
-    predictions = synthetic_predictions(n=2_000, seed=3)
-    predictions["mdt"] = np.where(
-        np.arange(2_000) < 1_000, "North", np.where(np.arange(2_000) < 1_500, "South", "No MDT")
-    )
-    chosen = simulate_selection(predictions, {"North": 0.01, "South": 0.1})
-    listed = chosen[chosen["selected"]].groupby("mdt").size().to_dict()
-    assert listed == {"North": 10, "South": 50}
-    top_north = predictions[predictions["mdt"] == "North"].nlargest(10, "p")["person_id"]
-    assert set(chosen.loc[chosen["selected"] & (chosen["mdt"] == "North"), "person_id"]) == set(top_north)
 
 
 def test_a_gap_is_not_explained_while_the_group_has_a_raised_calibration_flag():

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from riskstrat.errors import SettingsError
-from riskstrat.evaluation.settings import FairnessSettings
+from riskstrat.evaluation.settings import FairnessSettings, ToleranceSettings
 from riskstrat.settings import load_settings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "fairness.yaml"
@@ -46,3 +46,10 @@ def test_invalid_fairness_settings_fail_naming_the_key(tmp_path, text, key):
     with pytest.raises(SettingsError) as error:
         load_settings(_write(tmp_path, text), FairnessSettings)
     assert key in str(error.value)
+
+
+def test_oe_tolerances_are_described_the_right_way_round():
+    # O/E = observed / expected: below 1 the model predicted more events than happened.
+    fields = ToleranceSettings.model_fields
+    assert "over-prediction" in fields["oe_low"].description
+    assert "under-prediction" in fields["oe_high"].description

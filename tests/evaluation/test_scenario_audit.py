@@ -59,9 +59,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskstrat.config import Config, load_config, write_relocated_config
 from riskstrat.evaluation.fairness import FairnessAudit, Flag, run_audit
 from riskstrat.evaluation.report import ModelInfo, render_report
+from riskstrat.pipelines.config import Config, load_config, write_relocated_config
+from riskstrat.worklists.backtest import back_test_lists
+from riskstrat.worklists.settings import read_practices, resolve_mdts
 
 pytestmark = pytest.mark.slow
 
@@ -121,19 +123,27 @@ def run_scenario(root: Path, under_recording: dict | None) -> ScenarioRun:
     """Generate, build the training table, train, audit and render, as the retrain flow does."""
     from riskstrat.features.dictionary import feature_dictionary
     from riskstrat.models.training import train_outcome
-    from riskstrat.pipelines import flows
+    from riskstrat.pipelines import retrain
     from riskstrat.pipelines.generate import write_synthetic
     from riskstrat.pipelines.retrain import feature_names_from
 
     out = root / "outputs"
     config = load_config(write_config(root / "configs", out, under_recording))
     paths = write_synthetic(out, PEOPLE, SEED, config.synthetic)
-    table = flows.training_table.fn(config, paths.extract_dir)
-    names = feature_names_from(flows._dictionary_frame(feature_dictionary(config.features)))
+    table = retrain.training_table.fn(config, paths.extract_dir)
+    names = feature_names_from(retrain.dictionary_frame(feature_dictionary(config.features)))
     result = train_outcome(table, names, OUTCOME, config.model)
     test = table.iloc[result.test_rows]
-    predictions, selections = flows.audit_inputs(
-        config, test, result.test_scores["lightgbm"].to_numpy(), OUTCOME
+    practices = config.mdts.practices_file
+    mdts = resolve_mdts(config.mdts, read_practices(practices)) if practices.is_file() else []
+    predictions, selections = back_test_lists(
+        test,
+        result.test_scores["lightgbm"].to_numpy(),
+        OUTCOME,
+        mdts,
+        config.mdts.risk_bands,
+        config.model.split.test,
+        config.model.evaluation.capacity_share,
     )
     audit = run_audit(predictions, selections, config.fairness)
     page, _ = render_report(audit, model_info(config, table))

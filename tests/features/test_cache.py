@@ -15,7 +15,7 @@ from riskstrat.features.backends import connect, read_extract
 from riskstrat.features.matrix import build_feature_matrix
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 from riskstrat.io import folder_snapshot_hash, write_parquet
-from riskstrat.pipelines.flows import read_feature_matrix
+from riskstrat.pipelines.features import read_feature_matrix
 
 
 @pytest.fixture

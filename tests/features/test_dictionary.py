@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from riskstrat.features.dictionary import (
-    DOCS_PATH,
     describe_feature,
     feature_concept,
     feature_dictionary,
@@ -17,10 +17,12 @@ from riskstrat.features.dictionary import (
 )
 from riskstrat.features.settings import FeatureSettings
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+
 
 def test_committed_docs_match_the_dictionary():
-    assert DOCS_PATH.read_text(encoding="utf-8") == render_feature_docs(), (
-        "docs/features.md is stale: run python -m riskstrat.features.dictionary"
+    assert DOCS.read_text(encoding="utf-8") == render_feature_docs(), (
+        "docs/features.md is stale: run riskstrat docs --out docs"
     )
 
 

@@ -1,4 +1,4 @@
-"""Hand-worked features and outcomes on a tiny extract (see conftest.hand_worked_rows)."""
+"""Hand-worked features and outcomes on a tiny extract (see conftest.hand_worked_rows), on every engine."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from feature_fixtures import AS_OF, extract, hand_worked_rows, memtables, patien
 
 from riskstrat.errors import RiskstratError
 from riskstrat.features.dictionary import feature_names
-from riskstrat.features.matrix import AUDIT_COLUMNS, build_feature_matrix
+from riskstrat.features.matrix import PERSON_ATTRIBUTES, build_feature_matrix
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 
 
 @pytest.fixture(scope="module")
-def matrix() -> pd.DataFrame:
+def matrix(on_engine) -> pd.DataFrame:
     frames = extract(hand_worked_rows())
-    result = build_feature_matrix(memtables(frames), AS_OF, FeatureSettings(), OutcomeSettings())
+    result = build_feature_matrix(on_engine(frames), AS_OF, FeatureSettings(), OutcomeSettings())
     return result.set_index("person_id")
 
 
@@ -106,15 +106,15 @@ def test_outcomes_look_at_t_plus_one_to_t_plus_horizon(matrix):
     assert matrix.loc["p9", "frequent_attendance"] == 0  # 4 in window; T and T + 366 do not count
 
 
-def test_death_need_not_count_as_event():
+def test_death_need_not_count_as_event(on_engine):
     settings = OutcomeSettings.model_validate({"emergency_admission": {"death_counts_as_event": False}})
-    result = build_feature_matrix(memtables(extract(hand_worked_rows())), AS_OF, FeatureSettings(), settings)
+    result = build_feature_matrix(on_engine(extract(hand_worked_rows())), AS_OF, FeatureSettings(), settings)
     assert result.set_index("person_id").loc["p2", "emergency_admission"] == 0
 
 
-def test_additional_horizon_adds_a_column():
+def test_additional_horizon_adds_a_column(on_engine):
     settings = OutcomeSettings.model_validate({"emergency_admission": {"additional_horizons_days": [90]}})
-    result = build_feature_matrix(memtables(extract(hand_worked_rows())), AS_OF, FeatureSettings(), settings)
+    result = build_feature_matrix(on_engine(extract(hand_worked_rows())), AS_OF, FeatureSettings(), settings)
     by_person = result.set_index("person_id")
     assert by_person.loc["p1", "emergency_admission_90d"] == 0  # admitted on T + 152
     assert by_person.loc["p2", "emergency_admission_90d"] == 0
@@ -123,17 +123,24 @@ def test_additional_horizon_adds_a_column():
 def test_column_order_and_dtypes(matrix):
     frame = matrix.reset_index()
     features = feature_names(FeatureSettings())
-    expected = ["person_id", "as_of", *features, "emergency_admission", "frequent_attendance", *AUDIT_COLUMNS]
+    expected = [
+        "person_id",
+        "as_of",
+        *features,
+        "emergency_admission",
+        "frequent_attendance",
+        *PERSON_ATTRIBUTES,
+    ]
     assert list(frame.columns) == expected
     assert all(frame[name].dtype == "float64" for name in features)
     assert frame["emergency_admission"].dtype == "int64"
     assert frame["as_of"].iloc[0] == AS_OF
 
 
-def test_min_age_and_ethnicity_settings():
+def test_min_age_and_ethnicity_settings(on_engine):
     rows = {"patients": [patient("a", date(2010, 1, 1), ethnic_category="H")]}
     settings = FeatureSettings.model_validate({"cohort": {"min_age": 0}, "include_ethnicity": True})
-    result = build_feature_matrix(memtables(extract(rows)), AS_OF, settings)
+    result = build_feature_matrix(on_engine(extract(rows)), AS_OF, settings)
     assert result.loc[0, "age"] == 14
     assert result.loc[0, "ethnicity_asian"] == 1 and result.loc[0, "ethnicity_white"] == 0
     assert "emergency_admission" not in result.columns

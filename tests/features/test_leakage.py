@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskstrat.features.matrix import build_feature_matrix
-from riskstrat.features.outcomes import cohort_at, outcomes_at
+from riskstrat.features.outcomes import outcomes_at
+from riskstrat.features.point_in_time import cohort_at
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 from riskstrat.ingest.contract import ADMISSION_METHOD_CODES, COMMUNITY_SERVICE_CODES, DISPOSAL_CODES
 from riskstrat.ingest.reference import conditions

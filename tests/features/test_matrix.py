@@ -15,7 +15,7 @@ import riskstrat.features.matrix as matrix_module
 from riskstrat.errors import RiskstratError
 from riskstrat.features.dictionary import feature_dictionary
 from riskstrat.features.matrix import (
-    AUDIT_COLUMNS,
+    PERSON_ATTRIBUTES,
     build_feature_matrix,
     build_training_table,
     feature_matrix_expr,
@@ -68,12 +68,12 @@ def _diagnoses_of(person_id: str, conditions: list[str]) -> dict[str, list[dict]
     }
 
 
-def test_efi_counts_only_frailty_deficits_once_each():
+def test_efi_counts_only_frailty_deficits_once_each(on_engine):
     # Depression, cancer and an unknown code are not eFI deficits; copd and asthma are one
     # deficit (respiratory disease); the polypharmacy code counts once; hypertension twice coded.
     coded = ["depression", "cancer", "not_a_vocabulary_code", "copd", "asthma", "polypharmacy"]
     coded += ["hypertension", "hypertension"]
-    row = build_feature_matrix(memtables(extract(_diagnoses_of("q1", coded))), AS_OF, FeatureSettings()).iloc[
+    row = build_feature_matrix(on_engine(extract(_diagnoses_of("q1", coded))), AS_OF, FeatureSettings()).iloc[
         0
     ]
     assert row["efi_score"] == pytest.approx(3 / 36)  # respiratory, hypertension, polypharmacy
@@ -109,11 +109,11 @@ def _shaped_in_pandas(
         columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64").to_numpy()
     for name in outcomes:
         columns[name] = frame[name].fillna(0).astype("int64").to_numpy()
-    for name in AUDIT_COLUMNS:
+    for name in PERSON_ATTRIBUTES:
         columns[name] = frame[name].astype("str").to_numpy()
     result = pd.DataFrame(columns)
     result["person_id"] = result["person_id"].astype("str")
-    for name in AUDIT_COLUMNS:
+    for name in PERSON_ATTRIBUTES:
         result[name] = result[name].astype("str")
     return result.sort_values("person_id", kind="stable").reset_index(drop=True)
 
@@ -152,7 +152,7 @@ def test_sort_by_person_orders_rows_across_chunks_and_keeps_sorted_tables():
     assert sort_by_person(table.slice(0, 0)).num_rows == 0
 
 
-def test_new_conditions_are_long_term_conditions_first_recorded_in_the_365_days_to_t():
+def test_new_conditions_are_long_term_conditions_first_recorded_in_the_365_days_to_t(on_engine):
     year_ago = AS_OF - timedelta(days=365)
     recorded = [
         ("copd", year_ago),  # the day before the window: not new
@@ -167,7 +167,7 @@ def test_new_conditions_are_long_term_conditions_first_recorded_in_the_365_days_
         "patients": [patient("q1", date(1950, 1, 1))],
         "gp_diagnoses": [{"person_id": "q1", "event_date": day, "condition": c} for c, day in recorded],
     }
-    row = build_feature_matrix(memtables(extract(rows)), AS_OF, FeatureSettings()).iloc[0]
+    row = build_feature_matrix(on_engine(extract(rows)), AS_OF, FeatureSettings()).iloc[0]
     assert row["ltc_count"] == 4  # copd, asthma, diabetes, depression
     assert row["new_conditions_365d"] == 2  # asthma, depression
     assert row["ltc_heart_failure"] == 0 and row["ltc_diabetes"] == 1

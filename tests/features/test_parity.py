@@ -6,18 +6,9 @@ import pandas as pd
 import pytest
 from feature_fixtures import AS_OF, extract, hand_worked_rows, random_rows
 
-from riskstrat.features.backends import connect_duckdb, connect_pyspark, register_frames, spark_session
+from riskstrat.features.backends import connect_duckdb, connect_pyspark, register_frames
 from riskstrat.features.matrix import build_feature_matrix
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
-
-
-@pytest.fixture(scope="session")
-def spark():
-    pytest.importorskip("pyspark")
-    session = spark_session("local[2]", "riskstrat-tests")
-    session.conf.set("spark.sql.shuffle.partitions", "1")
-    yield session
-    session.stop()
 
 
 def _rows():

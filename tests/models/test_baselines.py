@@ -17,6 +17,8 @@ def test_oracle_reads_the_truth_for_each_row():
     truth = pd.DataFrame(
         {"person_id": ["a", "b"], "as_of": ["2024-12-31", "2024-12-31"], "p_emergency_admission": [0.1, 0.7]}
     )
-    assert list(oracle_score(rows, truth, "emergency_admission")) == [0.7, 0.1]
+    assert list(oracle_score(rows, truth, "p_emergency_admission")) == [0.7, 0.1]
     with pytest.raises(RiskstratError, match="lacks 1"):
-        oracle_score(rows, truth.iloc[:1], "emergency_admission")
+        oracle_score(rows, truth.iloc[:1], "p_emergency_admission")
+    with pytest.raises(RiskstratError, match="no column p_frequent_attendance"):
+        oracle_score(rows, truth, "p_frequent_attendance")

@@ -3,8 +3,8 @@
 import pytest
 from typer.testing import CliRunner
 
-from riskstrat.config import write_relocated_config
 from riskstrat.pipelines.cli import app
+from riskstrat.pipelines.config import write_relocated_config
 
 COMMANDS = [
     "demo",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskstrat.config import write_relocated_config
+from riskstrat.pipelines.config import write_relocated_config
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def _write_config(folder: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, prefect_harness):
-    from riskstrat.pipelines.flows import demo_flow
+    from riskstrat.pipelines.demo import demo_flow
 
     root = tmp_path_factory.mktemp("demo")
     out = root / "outputs"
@@ -93,8 +93,8 @@ def test_manifest_counts_match_the_files(demo_run):
 
 
 def test_listed_people_are_scored_by_the_champion(demo_run):
-    from riskstrat.config import load_config
     from riskstrat.models.scoring import load_champion, score
+    from riskstrat.pipelines.config import load_config
 
     result, out, config_dir = demo_run
     config = load_config(config_dir)
@@ -117,7 +117,7 @@ def test_weekly_change_is_tracked(demo_run):
 
 
 def test_community_services_include_virtual_ward_and_therapy_from_the_extract(demo_run):
-    from riskstrat.config import load_config
+    from riskstrat.pipelines.config import load_config
 
     result, out, config_dir = demo_run
     as_of = pd.Timestamp(load_config(config_dir).synthetic.extract_date)  # the second week's data date

@@ -1,6 +1,6 @@
 """Deployments are built with the expected names, flows, schedules and parameters."""
 
-from riskstrat.config import load_config
+from riskstrat.pipelines.config import load_config
 from riskstrat.pipelines.deployments import build_deployments
 from riskstrat.settings import REPO_CONFIG_DIR
 

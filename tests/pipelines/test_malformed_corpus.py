@@ -29,8 +29,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from riskstrat.config import write_relocated_config
 from riskstrat.pipelines.cli import app
+from riskstrat.pipelines.config import write_relocated_config
 
 runner = CliRunner()
 RISKSTRAT = Path(sys.executable).with_name("riskstrat")

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskstrat.config import REPO_CONFIG_DIR, write_relocated_config
 from riskstrat.features.settings import FeatureSettings
-from riskstrat.settings import SettingsError, load_settings
+from riskstrat.pipelines.config import write_relocated_config
+from riskstrat.settings import REPO_CONFIG_DIR, SettingsError, load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*input example was not provided:UserWarning")
 
@@ -83,11 +83,11 @@ def _register_champion(
 def two_backends(tmp_path_factory, prefect_harness):
     """The same week run on DuckDB and on PySpark local[2]: the two output folders."""
     pytest.importorskip("pyspark")
-    from riskstrat.config import load_config
     from riskstrat.features.dictionary import feature_dictionary
-    from riskstrat.pipelines.features import build_feature_file
-    from riskstrat.pipelines.flows import read_feature_matrix, weekly_worklists_flow
+    from riskstrat.pipelines.config import load_config
+    from riskstrat.pipelines.features import build_feature_file, read_feature_matrix
     from riskstrat.pipelines.generate import write_synthetic
+    from riskstrat.pipelines.weekly import weekly_worklists_flow
 
     root = tmp_path_factory.mktemp("spark_weekly")
     shared = root / "shared"
@@ -179,7 +179,7 @@ def test_listed_rows_and_reasons_from_spark_equal_the_pandas_ones(two_backends):
     from riskstrat.features.backends import spark_session
     from riskstrat.models.explain import contributions
     from riskstrat.models.scoring import load_champion
-    from riskstrat.pipelines.flows import read_feature_matrix
+    from riskstrat.pipelines.features import read_feature_matrix
     from riskstrat.pipelines.spark import feature_rows, listed_reasons
     from riskstrat.worklists.reasons import top_reasons
 
@@ -206,7 +206,7 @@ def test_everyone_scored_per_partition_gets_the_pandas_probability(two_backends)
     from riskstrat.features.backends import spark_session
     from riskstrat.models.scoring import load_champion, score
     from riskstrat.models.spark_scoring import collect_scores, score_partitions
-    from riskstrat.pipelines.flows import read_feature_matrix
+    from riskstrat.pipelines.features import read_feature_matrix
 
     _, root, uri = two_backends
     features = read_feature_matrix(

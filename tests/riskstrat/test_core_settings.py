@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from riskstrat.config import CONFIG_FILES, DataSettings, load_config
 from riskstrat.errors import SettingsError
+from riskstrat.pipelines.config import CONFIG_FILES, DataSettings, load_config
 from riskstrat.settings import MAX_NESTING, MAX_SETTINGS_BYTES, REPO_CONFIG_DIR, load_settings, read_yaml
 
 
@@ -60,7 +60,7 @@ def test_settings_hash_changes_with_a_setting(tmp_path):
 
 
 def test_relocated_config_moves_outputs_and_merges_changes(tmp_path):
-    from riskstrat.config import write_relocated_config
+    from riskstrat.pipelines.config import write_relocated_config
 
     out = tmp_path / "run"
     write_relocated_config(tmp_path / "configs", out, {"model.yaml": {"evaluation": {"n_boot": 20}}})
@@ -112,7 +112,7 @@ def test_an_explicit_empty_mapping_takes_every_default(tmp_path):
 
 
 def test_unwritable_output_dir_is_a_settings_error_naming_the_setting(tmp_path):
-    from riskstrat.config import check_output_dir
+    from riskstrat.pipelines.config import check_output_dir
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

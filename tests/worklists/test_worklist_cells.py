@@ -9,7 +9,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from openpyxl import Workbook
-from worklist_fixtures import AS_OF, PRACTICES, contributions_for, make_features, score
+from worklist_fixtures import AS_OF, PRACTICES, context_of, contributions_for, make_features, score
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists.cells import (
@@ -222,11 +222,13 @@ def hostile(tmp_path, boosters):
         contributions=contributions_for(boosters),
         settings=settings,
         output_dir=tmp_path / "outputs",
-        tables={
-            "apc_spells": pd.DataFrame(
-                {"person_id": [HOSTILE[1]], "admission_date": ["2025-11-02"], "admission_method": ["21"]}
-            )
-        },
+        listed_context=context_of(
+            {
+                "apc_spells": pd.DataFrame(
+                    {"person_id": [HOSTILE[1]], "admission_date": ["2025-11-02"], "admission_method": ["21"]}
+                )
+            }
+        ),
     )
 
 

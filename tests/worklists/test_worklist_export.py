@@ -4,14 +4,13 @@ from datetime import date, timedelta
 import openpyxl
 import pandas as pd
 import pytest
-from worklist_fixtures import AS_OF, contributions_for
+from worklist_fixtures import AS_OF, context_of, contributions_for, status_of
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists import export
 from riskstrat.worklists.export import MdtOutput, how_list_was_made, risk_band_definitions
 from riskstrat.worklists.history import LEFT_DIED
 from riskstrat.worklists.rows import reason_columns
-from riskstrat.worklists.selection import population_status
 from riskstrat.worklists.settings import ExclusionSettings, Mdt, RiskBandSettings
 
 WEEK = date(2026, 1, 5)
@@ -69,7 +68,7 @@ def inputs(tmp_path, features, scored, boosters, mdt_settings):
         output_dir=tmp_path / "outputs",
         model_versions={"emergency_admission": "riskstrat-ea v3", "frequent_attendance": "riskstrat-fa v1"},
         extract_snapshot_hash="abc123",
-        tables=tables,
+        listed_context=context_of(tables),
     )
 
 
@@ -228,7 +227,7 @@ def test_second_week_shows_change_and_who_left(inputs, scored):
     )
     week2 = WEEK + timedelta(7)
     inputs.week = week2
-    inputs.status = population_status(patients, None, None, date(2026, 1, 11))
+    inputs.status = status_of(patients, None, None, date(2026, 1, 11))
     inputs.scored = scored.loc[scored["person_id"] != died].drop(
         columns=["deceased", "deregistered", "on_caseload", "caseload_team", "type1_opt_out"]
     )

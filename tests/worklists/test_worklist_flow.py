@@ -133,17 +133,17 @@ def test_an_earlier_versions_history_is_moved_and_used(week_inputs):
 
 
 def test_every_flow_that_writes_outputs_holds_the_output_lock():
-    from riskstrat.pipelines import flows
+    from riskstrat.pipelines import audit, demo, features, retrain, validate, weekly
 
     writers = {
-        flows.validate_flow.fn: "validate",
-        flows.run_validate: "validate",
-        flows.build_features_flow.fn: "features",
-        flows.retrain_flow.fn: "train",
-        flows.run_promotion: "promote",
-        flows.weekly_worklists_flow.fn: "worklists",
-        flows.fairness_audit_flow.fn: "audit",
-        flows.demo_flow.fn: "demo",
+        validate.validate_flow.fn: "validate",
+        validate.run_validate: "validate",
+        features.build_features_flow.fn: "features",
+        retrain.retrain_flow.fn: "train",
+        retrain.run_promotion: "promote",
+        weekly.weekly_worklists_flow.fn: "worklists",
+        audit.fairness_audit_flow.fn: "audit",
+        demo.demo_flow.fn: "demo",
     }
     for function, command in writers.items():
         assert getattr(function, "output_lock_command", None) == command, function.__name__
@@ -155,7 +155,7 @@ def test_a_locked_command_refuses_while_another_run_holds_the_folder(tmp_path):
     from types import SimpleNamespace
 
     from riskstrat.errors import RiskstratError
-    from riskstrat.pipelines.flows import holds_output_lock
+    from riskstrat.pipelines.shared import holds_output_lock
 
     ran = []
 
@@ -188,7 +188,7 @@ def test_a_flow_run_inside_another_re_enters_the_lock(prefect_harness, tmp_path)
 
     from prefect import flow
 
-    from riskstrat.pipelines.flows import holds_output_lock
+    from riskstrat.pipelines.shared import holds_output_lock
 
     config = SimpleNamespace(data=SimpleNamespace(output_dir=tmp_path, lock_timeout_seconds=0))
 

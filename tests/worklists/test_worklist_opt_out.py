@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import openpyxl
 import pandas as pd
 import pytest
-from worklist_fixtures import AS_OF, PRACTICES, contributions_for
+from worklist_fixtures import AS_OF, PRACTICES, contributions_for, on_engine, status_of
 
+from riskstrat.frames import Column, FrameSchema, Kind
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists.selection import (
     STATUS_COLUMNS,
     people_not_to_score,
-    population_status,
     type1_opt_outs,
     without_people,
 )
@@ -62,7 +62,7 @@ def inputs(tmp_path, features, scored, boosters, mdt_settings):
         contributions=contributions_for(boosters),
         settings=mdt_settings,
         output_dir=tmp_path / "outputs",
-        status=population_status(patients_of(scored), None, None, AS_OF),
+        status=status_of(patients_of(scored)),
     )
 
 
@@ -90,7 +90,7 @@ def test_an_opt_out_listed_last_week_leaves_no_trace_this_week(inputs, scored):
     now.loc[now["person_id"] == dropped_risk, "p_emergency_admission"] = 0.0001
     inputs.week = WEEK + timedelta(7)
     inputs.scored = unflagged(now)  # scored as if another MDT included opt-outs
-    inputs.status = population_status(patients_of(now, died=[died]), None, opt_outs, AS_OF)
+    inputs.status = status_of(patients_of(now, died=[died]), None, opt_outs)
     folder = run_worklists(inputs)
 
     text = every_text(folder)
@@ -121,7 +121,7 @@ def test_an_mdt_that_includes_opt_outs_lists_them_as_before(inputs, scored):
     inputs.settings = with_rules(inputs.settings, "include")
     person = north_top(scored, 1)[0]
     opt_outs = pd.DataFrame({"person_id": [person], "type": ["type1"]})
-    inputs.status = population_status(patients_of(scored), None, opt_outs, AS_OF)
+    inputs.status = status_of(patients_of(scored), None, opt_outs)
     folder = run_worklists(inputs)
     rows = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
     assert rows["Person ID"].iloc[0] == person
@@ -136,10 +136,13 @@ def test_an_mdt_that_includes_opt_outs_lists_them_as_before(inputs, scored):
 
 
 def test_opt_outs_are_not_scored_when_no_mdt_lists_them(mdt_settings):
-    opt_outs = pd.DataFrame({"person_id": ["A", "B", "C"], "type": ["type1", "ndo", "type1"]})
+    patients = pd.DataFrame({"person_id": ["A", "B", "C"], "practice_code": ["P1"] * 3})
+    opt_outs = status_of(
+        patients, None, pd.DataFrame({"person_id": ["A", "B", "C"], "type": ["type1", "ndo", "type1"]})
+    )
     assert type1_opt_outs(opt_outs) == {"A", "C"}  # the National Data Opt-out is not a type 1
     assert people_not_to_score(mdt_settings, opt_outs) == {"A", "C"}
-    assert people_not_to_score(mdt_settings, None) == frozenset()
+    assert people_not_to_score(mdt_settings, status_of(patients)) == frozenset()
     assert people_not_to_score(with_rules(mdt_settings, "include"), opt_outs) == frozenset()
     # One MDT that includes them is enough for everyone to be scored.
     data = mdt_settings.model_dump()
@@ -155,7 +158,7 @@ def test_opt_outs_are_not_scored_when_no_mdt_lists_them(mdt_settings):
 def test_status_flags_an_opt_out_missing_from_patients():
     patients = pd.DataFrame({"person_id": ["A"], "practice_code": ["P1"]})
     opt_outs = pd.DataFrame({"person_id": ["A", "Z"], "type": ["type1", "type1"]})
-    status = population_status(patients, None, opt_outs, AS_OF).set_index("person_id")
+    status = status_of(patients, None, opt_outs).set_index("person_id")
     assert status["type1_opt_out"].to_dict() == {"A": True, "Z": True}
     assert not status.loc["Z", ["deceased", "deregistered", "on_caseload"]].any()
 
@@ -163,8 +166,8 @@ def test_status_flags_an_opt_out_missing_from_patients():
 @pytest.mark.parametrize("rule", ["exclude", "include"])
 def test_weekly_flow_scores_opt_outs_only_when_an_mdt_lists_them(monkeypatch, tmp_path, features, rule):
     """The flow's wiring: the feature rows given to scoring lack type 1 opt-outs when every MDT excludes them."""
-    from riskstrat.config import load_config
-    from riskstrat.pipelines import flows, weekly
+    from riskstrat.pipelines import weekly
+    from riskstrat.pipelines.config import load_config
 
     shipped = Path(__file__).resolve().parents[2] / "configs"
     configs = tmp_path / "configs"
@@ -188,7 +191,7 @@ def test_weekly_flow_scores_opt_outs_only_when_an_mdt_lists_them(monkeypatch, tm
     }
     seen = {}
 
-    def score_population(config, frame, required):
+    def score_population(frame, mlflow, uri, required):
         seen["scored_ids"] = set(frame["person_id"])
         return frame[["person_id", "practice_code", "age"]].assign(p_emergency_admission=0.1), {}, {}
 
@@ -196,13 +199,23 @@ def test_weekly_flow_scores_opt_outs_only_when_an_mdt_lists_them(monkeypatch, tm
         seen["inputs"] = inputs
         return tmp_path
 
-    monkeypatch.setattr(flows, "load_run_config", lambda config_dir=None: config)
-    monkeypatch.setattr(flows, "gate", lambda *a, **k: SimpleNamespace(tables=tables, snapshot_hash="h"))
-    monkeypatch.setattr(flows, "features_at", lambda *a, **k: tmp_path / "features.parquet")
-    monkeypatch.setattr(flows, "read_feature_matrix", lambda path: features)
-    monkeypatch.setattr(flows, "score_population", score_population)
+    monkeypatch.setattr(weekly, "load_run_config", lambda config_dir=None: config)
+    present = {name: len(frame) for name, frame in tables.items()}
+    monkeypatch.setattr(
+        weekly, "run_gate", lambda *a, **k: SimpleNamespace(row_counts=present, snapshot_hash="h")
+    )
+    monkeypatch.setattr(weekly, "point_in_time_tables", lambda con, extract, names: on_engine(tables))
+    monkeypatch.setattr(weekly, "features_at", lambda *a, **k: tmp_path / "features.parquet")
+    monkeypatch.setattr(weekly, "read_feature_matrix", lambda path: features)
+    # The fixture is a slim matrix (a few features, no audit columns): check it as such.
+    monkeypatch.setattr(
+        weekly,
+        "feature_matrix_schema",
+        lambda names: FrameSchema("feature matrix", (Column("person_id", Kind.TEXT),)),
+    )
+    monkeypatch.setattr(weekly, "score_population_task", score_population)
     monkeypatch.setattr(weekly, "run_worklists", capture)
-    flows.weekly_worklists_flow.fn(week=WEEK, as_of=AS_OF)
+    weekly.weekly_worklists_flow.fn(week=WEEK, as_of=AS_OF)
 
     inputs = seen["inputs"]
     if rule == "exclude":

@@ -4,6 +4,7 @@ import pytest
 import shap
 from worklist_fixtures import FEATURES, contributions_for
 
+from riskstrat.features.dictionary import feature_concept, feature_names, reason_text
 from riskstrat.worklists.reasons import concept_contributions, feature_vocabulary, top_reasons
 
 
@@ -86,3 +87,20 @@ def test_frailty_reason_shows_the_efi_score():
     reasons = top_reasons(contributions, features, count=3)
     assert reasons.loc["A", "reason_1"] == "Severe frailty (eFI 0.420)"
     assert reasons.loc["A", "reason_1_contribution"] == pytest.approx(0.7)
+
+
+def test_vocabulary_is_the_feature_dictionarys():
+    vocabulary = feature_vocabulary()
+    for feature in feature_names():
+        assert vocabulary.concept(feature) == feature_concept(feature)
+        assert vocabulary.reason_text(feature, 2) == reason_text(feature, 2)
+        assert vocabulary.reason_text(feature, np.nan) == reason_text(feature, None)
+
+
+def test_a_feature_the_dictionary_does_not_know_gets_a_plain_reason():
+    # Built only under other feature settings (readmission_days: 28), so not in the default dictionary.
+    vocabulary = feature_vocabulary()
+    assert vocabulary.concept("readmissions_28d_365d") == "readmissions_28d"
+    assert vocabulary.reason_text("readmissions_28d_365d", 2.0) == "2 readmissions 28d in the last 12 months"
+    assert vocabulary.reason_text("ethnicity_other", 1) == "ethnicity other: 1"
+    assert vocabulary.reason_text("ethnicity_other", None) == "ethnicity other: not recorded"

@@ -1,9 +1,18 @@
 from datetime import date
 
 import pandas as pd
+import pytest
+from worklist_fixtures import context_of
 
+from riskstrat.errors import RiskstratError
 from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
-from riskstrat.worklists.rows import COLUMN_NOTES, build_rows, frailty_label, listed_context
+from riskstrat.worklists.rows import (
+    COLUMN_NOTES,
+    WORKLIST_ROWS,
+    build_rows,
+    frailty_label,
+    worklist_rows_schema,
+)
 
 
 def test_rows_show_context_in_plain_words():
@@ -49,7 +58,7 @@ def test_rows_show_context_in_plain_words():
             "admission_method": ["21", "2A", "11"],
         }
     )
-    context = listed_context(spells, None, date(2025, 12, 31), listed["person_id"])
+    context = context_of({"apc_spells": spells}, date(2025, 12, 31))(listed["person_id"])
     rows = build_rows(listed, features, reasons, change, context, date(2025, 12, 31), 3, flag_caseload=True)
     a = rows.iloc[0]
     assert a["Risk (%)"] == 45.7 and a["Sex"] == "Female" and a["Frailty"] == "Severe (eFI 0.420)"
@@ -57,6 +66,15 @@ def test_rows_show_context_in_plain_words():
     assert a["Main long-term conditions"] == "Hypertension, Diabetes, COPD, Asthma +2 more"
     assert a["Care home"] == "Yes" and a["A&E attendances (12 months)"] == 4
     assert a["Last emergency admission"] == date(2025, 11, 20)  # the elective spell on 1 Dec does not count
+    # The rows are the frame the export reads: the schema with three reason columns, nothing else.
+    assert worklist_rows_schema(3).check(rows) is rows
+    with pytest.raises(RiskstratError, match="unexpected column"):
+        WORKLIST_ROWS.check(rows)
+    with pytest.raises(
+        RiskstratError, match=r"worklist rows.Rank: 1 row\(s\) are not whole numbers"
+    ) as caught:
+        worklist_rows_schema(3).check(rows.assign(Rank=[1, 1.5]))
+    assert caught.value.details == "e.g. Person ID B"
     assert a["Community services (90 days)"] == "District nursing (3), Falls (1)"
     assert a["On caseload"] == "VW North" and a["Change since last week"] == "up" and a["Weeks on list"] == 3
     b = rows.iloc[1]
@@ -106,7 +124,7 @@ def test_community_services_come_from_the_extract_for_every_service_over_90_days
         }
     )
     as_of = date(2025, 12, 31)
-    context = listed_context(None, None, as_of, listed["person_id"], community_contacts=contacts)
+    context = context_of({"community_contacts": contacts}, as_of)(listed["person_id"])
     empty = pd.DataFrame({"change": [], "weeks_on_list": []})
     rows = build_rows(listed, features, pd.DataFrame(index=["A", "B"]), empty, context, as_of, 1)
     assert rows["Community services (90 days)"].tolist() == [

@@ -2,12 +2,11 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from worklist_fixtures import PRACTICES
+from worklist_fixtures import PRACTICES, status_of
 
 from riskstrat.errors import RiskstratError
 from riskstrat.worklists.selection import (
     attach_status,
-    population_status,
     select_mdt,
     select_worklists,
     with_risk_percentiles,
@@ -119,7 +118,7 @@ def test_population_status_from_contract_tables():
         }
     )
     opt_outs = pd.DataFrame({"person_id": ["D", "C"], "type": ["type1", "ndo"]})
-    status = population_status(patients, caseload, opt_outs, date(2025, 12, 31)).set_index("person_id")
+    status = status_of(patients, caseload, opt_outs, date(2025, 12, 31)).set_index("person_id")
     assert status["deceased"].tolist() == [True, False, False, False]
     assert status["deregistered"].tolist() == [False, True, False, False]
     assert status["on_caseload"].tolist() == [False, False, True, False]

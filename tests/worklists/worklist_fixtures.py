@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
+import ibis
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from riskstrat.features.backends import connect_duckdb, register_frames
+from riskstrat.ingest.contract import CONTRACT
+from riskstrat.pipelines.weekly import ListedContextFn, listed_context_reader, population_status_task
 from riskstrat.worklists.settings import MdtSettings
 
 AS_OF = date(2025, 12, 31)
@@ -165,3 +171,50 @@ def mdt_settings(tmp_path) -> MdtSettings:
             ],
         }
     )
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+}
+
+
+def _arrow(name: str, frame: pd.DataFrame) -> pa.Table:
+    """A contract frame as Arrow: given columns as they are, empty or missing ones typed as the contract says."""
+    columns = {}
+    for column in CONTRACT[name].columns:
+        given = pa.array(frame[column.name], from_pandas=True) if column.name in frame.columns else None
+        if given is not None and not pa.types.is_null(given.type):
+            columns[column.name] = given
+        elif given is not None or column.required:
+            columns[column.name] = pa.nulls(len(frame), _ARROW_TYPES[column.type])
+    return pa.table(columns)
+
+
+def on_engine(frames: Mapping[str, pd.DataFrame | None]) -> dict[str, ibis.Table]:
+    """Contract frames as typed tables on an in-memory DuckDB, as the weekly run reads the extract.
+
+    A frame that is None is a table missing from the extract; required columns a test
+    does not need are added empty.
+    """
+    present = {name: _arrow(name, frame) for name, frame in frames.items() if frame is not None}
+    return register_frames(connect_duckdb(), present)
+
+
+def status_of(
+    patients: pd.DataFrame,
+    caseload: pd.DataFrame | None = None,
+    opt_outs: pd.DataFrame | None = None,
+    as_of: date = AS_OF,
+) -> pd.DataFrame:
+    """Every patient's status at ``as_of``, computed by the weekly run's own step."""
+    tables = on_engine({"patients": patients, "caseload": caseload, "opt_outs": opt_outs})
+    return population_status_task.fn(tables, as_of)
+
+
+def context_of(frames: Mapping[str, pd.DataFrame | None], as_of: date = AS_OF) -> ListedContextFn | None:
+    """The weekly run's listed-context hook on these event tables (None when there are none)."""
+    return listed_context_reader(on_engine(frames), as_of)

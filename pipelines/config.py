@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import Field
 
+from riskstrat.catalog import output_catalog
+from riskstrat.errors import SettingsError
+from riskstrat.evaluation.settings import FairnessSettings
+from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.ingest.synthetic.settings import SyntheticSettings
+from riskstrat.ingest.validation_settings import ValidationSettings
+from riskstrat.models.settings import ModelSettings
+from riskstrat.pipelines.settings import ScheduleSettings
 from riskstrat.settings import REPO_CONFIG_DIR, Settings, default_config_dir, load_settings, read_yaml
-
-if TYPE_CHECKING:
-    from riskstrat.evaluation.settings import FairnessSettings
-    from riskstrat.features.settings import FeatureSettings, OutcomeSettings
-    from riskstrat.ingest.synthetic.settings import SyntheticSettings
-    from riskstrat.ingest.validation_settings import ValidationSettings
-    from riskstrat.models.settings import ModelSettings
-    from riskstrat.pipelines.settings import ScheduleSettings
-    from riskstrat.worklists.settings import MdtSettings
+from riskstrat.worklists.settings import MdtSettings
 
 
 class DataSettings(Settings):
@@ -70,30 +72,17 @@ class DataSettings(Settings):
     )
 
 
-def _config_files() -> dict[str, type[Settings]]:
-    # Imported here so each stage owns its settings model without import cycles.
-    from riskstrat.evaluation.settings import FairnessSettings
-    from riskstrat.features.settings import FeatureSettings, OutcomeSettings
-    from riskstrat.ingest.synthetic.settings import SyntheticSettings
-    from riskstrat.ingest.validation_settings import ValidationSettings
-    from riskstrat.models.settings import ModelSettings
-    from riskstrat.pipelines.settings import ScheduleSettings
-    from riskstrat.worklists.settings import MdtSettings
-
-    return {
-        "data.yaml": DataSettings,
-        "synthetic.yaml": SyntheticSettings,
-        "validation.yaml": ValidationSettings,
-        "features.yaml": FeatureSettings,
-        "outcomes.yaml": OutcomeSettings,
-        "model.yaml": ModelSettings,
-        "mdts.yaml": MdtSettings,
-        "fairness.yaml": FairnessSettings,
-        "schedules.yaml": ScheduleSettings,
-    }
-
-
-CONFIG_FILES: dict[str, type[Settings]] = _config_files()
+CONFIG_FILES: dict[str, type[Settings]] = {
+    "data.yaml": DataSettings,
+    "synthetic.yaml": SyntheticSettings,
+    "validation.yaml": ValidationSettings,
+    "features.yaml": FeatureSettings,
+    "outcomes.yaml": OutcomeSettings,
+    "model.yaml": ModelSettings,
+    "mdts.yaml": MdtSettings,
+    "fairness.yaml": FairnessSettings,
+    "schedules.yaml": ScheduleSettings,
+}
 """Every settings file and the model that validates it."""
 
 
@@ -172,14 +161,14 @@ def write_relocated_config(
     Returns:
         ``target``.
     """
-    output_dir = Path(output_dir)
+    outputs = output_catalog(output_dir)
     relocated: dict[str, dict[str, Any]] = {
         "data.yaml": {
-            "extract_dir": str(output_dir / "extract"),
-            "output_dir": str(output_dir),
-            "truth_dir": str(output_dir / "truth"),
+            "extract_dir": str(outputs.extract),
+            "output_dir": str(outputs.root),
+            "truth_dir": str(outputs.truth),
         },
-        "mdts.yaml": {"practices_file": str(output_dir / "reference" / "practices.csv")},
+        "mdts.yaml": {"practices_file": str(outputs.practices_file)},
     }
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -204,11 +193,6 @@ def check_output_dir(output_dir: Path) -> None:
     Raises:
         SettingsError: Naming ``data.output_dir`` and the path.
     """
-    import os
-    import tempfile
-
-    from riskstrat.errors import SettingsError
-
     path = Path(output_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -233,8 +217,6 @@ def check_worklist_files(config: Config) -> None:
     Raises:
         SettingsError: Naming the setting and the path.
     """
-    from riskstrat.errors import SettingsError
-
     mdts = config.mdts
     needs_practices = not mdts.mdts or any(m.neighbourhood is not None for m in mdts.mdts)
     if needs_practices and not Path(mdts.practices_file).is_file():

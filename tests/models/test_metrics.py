@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from riskstrat.evaluation.metrics import calibration_intercept_slope, compare_models, evaluate_scores
+from riskstrat.models.metrics import calibration_intercept_slope, compare_models, evaluate_scores
 
 
 def _data(n: int, seed: int = 0):

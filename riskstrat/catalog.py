@@ -1,0 +1,140 @@
+"""Every path under the outputs folder (``data.output_dir``), defined once.
+
+The README's outputs table as code, in the spirit of Kedro's ``catalog.yml``:
+the pipelines ask the catalog where a dataset lives and hand the path to the
+stage, so no stage builds a path under the outputs folder itself.
+
+=====================================  ==================================================
+path under ``data.output_dir``          what it holds
+=====================================  ==================================================
+``extract/``                            the synthetic extract (one file per contract table)
+``truth/``                              synthetic ground truth (never read for training)
+``reference/practices.csv``             practices and neighbourhoods of the synthetic extract
+``features/<snapshot>/``                cached feature matrices of one extract snapshot
+``mlflow.db``, ``mlartifacts/``         MLflow tracking database and run artifacts
+``data_docs/``                          Great Expectations Data Docs (static HTML)
+``validation/``                         validation reports and the row-count history
+``worklists/<week>/``                   one published week: lists, history rows, manifest
+``reports/``                            governance (fairness) reports, HTML and JSON
+``prefect/``                            Prefect's home: its database of flow runs
+``.riskstrat.lock``                     the output-folder lock
+=====================================  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+LOCK_FILE = ".riskstrat.lock"
+"""The lock file in the outputs folder; it holds the current holder's PID, command and start time."""
+MLFLOW_DB = "mlflow.db"
+"""Default MLflow tracking database, relative to the outputs folder (``model.mlflow.tracking_db``)."""
+MLFLOW_ARTIFACTS = "mlartifacts"
+"""Default MLflow artifact folder, relative to the outputs folder (``model.mlflow.artifact_dir``)."""
+VALIDATION_LATEST = "latest.json"
+VALIDATION_HISTORY = "row_counts.json"
+
+
+@dataclass(frozen=True)
+class OutputCatalog:
+    """Where each output of a run lives under one outputs folder.
+
+    Attributes:
+        root: The outputs folder (``data.output_dir``).
+    """
+
+    root: Path
+
+    @property
+    def extract(self) -> Path:
+        """The synthetic extract written by ``riskstrat generate`` and the demo."""
+        return self.root / "extract"
+
+    @property
+    def truth(self) -> Path:
+        """Synthetic ground truth (the oracle baseline only)."""
+        return self.root / "truth"
+
+    @property
+    def reference(self) -> Path:
+        """Reference files written with the synthetic extract."""
+        return self.root / "reference"
+
+    @property
+    def practices_file(self) -> Path:
+        """Practices and neighbourhoods of the synthetic extract."""
+        return self.reference / "practices.csv"
+
+    @property
+    def features(self) -> Path:
+        """The feature-matrix cache."""
+        return self.root / "features"
+
+    def feature_file(self, snapshot_hash: str, as_of: date, key: str) -> Path:
+        """The cached feature matrix of one extract snapshot, as-of date and settings key."""
+        return self.features / snapshot_hash / f"features_{as_of.isoformat()}_{key}.parquet"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The default MLflow tracking database."""
+        return self.root / MLFLOW_DB
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        """The default MLflow artifact folder."""
+        return self.root / MLFLOW_ARTIFACTS
+
+    @property
+    def data_docs(self) -> Path:
+        """Great Expectations Data Docs."""
+        return self.root / "data_docs"
+
+    @property
+    def validation(self) -> Path:
+        """Validation reports (``<snapshot>.json``, ``latest.json``) and the row-count history."""
+        return self.root / "validation"
+
+    @property
+    def latest_validation(self) -> Path:
+        """The report of the latest validation."""
+        return self.validation / VALIDATION_LATEST
+
+    @property
+    def row_count_history(self) -> Path:
+        """Row counts of the extracts pipeline runs accepted."""
+        return self.validation / VALIDATION_HISTORY
+
+    def validation_report(self, snapshot_hash: str) -> Path:
+        """The validation report of one extract snapshot."""
+        return self.validation / f"{snapshot_hash}.json"
+
+    @property
+    def worklists(self) -> Path:
+        """The published weeks, one folder each."""
+        return self.root / "worklists"
+
+    def week(self, week: date) -> Path:
+        """One published week's folder."""
+        return self.worklists / week.isoformat()
+
+    @property
+    def reports(self) -> Path:
+        """Governance reports."""
+        return self.root / "reports"
+
+    @property
+    def prefect_home(self) -> Path:
+        """Prefect's home (its database of flow runs) unless ``PREFECT_HOME`` is set."""
+        return self.root / "prefect"
+
+    @property
+    def lock(self) -> Path:
+        """The output-folder lock file."""
+        return self.root / LOCK_FILE
+
+
+def output_catalog(output_dir: Path | str) -> OutputCatalog:
+    """The catalog of one outputs folder (``data.output_dir``)."""
+    return OutputCatalog(Path(output_dir))
