@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from synthetic_training import FEATURES, fast_settings
 
+from riskstrat.evaluation.training_figures import close_figures, training_figures
 from riskstrat.models.promotion import decide, promote
 from riskstrat.models.registry import CHALLENGER, CHAMPION, alias_version, load_model, log_training_run
 from riskstrat.models.scoring import load_champion, score
@@ -27,6 +28,7 @@ def first_run(trained, training_table, settings, mlflow_home):
     uri, artifacts = mlflow_home
     result = trained[OUTCOME]
     test = training_table.iloc[result.test_rows]
+    figures = training_figures(result, test)
     registration = log_training_run(
         result,
         settings,
@@ -36,8 +38,9 @@ def first_run(trained, training_table, settings, mlflow_home):
         extract_snapshot_hash="abc123",
         settings_hash="def456",
         validation_warnings=["patients.ethnic_category: 3% not known"],
-        test_features=test,
+        figures=figures,
     )
+    close_figures(figures)
     return registration, test
 
 
