@@ -25,8 +25,16 @@ from riskstrat.evaluation.model_card import is_synthetic, model_card
 from riskstrat.evaluation.report import ModelInfo, payload_json, render_report
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.io import atomic_path
-from riskstrat.models.registry import CHAMPION, load_model, logged_test_metrics, registered_version
+from riskstrat.models.registry import (
+    CHAMPION,
+    Registration,
+    load_model,
+    logged_test_metrics,
+    registered_version,
+)
 from riskstrat.models.settings import ModelSettings
+from riskstrat.models.training import RiskModel
+from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.features import held_out_test_rows, need_at
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.shared import holds_output_lock, load_run_config, tracking_uri
@@ -178,6 +186,44 @@ def back_tested_lists(
     )
 
 
+def audit_registered_model(
+    config: Config,
+    registration: Registration,
+    model: RiskModel,
+    test: pd.DataFrame,
+    probabilities: Any,
+    test_metrics: pd.DataFrame,
+    table: pd.DataFrame,
+) -> AuditResult:
+    """Back-test each MDT's list on the test rows, then audit the model and write its governance report.
+
+    Shared by the retrain (on the challenger just trained) and the monthly audit
+    (on a registered model); ``table`` is what the model card describes the
+    training data from.
+    """
+    predictions, selections = back_tested_lists(
+        test, probabilities, registration.outcome, config.mdts, config.model
+    )
+    card = model_card(
+        registration,
+        model,
+        test_metrics,
+        table,
+        config.model,
+        config.outcomes,
+        is_synthetic(config.data.truth_dir),
+    )
+    return fairness_audit(
+        predictions,
+        selections,
+        config.fairness,
+        card,
+        config.data.output_dir,
+        run_id=registration.run_id,
+        tracking_uri=registration.tracking_uri,
+    )
+
+
 @flow(
     name="fairness_audit",
     flow_run_name=lambda: f"fairness-audit-{date.today().isoformat()}",
@@ -201,25 +247,7 @@ def fairness_audit_flow(
     test = held_out_test_rows(config, extract, report.snapshot_hash)
     need = need_at(extract, config.model.as_of.test, test["person_id"], config.features, config.outcomes)
     test = test.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one")
-    predictions, selections = back_tested_lists(
-        test, model.predict_proba(test), outcome, config.mdts, config.model
-    )
-    card = model_card(
-        registration,
-        model,
-        logged_test_metrics(registration),
-        test,
-        config.model,
-        config.outcomes,
-        is_synthetic(config.data.truth_dir),
-    )
-    result = fairness_audit(
-        predictions,
-        selections,
-        config.fairness,
-        card,
-        config.data.output_dir,
-        run_id=registration.run_id,
-        tracking_uri=registration.tracking_uri,
+    result = audit_registered_model(
+        config, registration, model, test, model.predict_proba(test), logged_test_metrics(registration), test
     )
     return str(result.html_path)

@@ -18,7 +18,6 @@ import pandas as pd
 from prefect import flow, task
 
 from riskstrat.errors import RiskstratError
-from riskstrat.evaluation.model_card import is_synthetic, model_card
 from riskstrat.evaluation.training_figures import close_figures, training_figures
 from riskstrat.features.dictionary import feature_dictionary, feature_names
 from riskstrat.features.matrix import feature_matrix_schema, stack_matrices
@@ -37,7 +36,7 @@ from riskstrat.models.registry import (
 )
 from riskstrat.models.settings import ModelSettings
 from riskstrat.models.training import TrainingResult, train_outcome
-from riskstrat.pipelines.audit import back_tested_lists, fairness_audit
+from riskstrat.pipelines.audit import audit_registered_model
 from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.environment import configure_environment
 from riskstrat.pipelines.features import build_feature_file, held_out_test_rows, need_at, read_feature_matrix
@@ -233,7 +232,6 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
     table = training_table(config, extract, report.snapshot_hash)
     dictionary = dictionary_frame(feature_dictionary(config.features))
     truth = read_truth(config.data.truth_dir)
-    synthetic = is_synthetic(config.data.truth_dir)
     results = train_models(table, dictionary, config.model, truth)
     retrained = RetrainResult()
     for outcome, result in results.items():
@@ -247,21 +245,14 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
             config.settings_hash(),
             warnings,
         )
-        test = table.iloc[result.test_rows]
-        predictions, selections = back_tested_lists(
-            test, result.test_scores["lightgbm"].to_numpy(), outcome, config.mdts, config.model
-        )
-        card = model_card(
-            registration, result.model, result.metrics, table, config.model, config.outcomes, synthetic
-        )
-        audit = fairness_audit(
-            predictions,
-            selections,
-            config.fairness,
-            card,
-            config.data.output_dir,
-            run_id=registration.run_id,
-            tracking_uri=registration.tracking_uri,
+        audit = audit_registered_model(
+            config,
+            registration,
+            result.model,
+            table.iloc[result.test_rows],
+            result.test_scores["lightgbm"].to_numpy(),
+            result.metrics,
+            table,
         )
         flags = [f.flag_id for f in audit.open_flags]
         tag_run(registration, FAIRNESS_FLAGS_TAG, json.dumps(flags))
