@@ -126,15 +126,30 @@ def _inputs(config: Any, features: Any, scored: Any, models: dict, versions: dic
 
 
 def stage_generate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
-    """Write the synthetic extract, truth and practice map of ``--people`` people."""
+    """Write the synthetic population of ``--people`` people as the demo does: raw national files
+    (``synthetic.write_national``, the default) or contract tables, with the truth and practice map."""
     from riskstrat.pipelines.generate import write_synthetic
 
+    national = config.sources if config.synthetic.write_national else None
     with timer.step("generate"):
         paths = write_synthetic(
-            Path(config.data.output_dir), args.people, config.synthetic.seed, config.synthetic
+            Path(config.data.output_dir), args.people, config.synthetic.seed, config.synthetic, national
         )
-    size = sum(p.stat().st_size for p in paths.extract_dir.glob("*.parquet"))
-    return {"extract_bytes": size}
+    written = paths.raw_dir if paths.raw_dir is not None else paths.extract_dir
+    size = sum(p.stat().st_size for p in Path(written).glob("*.parquet"))
+    return {"written_bytes": size, "national": national is not None}
+
+
+def stage_adapt(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """The source adapters: raw national files -> contract tables and mapping coverage, as ``riskstrat adapt``."""
+    from riskstrat.pipelines.sources import adapt_task, resolved_raw_dir
+
+    raw = resolved_raw_dir(config)
+    if not any(raw.glob("*.parquet")):
+        return {"skipped": "no raw national files (synthetic.write_national is false)"}
+    with timer.step("adapt"):
+        result = adapt_task.fn(config, raw, Path(config.data.extract_dir))
+    return {"rows": result.row_counts, "lowest_coverage": result.coverage_headline()}
 
 
 def stage_validate(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
@@ -569,6 +584,7 @@ def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) 
 
 STAGES: dict[str, Callable[[Any, Timer, argparse.Namespace], dict[str, Any]]] = {
     "generate": stage_generate,
+    "adapt": stage_adapt,
     "validate": stage_validate,
     "features": stage_features,
     "train": stage_train,

@@ -24,6 +24,11 @@ from riskstrat.features.settings import FeatureSettings
 
 HIGH_ACUITY: tuple[int, ...] = (1, 2)
 """ECDS acuity 1 (immediate resuscitation) and 2 (very urgent)."""
+MENTAL_HEALTH_COMPLAINTS: tuple[str, ...] = ("mental_health", "self_harm", "alcohol_drugs")
+"""ECDS chief-complaint groups counted by ``ae_mental_health_<w>d`` (ae_attendances.complaint_group)."""
+TREND_RECENT_DAYS = 90
+TREND_BEFORE_DAYS = 275
+"""The A&E trend compares the last 90 days with the 275 before them (together a year)."""
 
 
 def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:
@@ -31,8 +36,10 @@ def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Ta
 
     Returns:
         ``person_id``, ``ae_attendances_<w>d``, ``ae_ambulance_<w>d``,
-        ``ae_high_acuity_<w>d``, ``ae_admitted_<w>d`` and ``days_since_last_ae``
-        (whole days from the last arrival on or before T; null if none).
+        ``ae_high_acuity_<w>d``, ``ae_admitted_<w>d``, ``ae_mental_health_<w>d`` (chief complaint
+        mental health, self-harm or alcohol/drugs), ``ae_trend_90d`` (attendances in the 90 days to T minus 90/275 of those
+        in the 275 days before) and ``days_since_last_ae`` (whole days from the last arrival on
+        or before T; null if none).
     """
     attendances = tables["ae_attendances"]
     arrivals = attendances.mutate(arrival_date=arrival_date(attendances))
@@ -44,9 +51,20 @@ def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Ta
         **windowed_counts(day, as_of, windows, "ae_ambulance", past.arrival_mode == "ambulance"),
         **windowed_counts(day, as_of, windows, "ae_high_acuity", past.acuity.isin(HIGH_ACUITY)),
         **windowed_counts(day, as_of, windows, "ae_admitted", past.disposal == "admitted"),
+        **windowed_counts(
+            day, as_of, windows, "ae_mental_health", past.complaint_group.isin(MENTAL_HEALTH_COMPLAINTS)
+        ),
+        _recent=(day > window_start(as_of, TREND_RECENT_DAYS)).ifelse(1, 0).sum(),
+        _year=(day > window_start(as_of, TREND_RECENT_DAYS + TREND_BEFORE_DAYS)).ifelse(1, 0).sum(),
         _last_ae=day.max(),
     )
-    return aggregated.mutate(days_since_last_ae=days_before(as_of, aggregated._last_ae)).drop("_last_ae")
+    # Attendances in the last 90 days minus the number the 275 days before would give at their rate.
+    trend = aggregated._recent - (aggregated._year - aggregated._recent) * (
+        TREND_RECENT_DAYS / TREND_BEFORE_DAYS
+    )
+    return aggregated.mutate(
+        days_since_last_ae=days_before(as_of, aggregated._last_ae), ae_trend_90d=trend.cast("float64")
+    ).drop("_last_ae", "_recent", "_year")
 
 
 def spells_known_at(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:

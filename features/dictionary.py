@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from riskstrat.features.community import COMMUNITY_FEATURE_SERVICES
 from riskstrat.features.demographics import ethnicity_feature_name
+from riskstrat.features.hospital import HFRS_BANDS, hfrs_band
 from riskstrat.features.primary import EFI_CATEGORIES, EFI_CUT_OFFS
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.ingest.reference import CENSUS_GROUPS, conditions, long_term_conditions
@@ -165,6 +166,18 @@ def _windowed_families(settings: FeatureSettings) -> list[_Family]:
             "ae_attendances",
             ("admission from A&E", "admissions from A&E"),
             "Attendances with disposal admitted.",
+            "acute",
+        ),
+        _Family(
+            "ae_mental_health",
+            "A&E attendances for mental health, self-harm or alcohol/drugs",
+            "ae_attendances",
+            (
+                "A&E attendance for mental health, self-harm or alcohol/drugs",
+                "A&E attendances for mental health, self-harm or alcohol/drugs",
+            ),
+            "Attendances whose chief complaint group is mental_health, self_harm or alcohol_drugs "
+            "(ECDS chief complaint, mapped); 0 when the extract carries no complaint.",
             "acute",
         ),
         _Family(
@@ -386,6 +399,22 @@ def _primary_specs(settings: FeatureSettings) -> list[FeatureSpec]:
             ),
         ),
         FeatureSpec(
+            "recorded_efi",
+            "Recorded eFI score",
+            "score (0-1)",
+            "gp_diagnoses",
+            None,
+            "recorded_efi",
+            "primary",
+            "{category} (recorded eFI {value:.2f})",
+            missing="null",
+            description=(
+                "The latest eFI or eFI2 score the GP record holds (condition recorded_efi, its value) "
+                f"dated in the {settings.recorded_efi_days} days to T (the highest of several on that "
+                "day); empty (NaN) if none. The category uses the eFI cut-offs."
+            ),
+        ),
+        FeatureSpec(
             "bnf_sections_365d",
             "Medicine groups prescribed",
             "count",
@@ -419,7 +448,9 @@ def _windowed_specs(family: _Family, windows: tuple[int, ...]) -> list[FeatureSp
     ]
 
 
-def _acute_extra_specs() -> list[FeatureSpec]:
+def _acute_extra_specs(settings: FeatureSettings) -> list[FeatureSpec]:
+    lookback = window_words(settings.hospital_lookback_days)
+    low, high = HFRS_BANDS
     return [
         FeatureSpec(
             "days_since_last_discharge",
@@ -447,12 +478,76 @@ def _acute_extra_specs() -> list[FeatureSpec]:
             missing="null",
             description="Days from the last A&E arrival on or before T to T; empty (NaN) if none.",
         ),
+        FeatureSpec(
+            "ae_trend_90d",
+            "Rise in A&E attendances, last 3 months",
+            "attendances",
+            "ae_attendances",
+            None,
+            "ae_trend",
+            "acute",
+            "A&E attendances {category} by {value:.1f} in the last 3 months against the 9 months before",
+            description=(
+                "Attendances in the 90 days to T minus 90/275 of those in the 275 days before: above 0 "
+                "when A&E use is rising."
+            ),
+        ),
+        FeatureSpec(
+            "hospital_frailty_score",
+            "Hospital Frailty Risk Score",
+            "score",
+            "apc_spells",
+            None,
+            "hospital_frailty",
+            "acute",
+            "Hospital Frailty Risk Score {value:.1f} ({category}) from hospital diagnoses in the last "
+            + lookback,
+            description=(
+                "Sum of the weights of the distinct ICD-10 categories of the Hospital Frailty Risk Score "
+                "(Gilbert et al. 2018; code list icd10_hfrs) among the diagnoses of spells discharged in the "
+                f"{settings.hospital_lookback_days} days to T; low risk below {low:g}, intermediate "
+                f"{low:g}-{high:g}, high above {high:g}."
+            ),
+        ),
+        FeatureSpec(
+            "charlson_index",
+            "Charlson comorbidity index",
+            "score",
+            "apc_spells",
+            None,
+            "charlson_index",
+            "acute",
+            "Charlson comorbidity index {value:.0f} from hospital diagnoses in the last " + lookback,
+            description=(
+                "Charlson weights (1987) of the distinct comorbidity groups (Quan et al. 2005 ICD-10 coding; "
+                "code list icd10_charlson) among the diagnoses of spells discharged in the "
+                f"{settings.hospital_lookback_days} days to T; the milder form of liver disease, diabetes "
+                "or cancer is not counted when the severer one is coded."
+            ),
+        ),
+        FeatureSpec(
+            "hospital_ltc_not_on_gp_record",
+            "Long-term conditions coded in hospital, not on the GP record",
+            "count",
+            "apc_spells, gp_diagnoses",
+            None,
+            "hospital_ltc_not_on_gp_record",
+            "acute",
+            "{value:.0f} {noun} coded in hospital in the last " + lookback + " but not on the GP record",
+            noun=("long-term condition", "long-term conditions"),
+            description=(
+                "Long-term conditions (code list icd10_conditions, ICD-10 prefix to condition) among the "
+                f"diagnoses of spells discharged in the {settings.hospital_lookback_days} days to T that the "
+                "GP record does not hold as current at T."
+            ),
+        ),
     ]
 
 
 NO_RECORD_TEXT = {
     "days_since_last_discharge": "No hospital discharge on record",
     "days_since_last_ae": "No A&E attendance on record",
+    "recorded_efi": "No eFI score recorded",
 }
 
 
@@ -475,7 +570,7 @@ def feature_dictionary(settings: FeatureSettings | None = None) -> dict[str, Fea
     }
     for family in families:
         by_group[family.group].extend(_windowed_specs(family, settings.windows))
-    by_group["acute"].extend(_acute_extra_specs())
+    by_group["acute"].extend(_acute_extra_specs(settings))
     specs = [spec for group in ("demographics", "primary", "community", "acute") for spec in by_group[group]]
     return {spec.name: spec for spec in specs}
 
@@ -545,8 +640,12 @@ def reason_text(feature: str, value: float | None) -> str:
     value = float(value)
     if spec.unit == "flag":
         return spec.reason if value >= 0.5 else spec.reason_absent
-    if feature == "efi_score":
+    if feature in ("efi_score", "recorded_efi"):
         category = _efi_category_name(value)
+    elif feature == "hospital_frailty_score":
+        category = hfrs_band(value)
+    elif feature == "ae_trend_90d":
+        category, value = ("up" if value >= 0 else "down"), abs(value)
     elif feature == "efi_category":
         category = EFI_CATEGORIES[min(max(round(value), 0), 3)]
     else:
@@ -577,6 +676,17 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
         "attendances are dated by the date part of `arrival_datetime`; hospital spells count "
         "when admitted on or before T, and a discharge after T is unknown at T (the stay is "
         "clipped at T).",
+        "",
+        "GP conditions count while current at T: a condition's latest diagnosis on or before T must "
+        "be later than its latest resolved code on or before T (the QOF register rule), so a code "
+        "followed by a resolved code is not a current condition. A recorded eFI or eFI2 score "
+        "(condition `recorded_efi`) is read as `recorded_efi`, never as a condition or eFI deficit.",
+        "",
+        f"Hospital diagnoses: the ICD-10 codes of spells discharged in the "
+        f"{settings.hospital_lookback_days} days to T (`hospital_lookback_days`; a spell's diagnoses "
+        "are known once it is discharged, so a spell open at T adds nothing), matched by prefix to "
+        "the shipped code lists `icd10_hfrs`, `icd10_charlson` and `icd10_conditions` "
+        "(`riskstrat/ingest/codelists/`).",
         "",
         "Missing values: counts and flags are 0 for a person with no record; "
         "`imd_decile`/`imd_quintile` are empty (NaN) when the LSOA is not in IMD 2019, and "
@@ -642,6 +752,10 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
                 ("bed_days_30d", 12),
                 ("days_since_last_discharge", 9),
                 ("ltc_heart_failure", 1),
+                ("hospital_frailty_score", 7.4),
+                ("charlson_index", 3),
+                ("hospital_ltc_not_on_gp_record", 1),
+                ("recorded_efi", 0.27),
             )
         ],
         "",

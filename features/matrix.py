@@ -23,6 +23,7 @@ from riskstrat.features.common import Tables
 from riskstrat.features.community import community_features
 from riskstrat.features.demographics import demographic_features
 from riskstrat.features.dictionary import feature_dictionary
+from riskstrat.features.hospital import hospital_features, hospital_ltc_not_on_gp_record
 from riskstrat.features.outcomes import check_outcome_window, cohort_at, outcome_columns, outcomes_at
 from riskstrat.features.primary import frailty_columns, primary_features
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
@@ -79,6 +80,7 @@ def feature_sources(
         *primary_features(tables, as_of, settings),
         *community_features(tables, as_of, settings),
         *acute_features(tables, as_of, settings),
+        *hospital_features(tables, as_of, settings),
     ]
     if outcome_settings is not None:
         aggregates.append(outcomes_at(people, tables, as_of, outcome_settings))
@@ -129,6 +131,9 @@ def feature_matrix_expr(
             values["bnf_sections_365d"],
             settings,
         )
+    )
+    values["hospital_ltc_not_on_gp_record"] = hospital_ltc_not_on_gp_record(
+        values["_hospital_conditions"], values["_gp_conditions"]
     )
     columns = [*dictionary, *PERSON_ATTRIBUTES]
     if outcome_settings is not None:

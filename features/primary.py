@@ -65,27 +65,62 @@ def _deficit_conditions() -> dict[str, list[str]]:
     return by_deficit
 
 
-def condition_features(tables: Tables, as_of: date) -> ir.Table:
-    """Long-term conditions, their count, new conditions, coded frailty deficits and care-home residence.
+RESOLVED = "resolved"
+"""gp_diagnoses.status of a resolved code (empty or ``diagnosed`` is a diagnosis)."""
+RECORDED_EFI_CONDITION = "recorded_efi"
+"""gp_diagnoses.condition of a recorded eFI or eFI2 score (its ``value``); not a condition or deficit."""
 
-    One pass over the diagnoses recorded on or before T: each person's conditions
-    become one integer holding a bit per vocabulary condition (a bitwise OR over
-    their diagnoses), and every flag is read from it per person, not per diagnosis.
-    A second integer holds the conditions already recorded before the 365 days to
-    T; the new conditions are the long-term ones in the first and not in the second.
-    Codes outside the condition vocabulary are ignored.
+
+def current_conditions(tables: Tables, as_of: date) -> ir.Table:
+    """Each person's conditions as recorded at T, one row per person and condition diagnosed on or before T.
+
+    A condition is current at T when its latest diagnosis on or before T is later
+    than its latest resolved code on or before T (the QOF register rule: a code, then
+    a later resolved code, is not a current condition; a diagnosis on the day of the
+    resolved code does not outweigh it).
 
     Returns:
-        ``person_id``, ``ltc_<condition>`` (0/1), ``ltc_count``, ``new_conditions_365d``
-        (long-term conditions first recorded in the 365 days to T), ``care_home``
-        (a care-home-resident code recorded on or before T), and helper columns
-        ``_efi_coded_deficits`` (distinct non-polypharmacy deficits) and ``_polypharmacy_coded``.
-        People without a recorded vocabulary condition have no row.
+        ``person_id``, ``condition``, ``first_diagnosed`` (earliest diagnosis on or before T),
+        ``is_current`` (bool).
     """
     diagnoses = tables["gp_diagnoses"]
     recorded = diagnoses.filter(diagnoses.event_date <= as_of)
-    coded = recorded.inner_join(_condition_bits(), "condition")
-    recorded_earlier = coded.event_date <= window_start(as_of, NEW_CONDITION_DAYS)
+    resolved = recorded.status.fill_null("") == RESOLVED
+    day = recorded.event_date
+    by_condition = recorded.group_by(["person_id", "condition"]).agg(
+        first_diagnosed=resolved.ifelse(ibis.null("date"), day).min(),
+        last_diagnosed=resolved.ifelse(ibis.null("date"), day).max(),
+        last_resolved=resolved.ifelse(day, ibis.null("date")).max(),
+    )
+    diagnosed = by_condition.filter(by_condition.last_diagnosed.notnull())
+    is_current = diagnosed.last_resolved.isnull() | (diagnosed.last_diagnosed > diagnosed.last_resolved)
+    return diagnosed.select("person_id", "condition", "first_diagnosed", is_current=is_current)
+
+
+def condition_features(tables: Tables, as_of: date) -> ir.Table:
+    """Long-term conditions, their count, new conditions, coded frailty deficits and care-home residence.
+
+    Conditions are those current at T (:func:`current_conditions`: a later resolved
+    code ends one). Each person's current conditions become one integer holding a
+    bit per vocabulary condition (a bitwise OR), and every flag is read from it per
+    person, not per diagnosis. A second integer holds the current conditions first
+    diagnosed before the 365 days to T; the new conditions are the long-term ones in
+    the first and not in the second. Codes outside the condition vocabulary are ignored,
+    and ``recorded_efi`` (a score, not a condition: not a long-term condition, no deficit)
+    never counts.
+
+    Returns:
+        ``person_id``, ``ltc_<condition>`` (0/1), ``ltc_count``, ``new_conditions_365d``
+        (current long-term conditions first recorded in the 365 days to T), ``care_home``
+        (a current care-home-resident code), and helper columns ``_efi_coded_deficits``
+        (distinct non-polypharmacy deficits), ``_polypharmacy_coded`` and ``_gp_conditions``
+        (the current long-term conditions as bits, compared with hospital diagnoses).
+        People without a recorded vocabulary condition have no row.
+    """
+    held_now = current_conditions(tables, as_of)
+    held_now = held_now.filter(held_now.is_current)
+    coded = held_now.inner_join(_condition_bits(), "condition")
+    recorded_earlier = coded.first_diagnosed <= window_start(as_of, NEW_CONDITION_DAYS)
     by_person = coded.group_by("person_id").agg(
         _conditions=bit_or(coded._bit),
         _conditions_earlier=bit_or(recorded_earlier.ifelse(coded._bit, 0)),
@@ -102,12 +137,32 @@ def condition_features(tables: Tables, as_of: date) -> ir.Table:
         "person_id",
         **{f"ltc_{name}": as_flag(_has_condition(held, name)) for name in long_term_conditions()},
         ltc_count=ltc_count,
-        # Conditions recorded earlier are recorded now too, so the difference counts the new ones.
+        # The earlier set is a subset of the current one, so the difference counts the new ones.
         new_conditions_365d=ltc_count - ltc_count_earlier,
         care_home=as_flag(_has_condition(held, CARE_HOME_CONDITION)),
         _efi_coded_deficits=sum(deficits[1:], deficits[0]),
         _polypharmacy_coded=as_flag(_has_condition(held, POLYPHARMACY_DEFICIT)),
+        _gp_conditions=held & long_term,
     )
+
+
+def recorded_efi_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Table:
+    """The latest eFI or eFI2 score recorded in the look-back to T (``recorded_efi``).
+
+    Rows with condition ``recorded_efi`` and a value, dated in (T - ``recorded_efi_days``, T];
+    of several on the latest date, the highest. People with none have no row (missing).
+    """
+    diagnoses = tables["gp_diagnoses"]
+    scores = diagnoses.filter(
+        (diagnoses.condition == RECORDED_EFI_CONDITION)
+        & diagnoses.value.notnull()
+        & in_window(diagnoses.event_date, as_of, settings.recorded_efi_days)
+        & (diagnoses.status.fill_null("") != RESOLVED)
+    )
+    latest = scores.group_by("person_id").agg(_latest=scores.event_date.max())
+    on_latest = scores.inner_join(latest, "person_id")
+    on_latest = on_latest.filter(on_latest.event_date == on_latest._latest)
+    return on_latest.group_by("person_id").agg(recorded_efi=on_latest.value.max())
 
 
 def prescribing_features(tables: Tables, as_of: date) -> ir.Table:
@@ -142,6 +197,7 @@ def primary_features(tables: Tables, as_of: date, settings: FeatureSettings) -> 
     """Every primary-care aggregate, each one row per person with events (join onto the cohort)."""
     return [
         condition_features(tables, as_of),
+        recorded_efi_features(tables, as_of, settings),
         prescribing_features(tables, as_of),
         appointment_features(tables, as_of, settings),
     ]

@@ -90,6 +90,23 @@ class FeatureSettings(Settings):
         ge=1,
         description="An emergency admission within this many days of a previous discharge is a readmission.",
     )
+    hospital_lookback_days: int = Field(
+        730,
+        ge=1,
+        description=(
+            "Look-back in days for the hospital-diagnosis features (Hospital Frailty Risk Score, Charlson "
+            "index, hospital-recorded long-term conditions): diagnoses of spells discharged in (T - days, T]. "
+            "730 (2 years) is the Hospital Frailty Risk Score's own look-back; Charlson is used with 1 to 5 years."
+        ),
+    )
+    recorded_efi_days: int = Field(
+        730,
+        ge=1,
+        description=(
+            "Look-back in days for recorded_efi: the latest eFI or eFI2 score the GP record holds "
+            "(condition recorded_efi) dated in (T - days, T]; empty if none."
+        ),
+    )
     duckdb_threads: int | None = Field(
         None,
         ge=1,
@@ -115,7 +132,29 @@ class FeatureSettings(Settings):
             mode="json", exclude={"backend", "spark_master", "duckdb_threads", "duckdb_memory_limit"}
         )
         payload["admission_methods"] = admission_method_lists()
+        payload["reference_lists"] = reference_lists_digest()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+FEATURE_CODE_LISTS: tuple[str, ...] = ("icd10_hfrs", "icd10_charlson", "icd10_conditions")
+"""Shipped code lists the features read (riskstrat.ingest.codelists)."""
+
+
+def reference_lists_digest() -> str:
+    """A hash of the data the features read besides the extract: the condition vocabulary and code lists.
+
+    Part of the feature fingerprint, so an edited code list never reuses a cached matrix.
+    """
+    from riskstrat.ingest.codelists import manifest
+    from riskstrat.ingest.reference import conditions
+
+    digest = hashlib.sha256(conditions().to_csv(index=False).encode())
+    shipped = manifest()
+    for name in FEATURE_CODE_LISTS:
+        digest.update(name.encode())
+        if name in shipped:
+            digest.update(shipped[name].path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class EmergencyAdmissionSettings(Settings):

@@ -74,6 +74,25 @@ DISCHARGE_DESTINATION_CODES: tuple[str, ...] = (
 DISCHARGE_METHOD_CODES: tuple[str, ...] = ("1", "2", "3", "4", "5", "8", "9")
 """DISCHARGE METHOD (HOSPITAL PROVIDER SPELL): 4 = died; 5 = stillbirth; 8/9 not applicable / not known."""
 OPT_OUT_TYPES: tuple[str, ...] = ("type1", "ndo")
+DIAGNOSIS_STATUS_CODES: tuple[str, ...] = ("diagnosed", "resolved")
+"""gp_diagnoses.status: a resolved code ends the condition until it is recorded again (register rules)."""
+COMPLAINT_GROUP_CODES: tuple[str, ...] = (
+    "injury",
+    "mental_health",
+    "self_harm",
+    "alcohol_drugs",
+    "chest_pain",
+    "breathing",
+    "abdominal",
+    "falls_collapse",
+    "neurological",
+    "infection_fever",
+    "frailty_general",
+    "other",
+)
+"""ae_attendances.complaint_group: ECDS chief complaint (SNOMED CT) mapped to broad groups."""
+DIAGNOSIS_SEPARATOR = ";"
+"""apc_spells.diagnoses: ICD-10 codes of the spell joined by this, primary first."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +249,22 @@ GP_DIAGNOSES = Table(
             description="Condition vocabulary name (long-term condition or eFI deficit); see reference/conditions.csv.",
         ),
         Column("snomed_code", "string", description="Original SNOMED CT concept ID, kept for audit."),
+        Column(
+            "status",
+            "string",
+            codes=DIAGNOSIS_STATUS_CODES,
+            description=(
+                "diagnosed (or empty) or resolved: a resolved code (e.g. HYPRES_COD) ends the condition "
+                "from its date until the condition is recorded again, as the QOF register rules count it."
+            ),
+            source="SNOMED CT resolved-code clusters (e.g. HYPRES_COD, DMRES_COD)",
+        ),
+        Column(
+            "value",
+            "float",
+            description="Numeric value recorded with the code (e.g. an eFI or eFI2 score); empty otherwise.",
+            source="GP coded event value",
+        ),
     ),
 )
 
@@ -356,6 +391,13 @@ AE_ATTENDANCES = Table(
             description="Where the person went: admitted, discharged, referred, left, died.",
             source="EMERGENCY CARE DISCHARGE DESTINATION, mapped",
         ),
+        Column(
+            "complaint_group",
+            "string",
+            codes=COMPLAINT_GROUP_CODES,
+            description="Chief complaint, grouped (injury, mental_health, self_harm, ...); empty if not recorded.",
+            source="EMERGENCY CARE CHIEF COMPLAINT (SNOMED CT), mapped",
+        ),
     ),
     date_pairs=(("arrival_datetime", "departure_datetime"),),
 )
@@ -388,7 +430,21 @@ APC_SPELLS = Table(
             description="11-13 elective; 21-25, 2A-2D, 28 emergency; 31-32 maternity; 81-83 other.",
             source="ADMISSION METHOD (HOSPITAL PROVIDER SPELL)",
         ),
-        Column("primary_diagnosis", "string", description="ICD-10 primary diagnosis code."),
+        Column(
+            "primary_diagnosis",
+            "string",
+            description="ICD-10 primary diagnosis code, upper case without the dot (I219, J441).",
+            source="PRIMARY DIAGNOSIS (ICD), normalised",
+        ),
+        Column(
+            "diagnoses",
+            "string",
+            description=(
+                "Every ICD-10 diagnosis of the spell, primary first, normalised as primary_diagnosis and "
+                "joined by ';' (I500;I10;E119); empty if not supplied."
+            ),
+            source="Der_Diagnosis_All (SUS+ APC), normalised",
+        ),
         Column(
             "discharge_destination",
             "string",

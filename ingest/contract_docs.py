@@ -1,13 +1,20 @@
-"""Render ``docs/data-contract.md`` from the contract in code, so the two never disagree."""
+"""Render ``docs/data-contract.md`` from the contract in code, so the two never disagree.
+
+The page opens with "Bring your data" (:mod:`riskstrat.ingest.sources_docs`: the
+national datasets the adapters read, the shipped code lists, renaming columns,
+the coverage report), then the contract tables themselves.
+"""
 
 from __future__ import annotations
 
 from riskstrat.ingest.contract import CONTRACT, Column, Table
+from riskstrat.ingest.sources_docs import render_bring_your_data
 
 INTRODUCTION = """\
 # The data contract
 
-riskstrat reads a folder with one file per table below, as Parquet
+The source adapters (above) write these tables; an extract already in this
+format is read as it is. riskstrat reads a folder with one file per table below, as Parquet
 (`<table>.parquet`) or CSV (`<table>.csv`, UTF-8, comma-separated, a header
 row). Every table must be present, even if it has no rows. Required columns
 are marked **required**; optional columns may be left out or empty. Columns
@@ -114,17 +121,17 @@ gate and the synthetic generator all use that one definition.
 
 ## Mapping national data sets onto the contract
 
-| table | national source | notes for the analyst |
+| table | national source | how it is made from the raw files |
 | --- | --- | --- |
-| patients | GP registration extract / PDS | one row per person registered at any point in the period; keep deregistered and deceased people with their end and death dates, so cohorts at past dates are right |
-| gp_diagnoses | GP extract (SNOMED CT) | map SNOMED CT codes to the condition vocabulary (`ingest/reference/conditions.csv`) with the project's cluster map (for example QOF and eFI code clusters); one row per condition per date recorded |
-| gp_appointments | GPAD / practice system | mode from the appointment mode; `dna` for did-not-attend |
-| gp_medications | GP prescribing | one row per issue; BNF chapter and section (`0205`) is enough |
-| community_contacts | CSDS care contacts | map CSDS team types to the eight services |
-| ae_attendances | ECDS | arrival mode and acuity from the ECDS SNOMED CT codes; disposal from the discharge destination |
-| apc_spells | SUS APC (spells) | admission method as ADMIMETH; one row per hospital provider spell |
-| caseload | local virtual ward / proactive care system | people on an existing caseload, with start and end |
-| opt_outs | type 1 and National Data Opt-out lists | `type1` is honoured by default when building worklists (see `configs/mdts.yaml`) |
+| patients | GP registrations and demographics (GDPPR style) | `gp_registrations`: latest registration per person; ethnicity SNOMED CT or letters through `snomed_ethnicity`; LSOA 2021 to 2011 through `lsoa2021_lsoa2011` |
+| gp_diagnoses | GP coded events (SNOMED CT) | `gp_events`: codes through `snomed_conditions` (the eFI2 Baseline2 condition groups and the primary care domain resolved codes), with status `resolved` and recorded eFI scores as `value` |
+| gp_appointments | GPAD / practice system | `gp_appointments`: mode and status through the GPAD lists |
+| gp_medications | GP prescribing | `gp_medications`: BNF code cut to chapter and section (`0205`), or dm+d through a dm+d to BNF list when shipped |
+| community_contacts | CSDS care contacts | `csds`: latest submission of each contact; team type through `csds_service_type` |
+| ae_attendances | ECDS | `ecds`: arrival mode, acuity, discharge status and destination, chief complaint through the ECDS refset lists |
+| apc_spells | SUS+ APC spells | `sus_apc`: discharge destination through `sus_discharge_destination`; ICD-10 primary and all diagnoses normalised and checked against `icd10_categories` |
+| caseload | local virtual ward / proactive care system | contract format (`sources.contract_tables`) |
+| opt_outs | type 1 and National Data Opt-out lists | contract format; `type1` is honoured by default when building worklists (see `configs/mdts.yaml`) |
 """
 
 
@@ -162,7 +169,11 @@ def _table_section(table: Table) -> str:
 
 def render_contract_docs() -> str:
     """Return the Markdown text of ``docs/data-contract.md``."""
-    sections = [INTRODUCTION, *(_table_section(table) for table in CONTRACT.values())]
+    sections = [
+        render_bring_your_data(),
+        INTRODUCTION,
+        *(_table_section(table) for table in CONTRACT.values()),
+    ]
     return "\n".join(sections)
 
 

@@ -65,6 +65,7 @@ from riskstrat.ingest.readers import (
     shown_id,
     value_shape,
 )
+from riskstrat.ingest.validation_coverage import coverage_page, coverage_results, read_coverage
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 from riskstrat.io import atomic_directory, folder_snapshot_hash
 
@@ -141,6 +142,9 @@ class ValidationReport:
         seconds: Wall time of the validation.
         tables: The typed tables (from ``readers.coerce``) that could be read, so
             that a flow need not read the extract twice. Not written to JSON.
+        mapping_coverage: Per source and coded field of the raw national files (when the
+            extract was made by ``riskstrat adapt``): share mapped, rows, limits, result
+            and the most frequent unmapped codes. Empty for a contract-format extract.
     """
 
     snapshot_hash: str
@@ -151,6 +155,7 @@ class ValidationReport:
     data_docs_index: Path | None = None
     seconds: float = 0.0
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+    mapping_coverage: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def critical_failures(self) -> list[ExpectationResult]:
@@ -199,6 +204,7 @@ class ValidationReport:
             "data_docs_index": str(self.data_docs_index) if self.data_docs_index else None,
             "seconds": round(self.seconds, 2),
             "results": [r.to_dict() for r in self.results],
+            "mapping_coverage": list(self.mapping_coverage),
         }
 
 
@@ -234,12 +240,32 @@ def gx_context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def build_data_docs(context: Any, docs_dir: Path) -> Path:
+COVERAGE_PAGE = "mapping_coverage.html"
+"""The Data Docs page of the mapping coverage, linked from the top of ``index.html``."""
+
+
+def _link_coverage_page(index: Path) -> None:
+    """Put a link to the "Mapping coverage" page at the top of Great Expectations' index page."""
+    if not index.is_file():
+        return
+    text = index.read_text(encoding="utf-8")
+    link = (
+        "<div style='padding:8px 16px;background:#eef3fb;font-family:sans-serif'>"
+        f"<a href='{COVERAGE_PAGE}'><b>Mapping coverage</b></a>: how much of each coded field of the raw "
+        "national files the shipped code lists recognised, with the most frequent unmapped codes.</div>"
+    )
+    at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
+    index.write_text(text[:at] + link + text[at:], encoding="utf-8")
+
+
+def build_data_docs(context: Any, docs_dir: Path, coverage_html: str | None = None) -> Path:
     """Build Data Docs for this run's results as static HTML in ``docs_dir``, swapped in atomically.
 
     Args:
         context: The context holding this run's validation results.
         docs_dir: Target folder, e.g. ``<output_dir>/data_docs``.
+        coverage_html: The "Mapping coverage" page, when the extract has coverage; written
+            beside ``index.html`` and linked from its top.
 
     Returns:
         The site's ``index.html``.
@@ -255,6 +281,9 @@ def build_data_docs(context: Any, docs_dir: Path) -> Path:
             context.delete_data_docs_site(DOCS_SITE)
         context.add_data_docs_site(DOCS_SITE, site)
         context.build_data_docs(site_names=[DOCS_SITE])
+        if coverage_html is not None:
+            (staging / COVERAGE_PAGE).write_text(coverage_html, encoding="utf-8")
+            _link_coverage_page(staging / "index.html")
     return docs_dir / "index.html"
 
 
@@ -803,9 +832,39 @@ def validate_extract(
             kept[table.name] = run.frame
         del run
 
+    coverage_checks, coverage_page_html = [], None
+    try:
+        payload = read_coverage(extract_dir) if extract_dir.is_dir() else None
+    except ContractError as exc:  # a damaged coverage file fails the gate; it never stops the report
+        payload = None
+        problem = exc.problems[0]
+        results.append(
+            ExpectationResult(
+                problem.table,
+                "",
+                "mapping_coverage",
+                "coverage_report",
+                "critical",
+                problem.expected,
+                0,
+                0,
+                (),
+                False,
+            )
+        )
+    if payload is not None:
+        coverage_checks, found = coverage_results(payload, settings.mapping_coverage)
+        results.extend(
+            ExpectationResult(table, column, kind, "coverage_report", sev, expected, n, checked, ex, ok)
+            for table, column, kind, sev, expected, n, checked, ex, ok in found
+        )
+        coverage_page_html = coverage_page(
+            coverage_checks, list(payload.get("notes", [])), dict(payload.get("files", {}))
+        )
     docs_index = None
     if build_docs:
-        docs_index = build_data_docs(context, output_catalog(output_dir).data_docs)
+        page = {"coverage_html": coverage_page_html} if coverage_page_html is not None else {}
+        docs_index = build_data_docs(context, output_catalog(output_dir).data_docs, **page)
     return ValidationReport(
         snapshot_hash=snapshot,
         extract_dir=extract_dir,
@@ -815,4 +874,5 @@ def validate_extract(
         data_docs_index=docs_index,
         seconds=time.perf_counter() - started,
         tables=kept,
+        mapping_coverage=[c.to_dict() for c in coverage_checks],
     )

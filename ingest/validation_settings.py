@@ -143,6 +143,82 @@ class ThresholdSettings(Settings):
     max_age: int = Field(115, ge=1, le=150, description="Oldest plausible age in years at the extract date.")
 
 
+class CoverageThreshold(Settings):
+    """The coverage limits of one coded field (either may be left to the default)."""
+
+    warning_below: float | None = Field(
+        None, ge=0, le=1, description="Warn when the share mapped is below this (empty: the default)."
+    )
+    critical_below: float | None = Field(
+        None, ge=0, le=1, description="Stop the run when the share mapped is below this (empty: the default)."
+    )
+
+
+_FIELD_KEY = r"^[a-z0-9_]+\.[A-Za-z0-9_]+$"
+
+
+class MappingCoverageSettings(Settings):
+    """Limits on the share of each coded field the shipped code lists recognise.
+
+    Read from ``mapping_coverage.json``, which ``riskstrat adapt`` writes beside the
+    contract tables; an extract supplied in the contract format has none, and these
+    checks are then skipped.
+    """
+
+    warning_below: float = Field(
+        0.99, ge=0, le=1, description="Warn when a field's share of rows mapped is below this."
+    )
+    critical_below: float = Field(
+        0.90,
+        ge=0,
+        le=1,
+        description="Stop the run when a field's share of rows mapped is below this (at most warning_below).",
+    )
+    fields: dict[str, CoverageThreshold] = Field(
+        default_factory=lambda: {
+            "ecds.EC_Acuity_SNOMED_CT": CoverageThreshold(critical_below=0.95),
+            "gp_events.CODE": CoverageThreshold(warning_below=0.2, critical_below=0.05),
+        },
+        description="Per-field limits keyed <source>.<national field>: ECDS acuity is critical below 0.95; GP "
+        "coded events (mostly not conditions in a full GP journal) warn below 0.2 and stop below 0.05. "
+        "A field not listed uses warning_below and critical_below.",
+    )
+    wrong_system: Severity = Field(
+        "warning",
+        description="Severity when a coded field holds codes of another coding system "
+        "(Read v2 / CTV3 in a SNOMED CT field, OPCS-4 among ICD-10 diagnoses).",
+    )
+
+    def limits(self, source: str, field: str) -> tuple[float, float]:
+        """The (warning_below, critical_below) limits of ``source.field``."""
+        override = self.fields.get(f"{source}.{field}", CoverageThreshold())
+        warning = self.warning_below if override.warning_below is None else override.warning_below
+        critical = self.critical_below if override.critical_below is None else override.critical_below
+        return max(warning, critical), critical
+
+    @model_validator(mode="after")
+    def _levels_in_order(self) -> MappingCoverageSettings:
+        import re
+
+        if self.critical_below > self.warning_below:
+            raise ValueError("mapping_coverage.critical_below must be at most mapping_coverage.warning_below")
+        from riskstrat.ingest.sources import SOURCES
+
+        bad = [key for key in self.fields if not re.match(_FIELD_KEY, key)]
+        if bad:
+            raise ValueError(
+                f"mapping_coverage.fields: {', '.join(bad)} is not <source>.<field> (e.g. ecds.EC_Acuity_SNOMED_CT)"
+            )
+        for key in self.fields:
+            source, field = key.split(".", 1)
+            if source in SOURCES and field not in SOURCES[source].field_names:
+                raise ValueError(
+                    f"mapping_coverage.fields: {field} is not a field of {SOURCES[source].title}; "
+                    f"fields: {', '.join(SOURCES[source].field_names)}"
+                )
+        return self
+
+
 class ValidationSettings(Settings):
     """The validation gate's settings (``configs/validation.yaml``)."""
 
@@ -151,6 +227,10 @@ class ValidationSettings(Settings):
     )
     thresholds: ThresholdSettings = Field(
         default_factory=ThresholdSettings, description="Limits for shares, row-count changes, dates and ages."
+    )
+    mapping_coverage: MappingCoverageSettings = Field(
+        default_factory=MappingCoverageSettings,
+        description="Limits on the share of each coded field of the raw national files the code lists recognise.",
     )
     max_examples: int = Field(5, ge=0, le=5, description="Example IDs shown per failed check (at most five).")
     chunk_size: int = Field(

@@ -119,10 +119,19 @@ def generate(
     out_dir: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Output folder (default: data.output_dir); writes extract/, truth/, reference/."
+            "--out",
+            help="Output folder (default: data.output_dir); writes extract/ (or raw/), truth/, reference/.",
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
+    national: Annotated[
+        bool,
+        typer.Option(
+            "--national",
+            help="Write raw national files (SUS+ APC, ECDS, CSDS, GP) to raw/ for `riskstrat adapt`, "
+            "instead of contract tables to extract/.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a synthetic population on real English neighbourhoods (never real data)."""
     config = _config()
@@ -135,10 +144,40 @@ def generate(
             people if people is not None else config.synthetic.people,
             seed if seed is not None else config.synthetic.seed,
             config.synthetic,
+            national=config.sources if national else None,
         )
-    say(out, f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
+    if paths.raw_dir is not None:
+        say(out, f"Raw national files ({paths.people:,} people): {paths.raw_dir}")
+        say(out, "Next: `riskstrat adapt` reads them into contract tables in the extract folder.")
+    else:
+        say(out, f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
     say(out, f"Ground truth (never read by the pipeline): {paths.truth_dir}")
     say(out, f"Practices and neighbourhoods: {paths.practices_csv}")
+
+
+@app.command()
+@handle_errors
+def adapt(
+    raw_dir: Annotated[
+        Path | None, typer.Option("--raw", help="Folder of raw national files (default: sources.raw_dir).")
+    ] = None,
+    extract_dir: Annotated[
+        Path | None, typer.Option("--out", help="Extract folder to write (default: data.extract_dir).")
+    ] = None,
+) -> None:
+    """Read raw national files (SUS+ APC, ECDS, CSDS, GP) into contract tables, with mapping coverage."""
+    from riskstrat.pipelines.sources import adapt_flow
+
+    config = _config()
+    result = adapt_flow(
+        config_dir=str(config.source_dir),
+        raw_dir=str(raw_dir) if raw_dir is not None else None,
+        extract_dir=str(extract_dir) if extract_dir is not None else None,
+    )
+    say(out, f"Extract (contract tables): {result.extract_dir}")
+    say(out, f"Mapping coverage: {result.coverage_file} ({result.coverage_headline()})")
+    for note in result.notes:
+        say(out, f"  {note}")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from riskstrat.catalog import output_catalog
 from riskstrat.errors import SettingsError
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.ingest.sources.settings import SourceSettings
 from riskstrat.ingest.synthetic.settings import SyntheticSettings
 from riskstrat.ingest.validation_settings import ValidationSettings
 from riskstrat.models.settings import ModelSettings
@@ -82,6 +83,7 @@ CONFIG_FILES: dict[str, type[Settings]] = {
     "mdts.yaml": MdtSettings,
     "fairness.yaml": FairnessSettings,
     "schedules.yaml": ScheduleSettings,
+    "sources.yaml": SourceSettings,
 }
 """Every settings file and the model that validates it."""
 
@@ -99,6 +101,7 @@ class Config:
     mdts: MdtSettings
     fairness: FairnessSettings
     schedules: ScheduleSettings
+    sources: SourceSettings
     source_dir: Path
 
     def settings_hash(self) -> str:
@@ -147,7 +150,7 @@ def write_relocated_config(
 ) -> Path:
     """Copy every settings file with all outputs under ``output_dir``, then apply ``changes``.
 
-    The extract, truth, outputs and practice reference file move under
+    The raw folder, extract, truth, outputs and practice reference file move under
     ``output_dir`` (as ``riskstrat generate --out`` writes them); ``changes``
     maps a file name to the settings to change in it, merged key by key. Used
     to run the pipeline in a folder of its own (tests, benchmarks, a trial run).
@@ -169,6 +172,7 @@ def write_relocated_config(
             "truth_dir": str(outputs.truth),
         },
         "mdts.yaml": {"practices_file": str(outputs.practices_file)},
+        "sources.yaml": {"raw_dir": str(outputs.raw)},
     }
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,8 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
     """
     schedules = config.schedules
     parameters = {"config_dir": str(config.source_dir.resolve())}
+    # With raw national files configured, each weekly run reads this week's files first.
+    weekly_parameters = {**parameters, "read_national": config.sources.raw_dir is not None}
     flow_for = {
         "weekly_worklists": weekly_worklists_flow,
         "fairness_audit": fairness_audit_flow,
@@ -48,7 +50,7 @@ def build_deployments(config: Config) -> list[RunnerDeployment]:
                 name=name,
                 description=schedule.description,
                 schedules=[Cron(schedule.cron, timezone=schedules.timezone, active=schedule.enabled)],
-                parameters=parameters,
+                parameters=weekly_parameters if key == "weekly_worklists" else parameters,
                 tags=["riskstrat"],
             )
         )

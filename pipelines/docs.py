@@ -56,6 +56,13 @@ def _type_name(annotation: object) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _jsonable(value: object) -> object:
+    """A nested settings model as its set values (``{"critical_below": 0.95}``), anything else as text."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    return str(value)
+
+
 def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined:
         if field.default_factory is not None:
@@ -67,7 +74,7 @@ def _default(field: FieldInfo) -> str:
     if isinstance(value, BaseModel):
         return "(see below)"
     try:
-        return f"`{json.dumps(value, default=str)}`"
+        return f"`{json.dumps(value, default=_jsonable)}`"
     except TypeError:
         return f"`{value}`"
 

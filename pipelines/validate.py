@@ -246,6 +246,29 @@ def summary_table(report: ValidationReport, show_passed: bool = False) -> RichTa
     return table
 
 
+def coverage_table(report: ValidationReport) -> RichTable | None:
+    """The "Mapping coverage" table for the CLI (per source and field), or None for a contract-format extract."""
+    if not report.mapping_coverage:
+        return None
+    table = RichTable(title="Mapping coverage", show_lines=False)
+    for header in ("source", "field", "share mapped", "rows", "result", "top unmapped codes"):
+        table.add_column(
+            header, overflow="fold", justify="right" if header in ("share mapped", "rows") else "left"
+        )
+    for c in report.mapping_coverage:
+        style = {"pass": "green", "warning": "yellow", "critical": "red"}[c["status"]]
+        codes = ", ".join(f"{u['code']} ({u['rows']:,})" for u in c["unmapped"][:5])
+        table.add_row(
+            plain(c["source"]),
+            plain(c["field"]),
+            plain(f"{c['share']:.1%}"),
+            plain(f"{c['rows']:,}"),
+            plain(c["status"], style),
+            plain(codes),
+        )
+    return table
+
+
 # ----------------------------------------------------------------------------- the validate flow and command
 
 
@@ -269,6 +292,7 @@ def validate_flow(config_dir: str | None = None, extract_dir: str | None = None)
         "checks": len(report.results),
         "warnings": [w.expected for w in report.warnings],
         "data_docs": str(report.data_docs_index),
+        "mapping_coverage": report.mapping_coverage,
     }
 
 
@@ -296,5 +320,8 @@ def run_validate(config: Config, extract_dir: Path) -> ValidationReport:
     )
     console = make_console()
     console.print(summary_table(report))
+    coverage = coverage_table(report)
+    if coverage is not None:
+        console.print(coverage)
     say(console, f"Data Docs: {report.data_docs_index}")
     return report

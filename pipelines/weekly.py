@@ -56,6 +56,7 @@ from riskstrat.pipelines.shared import (
     this_monday,
     tracking_uri,
 )
+from riskstrat.pipelines.sources import adapt_task, resolved_raw_dir
 from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_matrix, weekly_session
 from riskstrat.pipelines.validate import run_gate
 from riskstrat.worklists.export import (
@@ -452,6 +453,7 @@ def weekly_worklists_flow(
     extract_dir: str | None = None,
     week: date | None = None,
     as_of: date | None = None,
+    read_national: bool = False,
 ) -> str:
     """Validate -> features as at the data date -> score -> select -> explain -> export -> record history.
 
@@ -460,6 +462,8 @@ def weekly_worklists_flow(
         extract_dir: Extract folder (default ``data.extract_dir``).
         week: Week commencing the lists are for (default: this week's Monday).
         as_of: Data date of features and scores (default: ``data.extract_date`` or the latest event).
+        read_national: First read this week's raw national files (``sources.raw_dir``) into the
+            extract folder through the adapters (the scheduled run does when ``raw_dir`` is set).
 
     Returns:
         The week's output folder.
@@ -470,6 +474,8 @@ def weekly_worklists_flow(
     # Before any work too: an earlier version's history moved into place, or a gap refused.
     reconcile_history(output_dir, week or this_monday())
     extract = Path(extract_dir or config.data.extract_dir)
+    if read_national:
+        adapt_task(config, resolved_raw_dir(config), extract)
     report = run_gate(config, extract)
     when = as_of or data_date(extract, config.features, config.data.extract_date)
     on_spark = config.features.backend == "pyspark"

@@ -7,8 +7,10 @@ stage, so no stage builds a path under the outputs folder itself.
 =====================================  ==================================================
 path under ``data.output_dir``          what it holds
 =====================================  ==================================================
-``extract/``                            the synthetic extract (one file per contract table)
+``raw/``                                raw national files (SUS+ APC, ECDS, CSDS, GP) the adapters read
+``extract/``                            the extract: one file per contract table, and mapping_coverage.json
 ``truth/``                              synthetic ground truth (never read for training)
+``truth/contract/``                     the generator's own contract tables (round-trip checks)
 ``reference/practices.csv``             practices and neighbourhoods of the synthetic extract
 ``features/<snapshot>/``                cached feature matrices of one extract snapshot
 ``mlflow.db``, ``mlartifacts/``         MLflow tracking database and run artifacts
@@ -35,6 +37,8 @@ MLFLOW_ARTIFACTS = "mlartifacts"
 """Default MLflow artifact folder, relative to the outputs folder (``model.mlflow.artifact_dir``)."""
 VALIDATION_LATEST = "latest.json"
 VALIDATION_HISTORY = "row_counts.json"
+MAPPING_COVERAGE = "mapping_coverage.json"
+"""The adapters' mapping coverage, written beside the contract tables in the extract folder."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,24 @@ class OutputCatalog:
     root: Path
 
     @property
+    def raw(self) -> Path:
+        """Raw national files (``riskstrat generate --national`` writes them; ``riskstrat adapt`` reads them)."""
+        return self.root / "raw"
+
+    @property
     def extract(self) -> Path:
-        """The synthetic extract written by ``riskstrat generate`` and the demo."""
+        """The extract: contract tables written by ``riskstrat adapt`` (or ``riskstrat generate``)."""
         return self.root / "extract"
 
     @property
     def truth(self) -> Path:
         """Synthetic ground truth (the oracle baseline only)."""
         return self.root / "truth"
+
+    @property
+    def truth_contract(self) -> Path:
+        """The generator's own contract tables when it writes raw national files (round-trip checks)."""
+        return self.truth / "contract"
 
     @property
     def reference(self) -> Path:

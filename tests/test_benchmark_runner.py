@@ -35,6 +35,7 @@ def _stage(peak: float = 1.0, **seconds: float) -> dict:
 def _run(people: int, scale: float, spark: bool = True, extrapolated: bool = False) -> dict:
     stages = {
         "generate": _stage(generate=10 * scale),
+        "adapt": _stage(peak=2.0, adapt=3 * scale),
         "floor": _stage(floor=2 * scale, sources=3 * scale, shortcuts=4 * scale),
         "validate": _stage(validate=4 * scale),
         "features": _stage(training_table=20 * scale, write_state=1.0),
@@ -121,6 +122,9 @@ def test_targets_are_judged_at_one_million_only():
     assert checks["Weekly run, 1M people: time"]["met"] is True
     assert checks["Weekly run, 1M people: peak memory"]["met"] is True
     assert checks["Weekly features / floor, 1M people"]["met"] is True
+    from_raw = checks["Weekly run from raw national files (adapt + weekly), 1M people: time"]
+    assert from_raw["value"] == pytest.approx(4 * 12 + 0.5 + 3 * 4) and from_raw["met"] is True
+    assert checks["Weekly run from raw national files, 1M people: peak memory"]["value"] == pytest.approx(6.0)
     assert checks["Time growth per doubling (every stage)"]["met"] is True
 
 

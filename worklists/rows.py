@@ -20,6 +20,8 @@ from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
 from riskstrat.ingest.reference import STATED_GENDER_LABELS, conditions
 
 FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
+RECORDED_EFI = "recorded_efi"
+"""The feature holding a practice-recorded eFI or eFI2 score, shown beside the computed eFI."""
 COMMUNITY_SERVICES: tuple[str, ...] = COMMUNITY_SERVICE_CODES
 MAX_CONDITION_NAMES = 4
 """Long-term conditions named on a row; more are summarised as "+N more"."""
@@ -38,7 +40,11 @@ COLUMN_NOTES: dict[str, str] = {
         "Sex or gender as recorded by the practice "
         "(NHS person stated gender code: male, female, not stated, not known)."
     ),
-    "Frailty": "eFI category: fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe above; eFI score.",
+    "Frailty": (
+        "eFI computed by riskstrat from the coded deficits in the GP record (electronic frailty index, "
+        "36 deficits): fit <= 0.12, mild <= 0.24, moderate <= 0.36, severe above; the score. Where the "
+        "practice has recorded its own eFI or eFI2 score in the last 2 years, it follows as 'practice score'."
+    ),
     "Long-term conditions": "Number of long-term conditions recorded.",
     "Main long-term conditions": "Names of the long-term conditions recorded (up to four, then '+N more').",
     "Care home": "Yes if a care-home residence code is recorded.",
@@ -137,22 +143,29 @@ def _number(frame: pd.DataFrame, column: str, default: float = 0) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce").fillna(default)
 
 
-def frailty_label(category: pd.Series, score: pd.Series | None) -> pd.Series:
+def frailty_label(
+    category: pd.Series, score: pd.Series | None, recorded: pd.Series | None = None
+) -> pd.Series:
     """'Severe (eFI 0.361)' style frailty labels from the eFI category and score.
 
     The score has three decimals: 13 of 36 deficits (0.361) is severe frailty, but at two
-    decimals it would read 0.36, the upper bound of moderate.
+    decimals it would read 0.36, the upper bound of moderate. The category and score are
+    the eFI riskstrat computes from coded deficits; a score the practice recorded itself
+    (``recorded``: the ``recorded_efi`` feature, when the GP data carry one) follows as
+    "practice score 0.28", so the team sees which measure is which.
     """
     labels = category.map(lambda c: FRAILTY_LABELS[int(c)] if pd.notna(c) else "")
     if score is None:
         return labels
-    return pd.Series(
-        [
-            f"{lab} (eFI {s:.3f})" if lab and pd.notna(s) else lab
-            for lab, s in zip(labels, score, strict=True)
-        ],
-        index=category.index,
-    )
+    shown = [
+        f"{lab} (eFI {s:.3f})" if lab and pd.notna(s) else lab for lab, s in zip(labels, score, strict=True)
+    ]
+    if recorded is not None:
+        shown = [
+            f"{text}; practice score {r:.2f}" if text and pd.notna(r) else text
+            for text, r in zip(shown, recorded, strict=True)
+        ]
+    return pd.Series(shown, index=category.index)
 
 
 def condition_names(features: pd.DataFrame) -> pd.Series:
@@ -237,7 +250,9 @@ def build_rows(
     sex = feats["sex"].astype("object") if "sex" in feats else pd.Series("", index=ids, dtype="object")
     rows["Sex"] = sex.map(lambda s: STATED_GENDER_LABELS.get(str(s), str(s)) if pd.notna(s) else "")
     rows["Frailty"] = (
-        frailty_label(feats["efi_category"], feats.get("efi_score")) if "efi_category" in feats else ""
+        frailty_label(feats["efi_category"], feats.get("efi_score"), feats.get(RECORDED_EFI))
+        if "efi_category" in feats
+        else ""
     )
     rows["Long-term conditions"] = _number(feats, "ltc_count").astype("int64")
     rows["Main long-term conditions"] = condition_names(feats)

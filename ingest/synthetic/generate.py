@@ -18,7 +18,9 @@ import pandas as pd
 import pyarrow as pa
 
 from riskstrat.ingest.contract import CONTRACT
+from riskstrat.ingest.synthetic import complaints, gp_records
 from riskstrat.ingest.synthetic import events as ev
+from riskstrat.ingest.synthetic.diagnoses import spell_diagnoses
 from riskstrat.ingest.synthetic.geography import (
     deprivation,
     footprint_lsoas,
@@ -264,6 +266,9 @@ class _EventBuilder:
         self.age, self.frailty, self.visible_to, self.rng = age, frailty, visible_to, rng
         self.timeline = plan.timeline
         self.id_offset = id_offset
+        # Separate streams for the national-format detail (diagnoses, complaints, resolved codes):
+        # spawned, not drawn, so every other table is the same as without them.
+        self.detail_rng = dict(zip(("apc", "ecds", "gp", "csds"), rng.spawn(4), strict=True))
         self.primary: dict[str, np.ndarray] = {}
         self.person_ids = pa.array(people.person_id, type=pa.string())
 
@@ -329,9 +334,11 @@ class _EventBuilder:
     def hospital(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         rng, r, birth = self.rng, self.rates, self.people.birth_day
         streams = []
-        for rate, low, sub in ((r.ae, False, False), (r.ae_fa, True, False), (r.ae_sub, True, True)):
+        kinds = ((r.ae, False, False), (r.ae_fa, True, False), (r.ae_sub, True, True))
+        for stream, (rate, low, sub) in enumerate(kinds):
             person, day = ev.poisson_days(rate, self.timeline, rng)
             streams.append(ev.ae_attendances(person, day, ev.age_on(birth, person, day), low, sub, rng))
+            streams[-1]["stream"] = np.full(person.size, stream)  # for the complaint mix (complaints.py)
         ae = {k: np.concatenate([s[k] for s in streams]) for k in streams[0]}
         # Primary emergency spells: admitted attendances (via A&E) and direct admissions.
         d_person, d_day = ev.poisson_days(r.direct, self.timeline, rng)
@@ -412,6 +419,7 @@ class _EventBuilder:
             "arrival_mode": np.full(person.size, "ambulance", dtype=object),
             "acuity": np.ones(person.size, dtype=np.int64), "disposal": np.full(person.size, "died", dtype=object),
             "admitted": np.zeros(person.size, dtype=bool),
+            "stream": np.full(person.size, complaints.DIED),
         }  # fmt: skip
 
     def ae_frame(self, ae: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -434,8 +442,19 @@ class _EventBuilder:
                 "arrival_mode": _text(ae["arrival_mode"]),
                 "acuity": pd.array(ae["acuity"], dtype="Int64"),
                 "disposal": _text(ae["disposal"]),
+                "complaint_group": _text(self.complaint_groups(ae)),
             }
         )
+
+    def complaint_groups(self, ae: dict[str, np.ndarray]) -> np.ndarray:
+        """ECDS chief-complaint group of each attendance, from its own stream of random numbers."""
+        person, day = ae["person"], ae["day"]
+        conditions = {
+            name: self.latent.onset_day[person, CONDITIONS.index(name)] <= day
+            for name in complaints.CONDITION_EFFECTS
+        }
+        age = ev.age_on(self.people.birth_day, person, day)
+        return complaints.draw_complaint_groups(age, ae["stream"], conditions, self.detail_rng["ecds"])
 
     def spell_frame(self, sp: dict[str, np.ndarray]) -> pd.DataFrame:
         order = np.lexsort((sp["admission_day"], sp["person"]))
@@ -446,6 +465,10 @@ class _EventBuilder:
         method = sp["discharge_method"].copy()
         destination[open_spell] = None
         method[open_spell] = None
+        primary, diagnoses = spell_diagnoses(
+            self.latent.onset_day, CONDITIONS, sp["person"], sp["admission_day"], sp["admission_method"],
+            sp["primary_diagnosis"], self.detail_rng["apc"],
+        )  # fmt: skip
         return pd.DataFrame(
             {
                 "spell_id": _text(_ids("S", self.id_offset, order.size)),
@@ -453,7 +476,8 @@ class _EventBuilder:
                 "admission_date": _dates(sp["admission_day"]),
                 "discharge_date": _dates(discharge),
                 "admission_method": _text(sp["admission_method"]),
-                "primary_diagnosis": _text(sp["primary_diagnosis"]),
+                "primary_diagnosis": _text(primary),
+                "diagnoses": _text(diagnoses),
                 "discharge_destination": _text(destination),
                 "discharge_method": _text(method),
             }
@@ -497,14 +521,51 @@ class _EventBuilder:
     def diagnoses(self) -> pd.DataFrame:
         person, condition, day = self.recorded_conditions()
         self._recorded = (person, condition, day)
-        order = np.lexsort((day, person))
+        # Resolved codes and recorded eFI scores come from the gp stream alone (gp_records.py).
+        gp = self.detail_rng["gp"]
+        r_person, r_condition, r_day, resolved = gp_records.resolved_codes(
+            person, condition, day, self.visible_to, CONDITIONS, gp
+        )
+        e_person, e_day, e_score = gp_records.efi_records(
+            self.people.birth_day, self.people.entry_day, self.visible_to, self.frailty, self.timeline, gp
+        )
         names = np.asarray(CONDITIONS, dtype=object)
+        extra_person = np.concatenate([r_person, e_person])
+        extra_day = np.concatenate([r_day, e_day])
+        extra_condition = np.concatenate(
+            [names[r_condition], np.full(e_person.size, gp_records.RECORDED_EFI, dtype=object)]
+        )
+        extra_status = np.concatenate(
+            [
+                np.where(resolved, "resolved", "diagnosed").astype(object),
+                np.full(e_person.size, "diagnosed", dtype=object),
+            ]
+        )
+        extra_value = np.concatenate([np.full(r_person.size, np.nan), e_score])
+        scenario = self.plan.settings.under_recording
+        if scenario.enabled and scenario.share_not_recorded > 0:
+            # Codes dated in the gap are lost like first recordings (the last draw of the gp stream).
+            lost = self.under_recorded(extra_person, extra_day) & (
+                gp.random(extra_person.size) < scenario.share_not_recorded
+            )
+            kept = ~lost
+            extra_person, extra_day, extra_condition, extra_status, extra_value = (
+                extra_person[kept], extra_day[kept], extra_condition[kept], extra_status[kept], extra_value[kept]
+            )  # fmt: skip
+        person_all = np.concatenate([person, extra_person])
+        day_all = np.concatenate([day, extra_day])
+        condition_all = np.concatenate([names[condition], extra_condition])
+        status_all = np.concatenate([np.full(person.size, "diagnosed", dtype=object), extra_status])
+        value_all = np.concatenate([np.full(person.size, np.nan), extra_value])
+        order = np.lexsort((day_all, person_all))
         return pd.DataFrame(
             {
-                "person_id": self.person_text(person[order]),
-                "event_date": _dates(day[order]),
-                "condition": _text(names[condition[order]]),
+                "person_id": self.person_text(person_all[order]),
+                "event_date": _dates(day_all[order]),
+                "condition": _text(condition_all[order]),
                 "snomed_code": _text(np.full(order.size, None, dtype=object)),
+                "status": _text(status_all[order]),
+                "value": value_all[order],
             }
         )
 

@@ -168,6 +168,14 @@ class SyntheticSettings(Settings):
         ge=1000,
         description="People generated at a time (bounds memory); results depend on it, so keep it fixed.",
     )
+    write_national: bool = Field(
+        True,
+        description=(
+            "The demo writes raw national files (SUS+ APC, ECDS, CSDS, GP) to raw/ and reads them through "
+            "the source adapters, so every code mapping runs on every demo; false: the demo writes contract "
+            "tables to extract/. `riskstrat generate` writes contract tables unless given --national."
+        ),
+    )
     under_recording: UnderRecording = Field(
         default_factory=UnderRecording, description="Scenario: under-recorded diagnoses for one group."
     )

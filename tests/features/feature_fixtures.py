@@ -254,4 +254,29 @@ def random_rows(
         rows["apc_spells"].append(
             _spell(f"s{i}", rng.choice(people), admitted, discharged, rng.choice(ADMISSION_METHOD_CODES))
         )
+    _add_coded_detail(rows, random.Random(seed + 1), people, day)
     return rows
+
+
+def _add_coded_detail(rows: dict[str, list[dict[str, Any]]], rng: Any, people: list[str], day: Any) -> None:
+    """Resolved codes, recorded eFI scores, complaint groups and spell diagnoses, from their own stream."""
+    from riskstrat.ingest.contract import COMPLAINT_GROUP_CODES
+
+    for row in rows["gp_diagnoses"]:
+        row["status"] = rng.choice([None, None, "diagnosed", "resolved"])
+    rows["gp_diagnoses"] += [
+        {
+            "person_id": rng.choice(people),
+            "event_date": day(),
+            "condition": "recorded_efi",
+            "value": rng.random(),
+        }
+        for _ in range(30)
+    ]
+    for row in rows["ae_attendances"]:
+        row["complaint_group"] = rng.choice([None, *COMPLAINT_GROUP_CODES])
+    pool = ["F001", "I500", "E112", "E119", "N390", "C787", "R54", "S720", "J449", "I10", "K703", "W19"]
+    for row in rows["apc_spells"]:
+        codes = rng.sample(pool, rng.randrange(0, 5))
+        row["diagnoses"] = ";".join(codes) if codes else None
+        row["primary_diagnosis"] = codes[0] if codes and rng.random() < 0.5 else rng.choice([None, "R54"])

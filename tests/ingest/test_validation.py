@@ -141,7 +141,7 @@ def skip_data_docs(monkeypatch):
     import riskstrat.ingest.validation as validation
 
     monkeypatch.setattr(
-        validation, "build_data_docs", lambda context, docs_dir: Path(docs_dir) / "index.html"
+        validation, "build_data_docs", lambda context, docs_dir, **_: Path(docs_dir) / "index.html"
     )
 
 
@@ -812,3 +812,143 @@ def test_a_file_unreadable_after_its_first_chunks_is_reported_as_unreadable(tmp_
     assert [(r.kind, r.passed) for r in results] == [("table_present", False)]
     assert results[0].expected.startswith("a readable csv file (ParserError")
     assert "gp_appointments" not in report.row_counts and "gp_appointments" not in report.tables
+
+
+# ----------------------------------------------------------------------------- mapping coverage
+
+
+def _coverage_payload(acuity_mapped: int, wrong_rows: int = 0) -> dict:
+    """A coverage file as `riskstrat adapt` writes it: ECDS acuity (100 rows) and a GP SNOMED field."""
+    unmapped = [{"code": "999999999", "rows": 100 - acuity_mapped - wrong_rows, "system": ""}]
+    if wrong_rows:
+        unmapped.insert(0, {"code": "XaIyz", "rows": wrong_rows, "system": "read"})
+    return {
+        "files": {"ecds": "ecds.parquet"},
+        "notes": ["3 resubmitted contacts removed"],
+        "fields": [
+            {
+                "source": "ecds",
+                "field": "EC_Acuity_SNOMED_CT",
+                "codelist": "ecds_acuity",
+                "rows": 100,
+                "mapped": acuity_mapped,
+                "share": acuity_mapped / 100,
+                "wrong_system": wrong_rows,
+                "unmapped": [u for u in unmapped if u["rows"]],
+            },
+            {
+                "source": "gp_events",
+                "field": "SNOMED_Code",
+                "codelist": "snomed_conditions",
+                "rows": 1000,
+                "mapped": 995,
+                "share": 0.995,
+                "wrong_system": 0,
+                "unmapped": [{"code": "1234567", "rows": 5, "system": ""}],
+            },
+        ],
+    }
+
+
+def _with_coverage(extract: Path, payload: dict) -> Path:
+    (extract / "mapping_coverage.json").write_text(json.dumps(payload), encoding="utf-8")
+    return extract
+
+
+def _coverage_results(report) -> dict[tuple[str, str, str], object]:
+    return {
+        (r.table, r.column, r.kind): r
+        for r in report.results
+        if r.kind in ("mapping_coverage", "wrong_system_codes")
+    }
+
+
+def test_low_acuity_coverage_fails_critical_naming_the_threshold(extract, tmp_path, skip_data_docs):
+    _with_coverage(extract, _coverage_payload(acuity_mapped=92))  # 92%: under the 95% set for acuity
+    report = run_validation(extract, tmp_path / "outputs", SETTINGS, EXTRACT_DATE)
+    found = _coverage_results(report)
+    acuity = found[("ecds", "EC_Acuity_SNOMED_CT", "mapping_coverage")]
+    assert not acuity.passed and acuity.severity == "critical"
+    assert acuity.n_rows == 8 and acuity.n_checked == 100
+    assert "critical below 95%" in acuity.expected and "ecds.EC_Acuity_SNOMED_CT" in acuity.expected
+    assert "found 92.0% of 100 rows" in acuity.expected
+    assert acuity.examples == ("999999999 (8 rows)",)
+    assert not report.passed
+    line = report.contract_error().problems[0].describe()
+    assert line.startswith(
+        "ecds.EC_Acuity_SNOMED_CT: expected at least 95.0% of codes recognised by ecds_acuity"
+    )
+    # GP at 99.5% passes the 99% default warning level.
+    assert found[("gp_events", "SNOMED_Code", "mapping_coverage")].passed
+    shown = {(c["source"], c["field"]): c for c in report.mapping_coverage}
+    assert shown[("ecds", "EC_Acuity_SNOMED_CT")]["status"] == "critical"
+    assert shown[("ecds", "EC_Acuity_SNOMED_CT")]["unmapped"] == [
+        {"code": "999999999", "rows": 8, "system": ""}
+    ]
+    saved = json.loads((tmp_path / "outputs" / "validation" / "latest.json").read_text())
+    assert saved["mapping_coverage"] == report.mapping_coverage
+
+
+def test_coverage_between_the_levels_warns_and_the_default_limits_apply(extract, tmp_path, skip_data_docs):
+    payload = _coverage_payload(acuity_mapped=97)  # 97%: above acuity's 95% critical, below the 99% warning
+    payload["fields"][1].update(mapped=850, share=0.85)  # GP 85%: under the default 90% critical level
+    report = run_validation(_with_coverage(extract, payload), tmp_path / "outputs", SETTINGS, EXTRACT_DATE)
+    found = _coverage_results(report)
+    acuity = found[("ecds", "EC_Acuity_SNOMED_CT", "mapping_coverage")]
+    assert not acuity.passed and acuity.severity == "warning" and "warning below 99%" in acuity.expected
+    gp = found[("gp_events", "SNOMED_Code", "mapping_coverage")]
+    assert not gp.passed and gp.severity == "critical" and "critical below 90%" in gp.expected
+
+
+def _with_settings(**coverage) -> ValidationSettings:
+    return ValidationSettings(mapping_coverage=coverage) if coverage else SETTINGS
+
+
+def test_per_field_override_and_wrong_system_codes_are_named(extract, tmp_path, skip_data_docs):
+    settings = _with_settings(
+        fields={"ecds.EC_Acuity_SNOMED_CT": {"critical_below": 0.5, "warning_below": 0.6}}
+    )
+    _with_coverage(extract, _coverage_payload(acuity_mapped=88, wrong_rows=12))
+    report = run_validation(extract, tmp_path / "outputs", settings, EXTRACT_DATE)
+    found = _coverage_results(report)
+    assert found[("ecds", "EC_Acuity_SNOMED_CT", "mapping_coverage")].passed  # 88% >= 60%
+    wrong = found[("ecds", "EC_Acuity_SNOMED_CT", "wrong_system_codes")]
+    assert not wrong.passed and wrong.severity == "warning" and wrong.n_rows == 12
+    assert "12 rows look like Read v2 / CTV3 codes" in wrong.expected
+    assert wrong.examples == ("XaIyz (12 rows, Read v2 / CTV3)",)
+    assert report.passed
+
+
+def test_an_extract_without_coverage_file_is_judged_as_before(extract, tmp_path, skip_data_docs):
+    before = run_validation(extract, tmp_path / "a", SETTINGS, EXTRACT_DATE)
+    assert before.mapping_coverage == [] and not _coverage_results(before)
+    _with_coverage(extract, _coverage_payload(acuity_mapped=100))
+    after = run_validation(extract, tmp_path / "b", SETTINGS, EXTRACT_DATE)
+    # The extra file is neither an unreadable table nor a stale one: the table checks are unchanged.
+    assert [r for r in after.results if r.kind not in ("mapping_coverage",)] == before.results
+    assert after.row_counts == before.row_counts and after.passed
+
+
+def test_a_damaged_coverage_file_fails_the_gate(extract, tmp_path, skip_data_docs):
+    (extract / "mapping_coverage.json").write_text("{not json", encoding="utf-8")
+    report = run_validation(extract, tmp_path / "outputs", SETTINGS, EXTRACT_DATE)
+    assert not report.passed
+    assert report.critical_failures[0].table == "mapping_coverage.json"
+
+
+def test_coverage_limits_in_the_wrong_order_are_refused():
+    with pytest.raises(ValueError, match="critical_below must be at most"):
+        ValidationSettings(mapping_coverage={"warning_below": 0.8, "critical_below": 0.9})
+    with pytest.raises(ValueError, match=r"is not <source>\.<field>"):
+        ValidationSettings(mapping_coverage={"fields": {"EC_Acuity_SNOMED_CT": {"critical_below": 0.9}}})
+
+
+def test_data_docs_show_a_mapping_coverage_page_linked_from_the_index(extract, tmp_path):
+    _with_coverage(extract, _coverage_payload(acuity_mapped=92, wrong_rows=2))
+    report = run_validation(extract, tmp_path / "outputs", SETTINGS, EXTRACT_DATE)
+    index = report.data_docs_index.read_text(encoding="utf-8")
+    assert "mapping_coverage.html" in index
+    page = (report.data_docs_index.parent / "mapping_coverage.html").read_text(encoding="utf-8")
+    assert "Mapping coverage" in page and "EC_Acuity_SNOMED_CT" in page and "92.0%" in page
+    assert "999999999 (6 rows)" in page and "XaIyz (2 rows, Read v2 / CTV3)" in page
+    assert "3 resubmitted contacts removed" in page

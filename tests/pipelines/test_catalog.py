@@ -16,7 +16,14 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def catalog_paths() -> set[str]:
     """Every path the catalog defines, relative to the outputs folder, as the README writes them."""
     outputs = output_catalog(Path("outputs"))
-    folders = [outputs.extract, outputs.truth, outputs.data_docs, outputs.features, outputs.mlflow_artifacts]
+    folders = [
+        outputs.raw,
+        outputs.extract,
+        outputs.truth,
+        outputs.data_docs,
+        outputs.features,
+        outputs.mlflow_artifacts,
+    ]
     folders += [outputs.reports, outputs.validation, outputs.prefect_home]
     files = [outputs.mlflow_db, outputs.practices_file, outputs.lock]
     week = str(outputs.week(date(2026, 1, 5))).replace("2026-01-05", "<week>")

@@ -9,6 +9,7 @@ from riskstrat.pipelines.config import write_relocated_config
 COMMANDS = [
     "demo",
     "generate",
+    "adapt",
     "validate",
     "features",
     "train",

@@ -1,8 +1,9 @@
 """End to end: the demo flow through Prefect on a small synthetic population.
 
-One run (module fixture) generates about 5,000 people, validates, retrains,
-audits, promotes and publishes two weeks of worklists; the tests then check
-that the outputs exist and agree with each other.
+One run (module fixture) generates about 5,000 people as raw national files,
+reads them through the source adapters, validates, retrains, audits, promotes
+and publishes two weeks of worklists; the tests then check that the outputs
+exist and agree with each other.
 """
 
 from __future__ import annotations
@@ -134,3 +135,27 @@ def test_community_services_include_virtual_ward_and_therapy_from_the_extract(de
     with_them = sorted(set(seen) & set(shown))
     assert with_them, "no listed person saw a virtual ward or therapy in the 90 days"
     assert all("Virtual ward" in shown[p] or "Therapy" in shown[p] for p in with_them)
+
+
+def test_the_demo_runs_from_raw_national_files_through_the_adapters(demo_run):
+    from riskstrat.ingest.sources import SOURCES
+    from riskstrat.pipelines.config import load_config
+    from riskstrat.pipelines.demo import demo_summary
+
+    result, out, config_dir = demo_run
+    assert result.adapted is not None and result.adapted.raw_dir == out / "raw"
+    for source in SOURCES.values():
+        assert (out / "raw" / f"{source.file}.parquet").is_file(), source.name
+    assert (out / "truth" / "contract" / "patients.parquet").is_file()
+    coverage = json.loads((out / "extract" / "mapping_coverage.json").read_text(encoding="utf-8"))
+    assert {f["source"] for f in coverage["fields"]} == {
+        n for n, s in SOURCES.items() if any(f.coded for f in s.fields)
+    }
+    report = json.loads((out / "validation" / "latest.json").read_text(encoding="utf-8"))
+    assert len(report["mapping_coverage"]) == len(coverage["fields"])
+    assert all(c["status"] != "critical" for c in report["mapping_coverage"])
+    assert any(r["kind"] == "mapping_coverage" for r in report["results"])
+    assert (Path(result.data_docs).parent / "mapping_coverage.html").is_file()
+    summary = demo_summary(load_config(config_dir), result)
+    assert f"Raw national files:       {out / 'raw'}" in summary
+    assert "lowest mapping coverage: " in summary

@@ -119,7 +119,7 @@ def skip_data_docs(monkeypatch):
     import riskstrat.ingest.validation as validation
 
     monkeypatch.setattr(
-        validation, "build_data_docs", lambda context, docs_dir: Path(docs_dir) / "index.html"
+        validation, "build_data_docs", lambda context, docs_dir, **_: Path(docs_dir) / "index.html"
     )
 
 

@@ -139,3 +139,8 @@ def test_column_notes_name_every_community_service_and_no_config_file():
     assert all(s.replace("_", " ") in community for s in COMMUNITY_SERVICE_CODES)
     assert not any("configs/" in note or ".yaml" in note for note in COLUMN_NOTES.values())
     assert COLUMN_NOTES["Sex"].startswith("Sex or gender as recorded by the practice")
+
+
+def test_frailty_label_names_a_practice_recorded_score_apart_from_the_computed_efi():
+    labels = frailty_label(pd.Series([3, 1]), pd.Series([0.42, 0.15]), pd.Series([0.31, float("nan")]))
+    assert labels.tolist() == ["Severe (eFI 0.420); practice score 0.31", "Mild (eFI 0.150)"]

@@ -1,0 +1,349 @@
+"""What every source adapter shares: its spec, reading raw files, mapping codes with coverage.
+
+A :class:`Source` describes one national dataset as ICB analysts hold it: the
+raw file, the fields read (by their national names, which ``configs/sources.yaml``
+may rename), the contract tables it writes, and two functions: ``adapt`` turns
+the raw frame into contract tables, ``to_national`` (used by the synthetic
+generator and the round-trip tests) turns contract tables back into the raw
+format. Code mapping goes through :func:`map_codes`, which records a
+:class:`FieldCoverage` for every mapped field, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskstrat.errors import ContractError, ContractProblem
+from riskstrat.ingest.codes import code_system
+
+MAX_EXAMPLES = 5
+TOP_UNMAPPED = 10
+"""How many of the most frequent unmapped codes a coverage record keeps."""
+RAW_SUFFIXES = (".parquet", ".csv")
+_ARROW_TEXT = {pa.large_string(): pd.StringDtype("pyarrow"), pa.string(): pd.StringDtype("pyarrow")}
+"""Arrow text -> pandas' Arrow-backed string dtype (what ``astype("string")`` gives, without a copy)."""
+
+
+@dataclass(frozen=True)
+class RawField:
+    """One field of a raw national file.
+
+    Attributes:
+        name: The national field name (``Der_Pseudo_NHS_Number``); a local warehouse whose
+            column is called otherwise renames it in ``configs/sources.yaml``.
+        description: What the field holds and what it becomes in the contract.
+        required: Whether the file must have the field.
+        coded: The coding system when the field is mapped through a code list
+            (its coverage is reported), else "".
+    """
+
+    name: str
+    description: str
+    required: bool = True
+    coded: str = ""
+
+
+@dataclass(frozen=True)
+class UnmappedCode:
+    """One code not found in a code list, with how often it occurred.
+
+    ``system`` names the coding system the code looks like when that is not the
+    field's own (a Read v2 code in a SNOMED CT field), else "".
+    """
+
+    code: str
+    rows: int
+    system: str = ""
+
+
+@dataclass(frozen=True)
+class FieldCoverage:
+    """How much of one coded field a code list recognised.
+
+    Attributes:
+        source: The source's name (``ecds``).
+        field: The national field name.
+        codelist: The code list used.
+        rows: Rows with a value in the field (empty values are not counted).
+        mapped: Of those, rows whose code the list recognised.
+        unmapped: The most frequent unrecognised codes, most frequent first.
+        wrong_system: Rows whose code looks like another coding system.
+    """
+
+    source: str
+    field: str
+    codelist: str
+    rows: int
+    mapped: int
+    unmapped: tuple[UnmappedCode, ...] = ()
+    wrong_system: int = 0
+
+    @property
+    def share(self) -> float:
+        """Share of rows with a value that were mapped (1.0 when no row has a value)."""
+        return self.mapped / self.rows if self.rows else 1.0
+
+    def as_dict(self) -> dict:
+        """JSON-ready form (codes only, never a person)."""
+        return {
+            "source": self.source,
+            "field": self.field,
+            "codelist": self.codelist,
+            "rows": self.rows,
+            "mapped": self.mapped,
+            "share": round(self.share, 6),
+            "wrong_system": self.wrong_system,
+            "unmapped": [{"code": u.code, "rows": u.rows, "system": u.system} for u in self.unmapped],
+        }
+
+
+@dataclass
+class SourceOutput:
+    """What an adapter returns: contract tables, coverage of each coded field, and notes.
+
+    ``notes`` are aggregate sentences for the run summary ("412 resubmitted CSDS
+    contacts removed"), never patient-level values.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    coverage: list[FieldCoverage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One national dataset and its adapter.
+
+    Attributes:
+        name: Key in ``configs/sources.yaml`` (``sus_apc``).
+        title: The dataset's name for people (``SUS+ Admitted Patient Care spells``).
+        file: Default raw file stem: ``<file>.parquet`` or ``<file>.csv`` in the raw folder.
+        fields: The raw fields read.
+        writes: Contract tables produced.
+        adapt: Raw frame (text columns, national names) -> :class:`SourceOutput`.
+        to_national: Contract tables and a random generator -> the raw frame (national
+            names), adding the noise real extracts carry; used by the synthetic writer.
+    """
+
+    name: str
+    title: str
+    file: str
+    fields: tuple[RawField, ...]
+    writes: tuple[str, ...]
+    adapt: Callable[[pd.DataFrame], SourceOutput]
+    to_national: Callable[[Mapping[str, pd.DataFrame], np.random.Generator], pd.DataFrame] | None = None
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """The national names of every field."""
+        return tuple(f.name for f in self.fields)
+
+
+def _once_per_value(values: pd.Series, convert: Callable[[pd.Index], pd.Index]) -> pd.Series:
+    """``convert`` applied to each distinct value once, then spread to the rows (missing stays missing).
+
+    Raw national columns repeat a few thousand codes or dates over millions of rows, so
+    converting the distinct values is several times faster than converting every row.
+    """
+    categories = values.astype("category")
+    converted = pd.Series(convert(categories.cat.categories))
+    if converted.empty:  # every value missing: one missing value to spread
+        converted = pd.Series([None], dtype=converted.dtype)
+    positions = categories.cat.codes.to_numpy()
+    result = converted.iloc[np.maximum(positions, 0)].where(positions >= 0)
+    return result.set_axis(values.index)
+
+
+# -- reading raw files ---------------------------------------------------------------------
+
+
+def raw_file(folder: Path, stem: str) -> Path | None:
+    """The raw file ``<stem>.parquet`` or ``<stem>.csv`` in ``folder``, or None.
+
+    Raises:
+        ContractError: If both exist (one is stale).
+    """
+    found = [
+        Path(folder) / f"{stem}{suffix}"
+        for suffix in RAW_SUFFIXES
+        if (Path(folder) / f"{stem}{suffix}").is_file()
+    ]
+    if len(found) > 1:
+        raise ContractError(
+            [ContractProblem(stem, "", f"one file for {stem}; found {' and '.join(p.name for p in found)}")],
+            hint="Remove the stale file: each raw file is supplied once, as Parquet or as CSV.",
+        )
+    return found[0] if found else None
+
+
+def read_raw(path: Path, source: Source, renames: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a raw national file as text columns named by their national names.
+
+    Args:
+        path: The Parquet or CSV file.
+        source: The source it belongs to (names the fields to keep).
+        renames: National field name -> the local column name, from ``configs/sources.yaml``.
+
+    Returns:
+        One text column (pandas ``string``, empty values missing) per field found.
+
+    Raises:
+        ContractError: If a required field is missing, naming the file and the field
+            (and the local name it was looked for under, when renamed).
+    """
+    renames = dict(renames or {})
+    local = {f.name: renames.get(f.name, f.name) for f in source.fields}
+    if path.suffix == ".parquet":
+        present = set(pq.read_schema(path).names)
+        columns = [name for name in local.values() if name in present]
+        # Cast to text in Arrow and hand the buffers to pandas as Arrow-backed strings: no second copy.
+        table = pq.read_table(path, columns=columns)
+        table = table.cast(pa.schema([pa.field(name, pa.large_string()) for name in table.column_names]))
+        frame = table.to_pandas(types_mapper=_ARROW_TEXT.get, self_destruct=True)
+        del table
+    else:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+        present = set(header)
+        columns = [name for name in local.values() if name in present]
+        frame = pd.read_csv(
+            path, usecols=columns, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8"
+        )
+    missing = [f for f in source.fields if f.required and local[f.name] not in present]
+    if missing:
+        problems = [
+            ContractProblem(
+                f"{source.title} ({path.name})",
+                local[f.name],
+                "the field "
+                + (
+                    f"{f.name} (renamed to {local[f.name]} in configs/sources.yaml)"
+                    if local[f.name] != f.name
+                    else f.name
+                ),
+            )
+            for f in missing
+        ]
+        raise ContractError(
+            problems,
+            hint="Rename the local column to the national name, or map it under "
+            f"sources.{source.name}.columns in configs/sources.yaml (see docs/data-contract.md).",
+        )
+    back = {v: k for k, v in local.items()}
+    frame = frame.rename(columns=back)
+    for f in source.fields:
+        if f.name not in frame.columns:
+            frame[f.name] = pd.array([pd.NA] * len(frame), dtype="string")
+    return frame[list(source.field_names)]
+
+
+def raw_problem(
+    source: Source, field_name: str, expected: str, bad: pd.Series, ids: pd.Series | None = None
+) -> ContractProblem:
+    """A :class:`ContractProblem` for rows of a raw file that break ``expected``.
+
+    Examples are the pseudonymised IDs of the failing rows when given (``ids``),
+    otherwise the failing values' codes; never a date of birth or an NHS number.
+    """
+    examples = tuple(
+        str(v) for v in (ids[bad] if ids is not None else pd.Series(dtype=str)).head(MAX_EXAMPLES)
+    )
+    return ContractProblem(source.title, field_name, expected, int(bad.sum()), examples)
+
+
+def parse_dates(
+    source: Source,
+    frame: pd.DataFrame,
+    field_name: str,
+    ids: pd.Series | None = None,
+    with_time: bool = False,
+) -> pd.Series:
+    """Parse a raw date (or date-time) field: ISO ``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM[:SS]``.
+
+    Empty values stay missing. Values that do not parse raise an error naming the
+    source, the field, how many rows fail and example IDs.
+
+    Raises:
+        ContractError: If any non-empty value does not parse.
+    """
+    text = frame[field_name]
+    parsed = _once_per_value(
+        text, lambda distinct: pd.to_datetime(distinct, format="ISO8601", errors="coerce")
+    )
+    bad = text.notna() & parsed.isna()
+    if bad.any():
+        wanted = "ISO date-times (YYYY-MM-DD HH:MM:SS)" if with_time else "ISO dates (YYYY-MM-DD)"
+        raise ContractError([raw_problem(source, field_name, wanted, bad, ids)])
+    parsed = parsed.dt.tz_localize(None) if getattr(parsed.dt, "tz", None) is not None else parsed
+    return parsed.astype("datetime64[s]") if with_time else parsed.dt.normalize().astype("datetime64[s]")
+
+
+def require_values(
+    source: Source, frame: pd.DataFrame, field_name: str, ids: pd.Series | None = None
+) -> None:
+    """Raise if a field the contract needs is empty on any row.
+
+    Raises:
+        ContractError: Naming the source, the field, the number of rows and example IDs.
+    """
+    bad = frame[field_name].isna()
+    if bad.any():
+        raise ContractError([raw_problem(source, field_name, "a value on every row", bad, ids)])
+
+
+def map_codes(
+    source: Source,
+    field_name: str,
+    values: pd.Series,
+    mapping: Mapping[str, str],
+    codelist: str,
+    system: str,
+    normalise: Callable[[pd.Series], pd.Series] | None = None,
+) -> tuple[pd.Series, FieldCoverage]:
+    """Map coded values through a code list and record the coverage.
+
+    Args:
+        source: The source being adapted.
+        field_name: The national field name (for the coverage report).
+        values: The raw codes (text; missing values are not counted).
+        mapping: Code -> contract value (from :func:`riskstrat.ingest.codelists.code_map`).
+        codelist: The code list's name (for the coverage report).
+        system: The field's own coding system (``snomed``, ``icd10`` ...; see
+            :func:`riskstrat.ingest.codes.code_system`), so codes of another system are named.
+        normalise: Applied to the codes before lookup (e.g. strip the ICD-10 dot).
+
+    Returns:
+        The mapped values (missing where unmapped or empty) and the field's coverage.
+    """
+    codes = values.astype("string")
+    if normalise is not None:
+        codes = normalise(codes)
+    mapped = _once_per_value(
+        codes, lambda distinct: distinct.map(lambda code: mapping.get(code)).astype("string")
+    )
+    present = codes.notna()
+    missed = present & mapped.isna()
+    counts = codes[missed].value_counts()
+    systems = code_system(pd.Series(counts.index, dtype="string"))
+    wrong = [s if s not in ("", system) else "" for s in systems]
+    wrong_rows = int(sum(int(n) for n, s in zip(counts.to_numpy(), wrong, strict=True) if s))
+    unmapped = tuple(
+        UnmappedCode(str(code), int(n), s)
+        for code, n, s in list(zip(counts.index, counts.to_numpy(), wrong, strict=True))[:TOP_UNMAPPED]
+    )
+    coverage = FieldCoverage(
+        source=source.name,
+        field=field_name,
+        codelist=codelist,
+        rows=int(present.sum()),
+        mapped=int((present & mapped.notna()).sum()),
+        unmapped=unmapped,
+        wrong_system=wrong_rows,
+    )
+    return mapped, coverage
