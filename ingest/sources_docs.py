@@ -132,6 +132,17 @@ for is not kept. Per dataset (details in each section below):
   code and no `BNF_Code` are left out and counted in the coverage of `CODE`. Supply
   `BNF_Code`, or add the map as a `dmd_bnf` code list (`code` = dm+d ID, `value` = BNF code)
   with its manifest entry, and the adapter uses it;
+- GP coded events are dated by their clinical `DATE` (`RECORD_DATE` only when `DATE` is
+  empty): a code entered later but dated in the past (a history code, a resolved code or
+  an eFI score keyed in afterwards) counts from its clinical date, so back-tested and
+  training features can see slightly more than the record held at the time; the weekly
+  scores are not affected;
+- the Baseline2 look-back and age limits (`lookback_years`, `age_limit` in
+  `snomed_conditions.csv`, e.g. falls in the last 5 years) are shipped but not yet applied:
+  a coded condition or deficit counts from its first record, as the contract's
+  `gp_diagnoses` always has (a resolved code ends it);
+- a recorded eFI value above 1 is read as a percentage and divided by 100, value by value;
+  a feed in percentages with values of 1 or below would be misread;
 - 119 of the 216 ECDS chief-complaint refset members have no description reachable here
   and are grouped `other` (marked `unchecked` in `ecds_chief_complaint.csv`), so the
   complaint-group features undercount for them.
@@ -142,8 +153,10 @@ IMD 2019 is published on LSOA 2011, so `patients.lsoa_code` is an LSOA 2011 code
 GP registrations may carry 2011 or 2021 codes: a 2021 code that is also a 2011 code
 (most are unchanged) passes through; a code new in 2021 is mapped to its 2011 best fit
 through the ONS LSOA 2011 to LSOA 2021 best-fit lookup (Open Government Licence;
-list `lsoa2021_lsoa2011`). A 2021 LSOA made by splitting a 2011 LSOA is the best fit
-of no 2011 LSOA and cannot be mapped: the code is kept as it is, counted as unmapped
+list `lsoa2021_lsoa2011`). The best-fit lookup has one row per 2011 LSOA, so where a
+2011 LSOA was split in 2021 only one of its children is in it; the others (about 1,000
+codes in England) are not mapped by the shipped list, although each has one 2011 parent
+in the ONS exact-fit lookup, which could not be obtained here. Such a code is kept as it is, counted as unmapped
 in the coverage of the LSOA field, and the gate's `lsoa_in_imd_lookup` check reports
 the share of patients whose LSOA has no IMD 2019 decile (a warning above 1%, critical
 above 5%); those people get no deprivation decile.

@@ -148,8 +148,11 @@ EXTRA_CODES: tuple[tuple[str, str, str, str, str, str], ...] = (
      "wpsharpe/MondayTraining nhsd-primary-care-domain-refsets-depres_cod.csv"),
     ("941201000000103", "copd", "resolved", "COPDRES_COD", "Chronic obstructive pulmonary disease resolved",
      "opensafely/winter-pressures-phase-II nhsd-primary-care-domain-refsets-copdres_cod.csv; also in Baseline2"),
-    ("195080001", "atrial_fibrillation", "resolved", "AFIBRES_COD", "Atrial fibrillation resolved",
-     "public EMIS GUID to SNOMED CT mapping example (AFIBRES_COD)"),
+    # 195080001 is "Atrial fibrillation and flutter", a diagnosis: listed as resolved it switched AF off.
+    ("195080001", "atrial_fibrillation", "diagnosed", "AFIB_COD", "Atrial fibrillation and flutter",
+     "public EMIS GUID to SNOMED CT mapping example; a diagnosis (AFIB_COD), not the resolved code"),
+    ("196371000000102", "atrial_fibrillation", "resolved", "AFIBRES_COD", "Atrial fibrillation resolved",
+     "NHS England primary care domain refset AFIBRES_COD (as published in public FHIR value sets)"),
     ("918321000000104", "alcohol_dependence", "resolved", "", "Alcohol dependence resolved", "Baseline2"),
     ("713634000", "recorded_efi", "diagnosed", "EFI_SCORE", "Frailty index score (eFI, recorded with a value)",
      "Discovery data service frailty concepts; Barts LBHSC value dataset"),

@@ -11,6 +11,7 @@ format. Code mapping goes through :func:`map_codes`, which records a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskstrat.errors import ContractError, ContractProblem
 from riskstrat.ingest.codes import code_system
+from riskstrat.ingest.readers import nhs_number_like, value_shape
 
 MAX_EXAMPLES = 5
 TOP_UNMAPPED = 10
@@ -183,6 +186,17 @@ def raw_file(folder: Path, stem: str) -> Path | None:
     return found[0] if found else None
 
 
+PADDING = " \t"
+"""Stripped from both ends of every raw value: warehouse exports pad fixed-width (CHAR) columns.
+Other white space (no-break, zero-width) is left for the gate, which names it."""
+
+
+def _unpadded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text with the padding stripped, and empty values missing (Parquet has no CSV empty-cell rule)."""
+    trimmed = pc.utf8_trim(column, characters=PADDING)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, type=trimmed.type), trimmed)
+
+
 def read_raw(path: Path, source: Source, renames: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read a raw national file as text columns named by their national names.
 
@@ -192,7 +206,8 @@ def read_raw(path: Path, source: Source, renames: Mapping[str, str] | None = Non
         renames: National field name -> the local column name, from ``configs/sources.yaml``.
 
     Returns:
-        One text column (pandas ``string``, empty values missing) per field found.
+        One text column (pandas ``string``) per field found: padding spaces and tabs stripped,
+        empty values missing, in CSV and Parquet alike.
 
     Raises:
         ContractError: If a required field is missing, naming the file and the field
@@ -206,6 +221,8 @@ def read_raw(path: Path, source: Source, renames: Mapping[str, str] | None = Non
         # Cast to text in Arrow and hand the buffers to pandas as Arrow-backed strings: no second copy.
         table = pq.read_table(path, columns=columns)
         table = table.cast(pa.schema([pa.field(name, pa.large_string()) for name in table.column_names]))
+        for index, name in enumerate(table.column_names):
+            table = table.set_column(index, name, _unpadded(table.column(index)))
         frame = table.to_pandas(types_mapper=_ARROW_TEXT.get, self_destruct=True)
         del table
     else:
@@ -215,6 +232,9 @@ def read_raw(path: Path, source: Source, renames: Mapping[str, str] | None = Non
         frame = pd.read_csv(
             path, usecols=columns, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8"
         )
+        for name in frame.columns:
+            text = frame[name].str.strip(PADDING)
+            frame[name] = text.mask(text == "")
     missing = [f for f in source.fields if f.required and local[f.name] not in present]
     if missing:
         problems = [
@@ -297,6 +317,25 @@ def require_values(
         raise ContractError([raw_problem(source, field_name, "a value on every row", bad, ids)])
 
 
+_PERSONAL_SHAPES = re.compile(
+    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}"  # a date (a date of birth in a mis-mapped column)
+    r"|^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$",  # a postcode
+    re.IGNORECASE,
+)
+
+
+def shown_code(code: str) -> str:
+    """An unmapped value as the coverage report may show it: its shape (9 for digits) when it could be personal.
+
+    The report names the most frequent unmapped values of each coded field; a column
+    mapped by mistake (a date of birth, a postcode or an NHS number where a code was
+    expected) must not put those values in Data Docs or the run summary.
+    """
+    if _PERSONAL_SHAPES.search(code) or bool(nhs_number_like(pd.Series([code])).iloc[0]):
+        return value_shape(code)
+    return code
+
+
 def map_codes(
     source: Source,
     field_name: str,
@@ -334,7 +373,7 @@ def map_codes(
     wrong = [s if s not in ("", system) else "" for s in systems]
     wrong_rows = int(sum(int(n) for n, s in zip(counts.to_numpy(), wrong, strict=True) if s))
     unmapped = tuple(
-        UnmappedCode(str(code), int(n), s)
+        UnmappedCode(shown_code(str(code)), int(n), s)
         for code, n, s in list(zip(counts.index, counts.to_numpy(), wrong, strict=True))[:TOP_UNMAPPED]
     )
     coverage = FieldCoverage(

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from riskstrat.errors import ContractError
 from riskstrat.ingest.codelists import code_map
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
@@ -32,6 +33,7 @@ from riskstrat.ingest.sources.base import (
     SourceOutput,
     map_codes,
     parse_dates,
+    raw_problem,
     require_values,
 )
 
@@ -85,11 +87,19 @@ def _two_digits(codes: pd.Series) -> pd.Series:
 def _latest_submission(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Keep each contact's row from its latest submission (Effective_From, then UniqueSubmissionID)."""
     effective = pd.to_datetime(frame["Effective_From"], format="ISO8601", errors="coerce")
+    bad = frame["Effective_From"].notna() & effective.isna()
+    if bad.any():  # a wrong date could make an older submission win: refuse rather than guess
+        raise ContractError(
+            [raw_problem(SOURCE, "Effective_From", "ISO dates (YYYY-MM-DD)", bad, frame[PERSON])]
+        )
     submission_text = frame["UniqueSubmissionID"].str.strip()
     submission = pd.to_numeric(submission_text, errors="coerce")
     order = pd.DataFrame(
         {
             "provider": frame["OrgID_Provider"].fillna("").to_numpy(),
+            # The person is part of the key: a contact ID is only unique within its provider, and
+            # two people's contacts must never be taken for one resubmitted contact.
+            "person": frame[PERSON].to_numpy(),
             "contact": frame[CONTACT].to_numpy(),
             "effective": effective.fillna(pd.Timestamp.min).to_numpy(),
             "submission": submission.fillna(-np.inf).to_numpy(),
@@ -98,9 +108,9 @@ def _latest_submission(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         }
     )
     order = order.sort_values(
-        ["provider", "contact", "effective", "submission", "submission_text", "row"], kind="stable"
+        ["provider", "person", "contact", "effective", "submission", "submission_text", "row"], kind="stable"
     )
-    keep = np.sort(order.drop_duplicates(["provider", "contact"], keep="last")["row"].to_numpy())
+    keep = np.sort(order.drop_duplicates(["provider", "person", "contact"], keep="last")["row"].to_numpy())
     return frame.iloc[keep].reset_index(drop=True), len(frame) - keep.size
 
 

@@ -432,6 +432,8 @@ def adapt_appointments(frame: pd.DataFrame) -> SourceOutput:
 
     Modes and statuses are matched without case or extra spaces; "Unknown" is
     recognised and left empty (a missing status counts as attended in the features).
+    A status that is given but not in the list (Booked, Cancelled ...) leaves the
+    appointment out, counted in a note: it did not take place as far as the record shows.
 
     Raises:
         ContractError: On a missing person or date, or a date that does not parse.
@@ -458,15 +460,25 @@ def adapt_appointments(frame: pd.DataFrame) -> SourceOutput:
         "",
         _words,
     )
+    # A status given but not recognised (Booked, Cancelled, Walked Out, ...) is not an appointment
+    # that took place: left out and counted, never counted as attended.
+    unrecognised = (frame["Appointment_Status"].notna() & status.isna()).to_numpy()
+    keep = ~unrecognised
     appointments = pd.DataFrame(
         {
-            "person_id": _text(ids),
-            "appointment_date": day,
-            "mode": _text(mode.where(mode != UNKNOWN)),
-            "status": _text(status.where(status != UNKNOWN)),
+            "person_id": _text(ids[keep]),
+            "appointment_date": day[keep],
+            "mode": _text(mode[keep].where(mode[keep] != UNKNOWN)),
+            "status": _text(status[keep].where(status[keep] != UNKNOWN)),
         }
     ).reset_index(drop=True)
-    return SourceOutput({"gp_appointments": appointments}, [mode_coverage, status_coverage], [])
+    notes = []
+    if unrecognised.any():
+        notes.append(
+            f"{int(unrecognised.sum()):,} GP appointments with a status that is neither attended, did not "
+            "attend nor unknown (e.g. booked or cancelled) were left out (see the coverage report)."
+        )
+    return SourceOutput({"gp_appointments": appointments}, [mode_coverage, status_coverage], notes)
 
 
 _MODE_WORDS = {

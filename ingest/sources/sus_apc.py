@@ -11,8 +11,11 @@ the NCDR / UDAL ``APCS`` tables and writes the contract table ``apc_spells``:
 - ICD-10 diagnoses (``Der_Primary_Diagnosis_Code`` and ``Der_Diagnosis_All``) are
   normalised by :func:`normalise_icd10`, the one home of that rule, and kept when their
   3-character category is a real ICD-10 category (shipped list ``icd10_categories``).
-  Anything else (an OPCS-4 procedure code, a Read code, an unknown category) is dropped
-  from the contract and counted in the coverage report, with its coding system named.
+  Anything else (a Read code, an unknown category, an OPCS-4 procedure code whose first
+  three characters are not an ICD-10 category) is dropped from the contract and counted in
+  the coverage report, with its coding system named. Most OPCS-4 codes (K40.1, W37.1)
+  share their shape and category with an ICD-10 code and cannot be told apart: a
+  diagnosis field that carries procedures is not detected.
 
 ``Der_Diagnosis_All`` comes in several forms; all of these are read:
 ``||I500 ,I10X ,E119 ||N179`` (the warehouse form: ``||`` between episodes, ``,``

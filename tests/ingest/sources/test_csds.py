@@ -133,3 +133,17 @@ def test_contacts_written_chunk_by_chunk_all_come_back():
     ]
     output = SOURCE.adapt(pd.concat(chunks, ignore_index=True).astype("string"))
     assert len(output.tables["community_contacts"]) == len(contacts)
+
+
+def test_two_peoples_contacts_sharing_an_id_are_never_merged_and_a_bad_effective_date_is_refused():
+    rows = [
+        ("P1", "C9", "2024-01-10", "12", "01", None, "A01", None, "7", "2024-02-20"),
+        ("P2", "C9", "2024-01-12", "12", "01", None, "A01", None, "7", "2024-02-20"),  # no provider given
+    ]
+    contacts = SOURCE.adapt(raw(rows)).tables["community_contacts"]
+    assert sorted(contacts["person_id"]) == ["P1", "P2"]
+    bad = [(*rows[0][:9], "20/02/2024")]
+    with pytest.raises(ContractError) as caught:
+        SOURCE.adapt(raw(bad))
+    problem = caught.value.problems[0]
+    assert (problem.column, problem.n_rows, problem.examples) == ("Effective_From", 1, ("P1",))

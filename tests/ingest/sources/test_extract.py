@@ -181,3 +181,30 @@ def test_bring_your_data_lists_every_source_its_fields_and_every_code_list(fake)
         assert f"| `{name}` |" in page
     assert "| `Admission_Method` | **required** | fake | admission method |" in page
     assert "## Reading the coverage report" in page and "## Renaming columns" in page
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_raw_values_lose_their_padding_and_empty_values_are_missing_in_csv_and_parquet(tmp_path, suffix):
+    # Warehouse exports pad fixed-width columns; a Parquet empty string must read as missing, as in CSV.
+    from riskstrat.ingest.sources import SOURCES
+    from riskstrat.ingest.sources.base import read_raw
+
+    source = SOURCES["sus_apc"]
+    frame = pd.DataFrame({name: ["x", "x"] for name in source.field_names})
+    frame["Der_Pseudo_NHS_Number"] = ["P001  ", "P002"]
+    frame["Discharge_Date"] = ["", "2024-01-02"]
+    path = tmp_path / f"sus_apc_spells{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    read = read_raw(path, source)
+    assert read["Der_Pseudo_NHS_Number"].tolist() == ["P001", "P002"]
+    assert read["Discharge_Date"].isna().tolist() == [True, False]
+
+
+def test_the_coverage_report_shows_only_the_shape_of_unmapped_values_that_could_be_personal():
+    # A column mapped by mistake (dates of birth, postcodes, NHS numbers) must not reach Data Docs.
+    from riskstrat.ingest.sources.base import map_codes
+
+    values = pd.Series(["1980-03-04", "WV10 7AB", "9434765919", "J23X", "A"], dtype="string")
+    _, coverage = map_codes(SOURCES["sus_apc"], "Discharge_Destination", values, {"A": "x"}, "list", "")
+    shown = {u.code for u in coverage.unmapped}
+    assert shown == {"9999-99-99", "AA99 9AA", "9999999999", "J23X"}

@@ -281,3 +281,32 @@ def test_generator_records_resolved_codes_and_efi_scores_of_older_people(populat
     age = (efi["event_date"] - efi["person_id"].map(birth)).dt.days / 365.25
     assert (age >= 64.9).all()
     assert efi["value"].between(0, 1).all() and (efi["value"].round(2) == efi["value"]).all()
+
+
+def test_every_resolved_code_in_the_condition_list_is_described_as_resolved():
+    # A diagnosis code listed as "resolved" would switch the condition off for everyone coded with it.
+    from riskstrat.ingest.codelists import codelist
+
+    conditions = codelist("snomed_conditions")
+    resolved = conditions[conditions["status"] == "resolved"]
+    assert len(resolved) >= 7
+    assert resolved["description"].str.contains("resolved", case=False).all(), resolved[
+        ["code", "description"]
+    ]
+    assert "196371000000102" in set(resolved["code"]) and "195080001" not in set(resolved["code"])
+
+
+def test_an_appointment_with_an_unrecognised_status_is_left_out_not_counted_as_attended():
+    source = SOURCES["gp_appointments"]
+    raw = pd.DataFrame(
+        {
+            "NHS_NUMBER_DEID": ["P1", "P2", "P3"],
+            "Appointment_Date": ["2024-01-02"] * 3,
+            "Appointment_Mode": ["Face-to-Face"] * 3,
+            "Appointment_Status": ["Attended", "Cancelled by Patient", None],
+        },
+        dtype="string",
+    )
+    out = source.adapt(raw)
+    assert out.tables["gp_appointments"]["person_id"].tolist() == ["P1", "P3"]
+    assert any("left out" in note for note in out.notes)
