@@ -59,9 +59,12 @@ def ae_features(tables: Tables, as_of: date, settings: FeatureSettings) -> ir.Ta
         _last_ae=day.max(),
     )
     # Attendances in the last 90 days minus the number the 275 days before would give at their rate.
-    trend = aggregated._recent - (aggregated._year - aggregated._recent) * (
-        TREND_RECENT_DAYS / TREND_BEFORE_DAYS
+    # Integer arithmetic, then one division by a typed double: Spark reads a bare fractional
+    # literal as a DECIMAL, and the column would reach pandas as Python Decimals.
+    scaled = (
+        aggregated._recent * TREND_BEFORE_DAYS - (aggregated._year - aggregated._recent) * TREND_RECENT_DAYS
     )
+    trend = scaled.cast("float64") / ibis.literal(float(TREND_BEFORE_DAYS), type="float64")
     return aggregated.mutate(
         days_since_last_ae=days_before(as_of, aggregated._last_ae), ae_trend_90d=trend.cast("float64")
     ).drop("_last_ae", "_recent", "_year")
