@@ -28,9 +28,21 @@ Methods (decided here, shown in the report):
   a standardised need ratio: the group's total realised need divided by what it
   would be if each of its members had the mean need of everyone else in their
   band. Its interval is a parametric bootstrap of the band means.
-* A flag is raised ("a real gap, not noise") only when the whole interval lies
-  beyond the tolerance; "possible, uncertain" when the estimate does but the
-  interval reaches back inside it. Cells with insufficient data raise none.
+* Every comparison of a group with a tolerance is a *check* with a one-sided
+  p-value of "the true gap is within the tolerance", tested at the bound nearer
+  the estimate with the standard error its interval implies. Within each kind of
+  check the p-values are adjusted (Benjamini-Hochberg, ``false_discovery_rate``);
+  a flag is raised ("a real gap, not noise") when its adjusted p-value is below
+  the level and its whole interval lies beyond the tolerance. Cells with
+  insufficient data are not checks; list-sensitivity checks without the power to
+  see a gap at the tolerance (``min_power``) are withheld, with the reason.
+* An intersection cell raised for the same kind as one of its margins is folded
+  into the margin's finding. For each group, measures from independent sources
+  pointing the same disadvantaging way are combined: a combined finding needs
+  evidence of a gap (half the tolerance) from at least two sources (a partial
+  conjunction test), Benjamini-Hochberg across groups.
+* Figures quoted on rounded counts (disclosure control) are shown only when they
+  tell the same story as the exact figures the decision used.
 """
 
 from __future__ import annotations
@@ -45,21 +57,27 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from riskstrat.errors import RiskstratError
-from riskstrat.evaluation import disclosure
+from riskstrat.evaluation import disclosure, recording
 from riskstrat.evaluation.groups import (
+    GROUPINGS,
     INSUFFICIENT,
+    INTERSECTION_SEPARATOR,
     Grouping,
+    IntersectionSpec,
     assign_groups,
     group_label,
     grouping_columns,
-    is_intersection,
+    is_place,
     is_sufficient,
+    reported_by_mdt,
+    required_grouping_columns,
 )
 from riskstrat.evaluation.groups import reference_group as pick_reference
-from riskstrat.evaluation.settings import AcceptedFlag, FairnessSettings
+from riskstrat.evaluation.settings import COMBINED, FLAG_KINDS, AcceptedFlag, FairnessSettings
 from riskstrat.frames import Column, FrameSchema, Kind
 from riskstrat.models.metrics import evaluate_scores
 
@@ -75,11 +93,14 @@ PERFORMANCE_METRICS = ("auroc", "auprc", "brier", "oe_ratio", "calibration_inter
 
 @dataclass(frozen=True)
 class Flag:
-    """A gap beyond the configured tolerance, explained in one sentence.
+    """One check of a group against a tolerance, explained in one sentence.
+
+    The audit judges many; :attr:`FairnessAudit.flags` keeps the raised and explained ones,
+    :attr:`FairnessAudit.checks` all of them.
 
     Attributes:
         flag_id: Stable id, ``<kind>:<grouping>:<group>[:<measure>]``, used to accept it.
-        kind: calibration_oe, sensitivity_ratio, auroc_gap or need_at_equal_risk.
+        kind: One of ``settings.FLAG_KINDS``.
         grouping: The grouping (e.g. ethnic_group).
         group: The group (e.g. Black).
         measure: The need measure, for need flags.
@@ -87,15 +108,21 @@ class Flag:
         lower: Lower end of its interval.
         upper: Upper end of its interval.
         tolerance: The tolerance in words, e.g. "0.8 to 1.25".
-        status: "raised" (a real gap, not noise), "uncertain" (possible, uncertain: the
-            interval includes the tolerance) or "explained" (a list gap that follows the
-            group's different risk while the model is calibrated and need-neutral for it).
+        status: "raised" (a real gap, not noise: adjusted p-value below the false discovery
+            rate and the whole interval beyond the tolerance) or "explained" (a raised list
+            gap that follows the group's different risk while the model is calibrated and
+            need-neutral for it); in :attr:`FairnessAudit.checks` also "not raised" and
+            "folded" (an intersection cell raised with one of its margins).
         sentence: The plain-English explanation, with figures as the report may show them.
         accepted: The board's acceptance, when configured.
         shown: ``estimate``, ``lower`` and ``upper`` as the report may show them, when they
-            rest on counts and so pass disclosure control (computed from the rounded counts,
-            or ``"*"`` when a count is 1-7); None when the figures may be shown as they are.
-            The status is always decided on the exact figures.
+            rest on counts and so pass disclosure control (computed from the rounded counts);
+            all ``"*"`` when a count is 1-7 or when rounding would put a figure on the other
+            side of a tolerance bound or of "no gap" than the exact figure; None when the
+            figures may be shown as they are. The status is always decided on the exact figures.
+        p_value: One-sided p-value of "the true gap is within the tolerance", tested at the
+            tolerance bound nearer the estimate.
+        q_value: The p-value adjusted (Benjamini-Hochberg) for the checks of its kind.
     """
 
     flag_id: str
@@ -111,6 +138,44 @@ class Flag:
     sentence: str
     accepted: AcceptedFlag | None = None
     shown: tuple[float | str, float | str, float | str] | None = None
+    p_value: float = float("nan")
+    q_value: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the board is told about one group: a raised flag, or several measures combined.
+
+    Attributes:
+        flag_id: The id the board accepts it by: the flag's id, or ``combined:<grouping>:<group>``.
+        kind: The flag's kind, or ``"combined"``.
+        grouping: The grouping.
+        group: The group.
+        label: The group's plain label.
+        status: "raised" (only raised findings are listed).
+        sentence: One plain paragraph with the figures as the report may show them.
+        parts: The flag; for a combined finding, the strongest measure of each source pointing the
+            disadvantaging way.
+        detail: Intersection cells folded into it (flags, or combined findings of a cell).
+        p_value: The flag's, or the combined one-sided p-value.
+        q_value: Adjusted for the checks of its kind (for combined findings, across groups).
+        accepted: The board's acceptance, when configured.
+        gates: Whether its grouping gated promotion when the audit ran.
+    """
+
+    flag_id: str
+    kind: str
+    grouping: str
+    group: str
+    label: str
+    status: str
+    sentence: str
+    parts: tuple[Flag, ...]
+    detail: tuple[Flag | Finding, ...]
+    p_value: float
+    q_value: float
+    accepted: AcceptedFlag | None
+    gates: bool
 
 
 @dataclass
@@ -125,11 +190,21 @@ class FairnessAudit:
         need_bands: Mean realised need per grouping x group x risk band x measure.
         need_ratios: Standardised need ratio per grouping x group x measure.
         need_ranking: Each group's share of a list of the same size ranked by risk vs by need.
-        flags: Every raised or uncertain flag (accepted ones included, marked).
+        flags: Every raised or explained flag (accepted ones included, marked); an
+            intersection cell folded into a margin's finding is not among them.
         references: Reference group of each grouping.
         groupings: The groupings, in report order.
         settings: The settings used.
         list_fraction: Share of the population the lists select (used for need ranking).
+        band_labels: Labels of the predicted-risk bands of need at equal risk.
+        checks: Every judged check, one row each, with its p-value, q-value and status.
+        withheld: List-sensitivity checks not run for lack of power, with the reason.
+        combined: One row per group with checks from two or more independent sources: how many
+            point the disadvantaging way, the combined p-value, q-value and status.
+        findings: What the board is told: one per raised flag and per raised combined test.
+        error_control: The method, the false discovery rate, and per kind the checks run, raised,
+            beyond the tolerance without evidence, and the false flags chance alone would give.
+        recording: GP recording of hospital-recorded conditions by group (None without its columns).
     """
 
     performance: pd.DataFrame
@@ -144,6 +219,12 @@ class FairnessAudit:
     settings: FairnessSettings
     list_fraction: float
     band_labels: list[str] = field(default_factory=list)
+    checks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    withheld: pd.DataFrame = field(default_factory=pd.DataFrame)
+    combined: pd.DataFrame = field(default_factory=pd.DataFrame)
+    findings: list[Finding] = field(default_factory=list)
+    error_control: dict[str, object] = field(default_factory=dict)
+    recording: pd.DataFrame | None = None
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -163,7 +244,10 @@ def predictions_schema(settings: FairnessSettings) -> FrameSchema:
             Column("y", Kind.BOOLEAN),
             Column("p", Kind.PROBABILITY),
             # Any value: each grouping's recoder checks its own column (evaluation.groups).
-            *(Column(name, Kind.ANY, nullable=True) for name in grouping_columns()),
+            *(
+                Column(name, Kind.ANY, nullable=True, required=name in required_grouping_columns())
+                for name in grouping_columns()
+            ),
             *(Column(measure, Kind.NUMBER) for measure in settings.need_measures),
         ),
         key=("person_id", "as_of"),
@@ -179,7 +263,10 @@ def selections_schema() -> FrameSchema:
             Column("person_id", Kind.TEXT),
             Column("mdt", Kind.TEXT),
             Column("selected", Kind.BOOLEAN),
-            *(Column(name, Kind.ANY, nullable=True) for name in grouping_columns()),
+            *(
+                Column(name, Kind.ANY, nullable=True, required=name in required_grouping_columns())
+                for name in grouping_columns()
+            ),
             Column("y", Kind.BOOLEAN, nullable=True, required=False),
         ),
         key=("person_id",),
@@ -267,29 +354,6 @@ def point_metrics() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
     }
 
 
-def _status_between(estimate: float, lower: float, upper: float, low: float, high: float) -> str | None:
-    """'raised', 'uncertain' or None for an estimate against a two-sided tolerance [low, high]."""
-    if any(math.isnan(v) for v in (estimate, lower, upper)):
-        return None
-    if upper < low or lower > high:
-        return "raised"
-    if estimate < low or estimate > high:
-        return "uncertain"
-    return None
-
-
-def _verdict(status: str) -> str:
-    return (
-        "a real gap, not noise"
-        if status == "raised"
-        else "possible, uncertain: the interval includes the tolerance"
-    )
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}"
-
-
 # --- performance by group -----------------------------------------------------------------
 
 
@@ -360,8 +424,14 @@ def _performance(frame: pd.DataFrame, groupings: list[Grouping], settings: Fairn
                         else float(boot.loc[metric, "value"])
                     )
                     row[metric] = centre
-                    row[f"{metric}_lower"] = centre - scale * (centre - float(boot.loc[metric, "ci_low"]))
-                    row[f"{metric}_upper"] = centre + scale * (float(boot.loc[metric, "ci_high"]) - centre)
+                    # A skewed bootstrap can leave the estimate outside its percentile interval; the
+                    # interval is widened to hold it, so an estimate is never shown outside its interval.
+                    low_end = centre - scale * (centre - float(boot.loc[metric, "ci_low"]))
+                    high_end = centre + scale * (float(boot.loc[metric, "ci_high"]) - centre)
+                    row[f"{metric}_lower"], row[f"{metric}_upper"] = (
+                        min(low_end, centre),
+                        max(high_end, centre),
+                    )
             else:
                 for metric in PERFORMANCE_METRICS:
                     row[metric] = row[f"{metric}_lower"] = row[f"{metric}_upper"] = float("nan")
@@ -465,8 +535,8 @@ def _lists(selections: pd.DataFrame, groupings: list[Grouping], settings: Fairne
     for mdt in sorted(selections["mdt"].astype(str).unique()):
         scope = selections[selections["mdt"].astype(str) == mdt]
         for grouping in groupings:
-            # An intersection's cells would be too small MDT by MDT.
-            if not is_intersection(grouping.name):
+            # An intersection's cells would be too small MDT by MDT; a place's table would be trivial.
+            if reported_by_mdt(grouping.name):
                 rows += _list_rows(scope, mdt, grouping, settings)
     return pd.DataFrame(rows)
 
@@ -573,7 +643,8 @@ def _standardised_need_ratio(
     with np.errstate(invalid="ignore", divide="ignore"):
         reps = (draws_g * n_g).sum(axis=1) / (draws_o * n_g).sum(axis=1)
     reps = reps[np.isfinite(reps)]
-    return ratio, float(np.quantile(reps, alpha)), float(np.quantile(reps, 1 - alpha))
+    # Widened to hold the estimate when the draws are skewed: an estimate always lies inside its interval.
+    return ratio, min(float(np.quantile(reps, alpha)), ratio), max(float(np.quantile(reps, 1 - alpha)), ratio)
 
 
 def _need_ranking(
@@ -606,71 +677,214 @@ def _need_ranking(
     return pd.DataFrame(rows)
 
 
-# --- flags --------------------------------------------------------------------------------
+# --- checks: every judged comparison, with its p-value ------------------------------------
+
+VERDICT = "<verdict>"
+"""Placeholder in a check's sentence for its decision, written once every check of its kind is judged."""
+
+NOT_RAISED = "not raised"
+"""Status of a judged check without evidence of a gap beyond its tolerance."""
+
+FOLDED = "folded"
+"""Status of an intersection cell raised for the same kind as one of its margins (detail of that finding)."""
+
+COVERED = "covered"
+"""Status of a combined test whose group already has one of its measures raised on its own."""
+
+EVENTS_SOURCE = "calibration and hospital-recorded need"
+GP_NEED_SOURCE = "GP-recorded need"
+RANKING_SOURCE = "ranking"
+RECORDING_SOURCE = "GP recording"
+"""Independent sources of evidence a combined finding draws on (one strongest measure from each)."""
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A judged comparison: its flag (status not yet decided) and where its tolerance lies.
+
+    Attributes:
+        flag: The flag it would raise; ``sentence`` holds :data:`VERDICT` until judged.
+        low: Flagged below this (NaN when only the other side is flagged).
+        high: Flagged above this (NaN when only the other side is flagged).
+        interval_beyond: The whole interval lies beyond the tolerance.
+    """
+
+    flag: Flag
+    low: float
+    high: float
+    interval_beyond: bool
+
+    @property
+    def beyond(self) -> bool:
+        """The point estimate lies beyond the tolerance."""
+        estimate = self.flag.estimate
+        return bool(estimate < self.low or estimate > self.high)
+
+
+def one_sided_p(
+    estimate: float, lower: float, upper: float, bound: float, above: bool, log_scale: bool, confidence: float
+) -> float:
+    """p-value of "the true value is on the tolerated side of ``bound``", tested at the bound.
+
+    The standard error is read from the half of the estimate's interval that faces the
+    bound (on the log scale for ratios), so the p-value is below (1 - confidence) / 2
+    exactly when the interval lies wholly beyond the bound.
+
+    Args:
+        estimate: The point estimate.
+        lower: Lower end of its interval.
+        upper: Upper end of its interval.
+        bound: The tolerance.
+        above: True when a value above ``bound`` is a gap (else below).
+        log_scale: Test on the log scale (ratios).
+        confidence: Coverage of the interval.
+
+    Returns:
+        The one-sided p-value; NaN when the figures cannot be tested (missing or a zero interval).
+    """
+    values = (estimate, lower, upper, bound)
+    if not all(math.isfinite(v) for v in values) or (log_scale and min(values) <= 0):
+        return float("nan")
+    est, low, high, edge = (math.log(v) for v in values) if log_scale else values
+    half = (high - est) if edge > est else (est - low)
+    if half <= 0:
+        half = (high - low) / 2
+    if half <= 0:
+        return float("nan")
+    se = half / _z(confidence)
+    z = (est - edge) / se if above else (edge - est) / se
+    return float(stats.norm.sf(z))
+
+
+def _two_sided_p(
+    estimate: float, lower: float, upper: float, low: float, high: float, confidence: float
+) -> float:
+    """One-sided p-value of a ratio against whichever tolerance bound (log scale) is nearer the estimate."""
+    if not (estimate > 0):
+        return float("nan")
+    above = math.log(estimate) >= (math.log(low) + math.log(high)) / 2
+    return one_sided_p(estimate, lower, upper, high if above else low, above, True, confidence)
+
+
+def _verdict(status: str, checks: int, level: float) -> str:
+    if status == "raised":
+        return (
+            f"a real gap, not noise: it stands after allowing for the {checks} checks of this kind "
+            f"(false discovery rate {100 * level:g}%)"
+        )
+    return f"not raised: no evidence of a gap beyond the tolerance once the {checks} checks of this kind are allowed for"
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}"
 
 
 def _flag(settings: FairnessSettings, **kwargs: object) -> Flag:
     flag_id = str(kwargs["flag_id"])
-    return Flag(accepted=settings.accepted(flag_id), **kwargs)  # type: ignore[arg-type]
+    return Flag(accepted=settings.accepted(flag_id), status=NOT_RAISED, **kwargs)  # type: ignore[arg-type]
 
 
-def _oe_flags(performance: pd.DataFrame, settings: FairnessSettings) -> list[Flag]:
+def _side(value: float, low: float, high: float) -> int:
+    """-1 below the tolerance, 1 above it, 0 within (a NaN bound is never crossed)."""
+    return -1 if value < low else (1 if value > high else 0)
+
+
+def consistent_shown(
+    exact: tuple[float, float, float],
+    shown: tuple[float, float, float],
+    low: float,
+    high: float,
+    centre: float,
+) -> bool:
+    """Whether figures rounded for disclosure tell the same story as the exact ones.
+
+    Same side of each tolerance bound and of ``centre`` (no gap) for the estimate, and for
+    each end of the interval, and the shown estimate inside the shown interval.
+    """
+    est, lower, upper = shown
+    if not lower <= est <= upper:
+        return False
+    return all(
+        _side(s, low, high) == _side(e, low, high) and (s > centre) == (e > centre)
+        for s, e in zip(shown, exact, strict=True)
+    )
+
+
+SUPPRESSED_FIGURES: tuple[str, str, str] = (disclosure.SUPPRESSED,) * 3
+"""``Flag.shown`` when the figures may not be shown."""
+
+
+def _oe_checks(performance: pd.DataFrame, settings: FairnessSettings) -> list[_Check]:
     tol = settings.tolerances
-    flags = []
+    checks = []
     for _, row in performance[
         (performance["status"] == "ok") & (performance["grouping"] != OVERALL)
     ].iterrows():
-        status = _status_between(
-            row["oe_ratio"], row["oe_ratio_lower"], row["oe_ratio_upper"], tol.oe_low, tol.oe_high
-        )
-        if status is None:
+        exact = (row["oe_ratio"], row["oe_ratio_lower"], row["oe_ratio_upper"])
+        p_value = _two_sided_p(*exact, tol.oe_low, tol.oe_high, settings.confidence)
+        if math.isnan(p_value):
             continue
-        # Quoted from the rounded events, as the report shows O/E (see report._performance_payload).
+        # The report shows O/E on the rounded events (see report._performance_payload); where that
+        # would tell a different story from the exact figures the decision used, none is shown.
         to_rounded = disclosure.rounding_factor(row["events"])
-        oe, low, high = (row[k] * to_rounded for k in ("oe_ratio", "oe_ratio_lower", "oe_ratio_upper"))
-        if oe > 1:
-            what = (
-                f"the model under-estimates risk for {row['label']}: "
-                f"{100 * (oe - 1):.0f}% more people had the "
-                "outcome than it predicted"
-            )
-        else:
-            what = (
-                f"the model over-estimates risk for {row['label']}: "
-                f"{100 * (1 - oe):.0f}% fewer people had the "
-                "outcome than it predicted"
-            )
-        sentence = (
-            f"Calibration: {what} (observed/expected {_fmt(oe)}, 95% CI {_fmt(low)} to "
-            f"{_fmt(high)}; tolerance {tol.oe_low:g} "
-            f"to {tol.oe_high:g}) - {_verdict(status)}."
-        )
-        flags.append(
-            _flag(
-                settings,
-                flag_id=f"calibration_oe:{row['grouping']}:{row['group']}",
-                kind="calibration_oe",
-                grouping=row["grouping"],
-                group=row["group"],
-                measure="",
-                estimate=row["oe_ratio"],
-                lower=row["oe_ratio_lower"],
-                upper=row["oe_ratio_upper"],
-                tolerance=f"{tol.oe_low:g} to {tol.oe_high:g}",
-                status=status,
-                sentence=sentence,
-                shown=(oe, low, high),
+        rounded = tuple(v * to_rounded for v in exact)
+        shown = rounded if consistent_shown(exact, rounded, tol.oe_low, tol.oe_high, 1.0) else None
+        sentence = _oe_words(row, shown, exact[0], f"{tol.oe_low:g} to {tol.oe_high:g}")
+        checks.append(
+            _Check(
+                _flag(
+                    settings,
+                    flag_id=f"calibration_oe:{row['grouping']}:{row['group']}",
+                    kind="calibration_oe",
+                    grouping=row["grouping"],
+                    group=row["group"],
+                    measure="",
+                    estimate=exact[0],
+                    lower=exact[1],
+                    upper=exact[2],
+                    tolerance=f"{tol.oe_low:g} to {tol.oe_high:g}",
+                    sentence=sentence,
+                    shown=shown if shown is not None else SUPPRESSED_FIGURES,
+                    p_value=p_value,
+                ),
+                low=tol.oe_low,
+                high=tol.oe_high,
+                interval_beyond=exact[1] > tol.oe_high or exact[2] < tol.oe_low,
             )
         )
-    return flags
+    return checks
 
 
-def _auroc_flags(
+def _oe_words(row: pd.Series, shown: tuple[float, float, float] | None, exact: float, tolerance: str) -> str:
+    """What a group's observed/expected says, with its figures as the report may show them."""
+    label = row["label"]
+    if shown is None:
+        figures = "observed/expected not shown: small numbers, and rounding would change what it says"
+    else:
+        oe, low, high = shown
+        share = f"{100 * abs(oe - 1):.0f}% {'more' if oe > 1 else 'fewer'}; "
+        figures = f"{share}observed/expected {_fmt(oe)}, 95% CI {_fmt(low)} to {_fmt(high)}"
+    caveat = ""
+    if exact > 1:
+        what = f"the model under-estimates risk for {label}: more people had the outcome than it predicted"
+    elif is_place(row["grouping"]):
+        what = f"fewer people in {label} had a recorded outcome than the model predicted"
+        caveat = (
+            " This place may have lost data rather than gained health: check that its hospital activity "
+            "reaches the extract (for example admissions to a trust outside the area) before reading this "
+            "as the model over-estimating risk."
+        )
+    else:
+        what = f"the model over-estimates risk for {label}: fewer people had the outcome than it predicted"
+    return f"Calibration: {what} ({figures}; tolerance {tolerance}) - {VERDICT}.{caveat}"
+
+
+def _auroc_checks(
     performance: pd.DataFrame, references: dict[str, str], settings: FairnessSettings
-) -> list[Flag]:
+) -> list[_Check]:
     gap = settings.tolerances.auroc_gap
     z = _z(settings.confidence)
-    flags = []
+    checks = []
     for grouping, reference in references.items():
         cells = performance[performance["grouping"] == grouping].set_index("group")
         ref = cells.loc[reference]
@@ -683,48 +897,75 @@ def _auroc_flags(
             se = (row["auroc_upper"] - row["auroc_lower"]) / (2 * _z(0.95))
             diff = row["auroc"] - ref["auroc"]
             half = z * math.sqrt(se**2 + ref_se**2)
-            # Only a group the model ranks worse is failed by it; a better-ranked group is not flagged.
-            status = _status_between(diff, diff - half, diff + half, -gap, math.inf)
-            if status is None:
+            # Only a group the model ranks worse is failed by it: a one-sided check.
+            p_value = one_sided_p(diff, diff - half, diff + half, -gap, False, False, settings.confidence)
+            if math.isnan(p_value):
                 continue
-            direction = "worse"
             sentence = (
-                f"Discrimination: the model ranks people in {row['label']} {direction} than in the reference "
-                f"group {ref['label']} (AUROC {_fmt(row['auroc'])} vs {_fmt(ref['auroc'])}, difference "
-                f"{diff:+.3f}, 95% CI {diff - half:+.3f} to {diff + half:+.3f}; tolerance -{gap:g})"
-                f" - {_verdict(status)}."
+                f"Discrimination: the model ranks people in {row['label']} "
+                f"{'worse' if diff < 0 else 'no worse'} than in the reference group {ref['label']} "
+                f"(AUROC {_fmt(row['auroc'])} vs {_fmt(ref['auroc'])}, difference {diff:+.3f}, 95% CI "
+                f"{diff - half:+.3f} to {diff + half:+.3f}; tolerance -{gap:g}) - {VERDICT}."
             )
-            flags.append(
-                _flag(
-                    settings,
-                    flag_id=f"auroc_gap:{grouping}:{group}",
-                    kind="auroc_gap",
-                    grouping=grouping,
-                    group=str(group),
-                    measure="",
-                    estimate=diff,
-                    lower=diff - half,
-                    upper=diff + half,
-                    tolerance=f"no worse than -{gap:g}",
-                    status=status,
-                    sentence=sentence,
+            checks.append(
+                _Check(
+                    _flag(
+                        settings,
+                        flag_id=f"auroc_gap:{grouping}:{group}",
+                        kind="auroc_gap",
+                        grouping=grouping,
+                        group=str(group),
+                        measure="",
+                        estimate=diff,
+                        lower=diff - half,
+                        upper=diff + half,
+                        tolerance=f"no worse than -{gap:g}",
+                        sentence=sentence,
+                        p_value=p_value,
+                    ),
+                    low=-gap,
+                    high=math.nan,
+                    interval_beyond=diff + half < -gap,
                 )
             )
-    return flags
+    return checks
 
 
 def katz_ratio(
     tp_a: float, pos_a: float, tp_b: float, pos_b: float, confidence: float
 ) -> tuple[float, float, float]:
-    """Ratio of two independent proportions with the Katz log interval (0.5 added to a zero count)."""
+    """Ratio of two independent proportions with the Katz log interval.
+
+    When either group found nobody, 0.5 is added to each found count and 1 to each total
+    (the usual correction), and the estimate is taken from the same corrected counts as its
+    interval, so the estimate always lies inside it.
+    """
     if pos_a <= 0 or pos_b <= 0:
         return float("nan"), float("nan"), float("nan")
-    a, b = max(tp_a, 0.5), max(tp_b, 0.5)
-    ratio = (tp_a / pos_a) / (tp_b / pos_b) if tp_b > 0 else float("nan")
-    se = math.sqrt(max(1 / a - 1 / pos_a + 1 / b - 1 / pos_b, 0.0))
-    log_centre = math.log((a / pos_a) / (b / pos_b))
+    a, n_a, b, n_b = tp_a, pos_a, tp_b, pos_b
+    if a <= 0 or b <= 0:
+        a, n_a, b, n_b = a + 0.5, n_a + 1, b + 0.5, n_b + 1
+    ratio = (a / n_a) / (b / n_b)
+    se = math.sqrt(max(1 / a - 1 / n_a + 1 / b - 1 / n_b, 0.0))
     z = _z(confidence)
-    return ratio, math.exp(log_centre - z * se), math.exp(log_centre + z * se)
+    return ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se)
+
+
+def sensitivity_power(
+    events: float, events_reference: float, sensitivity: float, settings: FairnessSettings
+) -> float:
+    """Chance that a list-sensitivity check tells a ratio at the tolerance from no gap.
+
+    Normal approximation on the Katz standard error at the two groups' pooled sensitivity,
+    one-sided at the false discovery rate (the most lenient level a single check meets).
+    It depends on the group sizes, not on the gap observed.
+    """
+    if events <= 0 or events_reference <= 0 or not 0 < sensitivity < 1:
+        return 1.0 if sensitivity >= 1 else 0.0
+    tol = settings.tolerances
+    effect = min(-math.log(tol.sensitivity_ratio_low), math.log(tol.sensitivity_ratio_high))
+    se = math.sqrt((1 - sensitivity) / sensitivity * (1 / events + 1 / events_reference))
+    return float(stats.norm.cdf(effect / se - stats.norm.isf(settings.false_discovery_rate)))
 
 
 def disclosed_sensitivity_ratio(
@@ -752,11 +993,12 @@ def disclosed_sensitivity_ratio(
     return tp / positives, tp_ref / positives_ref, ratio, low, high
 
 
-def _sensitivity_flags(
+def _sensitivity_checks(
     lists: pd.DataFrame, references: dict[str, str], settings: FairnessSettings
-) -> list[Flag]:
+) -> tuple[list[_Check], list[dict[str, object]]]:
+    """The list-sensitivity checks with power, and those withheld for lack of it (with the reason)."""
     tol = settings.tolerances
-    flags = []
+    checks, withheld = [], []
     overall = lists[lists["mdt"] == ALL_MDTS]
     for grouping, reference in references.items():
         cells = overall[overall["grouping"] == grouping].set_index("group")
@@ -766,95 +1008,400 @@ def _sensitivity_flags(
         for group, row in cells.iterrows():
             if group == reference or row["status"] != "ok":
                 continue
-            ratio, low, high = katz_ratio(
-                row["true_positives"],
-                row["events"],
-                ref["true_positives"],
-                ref["events"],
-                settings.confidence,
-            )
-            status = _status_between(ratio, low, high, tol.sensitivity_ratio_low, tol.sensitivity_ratio_high)
-            if status is None:
+            pooled = (row["true_positives"] + ref["true_positives"]) / (row["events"] + ref["events"])
+            power = sensitivity_power(row["events"], ref["events"], pooled, settings)
+            if power < settings.min_power:
+                withheld.append(
+                    {
+                        "kind": "sensitivity_ratio",
+                        "grouping": grouping,
+                        "group": str(group),
+                        "label": row["label"],
+                        "power": power,
+                        "reason": (
+                            f"too few events to detect a gap of {100 * (1 - tol.sensitivity_ratio_low):.0f}%: "
+                            f"power {100 * power:.0f}%"
+                        ),
+                    }
+                )
                 continue
-            direction = "a smaller" if ratio < 1 else "a larger"
-            shown = disclosed_sensitivity_ratio(
+            exact = katz_ratio(
                 row["true_positives"],
                 row["events"],
                 ref["true_positives"],
                 ref["events"],
                 settings.confidence,
             )
-            if shown is None:
-                figures = "figures not shown: fewer than 8 people found or missed in one of the groups"
-                shown_ratio: tuple[float | str, float | str, float | str] = (disclosure.SUPPRESSED,) * 3
-            else:
-                found, found_ref, *shown_ratio = shown
-                figures = (
-                    f"sensitivity {100 * found:.1f}% vs {100 * found_ref:.1f}%, ratio {_fmt(shown_ratio[0])}, "
-                    f"95% CI {_fmt(shown_ratio[1])} to {_fmt(shown_ratio[2])}"
-                )
+            p_value = _two_sided_p(
+                *exact, tol.sensitivity_ratio_low, tol.sensitivity_ratio_high, settings.confidence
+            )
+            if math.isnan(p_value):
+                continue
+            disclosed = disclosed_sensitivity_ratio(
+                row["true_positives"],
+                row["events"],
+                ref["true_positives"],
+                ref["events"],
+                settings.confidence,
+            )
+            figures = "figures not shown: fewer than 8 people found or missed in one of the groups"
+            shown: tuple[float | str, float | str, float | str] = SUPPRESSED_FIGURES
+            if disclosed is not None:
+                found, found_ref, *rounded = disclosed
+                if consistent_shown(
+                    exact, tuple(rounded), tol.sensitivity_ratio_low, tol.sensitivity_ratio_high, 1.0
+                ):
+                    shown = tuple(rounded)  # type: ignore[assignment]
+                    figures = (
+                        f"sensitivity {100 * found:.1f}% vs {100 * found_ref:.1f}%, ratio {_fmt(rounded[0])}, "
+                        f"95% CI {_fmt(rounded[1])} to {_fmt(rounded[2])}"
+                    )
+                else:
+                    figures = "figures not shown: small numbers, and rounding would change what they say"
             sentence = (
-                f"The lists: of the people in {row['label']} who "
-                "went on to have the outcome, the lists found "
-                f"{direction} share than in {ref['label']} ({figures}; "
-                f"tolerance {tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}) - "
-                f"{_verdict(status)}. A group at higher predicted risk is found more often; check the "
-                "calibration and need-at-equal-risk results before reading this as unfair."
+                f"The lists: of the people in {row['label']} who went on to have the outcome, the lists "
+                f"found {'a smaller' if exact[0] < 1 else 'a larger'} share than in {ref['label']} ({figures}; "
+                f"tolerance {tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}) - {VERDICT}. "
+                "A group at higher predicted risk is found more often; check the calibration and "
+                "need-at-equal-risk results before reading this as unfair."
             )
-            flags.append(
-                _flag(
-                    settings,
-                    flag_id=f"sensitivity_ratio:{grouping}:{group}",
-                    kind="sensitivity_ratio",
-                    grouping=grouping,
-                    group=str(group),
-                    measure="",
-                    estimate=ratio,
-                    lower=low,
-                    upper=high,
-                    tolerance=f"{tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}",
-                    status=status,
-                    sentence=sentence,
-                    shown=tuple(shown_ratio),
+            checks.append(
+                _Check(
+                    _flag(
+                        settings,
+                        flag_id=f"sensitivity_ratio:{grouping}:{group}",
+                        kind="sensitivity_ratio",
+                        grouping=grouping,
+                        group=str(group),
+                        measure="",
+                        estimate=exact[0],
+                        lower=exact[1],
+                        upper=exact[2],
+                        tolerance=f"{tol.sensitivity_ratio_low:g} to {tol.sensitivity_ratio_high:g}",
+                        sentence=sentence,
+                        shown=shown,
+                        p_value=p_value,
+                    ),
+                    low=tol.sensitivity_ratio_low,
+                    high=tol.sensitivity_ratio_high,
+                    interval_beyond=exact[1] > tol.sensitivity_ratio_high
+                    or exact[2] < tol.sensitivity_ratio_low,
                 )
             )
-    return flags
+    return checks, withheld
 
 
-def _need_flags(need_ratios: pd.DataFrame, settings: FairnessSettings) -> list[Flag]:
+def _need_checks(need_ratios: pd.DataFrame, settings: FairnessSettings) -> list[_Check]:
     limit = settings.tolerances.need_ratio
-    flags = []
+    checks = []
     rows = need_ratios[
         (need_ratios["status"] == "ok") & need_ratios["measure"].isin(settings.need_flag_measures)
     ]
     for _, row in rows.iterrows():
         ratio, low, high = row["need_ratio"], row["need_ratio_lower"], row["need_ratio_upper"]
-        if math.isnan(ratio) or ratio <= limit:
+        # A place is also judged on the low side: fewer recorded admissions or conditions than
+        # people at the same predicted risk elsewhere is how lost data shows (a trust's activity
+        # missing from the extract, a practice feed that stopped), even when the model, trained
+        # on the same gap, predicts the place low too and its O/E stays inside the tolerance.
+        place = is_place(row["grouping"])
+        floor = 1 / limit if place else math.nan
+        if place:
+            p_value = _two_sided_p(ratio, low, high, floor, limit, settings.confidence)
+        else:
+            p_value = one_sided_p(ratio, low, high, limit, True, True, settings.confidence)
+        if math.isnan(p_value):
             continue
-        status = "raised" if low > limit else "uncertain"
-        sentence = (
-            f"Need at equal risk: at the same predicted risk, people in {row['label']} had "
-            f"{100 * (ratio - 1):.0f}% more {row['measure_label']} than everyone else (standardised need "
-            f"ratio {_fmt(ratio)}, 95% CI {_fmt(low)} to {_fmt(high)}; tolerance {limit:g}) - "
-            f"{_verdict(status)}. The model may under-rank this group's need."
-        )
-        flags.append(
-            _flag(
-                settings,
-                flag_id=f"need_at_equal_risk:{row['grouping']}:{row['group']}:{row['measure']}",
-                kind="need_at_equal_risk",
-                grouping=row["grouping"],
-                group=row["group"],
-                measure=row["measure"],
-                estimate=ratio,
-                lower=low,
-                upper=high,
-                tolerance=f"up to {limit:g}",
-                status=status,
-                sentence=sentence,
+        more = f"{100 * (ratio - 1):.0f}% more" if ratio >= 1 else f"{100 * (1 - ratio):.0f}% less"
+        if place and ratio < 1:
+            sentence = (
+                f"Recorded need at equal risk: at the same predicted risk, people in {row['label']} had "
+                f"{more} {row['measure_label']} recorded than everyone else (standardised ratio "
+                f"{_fmt(ratio)}, 95% CI {_fmt(low)} to {_fmt(high)}; tolerance {floor:.2f} to {limit:g}) - "
+                f"{VERDICT}. This place may have lost data rather than gained health: check that its "
+                "records reach the extract (hospital activity at a trust outside the area, a practice "
+                "feed that stopped) before trusting its lists or the model's figures for it."
+            )
+        else:
+            sentence = (
+                f"Need at equal risk: at the same predicted risk, people in {row['label']} had "
+                f"{more} {row['measure_label']} than everyone else (standardised need "
+                f"ratio {_fmt(ratio)}, 95% CI {_fmt(low)} to {_fmt(high)}; tolerance {limit:g}) - "
+                f"{VERDICT}. The model may under-rank this group's need."
+            )
+        checks.append(
+            _Check(
+                _flag(
+                    settings,
+                    flag_id=f"need_at_equal_risk:{row['grouping']}:{row['group']}:{row['measure']}",
+                    kind="need_at_equal_risk",
+                    grouping=row["grouping"],
+                    group=row["group"],
+                    measure=row["measure"],
+                    estimate=ratio,
+                    lower=low,
+                    upper=high,
+                    tolerance=f"{floor:.2f} to {limit:g}" if place else f"up to {limit:g}",
+                    sentence=sentence,
+                    p_value=p_value,
+                ),
+                low=floor,
+                high=limit,
+                interval_beyond=low > limit or high < floor,
             )
         )
-    return flags
+    return checks
+
+
+def _recording_checks(recording: pd.DataFrame | None, settings: FairnessSettings) -> list[_Check]:
+    """GP-recording checks from helper table :func:`riskstrat.evaluation.recording.gp_recording`."""
+    if recording is None or recording.empty:
+        return []
+    limit = settings.tolerances.gp_recording_ratio
+    checks = []
+    for _, row in recording[recording["status"] == "ok"].iterrows():
+        exact = (row["ratio"], row["ratio_lower"], row["ratio_upper"])
+        p_value = float(row["p_value"])
+        if not all(math.isfinite(v) for v in (*exact, p_value)):
+            continue
+        shown = _shown_recording(row, exact, limit)
+        if shown is None:
+            figures = "figures not shown: small numbers"
+        else:
+            figures = (
+                f"{100 * row['share'] * shown[0] / exact[0]:.0f}% against {100 * row['others_share']:.0f}% "
+                f"of everyone else, ratio {_fmt(shown[0])}, 95% CI {_fmt(shown[1])} to {_fmt(shown[2])}"
+            )
+        sentence = (
+            f"GP recording: of the people in {row['label']} with a long-term condition recorded in "
+            f"hospital, {'fewer' if exact[0] < 1 else 'no fewer'} also had it on their GP record than "
+            f"everyone else ({figures}; tolerance {limit:g}) - {VERDICT}. Their GP record may under-record "
+            "their conditions, and a model that reads it may under-rate their risk."
+        )
+        checks.append(
+            _Check(
+                _flag(
+                    settings,
+                    flag_id=f"gp_recording:{row['grouping']}:{row['group']}",
+                    kind="gp_recording",
+                    grouping=row["grouping"],
+                    group=row["group"],
+                    measure="",
+                    estimate=exact[0],
+                    lower=exact[1],
+                    upper=exact[2],
+                    tolerance=f"at least {limit:g}",
+                    sentence=sentence,
+                    shown=shown if shown is not None else SUPPRESSED_FIGURES,
+                    p_value=p_value,
+                ),
+                low=limit,
+                high=math.nan,
+                interval_beyond=exact[2] < limit,
+            )
+        )
+    return checks
+
+
+def _shown_recording(
+    row: pd.Series, exact: tuple[float, float, float], limit: float
+) -> tuple[float, float, float] | None:
+    """The recording ratio on the rounded counts of the group, or None when it may not be shown."""
+    also, total = row["n_also_gp"], row["n_hospital_ltc"]
+    if disclosure.any_suppressed((also, total - also)) or not row["share"] or not total:
+        return None
+    shown_share = (disclosure.rounded(also) or 0.0) / (disclosure.rounded(total) or math.nan)
+    factor = shown_share / row["share"]
+    shown = tuple(v * factor for v in exact)
+    return shown if consistent_shown(exact, shown, limit, math.nan, 1.0) else None  # type: ignore[return-value]
+
+
+# --- judging the checks: false discovery rate, margins first, combined evidence -----------
+
+
+def _judge(checks: list[_Check], settings: FairnessSettings) -> list[_Check]:
+    """Benjamini-Hochberg across one kind's checks.
+
+    A check is raised when its adjusted p-value (q-value) is below the false discovery rate
+    and its whole interval lies beyond the tolerance (so the figures shown never contradict
+    the decision).
+    """
+    if not checks:
+        return []
+    level = settings.false_discovery_rate
+    _, q_values, _, _ = multipletests([c.flag.p_value for c in checks], alpha=level, method="fdr_bh")
+    judged = []
+    for check, q_value in zip(checks, q_values, strict=True):
+        status = "raised" if q_value < level and check.interval_beyond else NOT_RAISED
+        sentence = check.flag.sentence.replace(VERDICT, _verdict(status, len(checks), level))
+        judged.append(
+            replace(check, flag=replace(check.flag, q_value=float(q_value), status=status, sentence=sentence))
+        )
+    return judged
+
+
+def _margins(grouping: str, group: str) -> list[tuple[str, str]]:
+    """The two (grouping, group) margins of an intersection cell; none for an ordinary group."""
+    spec = GROUPINGS.get(grouping)
+    if not isinstance(spec, IntersectionSpec):
+        return []
+    first, _, second = group.partition(INTERSECTION_SEPARATOR)
+    return [(spec.parts[0], first), (spec.parts[1], second)]
+
+
+def _fold_intersections(checks: list[_Check]) -> tuple[list[_Check], dict[str, list[Flag]]]:
+    """Fold each raised intersection cell into a raised margin flag of the same kind.
+
+    Returns:
+        The checks (folded cells marked :data:`FOLDED`) and, by margin flag id, the folded flags.
+    """
+    raised: dict[tuple[str, str, str], list[Flag]] = {}
+    for c in checks:
+        if c.flag.status == "raised":
+            raised.setdefault((c.flag.kind, c.flag.grouping, c.flag.group), []).append(c.flag)
+    folded: dict[str, list[Flag]] = {}
+    out = []
+    for check in checks:
+        flag = check.flag
+        if flag.status == "raised":
+            margin_flags = [
+                f for m in _margins(flag.grouping, flag.group) for f in raised.get((flag.kind, *m), [])
+            ]
+            if margin_flags:
+                # The same measure's margin flag if there is one, else the first of the kind.
+                into = next((f for f in margin_flags if f.measure == flag.measure), margin_flags[0])
+                folded.setdefault(into.flag_id, []).append(flag)
+                check = replace(check, flag=replace(flag, status=FOLDED))
+        out.append(check)
+    return out, folded
+
+
+def _source(flag: Flag, settings: FairnessSettings) -> str | None:
+    """The independent source of evidence a check belongs to, for combined findings (None: not combined)."""
+    if flag.kind == "calibration_oe":
+        return EVENTS_SOURCE
+    if flag.kind == "need_at_equal_risk":
+        return GP_NEED_SOURCE if flag.measure in settings.gp_recorded_need_measures else EVENTS_SOURCE
+    if flag.kind == "auroc_gap":
+        return RANKING_SOURCE
+    if flag.kind == "gp_recording":
+        return RECORDING_SOURCE
+    return None
+
+
+def _disadvantage_p(flag: Flag, settings: FairnessSettings) -> tuple[float, bool]:
+    """One-sided p-value of a part of a combined finding, and whether it points the disadvantaging way.
+
+    Tested against ``combined_tolerance_share`` of the part's own tolerance, on the side that
+    disadvantages the group: under-predicted (O/E above 1), sicker at equal risk (need ratio
+    above 1), ranked worse (AUROC gap below 0), under-recorded (recording ratio below 1).
+    """
+    tol, share = settings.tolerances, settings.combined_tolerance_share
+    args = (flag.estimate, flag.lower, flag.upper)
+    if flag.kind == "calibration_oe":
+        return one_sided_p(*args, tol.oe_high**share, True, True, settings.confidence), flag.estimate > 1
+    if flag.kind == "need_at_equal_risk":
+        return one_sided_p(*args, tol.need_ratio**share, True, True, settings.confidence), flag.estimate > 1
+    if flag.kind == "auroc_gap":
+        return one_sided_p(
+            *args, -tol.auroc_gap * share, False, False, settings.confidence
+        ), flag.estimate < 0
+    return one_sided_p(
+        *args, tol.gp_recording_ratio**share, False, True, settings.confidence
+    ), flag.estimate < 1
+
+
+def _combined(
+    checks: list[_Check], settings: FairnessSettings
+) -> tuple[pd.DataFrame, list[tuple[str, str, list[Flag], float, float]]]:
+    """Combine, for each group, the evidence of independent sources that point the same way.
+
+    Within a source the strongest measure counts (its p-value Sidak-adjusted for the
+    source's measures, which come from one table and move together). Across the K sources
+    the group has checks in, the test is a partial conjunction (Benjamini and Heller 2008):
+    its hypothesis is "at most one source shows a gap", so one strong source cannot make a
+    finding alone. Its p-value rests on the second-strongest source, Sidak-adjusted for the
+    K - 1 others it could have been: 1 - (1 - p_(2)) ** (K - 1). A source pointing the
+    other way costs only that adjustment (under-recording, for one, lowers GP-recorded need
+    while the harm shows elsewhere). A group is a candidate when two or more sources point
+    the disadvantaging way (else its p-value is 1); Benjamini-Hochberg runs across groups.
+
+    Returns:
+        The table of combined tests, and for each raised one (grouping, group, the parts
+        pointing the way, p, q).
+    """
+    by_group: dict[tuple[str, str], dict[str, list[tuple[float, bool, Flag]]]] = {}
+    for check in checks:
+        source = _source(check.flag, settings)
+        if source is None:
+            continue
+        p_value, disadvantaging = _disadvantage_p(check.flag, settings)
+        if math.isnan(p_value):
+            continue
+        parts = by_group.setdefault((check.flag.grouping, check.flag.group), {})
+        parts.setdefault(source, []).append((p_value, disadvantaging, check.flag))
+    rows: list[dict[str, object]] = []
+    chosen: list[list[Flag]] = []
+    for (grouping, group), sources in by_group.items():
+        if len(sources) < 2:
+            continue
+        source_p, pointing = [], []
+        for measures in sources.values():
+            p_value, disadvantaging, flag = min(measures, key=lambda m: m[0])
+            # Sidak: the chance that the strongest of k measures is this small by chance alone
+            # (exact when independent, conservative when they move together).
+            source_p.append(1 - (1 - p_value) ** len(measures))
+            if disadvantaging:
+                pointing.append((source_p[-1], flag))
+        second = sorted(source_p)[1]
+        coherent = len(pointing) >= 2
+        rows.append(
+            {
+                "grouping": grouping,
+                "group": group,
+                "label": group_label(grouping, group),
+                "sources": len(sources),
+                "sources_pointing": len(pointing),
+                "parts": ", ".join(f.flag_id for _, f in sorted(pointing, key=lambda part: part[0])),
+                "second_strongest_p": second,
+                "p_value": 1 - (1 - second) ** (len(sources) - 1) if coherent else 1.0,
+            }
+        )
+        chosen.append([f for _, f in sorted(pointing, key=lambda part: part[0])])
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "grouping",
+            "group",
+            "label",
+            "sources",
+            "sources_pointing",
+            "parts",
+            "second_strongest_p",
+            "p_value",
+        ],
+    )
+    if table.empty:
+        return table.assign(q_value=pd.Series(dtype=float), status=pd.Series(dtype=str)), []
+    level = settings.false_discovery_rate
+    table["q_value"] = multipletests(table["p_value"].to_numpy(), alpha=level, method="fdr_bh")[1]
+    raised_alone = {
+        (c.flag.grouping, c.flag.group)
+        for c in checks
+        if c.flag.status in ("raised", FOLDED) and _source(c.flag, settings)
+    }
+    statuses, found = [], []
+    for i, row in table.iterrows():
+        if row["q_value"] >= level:
+            statuses.append(NOT_RAISED)
+        elif (row["grouping"], row["group"]) in raised_alone:
+            statuses.append(COVERED)
+        else:
+            statuses.append("raised")
+            found.append(
+                (row["grouping"], row["group"], chosen[i], float(row["p_value"]), float(row["q_value"]))
+            )
+    table["status"] = statuses
+    return table, found
 
 
 def _explain_sensitivity(
@@ -866,14 +1413,15 @@ def _explain_sensitivity(
 ) -> list[Flag]:
     """Mark sensitivity gaps that follow from a group's different risk as explained.
 
-    When neither the group nor the reference group has a raised calibration (O/E) or need
-    flag (more of a flagged need measure at equal predicted risk), both have enough data, and the gap goes the way of the groups' predicted risk (the group at
+    When neither the group nor the reference group has a raised calibration (O/E), need
+    (more of a flagged need measure at equal predicted risk) or GP-recording flag, both
+    have enough data, and the gap goes the way of the groups' predicted risk (the group at
     lower risk has fewer of its events on the list), ranking by risk is ranking by need on
     a capacity-limited list: the difference is explained, not a fault. A group at higher
     predicted risk found less often is never explained this way.
     """
-    # Only raised model flags withhold the explanation: an uncertain one is not evidence of a
-    # fault, and in a sound model about one cell in twenty is uncertain by chance.
+    # Only raised model flags withhold the explanation: an estimate beyond a tolerance without
+    # evidence is what chance gives in a sound model.
     troubled = {(f.grouping, f.group) for f in model_flags if f.status == "raised"}
     judged = set(
         performance.loc[performance["status"] == "ok", ["grouping", "group"]].itertuples(index=False)
@@ -902,6 +1450,257 @@ def _explain_sensitivity(
     return out
 
 
+def _explain(
+    checks: list[_Check], performance: pd.DataFrame, references: dict[str, str], settings: FairnessSettings
+) -> list[_Check]:
+    """Mark raised list-sensitivity gaps that follow the groups' different risk as explained."""
+    model_flags = [
+        c.flag for c in checks if c.flag.kind in ("calibration_oe", "need_at_equal_risk", "gp_recording")
+    ]
+    raised = [c.flag for c in checks if c.flag.kind == "sensitivity_ratio" and c.flag.status == "raised"]
+    explained = {
+        f.flag_id: f for f in _explain_sensitivity(raised, model_flags, performance, references, settings)
+    }
+    return [replace(c, flag=explained.get(c.flag.flag_id, c.flag)) for c in checks]
+
+
+def _figures(flag: Flag) -> str:
+    """A flag's estimate and interval as the report may show them, in words."""
+    estimate, lower, upper = flag.shown if flag.shown is not None else (flag.estimate, flag.lower, flag.upper)
+    if disclosure.SUPPRESSED in (estimate, lower, upper):
+        return "figures not shown: small numbers"
+    digits = 3 if flag.kind == "auroc_gap" else 2
+    sign = "+" if flag.kind == "auroc_gap" else ""
+    return f"{estimate:{sign}.{digits}f}, 95% CI {lower:{sign}.{digits}f} to {upper:{sign}.{digits}f}"
+
+
+def _part_words(flag: Flag, settings: FairnessSettings) -> str:
+    """What one measure of a combined finding says, with its figures."""
+    if flag.kind == "calibration_oe":
+        return f"more people had the outcome than predicted (observed/expected {_figures(flag)})"
+    if flag.kind == "need_at_equal_risk":
+        measure = settings.need_measures.get(flag.measure, flag.measure)
+        return f"more {measure} at the same predicted risk (need ratio {_figures(flag)})"
+    if flag.kind == "auroc_gap":
+        return f"ranked less well than the reference group (difference in AUROC {_figures(flag)})"
+    return f"fewer hospital-recorded conditions also on the GP record (ratio {_figures(flag)})"
+
+
+def _combined_gap_words(settings: FairnessSettings) -> str:
+    """The gap a combined finding tests for, in words with an example."""
+    share = settings.combined_tolerance_share
+    if share == 0:
+        return "a gap"
+    return (
+        f"gaps of at least {100 * share:g}% of each measure's tolerance (for example observed/expected "
+        f"above {settings.tolerances.oe_high**share:.2f})"
+    )
+
+
+def _findings(
+    checks: list[_Check],
+    folded: dict[str, list[Flag]],
+    combined_found: list[tuple[str, str, list[Flag], float, float]],
+    combined: pd.DataFrame,
+    settings: FairnessSettings,
+) -> list[Finding]:
+    """One finding per raised flag (folded intersection cells as its detail) and per raised combined test.
+
+    A combined test of an intersection cell is folded, like a flag, into a raised finding of
+    one of its margins.
+    """
+    gating = set(settings.gating_groupings)
+    findings = []
+    for check in checks:
+        flag = check.flag
+        if flag.status != "raised":
+            continue
+        detail = tuple(folded.get(flag.flag_id, ()))
+        sentence = flag.sentence
+        if detail:
+            cells = ", ".join(group_label(f.grouping, f.group) for f in detail)
+            sentence += (
+                f" The same gap shows within it, for {cells}: part of this finding, not a separate one."
+            )
+        findings.append(
+            Finding(
+                flag_id=flag.flag_id,
+                kind=flag.kind,
+                grouping=flag.grouping,
+                group=flag.group,
+                label=group_label(flag.grouping, flag.group),
+                status="raised",
+                sentence=sentence,
+                parts=(flag,),
+                detail=detail,
+                p_value=flag.p_value,
+                q_value=flag.q_value,
+                accepted=flag.accepted,
+                gates=flag.grouping in gating,
+            )
+        )
+    level = settings.false_discovery_rate
+    pending = []
+    for grouping, group, parts, p_value, q_value in combined_found:
+        label = group_label(grouping, group)
+        sources = int(
+            combined.loc[(combined["grouping"] == grouping) & (combined["group"] == group), "sources"].iloc[0]
+        )
+        flag_id = f"{COMBINED}:{grouping}:{group}"
+        pending.append(
+            Finding(
+                flag_id=flag_id,
+                kind=COMBINED,
+                grouping=grouping,
+                group=group,
+                label=label,
+                status="raised",
+                sentence=(
+                    f"Several measures point the same way for {label}: "
+                    + "; ".join(_part_words(f, settings) for f in parts)
+                    + f". None is conclusive alone, but at least two independent sources of evidence (of the "
+                    f"{sources} checked) show {_combined_gap_words(settings)} (false discovery rate "
+                    f"{100 * level:g}%) - a real gap, not noise: the model may disadvantage this group."
+                ),
+                parts=tuple(parts),
+                detail=(),
+                p_value=p_value,
+                q_value=q_value,
+                accepted=settings.accepted(flag_id),
+                gates=grouping in gating,
+            )
+        )
+    # Margins first: an intersection's combined finding joins a raised finding of one of its margins.
+    for finding in sorted(pending, key=lambda f: bool(_margins(f.grouping, f.group))):
+        home = next(
+            (
+                i
+                for i, other in enumerate(findings)
+                if (other.grouping, other.group) in _margins(finding.grouping, finding.group)
+                and (other.kind == COMBINED or _source(other.parts[0], settings) is not None)
+            ),
+            None,
+        )
+        if home is None:
+            findings.append(finding)
+        else:
+            host = findings[home]
+            findings[home] = replace(
+                host,
+                detail=(*host.detail, finding),
+                sentence=host.sentence
+                + f" {finding.label} shows the same on several measures: part of this finding.",
+            )
+    return findings
+
+
+def _mark_folded_combined(combined: pd.DataFrame, findings: list[Finding]) -> pd.DataFrame:
+    """Mark combined tests that became detail of a margin's finding as folded, not separately raised."""
+    folded = {(d.grouping, d.group) for f in findings for d in f.detail if isinstance(d, Finding)}
+    if combined.empty or not folded:
+        return combined
+    is_folded = [
+        (g, group) in folded for g, group in zip(combined["grouping"], combined["group"], strict=True)
+    ]
+    return combined.assign(
+        status=combined["status"].where(~pd.Series(is_folded, index=combined.index), FOLDED)
+    )
+
+
+def _error_control(
+    checks: list[_Check], withheld: pd.DataFrame, combined: pd.DataFrame, settings: FairnessSettings
+) -> dict[str, object]:
+    """How many checks ran, what they raised, and how many false flags chance alone would give."""
+    level = settings.false_discovery_rate
+    kinds: dict[str, dict[str, float]] = {}
+    for kind in FLAG_KINDS:
+        mine = [c for c in checks if c.flag.kind == kind]
+        kinds[kind] = {
+            "checks": len(mine),
+            "raised": sum(c.flag.status == "raised" for c in mine),
+            "explained": sum(c.flag.status == "explained" for c in mine),
+            "folded": sum(c.flag.status == FOLDED for c in mine),
+            "beyond_tolerance_not_significant": sum(c.beyond and c.flag.status == NOT_RAISED for c in mine),
+            "withheld": int((withheld["kind"] == kind).sum()) if not withheld.empty else 0,
+            "expected_false_flags": level if mine else 0.0,
+        }
+    kinds[COMBINED] = {
+        "checks": len(combined),
+        "raised": int((combined["status"] == "raised").sum()) if not combined.empty else 0,
+        "explained": 0,
+        "folded": int((combined["status"] == FOLDED).sum()) if not combined.empty else 0,
+        "covered": int((combined["status"] == COVERED).sum()) if not combined.empty else 0,
+        "beyond_tolerance_not_significant": 0,
+        # Groups where two or more sources point the same way without evidence.
+        "pointing_same_way_not_significant": int(
+            ((combined["sources_pointing"] >= 2) & (combined["status"] == NOT_RAISED)).sum()
+        )
+        if not combined.empty
+        else 0,
+        "withheld": 0,
+        "expected_false_flags": level if len(combined) else 0.0,
+    }
+    return {
+        "method": (
+            "Benjamini-Hochberg false discovery rate control across the checks of each kind in one audit; "
+            "a flag is raised when its adjusted p-value is below the level and its 95% interval lies beyond "
+            "the tolerance. An intersection cell raised with one of its margins is part of the margin's "
+            "finding. Combined findings: the strongest measure of each independent source "
+            "(Sidak-adjusted within the source); a combined finding needs evidence from at least two "
+            "sources (partial conjunction test on the second-strongest source), "
+            "Benjamini-Hochberg across groups."
+        ),
+        "level": level,
+        "expected_false_flags_method": (
+            "Benjamini-Hochberg bound: when no group truly differs beyond the tolerance, the chance of one "
+            "or more false flags of a kind in an audit is at most the false discovery rate, so chance alone "
+            "gives at most about that many flags of each kind that ran."
+        ),
+        "checks": sum(k["checks"] for k in kinds.values()),
+        "expected_false_flags": sum(k["expected_false_flags"] for k in kinds.values()),
+        "kinds": kinds,
+    }
+
+
+def _checks_table(checks: list[_Check]) -> pd.DataFrame:
+    columns = [
+        "flag_id", "kind", "grouping", "group", "label", "measure", "estimate", "lower", "upper",
+        "tolerance_low", "tolerance_high", "beyond_tolerance", "p_value", "q_value", "status",
+    ]  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "flag_id": c.flag.flag_id,
+                "kind": c.flag.kind,
+                "grouping": c.flag.grouping,
+                "group": c.flag.group,
+                "label": group_label(c.flag.grouping, c.flag.group),
+                "measure": c.flag.measure,
+                "estimate": c.flag.estimate,
+                "lower": c.flag.lower,
+                "upper": c.flag.upper,
+                "tolerance_low": c.low,
+                "tolerance_high": c.high,
+                "beyond_tolerance": c.beyond,
+                "p_value": c.flag.p_value,
+                "q_value": c.flag.q_value,
+                "status": c.flag.status,
+            }
+            for c in checks
+        ],
+        columns=columns,
+    )
+
+
+def _recording_table(
+    frame: pd.DataFrame, groupings: list[Grouping], settings: FairnessSettings
+) -> pd.DataFrame | None:
+    """Helper B's GP-recording table, when the predictions carry its columns."""
+    if not all(column in frame.columns for column in recording.RECORDING_COLUMNS):
+        return None
+    return recording.gp_recording(frame, groupings, settings)
+
+
 # --- the audit ----------------------------------------------------------------------------
 
 
@@ -928,7 +1727,8 @@ def run_audit(
     frame["p"] = pd.to_numeric(frame["p"]).astype(float)
     chosen, _ = assign_groups(selections.reset_index(drop=True))
     # Groupings follow the predictions; groups only seen in the lists are added so none is dropped.
-    columns = list(grouping_columns())
+    # A place's column is optional: group on those both frames carry.
+    columns = [c for c in grouping_columns() if c in predictions.columns and c in selections.columns]
     _, list_groupings = assign_groups(pd.concat([predictions[columns], selections[columns]]))
 
     performance = _performance(frame, groupings, settings)
@@ -942,16 +1742,31 @@ def run_audit(
     list_fraction = float(chosen["selected"].astype(bool).mean())
     need_ranking = _need_ranking(frame, groupings, settings, list_fraction)
 
-    model_flags = _oe_flags(performance, settings) + _need_flags(need_ratios, settings)
-    flags = (
-        model_flags
-        + _auroc_flags(performance, references, settings)
-        + _explain_sensitivity(
-            _sensitivity_flags(lists, references, settings), model_flags, performance, references, settings
-        )
+    gp_recording = _recording_table(frame, groupings, settings)
+
+    sensitivity, withheld = _sensitivity_checks(lists, references, settings)
+    candidates = (
+        _oe_checks(performance, settings)
+        + _need_checks(need_ratios, settings)
+        + _auroc_checks(performance, references, settings)
+        + sensitivity
+        + _recording_checks(gp_recording, settings)
     )
-    order = {"raised": 0, "uncertain": 1, "explained": 2}
-    flags.sort(key=lambda f: (order[f.status], f.kind, f.grouping, f.group, f.measure))
+    # False discovery rate within each kind; then explanations, then margins before intersections.
+    judged = [
+        c for kind in FLAG_KINDS for c in _judge([c for c in candidates if c.flag.kind == kind], settings)
+    ]
+    judged = _explain(judged, performance, references, settings)
+    judged, folded = _fold_intersections(judged)
+    combined, combined_found = _combined(judged, settings)
+    findings = _findings(judged, folded, combined_found, combined, settings)
+    combined = _mark_folded_combined(combined, findings)
+    withheld_table = pd.DataFrame(withheld, columns=["kind", "grouping", "group", "label", "power", "reason"])
+    order = {"raised": 0, "explained": 1}
+    flags = sorted(
+        (c.flag for c in judged if c.flag.status in order),
+        key=lambda f: (order[f.status], f.kind, f.grouping, f.group, f.measure),
+    )
     return FairnessAudit(
         performance=performance,
         calibration=calibration,
@@ -965,25 +1780,30 @@ def run_audit(
         settings=settings,
         list_fraction=list_fraction,
         band_labels=band_labels,
+        checks=_checks_table(judged),
+        withheld=withheld_table,
+        combined=combined,
+        findings=findings,
+        error_control=_error_control(judged, withheld_table, combined, settings),
+        recording=gp_recording,
     )
 
 
-def open_flags(audit: FairnessAudit, settings: FairnessSettings) -> list[Flag]:
-    """Flags that block promotion: raised (and, if configured, uncertain) flags not accepted in configs.
+def open_flags(audit: FairnessAudit, settings: FairnessSettings) -> list[Finding]:
+    """Findings that block promotion: raised, in a gating grouping, and not accepted in configs.
 
     Args:
         audit: The challenger's audit.
-        settings: The fairness settings holding the accepted flags (read afresh, so an
-            acceptance added after the audit ran counts).
+        settings: The fairness settings holding the gating groupings and accepted flags (read
+            afresh, so an acceptance added after the audit ran counts).
 
     Returns:
-        The open flags; an empty list means the fairness gate passes.
+        The open findings (each with its ``flag_id``); an empty list means the fairness gate passes.
     """
-    blocking = {"raised", "uncertain"} if settings.gate_on_uncertain else {"raised"}
     return [
         f
-        for f in audit.flags
-        if f.status in blocking
+        for f in audit.findings
+        if f.status == "raised"
         and f.grouping in settings.gating_groupings
         and settings.accepted(f.flag_id) is None
     ]

@@ -8,15 +8,23 @@ Each grouping is one spec in :data:`GROUPINGS`: the column it reads, its label, 
 values become groups, its groups in report order, its default reference group,
 whether it gates promotion and whether the report plots it. The audit, its flags,
 the report and the defaults of ``FairnessSettings`` all derive from the registry, so
-a new grouping (say, local authority) is one spec here, plus its column in the
-feature matrix if the matrix does not carry it yet.
+a new grouping is one spec here, plus its column in the feature matrix if the matrix
+does not carry it yet.
+
+Place groupings (local authority, MDT, GP practice) are audited like the others. A
+place can also be where data went missing: when its recorded events fall well below
+prediction, it may have lost data rather than gained health, so the audit says so.
+Their input columns are optional: a place grouping whose column is absent, or that
+has fewer than two places in the data (one list for everyone, a one-district
+footprint), is left out of the audit, since there is nothing to compare.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -27,6 +35,7 @@ from riskstrat.ingest.reference import (
     ENGLAND_ETHNICITY_2021,
     NOT_KNOWN_GROUP,
     STATED_GENDER_LABELS,
+    imd_lookup,
 )
 
 INSUFFICIENT = "insufficient data"
@@ -54,6 +63,12 @@ _SEX_ALIASES = {
     "unknown": "Not known",
 }
 """PERSON STATED GENDER CODE values, their labels and common spellings -> the label."""
+
+PLACE_NOT_KNOWN = "Not known"
+"""Place of a person whose LSOA, MDT or practice is not known (or outside the reference)."""
+
+NO_MDT = "No MDT"
+"""MDT of a person whose practice no MDT covers (never listed)."""
 
 
 Recoder = Callable[[pd.Series], pd.Series]
@@ -96,6 +111,11 @@ class GroupingSpec:
         plotted: Whether the report draws its list shares and need at equal risk.
         england_shares: Each group's share of England's population, where known; the
             report's representativeness table compares the test rows with it.
+        place: Whether it divides people by where they live or are registered (local
+            authority, MDT, practice): a place with fewer recorded events than predicted may
+            have lost data rather than gained health.
+        required: Whether the predictions and selections must carry its column; an optional
+            grouping whose column is absent, or with fewer than two groups, is left out.
     """
 
     name: str
@@ -111,6 +131,8 @@ class GroupingSpec:
     gates: bool = True
     plotted: bool = False
     england_shares: Mapping[str, float] = field(default_factory=dict)
+    place: bool = False
+    required: bool = True
 
     def group_label(self, group: str) -> str:
         """The plain label of ``group``."""
@@ -202,6 +224,47 @@ def _age_group(values: pd.Series) -> pd.Series:
     return values.astype("string").fillna("Not known").astype(str)
 
 
+@cache
+def _lad_of_lsoa() -> dict[str, str]:
+    lookup = imd_lookup()
+    return dict(zip(lookup["lsoa_code"], lookup["lad_code"], strict=True))
+
+
+@cache
+def _lad_names() -> dict[str, str]:
+    lookup = imd_lookup().drop_duplicates("lad_code")
+    return dict(zip(lookup["lad_code"], lookup["lad_name"], strict=True))
+
+
+class _LocalAuthorityNames(Mapping[str, str]):
+    """LAD 2019 code -> name, read from the shipped IMD 2019 reference when first asked."""
+
+    def __getitem__(self, code: str) -> str:
+        return _lad_names()[code]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_lad_names())
+
+    def __len__(self) -> int:
+        return len(_lad_names())
+
+
+def _local_authority(values: pd.Series) -> pd.Series:
+    """LSOA 2011 code -> its local authority district (LAD 2019 code); 'Not known' outside England's IMD."""
+    text = values.astype("string").str.strip()
+    return text.map(_lad_of_lsoa()).fillna(PLACE_NOT_KNOWN).astype(str)
+
+
+def _place(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.mask(text == "").fillna(PLACE_NOT_KNOWN).astype(str)
+
+
+def _place_key(group: str) -> tuple[bool, bool, str]:
+    # Named places in order; those not served by an MDT, then the unknown ones, last.
+    return (group in (NO_MDT, PLACE_NOT_KNOWN), group == PLACE_NOT_KNOWN, group)
+
+
 GROUPINGS: dict[str, GroupingSpec | IntersectionSpec] = {
     spec.name: spec
     for spec in (
@@ -247,6 +310,40 @@ GROUPINGS: dict[str, GroupingSpec | IntersectionSpec] = {
             # for the board to read, but not an automatic stop.
             gates=False,
         ),
+        GroupingSpec(
+            name="local_authority",
+            label="Local authority of residence",
+            # Residence, not the practice's district: a capture failure (admissions to a trust
+            # outside the area) follows where people live, and every English LSOA has its LA.
+            column="lsoa_code",
+            recode=_local_authority,
+            sort_key=_place_key,
+            group_labels=_LocalAuthorityNames(),
+            place=True,
+            required=False,
+        ),
+        GroupingSpec(
+            name="mdt",
+            label="MDT (neighbourhood team) of the GP practice",
+            column="mdt",
+            recode=_place,
+            sort_key=_place_key,
+            group_labels={NO_MDT: "No MDT covers the practice"},
+            place=True,
+            required=False,
+        ),
+        GroupingSpec(
+            name="gp_practice",
+            label="GP practice",
+            column="practice_code",
+            recode=_place,
+            sort_key=_place_key,
+            # Practices differ for reasons the model does not see and their cells are small:
+            # reported for the board to read, not an automatic stop.
+            gates=False,
+            place=True,
+            required=False,
+        ),
         IntersectionSpec(
             name="imd_quintile_x_ethnic_group",
             label="Deprivation quintile x ethnic group",
@@ -285,8 +382,25 @@ def grouping_names() -> tuple[str, ...]:
 
 
 def grouping_columns() -> tuple[str, ...]:
-    """Input columns the audit's predictions and list selections must carry (one per grouping)."""
+    """Input columns the audit's predictions and list selections carry (one per grouping, optional ones included)."""
     return tuple(dict.fromkeys(s.column for s in GROUPINGS.values() if isinstance(s, GroupingSpec)))
+
+
+def required_grouping_columns() -> tuple[str, ...]:
+    """Input columns the audit's predictions and list selections must carry (a place's column is optional)."""
+    required = {s.column for s in GROUPINGS.values() if isinstance(s, GroupingSpec) and s.required}
+    return tuple(c for c in grouping_columns() if c in required)
+
+
+def is_place(grouping: str) -> bool:
+    """Whether ``grouping`` divides people by place (local authority, MDT, practice)."""
+    spec = GROUPINGS.get(grouping)
+    return isinstance(spec, GroupingSpec) and spec.place
+
+
+def reported_by_mdt(grouping: str) -> bool:
+    """Whether the lists are broken down by ``grouping`` MDT by MDT (not intersections, not places)."""
+    return not is_intersection(grouping) and not is_place(grouping)
 
 
 def default_references() -> dict[str, str]:
@@ -313,16 +427,19 @@ def assign_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Grouping]]:
     """Add one text column per registered grouping to a copy of ``frame`` and describe the groupings.
 
     Args:
-        frame: Rows carrying every grouping's input column (:func:`grouping_columns`).
+        frame: Rows carrying every required grouping column (:func:`required_grouping_columns`)
+            and any optional ones available.
 
     Returns:
         The copy, with each grouping's groups in its ``name`` column (intersections
-        included), and the groupings in report order.
+        included), and the groupings in report order. An optional grouping whose column
+        is absent, or with fewer than two groups in ``frame``, is left out of the list
+        (its column is still written when its input column is there).
 
     Raises:
-        RiskstratError: If a column is missing or holds a value outside its code set.
+        RiskstratError: If a required column is missing or a column holds a value outside its code set.
     """
-    missing = [c for c in grouping_columns() if c not in frame.columns]
+    missing = [c for c in required_grouping_columns() if c not in frame.columns]
     if missing:
         raise RiskstratError(
             f"the fairness audit needs columns {missing}, which are missing",
@@ -331,17 +448,27 @@ def assign_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Grouping]]:
     out = frame.copy()
     groups: dict[str, tuple[str, ...]] = {}
     for name, spec in GROUPINGS.items():
-        if isinstance(spec, GroupingSpec):
+        if isinstance(spec, GroupingSpec) and spec.column in out.columns:
             out[name] = spec.recode(out[spec.column])
-            groups[name] = spec.report_groups(out[name])
+            present = spec.report_groups(out[name])
+            if spec.required or out[name].nunique() >= 2:
+                groups[name] = present
     for name, spec in GROUPINGS.items():
-        if isinstance(spec, IntersectionSpec):
+        if isinstance(spec, IntersectionSpec) and all(part in groups for part in spec.parts):
             first, second = spec.parts
             out[name] = out[first] + INTERSECTION_SEPARATOR + out[second]
             groups[name] = tuple(
                 f"{a}{INTERSECTION_SEPARATOR}{b}" for a in groups[first] for b in groups[second]
             )
-    return out, [Grouping(name, spec.label, groups[name]) for name, spec in GROUPINGS.items()]
+    return out, [
+        Grouping(name, spec.label, groups[name]) for name, spec in GROUPINGS.items() if name in groups
+    ]
+
+
+def left_out_groupings(groupings: list[Grouping]) -> tuple[str, ...]:
+    """Registered groupings missing from an audit's ``groupings`` (no column, or fewer than two groups)."""
+    audited = {g.name for g in groupings}
+    return tuple(name for name in GROUPINGS if name not in audited)
 
 
 def group_label(grouping: str, group: str) -> str:

@@ -71,8 +71,22 @@ def model_card(
         calibration_method=f"{model.calibrator.method} on the validation as-of date ({as_of.validation})",
         missing_data=MISSING_DATA,
         synthetic=synthetic,
-        promotion_checks=tuple(calibration_checks(test_metrics, model_settings.promotion)[1]),
+        # Quoted on the events as the report shows them, so the report gives one O/E for the test rows.
+        promotion_checks=tuple(
+            calibration_checks(
+                test_metrics, model_settings.promotion, shown_events=_shown_events(test_metrics)
+            )[1]
+        ),
     )
+
+
+def _shown_events(test_metrics: pd.DataFrame) -> float | str | None:
+    """The test rows' events as the report shows them: rounded to 5, ``"*"`` when 1-7, None when unknown."""
+    rows = test_metrics[(test_metrics["model"] == LIGHTGBM) & (test_metrics["metric"] == "oe_ratio")]
+    if rows.empty or "events" not in rows.columns:
+        return None
+    shown = count(float(rows["events"].iloc[0]))
+    return float(shown) if isinstance(shown, int) else shown
 
 
 def is_synthetic(truth_dir: Path | None) -> bool:

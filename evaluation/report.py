@@ -4,25 +4,29 @@ Disclosure control cannot be skipped: :func:`report_payload` builds the JSON
 only through ``riskstrat.evaluation.disclosure``, :func:`render_report` checks
 the payload with :func:`~riskstrat.evaluation.disclosure.check_disclosed`, and
 the HTML and its plots are drawn from that payload alone, never from the raw audit.
+
+The page is read in five minutes and printed on A4: a one-page summary that leads
+with the decision (the gates, the findings, how many checks ran and what chance
+alone would give), then the findings, the differences expected by design (age),
+the MDTs' decisions when any came back, and the evidence. Large groupings (places,
+intersections) show a few groups and count the rest; tables that would hold only
+suppressed cells are left out with one line saying why. The plots are drawn in
+:mod:`riskstrat.evaluation.report_plots`; the print styles are in the template.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import io
 import json
 import math
+import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -34,15 +38,18 @@ from riskstrat.evaluation.groups import (
     INSUFFICIENT,
     GroupingSpec,
     group_label,
-    is_intersection,
     plotted_groupings,
+    reported_by_mdt,
 )
+from riskstrat.evaluation.report_plots import Image, calibration_groupings, encode, figures, short_label
+from riskstrat.evaluation.report_plots import is_number as _is_number
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.features.outcomes import outcome_names, outcome_wording
 from riskstrat.features.settings import OutcomeSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version of the report JSON: 2 added findings, error control, the MDTs' decisions and the summary's gates."""
 
 METRIC_LABELS = {
     "event_rate": "Event rate",
@@ -85,6 +92,9 @@ class ModelInfo:
         promotion_checks: The promotion gate's checks that need no champion (calibration
             slope and observed/expected within bounds), as "passed: ..." / "failed: ..."
             reasons; the report shows them beside the fairness gate.
+        audit_rows_sha256: SHA-256 of the stored audited test rows (pseudonymised IDs, group
+            columns, prediction, outcome), so a reviewer can check they recompute the same
+            figures from the same rows; None when the rows were not stored.
     """
 
     outcome: str
@@ -102,6 +112,7 @@ class ModelInfo:
     organisation: str = "the deploying organisation"
     generated_at: str | None = None
     promotion_checks: tuple[str, ...] = ()
+    audit_rows_sha256: str | None = None
 
 
 # --- the disclosed payload ----------------------------------------------------------------
@@ -203,9 +214,66 @@ def _performance_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     return rows
 
 
+CALIBRATION_MIN_EVENTS = 10
+"""Fewest events (and non-events) in a calibration bin: the audit's equal-size bins are joined,
+from the lowest risk up, until each holds this many, so a small group's curve is drawn on fewer
+bins instead of being withheld for a bin of 1 to 7 events."""
+
+CALIBRATION_MIN_BINS = 3
+"""Fewest bins a curve is drawn on (below this a curve says little about its shape)."""
+
+
+def merge_calibration_bins(bins: pd.DataFrame, min_events: int = CALIBRATION_MIN_EVENTS) -> pd.DataFrame:
+    """Join a group's adjacent equal-size calibration bins so each has ``min_events`` events and non-events.
+
+    Args:
+        bins: One group's bins in risk order: ``n``, ``events``, ``mean_risk``.
+        min_events: Fewest events, and non-events, per joined bin.
+
+    Returns:
+        The joined bins (``bin`` from 1, ``n``, ``events``, ``mean_risk`` weighted by people), at
+        least :data:`CALIBRATION_MIN_BINS` of them when there are that many to join (equal
+        numbers of the audit's bins each when the group has too few events for more).
+    """
+    bins = bins.reset_index(drop=True)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    events = non_events = 0.0
+    for i, b in bins.iterrows():
+        current.append(int(i))
+        events += b["events"]
+        non_events += b["n"] - b["events"]
+        if events >= min_events and non_events >= min_events:
+            groups.append(current)
+            current, events, non_events = [], 0.0, 0.0
+    if current:  # the highest-risk remainder is too small on its own: join it to the bin below
+        if groups:
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    if len(groups) < min(CALIBRATION_MIN_BINS, len(bins)):
+        groups = [
+            list(part) for part in np.array_split(np.arange(len(bins)), min(CALIBRATION_MIN_BINS, len(bins)))
+        ]
+    rows = []
+    for number, members in enumerate(groups, start=1):
+        part = bins.iloc[members]
+        n = float(part["n"].sum())
+        rows.append(
+            {
+                "bin": number,
+                "n": n,
+                "events": float(part["events"].sum()),
+                "mean_risk": float((part["mean_risk"] * part["n"]).sum() / n) if n else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _calibration_payload(audit: FairnessAudit) -> list[dict[str, Any]]:
     curves = []
-    for (grouping, group), bins in audit.calibration.groupby(["grouping", "group"], sort=False):
+    for (grouping, group), base in audit.calibration.groupby(["grouping", "group"], sort=False):
+        bins = merge_calibration_bins(base.sort_values("bin"))
         # A curve with one small bin is withheld whole: the group's events are shown, so its
         # other bins' events would give the small one back by difference.
         withheld = disclosure.any_suppressed(
@@ -356,8 +424,8 @@ def _need_payload(audit: FairnessAudit) -> dict[str, Any]:
 
 def _flag_figures(flag: Flag) -> tuple[Any, Any, Any]:
     """A flag's estimate and interval as the report may show them (see :attr:`Flag.shown`)."""
-    figures = flag.shown if flag.shown is not None else (flag.estimate, flag.lower, flag.upper)
-    return tuple(value if value == SUPPRESSED else _num(value, 3) for value in figures)  # type: ignore[return-value]
+    shown = flag.shown if flag.shown is not None else (flag.estimate, flag.lower, flag.upper)
+    return tuple(value if value == SUPPRESSED else _num(value, 3) for value in shown)  # type: ignore[return-value]
 
 
 def _flag_payload(flag: Flag, blocking: set[str], settings: FairnessSettings) -> dict[str, Any]:
@@ -384,19 +452,144 @@ def _flag_payload(flag: Flag, blocking: set[str], settings: FairnessSettings) ->
     }
 
 
+EXPECTED_BY_DESIGN = {
+    "age_band": "Age is one of the model's inputs and risk rises with age: differences between age "
+    "bands in who the lists find, and in need at equal risk, are expected by design. They are shown "
+    "for the board to read and never block promotion on their own."
+}
+"""Groupings whose differences are expected by design, with why: reported in their own section."""
+
+
 def _why_not_blocking(flag: Flag, blocking: set[str], settings: FairnessSettings) -> str | None:
     """Why a flag does not block promotion, in words (None when it blocks)."""
     if flag.flag_id in blocking:
         return None
-    if flag.accepted is not None:
+    return _why_finding_not_blocking(flag.grouping, flag.status, flag.accepted is not None, settings)
+
+
+def _why_finding_not_blocking(grouping: str, status: str, accepted: bool, settings: FairnessSettings) -> str:
+    """Why a flag or finding in ``grouping`` does not block promotion, in plain words."""
+    if accepted:
         return "accepted by the board"
-    if flag.status == "explained":
-        return "explained by different risk"
-    if flag.status == "uncertain" and not settings.gate_on_uncertain:
-        return "uncertain flags do not gate (gate_on_uncertain: false)"
-    if flag.grouping not in settings.gating_groupings:
-        return f"{flag.grouping.replace('_', ' ')} is audited but does not gate (gating_groupings)"
-    return "does not gate"
+    if status == "explained":
+        return "follows the group's different risk"
+    if status != "raised":
+        return "not enough evidence of a gap"
+    if grouping in EXPECTED_BY_DESIGN:
+        return "expected by design"
+    if grouping not in settings.gating_groupings:
+        return f"{_grouping_name(grouping).lower()} is reported, not a stop"
+    return "does not block"
+
+
+def _grouping_name(grouping: str) -> str:
+    """A grouping's short plain name ("Deprivation", "Ethnic group" ...)."""
+    spec = GROUPINGS.get(grouping)
+    return short_label(spec.label) if spec is not None else grouping.replace("_", " ").capitalize()
+
+
+def _section(grouping: str, settings: FairnessSettings) -> str:
+    """Where a finding belongs: it decides promotion ("gating"), by design ("by_design") or "reported"."""
+    if grouping in EXPECTED_BY_DESIGN:
+        return "by_design"
+    return "gating" if grouping in settings.gating_groupings else "reported"
+
+
+def _findings_payload(audit: FairnessAudit, blocking: set[str]) -> list[dict[str, Any]]:
+    """What the audit found, one entry per finding (one per raised flag when the audit has no findings).
+
+    Each entry says whether it blocks promotion and why not, and which part of the report it
+    belongs to: the findings that decide promotion, those expected by design, or reported ones.
+    """
+    settings = audit.settings
+    raw = getattr(audit, "findings", None)
+    items: list[dict[str, Any]] = []
+    if raw is None:  # an audit from before combined findings: each raised flag is a finding
+        for flag in audit.flags:
+            if flag.status != "raised":
+                continue
+            items.append(
+                {
+                    "finding_id": flag.flag_id,
+                    "grouping": flag.grouping,
+                    "group": flag.group,
+                    "label": group_label(flag.grouping, flag.group),
+                    "kinds": [flag.kind],
+                    "sentence": flag.sentence,
+                    "details": [],
+                    "accepted": flag.accepted is not None,
+                }
+            )
+    else:
+        items = [_finding_item(finding) for finding in raw]
+    for item in items:
+        item["grouping_label"] = _grouping_name(item["grouping"])
+        item["blocks_promotion"] = item["finding_id"] in blocking
+        item["section"] = _section(item["grouping"], settings)
+        item["why_not_blocking"] = (
+            None
+            if item["blocks_promotion"]
+            else _why_finding_not_blocking(item["grouping"], "raised", item["accepted"], settings)
+        )
+    order = {"gating": 0, "reported": 1, "by_design": 2}
+    items.sort(key=lambda i: (not i["blocks_promotion"], order[i["section"]]))
+    return items
+
+
+def _finding_item(finding: Any) -> dict[str, Any]:
+    """A finding of the audit as the report shows it: one sentence, with folded cells as detail."""
+    return {
+        "finding_id": finding.flag_id,
+        "grouping": finding.grouping,
+        "group": finding.group,
+        "label": finding.label,
+        "kinds": [finding.kind],
+        "sentence": finding.sentence,
+        "details": [part.sentence for part in getattr(finding, "detail", ())],
+        "accepted": finding.accepted is not None,
+    }
+
+
+FLAG_KIND_NAMES = {
+    "calibration_oe": "observed / expected",
+    "need_at_equal_risk": "need at equal risk",
+    "auroc_gap": "ranking (AUROC) gap",
+    "sensitivity_ratio": "share of outcomes found by the lists",
+    "gp_recording": "GP recording of hospital-recorded conditions",
+    "combined": "combined evidence",
+}
+"""Plain names of the audit's kinds of check."""
+
+
+def _error_control_payload(audit: FairnessAudit) -> dict[str, Any] | None:
+    """How many checks ran, how many raised, and how many false flags chance alone would give, by kind.
+
+    None for an audit that does not record it. Keys are named so none reads as a count of
+    people (``checks_made``, not ``n_checks``): they count checks, not people.
+    """
+    control = getattr(audit, "error_control", None)
+    if not control:
+        return None
+    kinds = []
+    for kind, tally in control.get("kinds", {}).items():
+        kinds.append(
+            {
+                "kind": kind,
+                "name": FLAG_KIND_NAMES.get(kind, kind.replace("_", " ")),
+                "checks_made": int(tally.get("checks", 0)),
+                "raised": int(tally.get("raised", 0)),
+                "beyond_tolerance_without_evidence": int(tally.get("beyond_tolerance_not_significant", 0)),
+                "expected_false_flags": _num(tally.get("expected_false_flags"), 2),
+                # From a null simulation, when the audit carries one (None otherwise).
+                "expected_beyond_tolerance": _num(tally.get("expected_beyond_tolerance"), 1),
+            }
+        )
+    return {
+        "method": control.get("method"),
+        "level": control.get("level"),
+        "expected_false_flags_method": control.get("expected_false_flags_method"),
+        "kinds": kinds,
+    }
 
 
 def _settings_payload(audit: FairnessAudit) -> dict[str, Any]:
@@ -413,7 +606,8 @@ def _settings_payload(audit: FairnessAudit) -> dict[str, Any]:
         "calibration_bins": s.calibration_bins,
         "need_measures": dict(s.need_measures),
         "need_flag_measures": list(s.need_flag_measures),
-        "gate_on_uncertain": s.gate_on_uncertain,
+        "false_discovery_rate": s.false_discovery_rate,
+        "gating_groupings": list(s.gating_groupings),
         "accepted_flags": [
             {
                 "flag_id": a.flag_id,
@@ -426,7 +620,9 @@ def _settings_payload(audit: FairnessAudit) -> dict[str, Any]:
     }
 
 
-def report_payload(audit: FairnessAudit, context: ModelInfo) -> dict[str, Any]:
+def report_payload(
+    audit: FairnessAudit, context: ModelInfo, decisions: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Every number of the report, disclosure-controlled, as a JSON-ready dict.
 
     Counts sit under keys named like counts (``n``, ``events``, ``selected``,
@@ -435,6 +631,9 @@ def report_payload(audit: FairnessAudit, context: ModelInfo) -> dict[str, Any]:
     Args:
         audit: The fairness audit.
         context: What the report says about the model.
+        decisions: What the MDTs decided about the people on their lists
+            (``riskstrat.evaluation.decisions.decisions_payload``, already
+            disclosure-controlled), or None when no decisions came back.
 
     Returns:
         The payload (checked by :func:`~riskstrat.evaluation.disclosure.check_disclosed`).
@@ -458,6 +657,7 @@ def report_payload(audit: FairnessAudit, context: ModelInfo) -> dict[str, Any]:
             "missing_data": context.missing_data,
             "synthetic": context.synthetic,
             "organisation": context.organisation,
+            "audit_rows_sha256": context.audit_rows_sha256,
             "logged_metrics": {
                 k: disclosure.statistic(v, ())
                 for k, v in context.metrics.items()
@@ -481,6 +681,9 @@ def report_payload(audit: FairnessAudit, context: ModelInfo) -> dict[str, Any]:
         "mdts": [m for m in dict.fromkeys(audit.lists["mdt"]) if m != ALL_MDTS],
         "need_at_equal_risk": _need_payload(audit),
         "flags": [_flag_payload(f, blocking, audit.settings) for f in audit.flags],
+        "findings": _findings_payload(audit, blocking),
+        "error_control": _error_control_payload(audit),
+        "decisions": decisions,
         "promotion_gate": {
             "open_flags": sorted(blocking),
             "passes": not blocking,
@@ -543,17 +746,79 @@ def _outcome_text(name: str) -> str:
     return f"{_with_article(name.replace('_', ' '))} in the next year"
 
 
+SUMMARY_FINDINGS = 4
+"""Most findings named on the summary page (the rest are counted and listed under Findings)."""
+
+SUMMARY_LINE_CHARS = 320
+"""Longest finding line on the summary page; the whole sentence is under Findings."""
+
+_VERDICT = re.compile(r" - a real gap, not noise.*?\((?:false discovery rate|FDR)[^)]*\)")
+_WITHIN = re.compile(r" ?The same gap shows within it.*$", re.DOTALL)
+
+
+def summary_line(sentence: str) -> str:
+    """A finding's sentence as the summary page gives it: the gap and its figures, not the method.
+
+    The verdict's method clause ("a real gap, not noise: it stands after allowing for ...")
+    and the intersection cells folded into it are left to section 1; what is left is cut to
+    :data:`SUMMARY_LINE_CHARS` so the summary stays on one page.
+    """
+    short = _WITHIN.sub("", _VERDICT.sub("", sentence)).strip()
+    return textwrap.shorten(short, SUMMARY_LINE_CHARS, placeholder=" ...")
+
+
+def _gate_line(check: str) -> dict[str, Any]:
+    """A promotion check ("passed: ..." / "failed: ...") as a line of the summary."""
+    passed = not check.startswith("failed")
+    text = check.split(": ", 1)[1] if check.split(":", 1)[0] in ("passed", "failed") else check
+    return {"passed": passed, "text": text[:1].upper() + text[1:]}
+
+
+def _checks_line(control: dict[str, Any] | None) -> str | None:
+    """How many checks ran, how many raised, and how many false flags chance alone would give."""
+    if not control or not control["kinds"]:
+        return None
+    checks = sum(k["checks_made"] for k in control["kinds"])
+    raised = sum(k["raised"] for k in control["kinds"])
+    expected = [k["expected_false_flags"] for k in control["kinds"] if _is_number(k["expected_false_flags"])]
+    chance = (
+        f"; on a fair, well-calibrated model, chance alone would raise about {sum(expected):.1f}"
+        if expected
+        else ""
+    )
+    return f"The audit made {checks} checks and raised {raised}{chance}."
+
+
+def _beyond_tolerance_line(control: dict[str, Any] | None) -> str | None:
+    """One sentence on estimates beyond tolerance without evidence of a real gap."""
+    if not control or not control["kinds"]:
+        return None
+    beyond = sum(k["beyond_tolerance_without_evidence"] for k in control["kinds"])
+    if not beyond:
+        return "No other estimate lies beyond tolerance."
+    expected = [k["expected_beyond_tolerance"] for k in control["kinds"]]
+    chance = (
+        f"a fair, well-calibrated model would give about {sum(expected):.0f} by chance"
+        if expected and all(_is_number(e) for e in expected)
+        else "on a fair model many such estimates are expected by chance when this many checks are made"
+    )
+    return (
+        f"{beyond} further estimate{'s lie' if beyond != 1 else ' lies'} beyond tolerance without "
+        f"evidence of a real gap ({chance}): they are not findings and ask nothing of the board."
+    )
+
+
 def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
-    """The one-page plain-language summary for the board, from the disclosed payload."""
-    model, overall, flags = payload["model"], payload["overall"], payload["flags"]
+    """The one-page summary for the board, leading with the decision, from the disclosed payload."""
+    model, overall = payload["model"], payload["overall"]
     outcome = model["outcome"].replace("_", " ")
     auroc = overall["metrics"]["auroc"]
     oe = overall["metrics"]["oe_ratio"]
     how_well = [
-        f"Discrimination (AUROC) {_metric_text(auroc)}: given one person who went on to have {_with_article(outcome)} "
-        f"and one who did not, the model gives the first a higher risk about "
+        f"Ranking (AUROC) {_metric_text(auroc)}: of two people, one who went on to have "
+        f"{_with_article(outcome)} and one who did not, the model gives the first the higher risk about "
         f"{round(100 * auroc['value']) if isinstance(auroc['value'], float) else '?'} times in 100 "
-        "(50 would be chance)."
+        "(50 is chance)."
     ]
     if isinstance(oe["value"], float):
         word = (
@@ -562,81 +827,82 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
             else ("fewer events than" if oe["value"] > 1 else "more events than")
         )
         how_well.append(
-            f"Calibration: observed / expected events {_metric_text(oe)}; the model predicted {word} happened."
+            f"Observed / expected events {_metric_text(oe)}: the model predicted {word} happened."
         )
-    raised = [f for f in flags if f["status"] == "raised"]
-    uncertain = [f for f in flags if f["status"] == "uncertain"]
-    explained = [f for f in flags if f["status"] == "explained"]
-    grouping_labels = {g["name"]: g["label"] for g in payload["groupings"]}
+    gate = payload["promotion_gate"]
+    gates = [_gate_line(c) for c in gate["calibration_checks"]]
+    findings = [f for f in payload["findings"] if f["section"] != "by_design"]
+    blocking = [f for f in findings if f["blocks_promotion"]]
+    gates.append(
+        {
+            "passed": gate["passes"],
+            "text": "Fairness: no finding blocks promotion."
+            if gate["passes"]
+            else f"Fairness: {len(gate['open_flags'])} finding{'s' if len(gate['open_flags']) != 1 else ''} "
+            "block promotion (below).",
+        }
+    )
+    failed = [g["text"] for g in gates if not g["passed"]]
+    verdict = (
+        "This model cannot go live: "
+        + ("a gate fails." if len(failed) == 1 else f"{len(failed)} gates fail.")
+        if failed
+        else "This model passes every gate this audit decides: it may go live if the board agrees."
+    )
     insufficient = [
-        f"{grouping_labels.get(r['grouping'], r['grouping'])}: {r['label']}"
-        for r in payload["performance"]
-        if r["status"] == INSUFFICIENT and r["grouping"] != OVERALL
+        r for r in payload["performance"] if r["status"] == INSUFFICIENT and r["grouping"] != OVERALL
     ]
     decisions = []
-    failed_checks = [
-        c.removeprefix("failed: ")
-        for c in payload["promotion_gate"]["calibration_checks"]
-        if c.startswith("failed")
-    ]
+    failed_checks = [g["text"] for g in gates[:-1] if not g["passed"]]
     if failed_checks:
         decisions.append(
-            "The promotion gate's calibration check fails, so this model cannot go live whatever is "
-            f"decided about the flags: {' '.join(failed_checks)} Ask for the model to be recalibrated or retrained."
+            "The calibration gate fails, so this model cannot go live whatever is decided about the "
+            f"findings: {' '.join(failed_checks)} Ask for the model to be recalibrated or retrained."
         )
-    if payload["promotion_gate"]["open_flags"]:
+    if blocking:
         decisions.append(
-            f"{len(payload['promotion_gate']['open_flags'])} flags are open and block this model from "
-            "going live: for each, accept it with a reason in configs/fairness.yaml, or ask for the "
-            "model to be fixed."
+            f"{len(blocking)} finding{'s' if len(blocking) != 1 else ''} block this model: for each, "
+            "accept it with a recorded reason or ask for the model to be fixed."
         )
     elif not failed_checks:
-        decisions.append("No flag blocks this model: decide whether it may go live (or stay live).")
-    if uncertain:
-        decisions.append(
-            f"{len(uncertain)} possible gaps are too uncertain to call: decide whether to wait for more "
-            "data or act now."
-        )
+        decisions.append("Decide whether the model may go live (or stay live).")
     if insufficient:
         decisions.append(
-            "The audit cannot judge the model for some groups (too few people or events): decide how "
+            f"The audit cannot judge {len(insufficient)} groups (too few people or events): decide how "
             "they will be monitored."
         )
-    decisions.append("Confirm the tolerances the flags use and the reference groups (section 'Settings').")
     decisions.append(
-        "Answer the TRIPOD+AI items marked 'for the board' and review the clinical safety hazards for "
-        "the DCB0160 hazard log."
+        "Confirm the tolerances and reference groups (Methods); answer the TRIPOD+AI items marked "
+        "'For the board'; review the DCB0160 hazards."
     )
-    purpose = (
-        f"The model estimates each adult's chance of {_outcome_text(model['outcome'])} from their GP, community "
-        "and hospital records, so that neighbourhood MDTs can offer proactive care to those at highest risk. "
-        "It supports clinical judgement; it does not decide care."
-    )
+    by_design = [f for f in payload["findings"] if f["section"] == "by_design"]
     return {
-        "purpose": purpose,
-        "how_well": how_well,
-        "who_it_may_fail": [f["sentence"] for f in raised]
-        or ["No gap beyond tolerance is certain enough to call."],
-        "uncertain_count": len(uncertain),
-        "explained_count": len(explained),
-        "insufficient_groups": insufficient,
-        "flag_meaning": [
-            "Raised: a real gap, not noise - the whole 95% interval lies beyond the agreed tolerance.",
-            "Possible, uncertain: the estimate is beyond the "
-            "tolerance but the interval reaches back inside it; "
-            "more data are needed to tell.",
-            "Explained: a difference in who the lists find that "
-            "follows a group's lower predicted risk, while neither group has a raised calibration or "
-            "need flag.",
-            "Accepted: the board has accepted the flag with a "
-            "recorded reason; it no longer blocks promotion.",
-            "Insufficient data: a group too small to judge (fewer than "
-            f"{payload['settings']['minimum_cell_people']} people "
-            f"or {payload['settings']['minimum_cell_outcomes']} "
-            "events or non-events); shown, never dropped, and never flagged.",
+        "purpose": (
+            f"Estimates each adult's chance of {_outcome_text(model['outcome'])}, so that neighbourhood MDTs "
+            "can offer proactive care to those at highest risk. It supports clinical judgement; it does "
+            "not decide care."
+        ),
+        "verdict": verdict,
+        "goes_live": not failed,
+        "gates": gates,
+        "findings": [
+            {"text": summary_line(f["sentence"]), "blocks_promotion": f["blocks_promotion"]}
+            for f in findings[:SUMMARY_FINDINGS]
         ],
+        "more_findings": max(0, len(findings) - SUMMARY_FINDINGS),
+        "checks": _checks_line(payload.get("error_control")),
+        "beyond_tolerance": _beyond_tolerance_line(payload.get("error_control")),
+        "by_design": (
+            f"{len(by_design)} difference{'s' if len(by_design) != 1 else ''} by "
+            f"{' and '.join(sorted({_grouping_name(f['grouping']).lower() for f in by_design}))} "
+            "are expected by design and do not block (section 2)."
+            if by_design
+            else None
+        ),
+        "how_well": how_well,
+        "insufficient_count": len(insufficient),
         "decisions": decisions,
-        "gate": "passes" if payload["promotion_gate"]["passes"] else "blocked",
+        "gate": "passes" if gate["passes"] else "blocked",
     }
 
 
@@ -696,8 +962,8 @@ def tripod_checklist(payload: dict[str, Any], context: ModelInfo) -> list[dict[s
             else ""
         ),
         "14": "Performance, calibration, list selection and need at equal risk by deprivation, "
-        "ethnicity, sex, age band and deprivation x ethnicity, with flags against agreed tolerances "
-        "(this report).",
+        "ethnicity, sex, age band, place and deprivation x ethnicity, with findings against agreed "
+        "tolerances under false discovery rate control (this report).",
         "15": "A probability of the outcome; each MDT lists its highest-risk people up to its weekly "
         "capacity.",
         "21": f"{overall['n']} test rows with {overall['events']} events.",
@@ -815,8 +1081,8 @@ def model_card(payload: dict[str, Any], context: ModelInfo) -> dict[str, Any]:
             "they are kept as a group of their own and may "
             "differ from every other group.",
             "Intervals describe sampling noise only, not bias in the data or changes over time.",
-            "Small groups cannot be judged ('insufficient data'); absence of a flag there is not evidence of "
-            "fairness.",
+            "Small groups cannot be judged ('too few to judge'); absence of a finding there is not evidence "
+            "of fairness.",
             "The lists' sensitivity depends on capacity: a different capacity changes who is found.",
         ],
         "retraining_caution": (
@@ -838,183 +1104,9 @@ def model_card(payload: dict[str, Any], context: ModelInfo) -> dict[str, Any]:
 # --- plots (drawn from the disclosed payload only) ----------------------------------------
 
 
-def _png(fig: plt.Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def plot_calibration(payload: dict[str, Any], grouping: str) -> str:
-    """Calibration curves of every judged group in ``grouping``, one panel each, overall in grey."""
-    curves = {c["group"]: c for c in payload["calibration_curves"] if c["grouping"] == grouping}
-    overall = next(c for c in payload["calibration_curves"] if c["grouping"] == OVERALL)
-    labels = [c["label"] for c in curves.values()] or ["(no group large enough)"]
-    cols = min(3, max(1, len(labels)))
-    rows = math.ceil(len(labels) / cols)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.3 * cols, 3.0 * rows), squeeze=False, layout="constrained"
-    )
-    top = max(
-        [
-            b["mean_risk"]
-            for c in payload["calibration_curves"]
-            for b in c["bins"]
-            if _is_number(b["mean_risk"])
-        ]
-        + [
-            b["observed_rate"]
-            for c in payload["calibration_curves"]
-            for b in c["bins"]
-            if _is_number(b["observed_rate"])
-        ]
-        + [0.05]
-    )
-    for ax, curve in zip(axes.flat, list(curves.values()) or [None], strict=False):
-        ax.plot([0, top], [0, top], color="#999", lw=0.8, ls="--")
-        for data, colour, width in ((overall, "#bbb", 1.0), (curve, "#1f5fa8", 1.6)):
-            if data is None:
-                continue
-            pts = [b for b in data["bins"] if _is_number(b["mean_risk"]) and _is_number(b["observed_rate"])]
-            ax.plot(
-                [b["mean_risk"] for b in pts],
-                [b["observed_rate"] for b in pts],
-                marker="o",
-                ms=3,
-                color=colour,
-                lw=width,
-            )
-        title = curve["label"] if curve else "no group large enough"
-        if curve and curve.get("withheld"):
-            title += " (withheld: a bin has 1-7 events)"
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("predicted risk", fontsize=8)
-        ax.set_ylabel("observed rate", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(labels) :]:
-        ax.axis("off")
-    fig.suptitle("Calibration by group (blue) against everyone (grey); suppressed bins not drawn", fontsize=9)
-    return _png(fig)
-
-
-def plot_forest(payload: dict[str, Any], metric: str, band: tuple[float, float] | None) -> str:
-    """Estimate and 95% interval of ``metric`` for every judged group (intersections left out)."""
-    rows = [r for r in payload["performance"] if not is_intersection(r["grouping"])]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1))
-    labels = []
-    for i, r in enumerate(rows):
-        m = r["metrics"][metric]
-        labels.append(f"{r['grouping'] if r['grouping'] != OVERALL else ''} {r['label']}".strip())
-        if _is_number(m["value"]) and _is_number(m["lower"]) and _is_number(m["upper"]):
-            ax.errorbar(
-                m["value"],
-                i,
-                xerr=[[m["value"] - m["lower"]], [m["upper"] - m["value"]]],
-                fmt="o",
-                color="#1f5fa8",
-                ms=4,
-                capsize=2,
-            )
-        else:
-            ax.text(
-                0.01,
-                i,
-                "insufficient data",
-                transform=ax.get_yaxis_transform(),
-                fontsize=7,
-                va="center",
-                color="#777",
-            )
-    if band:
-        ax.axvspan(band[0], band[1], color="#2a9d3a", alpha=0.08, label="tolerance")
-        ax.legend(fontsize=7, loc="lower right")
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel(METRIC_LABELS.get(metric, metric), fontsize=8)
-    ax.set_title(f"{METRIC_LABELS.get(metric, metric)} by group, 95% intervals", fontsize=9)
-    return _png(fig)
-
-
-def plot_list_shares(payload: dict[str, Any], grouping: str) -> str:
-    """Each group's share of the lists next to its share of the population and of the outcomes."""
-    rows = [r for r in payload["lists"] if r["mdt"] == ALL_MDTS and r["grouping"] == grouping]
-    fig, ax = plt.subplots(figsize=(7, 3))
-    x = np.arange(len(rows))
-    for offset, key, colour, name in (
-        (-0.27, "share_of_population", "#bbb", "population"),
-        (0.0, "share_of_outcomes", "#e39b2d", "outcomes (need)"),
-        (0.27, "share_of_list", "#1f5fa8", "lists"),
-    ):
-        values = [r[key] if _is_number(r[key]) else 0.0 for r in rows]
-        ax.bar(x + offset, values, width=0.27, color=colour, label=name)
-        for position, r in zip(x + offset, rows, strict=True):
-            if r[key] == SUPPRESSED:  # no bar: marked, so it does not read as nobody
-                ax.text(position, 0, "*", ha="center", va="bottom", fontsize=8, color=colour)
-    ax.set_xticks(x, [r["label"] for r in rows], fontsize=7, rotation=20, ha="right")
-    ax.set_ylabel("share", fontsize=8)
-    ax.legend(fontsize=7)
-    ax.set_title(
-        "Share of the lists, the population and the outcomes (* suppressed: 1 to 7 people)", fontsize=9
-    )
-    return _png(fig)
-
-
-def plot_need(payload: dict[str, Any], grouping: str) -> str:
-    """Mean realised need by predicted-risk band for each group, one panel per need measure."""
-    need = payload["need_at_equal_risk"]
-    measures = payload["settings"]["need_measures"]
-    fig, axes = plt.subplots(
-        1, len(measures), figsize=(3.4 * len(measures), 3.2), squeeze=False, layout="constrained"
-    )
-    band_count = len(need["band_labels"])
-    for ax, (measure, label) in zip(axes.flat, measures.items(), strict=False):
-        for group in next(g for g in payload["groupings"] if g["name"] == grouping)["groups"]:
-            pts = [
-                b
-                for b in need["bands"]
-                if b["grouping"] == grouping
-                and b["group"] == group
-                and b["measure"] == measure
-                and b["status"] == "ok"
-                and _is_number(b["mean"])
-            ]
-            if pts:
-                ax.plot(
-                    [b["band_index"] for b in pts],
-                    [b["mean"] for b in pts],
-                    marker="o",
-                    ms=3,
-                    label=group_label(grouping, group),
-                )
-        ax.set_xticks(
-            range(band_count), [lab.split("th")[0] for lab in need["band_labels"]], fontsize=6, rotation=30
-        )
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("predicted-risk percentile band", fontsize=7)
-        ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=6)
-    fig.suptitle("Realised need at equal predicted risk (cells with insufficient data not drawn)", fontsize=9)
-    return _png(fig)
-
-
-def plots(payload: dict[str, Any]) -> dict[str, str]:
-    """Every plot of the report as base64 PNG, keyed by name."""
-    tol = payload["settings"]["tolerances"]
-    out = {f"calibration_{g['name']}": plot_calibration(payload, g["name"]) for g in payload["groupings"]}
-    out["forest_oe_ratio"] = plot_forest(payload, "oe_ratio", (tol["oe_low"], tol["oe_high"]))
-    out["forest_auroc"] = plot_forest(payload, "auroc", None)
-    for grouping in plotted_groupings():
-        out[f"list_shares_{grouping}"] = plot_list_shares(payload, grouping)
-        out[f"need_{grouping}"] = plot_need(payload, grouping)
-    return out
+def plots(payload: dict[str, Any]) -> dict[str, Image]:
+    """Every plot of the report as an inline PNG with its printed width, keyed by name."""
+    return {name: encode(fig) for name, fig in figures(payload, plotted_groupings())}
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -1042,13 +1134,17 @@ def _format_pct(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _format_interval(metric: dict[str, Any], digits: int = 3, pct: bool = False) -> str:
+def _format_interval(metric: dict[str, Any], digits: int = 3, pct: bool = False, inline: bool = False) -> str:
     value = metric.get("value")
     if not _is_number(value):
         return "-" if value is None else str(value)
     fmt = _format_pct if pct else (lambda v: _format_value(v, digits))
     if _is_number(metric.get("lower")) and _is_number(metric.get("upper")):
-        return f"{fmt(value)} <small>({fmt(metric['lower'])} to {fmt(metric['upper'])})</small>"
+        if inline:
+            return (
+                f"{fmt(value)} <small>(95% interval {fmt(metric['lower'])} to {fmt(metric['upper'])})</small>"
+            )
+        return f'{fmt(value)} <small class="ci">{fmt(metric["lower"])} to {fmt(metric["upper"])}</small>'
     return fmt(value)
 
 
@@ -1059,33 +1155,66 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.do"],
     )
     env.filters["count"] = lambda v: jinja2.utils.markupsafe.Markup(_format_count(v))
     env.filters["num"] = _format_value
     env.filters["pct"] = _format_pct
-    env.filters["ci"] = lambda m, digits=3, pct=False: jinja2.utils.markupsafe.Markup(
-        _format_interval(m, digits, pct)
+    env.filters["short_label"] = short_label
+    env.filters["ci"] = lambda m, digits=3, pct=False, inline=False: jinja2.utils.markupsafe.Markup(
+        _format_interval(m, digits, pct, inline)
     )
     return env
 
 
-def render_report(audit: FairnessAudit, context: ModelInfo) -> tuple[str, dict[str, Any]]:
-    """Render the governance report.
+COMPACT_ABOVE = 12
+"""Groupings with more groups than this (places, intersections) show only some groups in tables."""
 
-    Args:
-        audit: The fairness audit (raw figures).
-        context: What the report says about the model.
+COMPACT_EXTREMES = 3
+"""How many groups with the highest and lowest observed / expected a compact table shows."""
 
-    Returns:
-        ``(html, payload)``: the self-contained HTML page and the JSON-ready payload
-        holding every number, both disclosure-controlled.
 
-    Raises:
-        RiskstratError: If any count escaped disclosure control.
+def shown_groups(payload: dict[str, Any], grouping: dict[str, Any]) -> list[str]:
+    """The groups a table shows for ``grouping``: all of them, or for a large grouping a few.
+
+    A large grouping (more than :data:`COMPACT_ABOVE` groups: practices, intersections) shows its
+    reference group, every group with a finding, and the :data:`COMPACT_EXTREMES` judged groups with
+    the highest and lowest observed / expected; the others are counted under the table and are all
+    in the JSON.
     """
-    payload = report_payload(audit, context)
+    groups = list(grouping["groups"])
+    if len(groups) <= COMPACT_ABOVE:
+        return groups
+    name = grouping["name"]
+    keep = {grouping["reference"]} | {f["group"] for f in payload["findings"] if f["grouping"] == name}
+    judged = [
+        (r["metrics"]["oe_ratio"]["value"], r["group"])
+        for r in payload["performance"]
+        if r["grouping"] == name
+        and r["status"] != INSUFFICIENT
+        and _is_number(r["metrics"]["oe_ratio"]["value"])
+    ]
+    judged.sort()
+    keep |= {g for _, g in judged[:COMPACT_EXTREMES]} | {g for _, g in judged[-COMPACT_EXTREMES:]}
+    return [g for g in groups if g in keep]
+
+
+def _mdt_tables(payload: dict[str, Any]) -> list[str]:
+    """MDTs whose by-group list tables show something: not every cell suppressed or too small."""
+    shown = []
+    for mdt in payload["mdts"]:
+        rows = [r for r in payload["lists"] if r["mdt"] == mdt]
+        if any(r["status"] != INSUFFICIENT and _is_number(r["selected"]) for r in rows):
+            shown.append(mdt)
+    return shown
+
+
+def render_html(payload: dict[str, Any]) -> str:
+    """The self-contained HTML page of a disclosed payload (plots drawn from it alone)."""
+    check_disclosed(payload)
     images = plots(payload)
-    html = (
+    groups = {g["name"]: shown_groups(payload, g) for g in payload["groupings"]}
+    return (
         _environment()
         .get_template("report.html.j2")
         .render(
@@ -1098,10 +1227,38 @@ def render_report(audit: FairnessAudit, context: ModelInfo) -> tuple[str, dict[s
             overall=OVERALL,
             insufficient=INSUFFICIENT,
             plotted=plotted_groupings(),
-            by_mdt=[g["name"] for g in payload["groupings"] if not is_intersection(g["name"])],
+            shown_groups=groups,
+            mdt_tables=_mdt_tables(payload),
+            by_mdt=[g["name"] for g in payload["groupings"] if reported_by_mdt(g["name"])],
+            by_design=EXPECTED_BY_DESIGN,
+            short_label=short_label,
+            compact_extremes=COMPACT_EXTREMES,
+            curve_groupings=[g["name"] for g in calibration_groupings(payload)],
         )
     )
-    return html, payload
+
+
+def render_report(
+    audit: FairnessAudit, context: ModelInfo, decisions: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Render the governance report.
+
+    Args:
+        audit: The fairness audit (raw figures).
+        context: What the report says about the model.
+        decisions: What the MDTs decided about the people on their lists, already
+            disclosure-controlled (``riskstrat.evaluation.decisions.decisions_payload``);
+            None leaves the section out.
+
+    Returns:
+        ``(html, payload)``: the self-contained HTML page and the JSON-ready payload
+        holding every number, both disclosure-controlled.
+
+    Raises:
+        RiskstratError: If any count escaped disclosure control.
+    """
+    payload = report_payload(audit, context, decisions)
+    return render_html(payload), payload
 
 
 def payload_json(payload: dict[str, Any]) -> str:

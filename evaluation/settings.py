@@ -6,10 +6,17 @@ Decisions recorded here (each is a setting, so a board can change it):
   the comparison NHS England's Core20PLUS5 uses; every other grouping is compared
   with its largest group (``"largest"``), which has the narrowest interval and,
   unlike a fixed name, exists in every population.
-* A flag is *raised* ("a real gap, not noise") only when the whole 95% interval
-  lies beyond the tolerance; when the estimate is beyond it but the interval
-  reaches back inside, the flag is *possible, uncertain*. Only raised flags block
-  promotion unless ``gate_on_uncertain`` is true.
+* Every judged check has a one-sided p-value against its tolerance (the hypothesis
+  that the true gap is within it). A flag is *raised* only when its p-value, adjusted
+  by the Benjamini-Hochberg procedure across the checks of its kind in one audit, is
+  below ``false_discovery_rate`` and its whole interval lies beyond the tolerance (so
+  the figures shown never contradict it). There is no "possible, uncertain" flag: the audit
+  counts instead how many estimates lay beyond a tolerance without evidence.
+* An intersection cell (IMD 1 x Mixed) whose margin (IMD 1, or Mixed) is raised for the
+  same kind is folded into the margin's finding, not counted twice.
+* Measures from independent sources that point the same disadvantaging way for one
+  group make one combined finding when at least two of them show a gap of
+  ``combined_tolerance_share`` of their tolerance.
 * A cell is "insufficient data" when it has fewer than ``min_cell_n`` people or
   fewer than ``min_cell_events`` events (or non-events); it is still reported,
   never dropped, and no flag is raised on it.
@@ -27,11 +34,17 @@ from pydantic import Field, field_validator, model_validator
 from riskstrat.evaluation.groups import default_gating, default_references, grouping_names
 from riskstrat.settings import Settings
 
-FLAG_KINDS = ("calibration_oe", "sensitivity_ratio", "auroc_gap", "need_at_equal_risk")
+FLAG_KINDS = ("calibration_oe", "sensitivity_ratio", "auroc_gap", "need_at_equal_risk", "gp_recording")
 """The kinds of fairness flag the audit can raise."""
 
-FLAG_ID_PATTERN = re.compile(r"^(" + "|".join(FLAG_KINDS) + r"):[a-z_]+:[^:]+(:[a-z_]+)?$")
-"""Flag ids: ``<kind>:<grouping>:<group>`` plus ``:<need measure>`` for need flags."""
+COMBINED = "combined"
+"""Kind of a finding that combines several measures for one group."""
+
+FLAG_ID_PATTERN = re.compile(
+    r"^(?:(?:" + "|".join(FLAG_KINDS) + r"):[a-z_]+:[^:]+(:[a-z_]+)?|" + COMBINED + r":[a-z_]+:[^:]+)$"
+)
+"""Ids the board accepts: ``<kind>:<grouping>:<group>`` plus ``:<need measure>`` for need
+flags, or ``combined:<grouping>:<group>`` for a combined finding."""
 
 
 def _check_registered(groupings: Iterable[str]) -> None:
@@ -85,6 +98,15 @@ class ToleranceSettings(Settings):
             "predicted risk (standardised need ratio) is flagged as sicker at equal risk."
         ),
     )
+    gp_recording_ratio: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description=(
+            "A group whose share of hospital-recorded long-term conditions also on the GP record is "
+            "below this times everyone else's is flagged as under-recorded by its GP practices."
+        ),
+    )
 
 
 class AcceptedFlag(Settings):
@@ -105,7 +127,7 @@ class AcceptedFlag(Settings):
         if not FLAG_ID_PATTERN.match(value):
             raise ValueError(
                 "expected '<kind>:<grouping>:<group>' (need flags add ':<measure>'), kind one of "
-                + ", ".join(FLAG_KINDS)
+                + ", ".join((*FLAG_KINDS, COMBINED))
             )
         return value
 
@@ -160,12 +182,55 @@ class FairnessSettings(Settings):
             "are for the board to read, not an automatic stop."
         ),
     )
-    gate_on_uncertain: bool = Field(
-        False, description="Also block promotion on 'possible, uncertain' flags, not only on raised ones."
+    false_discovery_rate: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description=(
+            "Expected share of false flags among the raised flags of one kind in one audit "
+            "(Benjamini-Hochberg level); a flag is raised when its adjusted p-value is below it and its "
+            "95% interval lies beyond the tolerance."
+        ),
+    )
+    min_power: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description=(
+            "A list-sensitivity check runs only when it has at least this chance of telling a gap as large "
+            "as the tolerance from none; below it the check is withheld, with the reason."
+        ),
+    )
+    combined_tolerance_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "A combined finding tests each measure against this share of its own tolerance (0 = against "
+            "no gap at all, 1 = against the full tolerance)."
+        ),
+    )
+    gp_recorded_need_measures: tuple[str, ...] = Field(
+        ("ltc_count", "efi_score"),
+        description=(
+            "Need measures read from the GP record, not from the outcome's hospital table: an independent "
+            "source of evidence when measures are combined into one finding."
+        ),
     )
     accepted_flags: tuple[AcceptedFlag, ...] = Field(
         (), description="Flags the board accepted, each with a reason, who accepted it and when."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "gate_on_uncertain" in data:
+            raise ValueError(
+                "gate_on_uncertain was removed: there are no 'possible, uncertain' flags any more. A flag "
+                "is raised on evidence, with the false discovery rate set by false_discovery_rate; delete "
+                "the line (or lower false_discovery_rate to demand stronger evidence)."
+            )
+        return data
 
     @field_validator("reference_groups")
     @classmethod
@@ -191,6 +256,9 @@ class FairnessSettings(Settings):
         unknown = [m for m in self.need_flag_measures if m not in self.need_measures]
         if unknown:
             raise ValueError(f"need_flag_measures {unknown} are not in need_measures")
+        unknown = [m for m in self.gp_recorded_need_measures if m not in self.need_measures]
+        if unknown:
+            raise ValueError(f"gp_recorded_need_measures {unknown} are not in need_measures")
         return self
 
     def reference_for(self, grouping: str) -> str:
@@ -202,4 +270,4 @@ class FairnessSettings(Settings):
         return next((a for a in self.accepted_flags if a.flag_id == flag_id), None)
 
 
-FlagStatus = Literal["raised", "uncertain", "explained"]
+FlagStatus = Literal["raised", "explained"]

@@ -84,7 +84,7 @@ looks like another coding system (a Read v2 / CTV3 code in a SNOMED CT field, an
 OPCS-4 procedure code among ICD-10 diagnoses, a SNOMED CT dm+d code in a BNF field).
 Only codes and counts are kept, never a person. You find it in:
 
-- the **Data Docs**: the "Mapping coverage" link at the top of `data_docs/index.html`
+- the **Data Docs**: the "Mapping coverage" link on each validation's page, `data_docs/<extract>/index.html`
   opens a table per dataset and field: share mapped, rows, unmapped rows,
   wrong-system rows, the result, and the top unmapped codes;
 - the **validation report** (`validation/latest.json`): `mapping_coverage` (one record

@@ -3,8 +3,9 @@
 Every contract table is read (:mod:`riskstrat.ingest.readers`), the suites
 generated in :mod:`riskstrat.ingest.expectations` are run through Great
 Expectations checkpoints in an ephemeral context, and the results are summed
-into a :class:`ValidationReport`. Data Docs are built as static HTML under
-``<output_dir>/data_docs/`` (replaced atomically on each run).
+into a :class:`ValidationReport`. Data Docs are written as static HTML, one folder per
+validated extract under ``<output_dir>/data_docs/`` with an index of past validations
+(:mod:`riskstrat.ingest.validation_docs`).
 
 Tables are streamed from their files in chunks of ``chunk_size`` rows
 (:func:`~riskstrat.ingest.readers.iter_raw`), so only one chunk of a large
@@ -66,11 +67,11 @@ from riskstrat.ingest.readers import (
     value_shape,
 )
 from riskstrat.ingest.validation_coverage import coverage_page, coverage_results, read_coverage
+from riskstrat.ingest.validation_docs import build_data_docs
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
-from riskstrat.io import atomic_directory, folder_snapshot_hash
+from riskstrat.io import folder_snapshot_hash
 
 DATASOURCE = "riskstrat_extract"
-DOCS_SITE = "riskstrat"
 EXAMPLE_KINDS_WITH_VALUE = ("codes_in_set", "condition_in_vocabulary", "lsoa_well_formed", "text_printable")
 """Kinds whose examples also show the offending code (codes, never dates; invisible characters escaped)."""
 EXAMPLE_KINDS_QUOTED = ("text_trimmed", "text_printable")
@@ -138,7 +139,7 @@ class ValidationReport:
         extract_date: The date no event may be later than.
         results: One entry per check per table.
         row_counts: Rows per table that could be read.
-        data_docs_index: The Data Docs ``index.html`` (None if not built).
+        data_docs_index: This validation's Data Docs page (None if not built).
         seconds: Wall time of the validation.
         tables: The typed tables (from ``readers.coerce``) that could be read, so
             that a flow need not read the extract twice. Not written to JSON.
@@ -238,53 +239,6 @@ def gx_context() -> Any:
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
     )
     return gx.get_context(mode="ephemeral", project_config=config)
-
-
-COVERAGE_PAGE = "mapping_coverage.html"
-"""The Data Docs page of the mapping coverage, linked from the top of ``index.html``."""
-
-
-def _link_coverage_page(index: Path) -> None:
-    """Put a link to the "Mapping coverage" page at the top of Great Expectations' index page."""
-    if not index.is_file():
-        return
-    text = index.read_text(encoding="utf-8")
-    link = (
-        "<div style='padding:8px 16px;background:#eef3fb;font-family:sans-serif'>"
-        f"<a href='{COVERAGE_PAGE}'><b>Mapping coverage</b></a>: how much of each coded field of the raw "
-        "national files the shipped code lists recognised, with the most frequent unmapped codes.</div>"
-    )
-    at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
-    index.write_text(text[:at] + link + text[at:], encoding="utf-8")
-
-
-def build_data_docs(context: Any, docs_dir: Path, coverage_html: str | None = None) -> Path:
-    """Build Data Docs for this run's results as static HTML in ``docs_dir``, swapped in atomically.
-
-    Args:
-        context: The context holding this run's validation results.
-        docs_dir: Target folder, e.g. ``<output_dir>/data_docs``.
-        coverage_html: The "Mapping coverage" page, when the extract has coverage; written
-            beside ``index.html`` and linked from its top.
-
-    Returns:
-        The site's ``index.html``.
-    """
-    docs_dir = Path(docs_dir).resolve()
-    with atomic_directory(docs_dir) as staging:
-        site = {
-            "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(staging)},
-        }
-        if DOCS_SITE in context.list_data_docs_sites():
-            context.delete_data_docs_site(DOCS_SITE)
-        context.add_data_docs_site(DOCS_SITE, site)
-        context.build_data_docs(site_names=[DOCS_SITE])
-        if coverage_html is not None:
-            (staging / COVERAGE_PAGE).write_text(coverage_html, encoding="utf-8")
-            _link_coverage_page(staging / "index.html")
-    return docs_dir / "index.html"
 
 
 def _batch_definition(context: Any, table: str, scope: str) -> Any:
@@ -768,7 +722,7 @@ def validate_extract(
 
     Args:
         extract_dir: Folder with one Parquet or CSV file per contract table.
-        output_dir: Output folder; Data Docs go to ``data_docs/`` under it.
+        output_dir: Output folder; Data Docs go to ``data_docs/<extract hash>/`` under it.
         settings: The gate's settings.
         extract_date: No date may be later. None: the day the validation runs
             (an extract cannot hold events from the future, and a default taken
@@ -861,18 +815,19 @@ def validate_extract(
         coverage_page_html = coverage_page(
             coverage_checks, list(payload.get("notes", [])), dict(payload.get("files", {}))
         )
-    docs_index = None
-    if build_docs:
-        page = {"coverage_html": coverage_page_html} if coverage_page_html is not None else {}
-        docs_index = build_data_docs(context, output_catalog(output_dir).data_docs, **page)
-    return ValidationReport(
+    report = ValidationReport(
         snapshot_hash=snapshot,
         extract_dir=extract_dir,
         extract_date=extract_date,
         results=results,
         row_counts=row_counts,
-        data_docs_index=docs_index,
-        seconds=time.perf_counter() - started,
         tables=kept,
         mapping_coverage=[c.to_dict() for c in coverage_checks],
     )
+    if build_docs:
+        page = {"coverage_html": coverage_page_html} if coverage_page_html is not None else {}
+        report.data_docs_index = build_data_docs(
+            report.to_dict(), output_catalog(output_dir).data_docs, **page
+        )
+    report.seconds = time.perf_counter() - started
+    return report

@@ -5,8 +5,10 @@ Rules (``promotion`` in ``configs/model.yaml``), judged on the challenger's test
       and logistic regression) on AUROC;
     - a champion exists: the champion is scored on the same rows; the challenger's
       AUROC must be at least the champion's minus ``auroc_tolerance``;
-    - always: the challenger's calibration slope and observed/expected ratio must lie
-      within their bounds;
+    - always: the challenger's observed/expected ratio and calibration slope are judged on
+      evidence, with their 95% intervals (``calibration_evidence``): by default a model is
+      refused only when a whole interval lies outside its bounds; each reason states the
+      rule's error rates at the test set's precision (:func:`calibration_checks`);
     - always: every open fairness flag must have been accepted (hook for the fairness audit).
 
 Each decision is returned as a :class:`PromotionDecision`, tagged on the
@@ -16,6 +18,7 @@ challenger's MLflow run and model version, and saved there as a JSON artifact.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from riskstrat.models.baselines import LIGHTGBM, LOGISTIC, PRIOR_UTILISATION
 from riskstrat.models.metrics import AUROC_DIFFERENCE, compare_models, metric_value
@@ -89,31 +93,240 @@ def _paired_difference(metrics: pd.DataFrame, other: str) -> str:
     return f"difference {row['value']:+.4f}, paired 95% CI {row['ci_low']:+.4f} to {row['ci_high']:+.4f}"
 
 
-def calibration_checks(
-    challenger_metrics: pd.DataFrame, rules: PromotionSettings
-) -> tuple[bool, list[str], dict[str, float]]:
-    """The calibration gates: the challenger's calibration slope and observed/expected within bounds.
+CALIBRATION_GATES = (
+    ("oe_ratio", "observed/expected ratio", "oe_bounds", "oe_material", True),
+    ("calibration_slope", "calibration slope", "calibration_slope_bounds", "slope_material", False),
+)
+"""Metric, words, bounds setting, material setting, judged on the log scale (a ratio) or not."""
 
-    They need no champion, so the governance report can show them before promotion.
+PERFECT_CALIBRATION = 1.0
+"""The O/E and slope of a perfectly calibrated model."""
+
+_Z95 = float(stats.norm.ppf(0.975))
+
+
+@dataclass(frozen=True)
+class CalibrationEvidence:
+    """One calibration metric of the challenger with its 95% interval, judged by a gate.
+
+    Attributes:
+        metric: ``oe_ratio`` or ``calibration_slope``.
+        value: Point estimate on the test rows.
+        lower: Lower end of its 95% interval (the point estimate when there is none).
+        upper: Upper end of its 95% interval.
+        events: Outcome events on the test rows (NaN when unknown).
+        log_scale: Whether the estimate is judged on the log scale (a ratio).
+    """
+
+    metric: str
+    value: float
+    lower: float
+    upper: float
+    events: float
+    log_scale: bool
+
+    @property
+    def has_interval(self) -> bool:
+        """Whether a real interval (not a point) came with the estimate."""
+        return bool(np.isfinite(self.lower) and np.isfinite(self.upper) and self.upper > self.lower)
+
+    def standard_error(self) -> float:
+        """The standard error the 95% interval implies (normal, on the judged scale); 0 without one."""
+        if not self.has_interval:
+            return 0.0
+        low, high = _scaled((self.lower, self.upper), self.log_scale)
+        return (high - low) / (2 * _Z95)
+
+
+def _scaled(values: tuple[float, ...], log_scale: bool) -> tuple[float, ...]:
+    """Values on the scale the gate judges (log for ratios; non-positive ratios are -inf)."""
+    if not log_scale:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return tuple(float(np.log(v)) if v > 0 else -math.inf for v in values)
+
+
+def _evidence(metrics: pd.DataFrame, metric: str, log_scale: bool) -> CalibrationEvidence:
+    """The challenger's ``metric`` from a tidy metric table, with its interval when the table has one."""
+    value = metric_value(metrics, metric, LIGHTGBM)
+    rows = metrics[(metrics["metric"] == metric) & (metrics["model"] == LIGHTGBM)]
+    row = rows.iloc[0]
+    lower = float(row["ci_low"]) if "ci_low" in rows.columns else float("nan")
+    upper = float(row["ci_high"]) if "ci_high" in rows.columns else float("nan")
+    if not (np.isfinite(lower) and np.isfinite(upper)):
+        lower = upper = value
+    events = float(row["events"]) if "events" in rows.columns else float("nan")
+    return CalibrationEvidence(metric, value, lower, upper, events, log_scale)
+
+
+def gate_passes(lower: float, upper: float, bounds: tuple[float, float], rule: str) -> bool:
+    """Whether a calibration gate passes an estimate whose 95% interval is [lower, upper].
+
+    Args:
+        lower: Lower end of the interval.
+        upper: Upper end of the interval.
+        bounds: The acceptable range.
+        rule: ``refuse_on_evidence`` (refuse only when the whole interval lies outside the
+            bounds) or ``pass_on_evidence`` (pass only when it lies wholly inside them).
+    """
+    low, high = bounds
+    if rule == "refuse_on_evidence":
+        return not (lower > high or upper < low)
+    return low <= lower and upper <= high
+
+
+def refusal_chance(
+    true_value: float, standard_error: float, bounds: tuple[float, float], rule: str, log_scale: bool
+) -> float:
+    """The chance a gate refuses a model whose true metric is ``true_value``.
+
+    The estimate is taken as normal around the true value with the standard error its
+    interval implies (on the log scale for a ratio), and its 95% interval as the estimate
+    +/- 1.96 standard errors; ``riskstrat.evaluation.simulation`` checks these rates by
+    re-drawing outcomes.
+
+    Args:
+        true_value: The model's true O/E or slope.
+        standard_error: Standard error of the estimate on the judged scale (> 0).
+        bounds: The acceptable range.
+        rule: ``refuse_on_evidence`` or ``pass_on_evidence``.
+        log_scale: Judge on the log scale (ratios).
 
     Returns:
-        Whether both pass, a reason per gate ("passed: ..." / "failed: ...") and the values.
+        The probability of refusal, between 0 and 1.
     """
-    passed, reasons, values = True, [], {}
-    for metric, bounds, label in (
-        ("calibration_slope", rules.calibration_slope_bounds, "calibration slope"),
-        ("oe_ratio", rules.oe_bounds, "observed/expected ratio"),
-    ):
-        value = metric_value(challenger_metrics, metric, LIGHTGBM)
-        values[f"challenger_{metric}"] = value
-        low, high = bounds
-        if np.isfinite(value) and low <= value <= high:
-            reasons.append(f"passed: {label} {value:.3f} is within [{low:g}, {high:g}].")
-        else:
-            passed = False
-            side = "below" if value < low else "above"
-            reasons.append(f"failed: {label} {value:.3f} is {side} the allowed range [{low:g}, {high:g}].")
-    return passed, reasons, values
+    truth, low, high = _scaled((true_value, *bounds), log_scale)
+    if rule == "refuse_on_evidence":
+        # Refused when estimate - z se > high, or estimate + z se < low.
+        return float(
+            stats.norm.sf((high - truth) / standard_error + _Z95)
+            + stats.norm.cdf((low - truth) / standard_error - _Z95)
+        )
+    passing = stats.norm.cdf((high - truth) / standard_error - _Z95) - stats.norm.cdf(
+        (low - truth) / standard_error + _Z95
+    )
+    return float(1 - max(passing, 0.0))
+
+
+def _percent(chance: float) -> str:
+    if chance < 0.001:
+        return "under 0.1%"
+    return f"{100 * chance:.1f}%" if chance < 0.1 else f"{100 * chance:.0f}%"
+
+
+def _error_rates_text(
+    evidence: CalibrationEvidence, bounds: tuple[float, float], material: tuple[float, float], rule: str
+) -> tuple[str, dict[str, float]]:
+    """The rule's two error rates at this precision, in words and as numbers.
+
+    A material value inside the bounds is not a miscalibration, so it is not quoted.
+    """
+    se = evidence.standard_error()
+    if se <= 0:
+        return (
+            "there is no interval, so the point estimate is judged and the rule's error rates are unknown",
+            {},
+        )
+    refuses_perfect = refusal_chance(PERFECT_CALIBRATION, se, bounds, rule, evidence.log_scale)
+    numbers = {"refuses_perfect": refuses_perfect}
+    text = f"at this many events the rule refuses a perfectly calibrated model {_percent(refuses_perfect)} of the time"
+    outside = [m for m in material if not bounds[0] <= m <= bounds[1]]
+    if outside:
+        passes = max(1 - refusal_chance(m, se, bounds, rule, evidence.log_scale) for m in outside)
+        numbers["passes_material"] = passes
+        chance = _percent(passes) if passes < 0.001 else f"at most {_percent(passes)}"
+        text += f", and the chance it passes one at {' or '.join(f'{m:g}' for m in outside)} is {chance}"
+    return text, numbers
+
+
+SMALL_EVENTS = "fewer than 8 events"
+"""What a report says in place of an event count that disclosure control suppresses."""
+
+
+def _figures(evidence: CalibrationEvidence, scale: float, shown_events: float | str | None) -> str:
+    """The estimate, its interval and the events, as quoted (``scale`` turns O/E to the shown counts)."""
+    if isinstance(shown_events, str):
+        if evidence.metric == "oe_ratio":
+            return f"(figures not shown: {SMALL_EVENTS})"
+        events = f", {SMALL_EVENTS}"
+    else:
+        count = shown_events if shown_events is not None else evidence.events
+        events = f", {count:,.0f} events" if np.isfinite(count) else ""
+    value, lower, upper = (v * scale for v in (evidence.value, evidence.lower, evidence.upper))
+    interval = f"95% CI {lower:.3f} to {upper:.3f}" if evidence.has_interval else "no interval"
+    return f"{value:.3f} ({interval}{events})"
+
+
+def _verdict_text(evidence: CalibrationEvidence, bounds: tuple[float, float], rule: str, passed: bool) -> str:
+    """Why the gate decided as it did, in words."""
+    within = f"{bounds[0]:g} to {bounds[1]:g}"
+    side = "above" if evidence.lower > bounds[1] else "below"
+    if rule == "refuse_on_evidence":
+        if passed:
+            if bounds[0] <= evidence.value <= bounds[1]:
+                return f"lies within {within}"
+            return f"is not shown to lie outside {within}"
+        return f"lies {side} {within} with its whole interval, evidence of miscalibration"
+    if passed:
+        return f"lies within {within} with its whole interval"
+    return f"is not shown to lie within {within}"
+
+
+def calibration_checks(
+    challenger_metrics: pd.DataFrame,
+    rules: PromotionSettings,
+    *,
+    shown_events: float | str | None = None,
+) -> tuple[bool, list[str], dict[str, float]]:
+    """The calibration gates: the challenger's observed/expected ratio and calibration slope, judged on evidence.
+
+    Each gate reads the metric's 95% interval from the test metrics and applies
+    ``rules.calibration_evidence`` (see :class:`~riskstrat.models.settings.PromotionSettings`).
+    A table without intervals is judged on its point estimates. The gates need no champion,
+    so the governance report can show them before promotion.
+
+    Args:
+        challenger_metrics: Tidy test metrics with ``lightgbm`` rows (``value``, and
+            ``ci_low``, ``ci_high``, ``events`` when known).
+        rules: Promotion settings.
+        shown_events: The test rows' events as a report may show them (rounded for
+            disclosure control, or a text such as ``"*"`` when suppressed). The O/E figures
+            quoted are then those on the shown count, so the report gives one O/E for these
+            rows (none when the count is suppressed); the decision is always taken on the
+            exact figures.
+
+    Returns:
+        Whether both pass, one sentence per gate ("passed: ..." / "failed: ...") with the
+        figures, the interval and the rule's error rates, and the numbers.
+    """
+    passed_all, reasons, values = True, [], {}
+    rule = rules.calibration_evidence
+    for metric, label, bounds_key, material_key, log_scale in CALIBRATION_GATES:
+        bounds, material = getattr(rules, bounds_key), getattr(rules, material_key)
+        evidence = _evidence(challenger_metrics, metric, log_scale)
+        values[f"challenger_{metric}"] = evidence.value
+        values[f"challenger_{metric}_ci_low"] = evidence.lower
+        values[f"challenger_{metric}_ci_high"] = evidence.upper
+        if not np.isfinite(evidence.value):
+            passed_all = False
+            reasons.append(f"failed: the {label} could not be computed on the test rows.")
+            continue
+        passed = gate_passes(evidence.lower, evidence.upper, bounds, rule)
+        passed_all = passed_all and passed
+        values[f"challenger_{metric}_gate_passed"] = float(passed)
+        scale = 1.0
+        if metric == "oe_ratio" and isinstance(shown_events, float | int) and evidence.events > 0:
+            scale = shown_events / evidence.events
+        rates, numbers = _error_rates_text(evidence, bounds, material, rule)
+        values |= {f"challenger_{metric}_{k}": v for k, v in numbers.items()}
+        note = ""
+        if gate_passes(evidence.lower * scale, evidence.upper * scale, bounds, rule) != passed:
+            note = " (figures from rounded counts; decided on the exact counts)"
+        reasons.append(
+            f"{'passed' if passed else 'failed'}: {label} {_figures(evidence, scale, shown_events)} "
+            f"{_verdict_text(evidence, bounds, rule, passed)}{note}; {rates}."
+        )
+    return passed_all, reasons, values
 
 
 def decide(

@@ -212,23 +212,58 @@ class MlflowSettings(Settings):
 
 
 class PromotionSettings(Settings):
-    """Gates a challenger must pass to become champion."""
+    """Gates a challenger must pass to become champion.
+
+    The calibration gates judge the evidence, not the point estimate: a test set's
+    observed/expected ratio (O/E) moves by chance (about +/-0.12 with 200 events), so a
+    point estimate compared with a narrow range refuses sound models and passes unsound
+    ones by luck. With ``calibration_evidence: refuse_on_evidence`` (the default) a model
+    is refused only when the whole 95% interval lies outside the bounds; with
+    ``pass_on_evidence`` it passes only when the whole interval lies inside them. Each
+    reason states the rule's two error rates at the test set's precision.
+    """
 
     auroc_tolerance: float = Field(
         0.005, ge=0, le=0.5, description="Challenger AUROC may be at most this much below the champion's."
     )
     calibration_slope_bounds: tuple[float, float] = Field(
-        (0.9, 1.1), description="Allowed [low, high] calibration slope of the challenger on the test rows."
+        (0.9, 1.1),
+        description="Acceptable [low, high] calibration slope of the challenger on the test rows.",
     )
     oe_bounds: tuple[float, float] = Field(
         (0.9, 1.1),
-        description="Allowed [low, high] observed/expected ratio of the challenger on the test rows.",
+        description="Acceptable [low, high] observed/expected ratio of the challenger on the test rows.",
+    )
+    calibration_evidence: Literal["refuse_on_evidence", "pass_on_evidence"] = Field(
+        "refuse_on_evidence",
+        description=(
+            "How the calibration gates judge the 95% interval: refuse_on_evidence refuses only when the "
+            "whole interval lies outside the bounds (a model inside them is refused at most 2.5% of the "
+            "time; a miscalibrated one may pass when there are too few events to show it); "
+            "pass_on_evidence passes only when the whole interval lies inside them (a model outside "
+            "them passes at most 2.5% of the time; a sound one is refused when there are too few events "
+            "to show it is sound)."
+        ),
+    )
+    oe_material: tuple[float, float] = Field(
+        (0.8, 1.25),
+        description=(
+            "True observed/expected ratios [low, high] the board calls materially miscalibrated; each "
+            "reason states the chance the rule passes a model this miscalibrated (a value inside oe_bounds is not quoted)."
+        ),
+    )
+    slope_material: tuple[float, float] = Field(
+        (0.8, 1.25),
+        description=(
+            "True calibration slopes [low, high] the board calls materially miscalibrated; each reason "
+            "states the chance the rule passes a model with such a slope (a value inside the bounds is not quoted)."
+        ),
     )
     auto_promote: bool = Field(
         True, description="The retrain flow moves the champion alias itself when every gate passes."
     )
 
-    @field_validator("calibration_slope_bounds", "oe_bounds")
+    @field_validator("calibration_slope_bounds", "oe_bounds", "oe_material", "slope_material")
     @classmethod
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not 0 < value[0] <= value[1]:

@@ -8,7 +8,7 @@ Run after every retrain (on the challenger, before promotion: the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from riskstrat.catalog import output_catalog
+from riskstrat.evaluation.audit_rows import audit_rows
 from riskstrat.evaluation.fairness import FairnessAudit, Flag, open_flags, run_audit
+from riskstrat.evaluation.groups import GROUPINGS, left_out_groupings
 from riskstrat.evaluation.model_card import is_synthetic, model_card
 from riskstrat.evaluation.report import ModelInfo, payload_json, render_report
 from riskstrat.evaluation.settings import FairnessSettings
-from riskstrat.io import atomic_path
+from riskstrat.io import atomic_path, file_sha256
 from riskstrat.models.registry import (
     CHAMPION,
     Registration,
@@ -35,6 +37,7 @@ from riskstrat.models.registry import (
 from riskstrat.models.settings import ModelSettings
 from riskstrat.models.training import RiskModel
 from riskstrat.pipelines.config import Config
+from riskstrat.pipelines.decisions import board_decisions
 from riskstrat.pipelines.features import held_out_test_rows, need_at
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.shared import holds_output_lock, load_run_config, tracking_uri
@@ -43,6 +46,8 @@ from riskstrat.worklists.backtest import back_test_lists
 from riskstrat.worklists.settings import MdtSettings, read_practices, resolve_mdts
 
 MLFLOW_ARTIFACT_PATH = "fairness_report"
+AUDIT_ROWS_TAG = "audit_rows_sha256"
+"""MLflow run tag holding the SHA-256 of the stored audited rows (the rows themselves never enter MLflow)."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,16 @@ class AuditResult:
         html_path: The written HTML report.
         json_path: The written JSON of every (disclosed) number.
         open_flags: Flags that block promotion (not accepted in configs).
+        rows_path: The stored audited test rows (Parquet, beside the feature cache).
+        rows_sha256: Their SHA-256, as the report and the MLflow run carry it.
     """
 
     audit: FairnessAudit
     html_path: Path
     json_path: Path
     open_flags: list[Flag]
+    rows_path: Path | None = None
+    rows_sha256: str | None = None
 
 
 def report_stem(model: ModelInfo) -> str:
@@ -68,21 +77,55 @@ def report_stem(model: ModelInfo) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", raw)
 
 
+def rows_stem(model: ModelInfo) -> str:
+    """File name stem of the stored audited rows, e.g. ``audit_rows_emergency_admission_v3``."""
+    return report_stem(model).replace("fairness_", "audit_rows_", 1)
+
+
 @task(name="fairness-audit", cache_policy=NO_CACHE)
 def audit_task(
     predictions: pd.DataFrame, selections: pd.DataFrame, settings: FairnessSettings
 ) -> FairnessAudit:
     """Run the fairness audit on test-row predictions and list selections (it checks both against their schemas)."""
     audit = run_audit(predictions, selections, settings)
-    counts = {s: sum(f.status == s for f in audit.flags) for s in ("raised", "uncertain", "explained")}
+    counts = {s: sum(f.status == s for f in audit.flags) for s in ("raised", "explained")}
     run_logger(__name__).info("fairness audit: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
+    left_out = left_out_groupings(audit.groupings)
+    if left_out:
+        # Said once per audit, naming groupings only: a place needs its column and two or more places.
+        run_logger(__name__).info(
+            "not audited (no column, or fewer than two groups in the test rows): %s",
+            ", ".join(GROUPINGS[name].label for name in left_out),
+        )
     return audit
 
 
+@task(name="store-audited-rows", cache_policy=NO_CACHE)
+def store_rows_task(
+    predictions: pd.DataFrame,
+    selections: pd.DataFrame,
+    settings: FairnessSettings,
+    output_dir: Path,
+    stem: str,
+) -> tuple[Path, str]:
+    """Write the audited test rows to ``<output_dir>/features/audited/<stem>.parquet`` atomically.
+
+    Returns:
+        The file and its SHA-256.
+    """
+    path = output_catalog(output_dir).audited_rows(stem)
+    rows = audit_rows(predictions, selections, settings)
+    with atomic_path(path) as tmp:
+        rows.to_parquet(tmp, index=False)
+    digest = file_sha256(path)
+    run_logger(__name__).info("audited rows (%d) stored, SHA-256 %s", len(rows), digest)
+    return path, digest
+
+
 @task(name="render-fairness-report", cache_policy=NO_CACHE)
-def render_task(audit: FairnessAudit, model: ModelInfo) -> tuple[str, dict]:
-    """Render the HTML report and its disclosed JSON payload."""
-    return render_report(audit, model)
+def render_task(audit: FairnessAudit, model: ModelInfo, decisions: dict | None = None) -> tuple[str, dict]:
+    """Render the HTML report and its disclosed JSON payload (with the MDTs' decisions, when any)."""
+    return render_report(audit, model, decisions)
 
 
 @task(name="write-fairness-report", cache_policy=NO_CACHE)
@@ -103,11 +146,19 @@ def write_report_task(html: str, payload: dict, output_dir: Path, stem: str) -> 
 
 
 @task(name="log-fairness-report", cache_policy=NO_CACHE)
-def log_report_task(paths: tuple[Path, ...], run_id: str, tracking_uri: str) -> None:
-    """Log the report files as artifacts of the model's MLflow run (under ``fairness_report/``)."""
+def log_report_task(
+    paths: tuple[Path, ...], run_id: str, tracking_uri: str, rows_sha256: str | None = None
+) -> None:
+    """Log the report files as artifacts of the model's MLflow run (under ``fairness_report/``).
+
+    The audited rows' SHA-256 goes on the run as the tag ``audit_rows_sha256``: the rows stay
+    beside the feature cache.
+    """
     client = MlflowClient(tracking_uri=tracking_uri)
     for path in paths:
         client.log_artifact(run_id, str(path), artifact_path=MLFLOW_ARTIFACT_PATH)
+    if rows_sha256:
+        client.set_tag(run_id, AUDIT_ROWS_TAG, rows_sha256)
     run_logger(__name__).info("fairness report logged to MLflow run %s", run_id)
 
 
@@ -138,13 +189,19 @@ def fairness_audit(
         tracking_uri: MLflow tracking URI.
 
     Returns:
-        The audit, the written paths and the flags that block promotion.
+        The audit, the written paths (report and audited rows), the rows' hash and the flags
+        that block promotion.
     """
     audit = audit_task(predictions, selections, settings)
-    html, payload = render_task(audit, model)
+    rows_path, rows_sha256 = store_rows_task(
+        predictions, selections, settings, Path(output_dir), rows_stem(model)
+    )
+    model = replace(model, audit_rows_sha256=rows_sha256)
+    # What the MDTs did with the lists (None until decisions come back): disclosure-controlled.
+    html, payload = render_task(audit, model, board_decisions(Path(output_dir)))
     html_path, json_path = write_report_task(html, payload, Path(output_dir), report_stem(model))
     if run_id and tracking_uri:
-        log_report_task((html_path, json_path), run_id, tracking_uri)
+        log_report_task((html_path, json_path), run_id, tracking_uri, rows_sha256)
     blocking = open_flags(audit, settings)
     if blocking:
         run_logger(__name__).warning(
@@ -152,7 +209,14 @@ def fairness_audit(
             len(blocking),
             ", ".join(f.flag_id for f in blocking),
         )
-    return AuditResult(audit=audit, html_path=html_path, json_path=json_path, open_flags=blocking)
+    return AuditResult(
+        audit=audit,
+        html_path=html_path,
+        json_path=json_path,
+        open_flags=blocking,
+        rows_path=rows_path,
+        rows_sha256=rows_sha256,
+    )
 
 
 # ----------------------------------------------------------------------------- inputs and the monthly flow

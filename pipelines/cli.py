@@ -304,6 +304,30 @@ def demo(
     say(out, demo_summary(config, result))
 
 
+decisions_app = typer.Typer(
+    help="The MDTs' decisions on their lists: import returned worklists.", no_args_is_help=True
+)
+app.add_typer(decisions_app, name="decisions")
+
+
+@decisions_app.command("import")
+@handle_errors
+def import_decisions(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Returned worklists (XLSX) with the MDT decision column filled in.", show_default=False
+        ),
+    ],
+) -> None:
+    """Import returned worklists into the decision history: every file, or none if one is refused."""
+    from riskstrat.pipelines.decisions import import_decisions_command
+
+    config = _config()
+    for imported in import_decisions_command(config, paths):
+        say(out, imported.summary())
+
+
 @app.command()
 @handle_errors
 def serve() -> None:

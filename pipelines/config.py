@@ -150,7 +150,7 @@ def write_relocated_config(
 ) -> Path:
     """Copy every settings file with all outputs under ``output_dir``, then apply ``changes``.
 
-    The raw folder, extract, truth, outputs and practice reference file move under
+    The raw folder, extract, truth, outputs, practice reference file and decision returns move under
     ``output_dir`` (as ``riskstrat generate --out`` writes them); ``changes``
     maps a file name to the settings to change in it, merged key by key. Used
     to run the pipeline in a folder of its own (tests, benchmarks, a trial run).
@@ -171,7 +171,10 @@ def write_relocated_config(
             "output_dir": str(outputs.root),
             "truth_dir": str(outputs.truth),
         },
-        "mdts.yaml": {"practices_file": str(outputs.practices_file)},
+        "mdts.yaml": {
+            "practices_file": str(outputs.practices_file),
+            "decisions": {"returns_dir": str(outputs.decision_returns)},
+        },
         "sources.yaml": {"raw_dir": str(outputs.raw)},
     }
     target = Path(target)

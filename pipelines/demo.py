@@ -4,16 +4,23 @@ The population is written as raw national files (``synthetic.write_national``,
 default true) and read back through the source adapters (``read-national-extracts``),
 so every code mapping runs on every demo. Then validate, retrain (with the
 fairness audit), then two consecutive weekly runs, so the second week's lists show
-what changed since the first.
+what changed since the first. Between the two, the MDTs' decisions on the first
+week's lists come back (:func:`simulate_returned_decisions`: a seeded, plausible
+mix of coded decisions put in the returns folder), so the second week shows the
+loop: people rested or moved to a caseload, their places filled by the next
+people, and each row's last decision.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
+from openpyxl import load_workbook
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
@@ -25,6 +32,17 @@ from riskstrat.pipelines.shared import holds_output_lock, load_run_config, this_
 from riskstrat.pipelines.sources import AdaptResult, adapt_flow
 from riskstrat.pipelines.validate import validate_flow
 from riskstrat.pipelines.weekly import weekly_worklists_flow
+from riskstrat.worklists.decisions import DECISIONS, STAMP_SHEET, read_stamp, record_on_list
+
+DEMO_DECISION_MIX: dict[str, float] = {
+    "added_to_caseload": 0.20,
+    "already_known": 0.20,
+    "not_appropriate": 0.15,
+    "declined": 0.10,
+    "could_not_contact": 0.10,
+    "not_discussed": 0.10,
+}
+"""Chance of each decision on a listed row in the demo's returned lists (the rest, 15%, left blank)."""
 
 
 @dataclass
@@ -37,6 +55,8 @@ class DemoResult:
     worklists: list[str]
     adapted: AdaptResult | None = None
     """The adapters' run (raw folder, coverage) when the demo started from raw national files."""
+    decisions: dict[str, int] = field(default_factory=dict)
+    """Decisions returned on the first week's lists, by code (counts only)."""
 
 
 def demo_weeks(extract_date: date) -> list[tuple[date, date]]:
@@ -66,11 +86,47 @@ def demo_flow(
         adapted = adapt_flow(config_dir, str(paths.raw_dir), extract)
     summary = validate_flow(config_dir, extract)
     retrained = retrain_flow(config_dir, extract)
-    folders = [
-        weekly_worklists_flow(config_dir, extract, week=week, as_of=when)
-        for week, when in demo_weeks(config.synthetic.extract_date)
-    ]
-    return DemoResult(extract, summary["data_docs"], retrained, folders, adapted)
+    (first, first_date), (second, second_date) = demo_weeks(config.synthetic.extract_date)
+    folders = [weekly_worklists_flow(config_dir, extract, week=first, as_of=first_date)]
+    decided = task(name="simulate-returned-decisions", cache_policy=NO_CACHE)(simulate_returned_decisions)(
+        Path(folders[0]),
+        Path(config.mdts.decisions.returns_dir),
+        seed if seed is not None else config.synthetic.seed,
+    )
+    folders.append(weekly_worklists_flow(config_dir, extract, week=second, as_of=second_date))
+    return DemoResult(extract, summary["data_docs"], retrained, folders, adapted, decided)
+
+
+def simulate_returned_decisions(week_folder: Path, returns_dir: Path, seed: int) -> dict[str, int]:
+    """Fill in every list of a published week with a seeded mix of decisions and put them in the returns folder.
+
+    Each listed row gets a decision drawn from :data:`DEMO_DECISION_MIX` (or stays blank),
+    as an MDT would record them; the weekly run imports the files before the next lists.
+
+    Args:
+        week_folder: The published week whose lists come back.
+        returns_dir: The returns folder (``decisions.returns_dir``).
+        seed: Random seed: the same seed gives the same decisions.
+
+    Returns:
+        Decisions recorded, by code (counts only).
+    """
+    rng = np.random.default_rng(seed)
+    codes = [*DEMO_DECISION_MIX, ""]
+    chances = [*DEMO_DECISION_MIX.values(), 1 - sum(DEMO_DECISION_MIX.values())]
+    returns_dir.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    for path in sorted(week_folder.glob("*.xlsx")):
+        book = load_workbook(path)
+        if STAMP_SHEET not in book.sheetnames:
+            continue
+        people = read_stamp(book, path.name).people["person_id"]
+        drawn = rng.choice(codes, size=len(people), p=chances)
+        decided = {person: code for person, code in zip(people, drawn, strict=True) if code}
+        record_on_list(book, decided)
+        book.save(returns_dir / path.name)
+        counts.update(decided.values())
+    return {code: counts.get(code, 0) for code in DECISIONS}
 
 
 def _installed(command: str) -> str:
@@ -84,6 +140,8 @@ def demo_summary(config: Config, result: DemoResult) -> str:
     lines = ["", "riskstrat demo finished.", "", result.retrain.summary(), ""]
     lines += [
         f"Worklists (this week):    {result.worklists[-1]}",
+        f"Decisions returned:       {sum(result.decisions.values()):,} on last week's lists "
+        f"({', '.join(f'{n} {DECISIONS[c].lower()}' for c, n in result.decisions.items() if n)})",
         f"Governance reports:       {', '.join(result.retrain.reports.values())}",
         f"Data Docs:                {result.data_docs}",
         f"Synthetic extract:        {result.extract_dir}",

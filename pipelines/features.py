@@ -24,6 +24,8 @@ import riskstrat.features
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.features.backends import connect, read_extract
+from riskstrat.features.common import Tables, bit_count
+from riskstrat.features.hospital import hospital_features
 from riskstrat.features.matrix import build_feature_table
 from riskstrat.features.need import realised_need
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
@@ -170,12 +172,33 @@ def need_at(
     feature_settings: FeatureSettings,
     outcome_settings: OutcomeSettings,
 ) -> pd.DataFrame:
-    """Emergency admissions, bed days and caseload exposure in the outcome window (evaluation only)."""
+    """The audit's evaluation columns for ``person_ids`` at ``as_of`` (never model inputs).
+
+    Emergency admissions, bed days and caseload exposure in the outcome window
+    (:func:`riskstrat.features.need.realised_need`), and ``hospital_ltc_count``: the
+    long-term conditions coded in hospital in the look-back to ``as_of``, which the
+    GP-recording measure (``riskstrat.evaluation.recording``) compares with the GP record.
+    """
     tables = read_extract(connect(feature_settings), extract_dir, ("apc_spells", "caseload"))
     people = ibis.memtable(pd.DataFrame({"person_id": person_ids.astype(str).unique()}))
-    frame = realised_need(people, tables, as_of, outcome_settings).to_pandas()
+    need = realised_need(people, tables, as_of, outcome_settings)
+    coded = hospital_ltc_counts(tables, as_of, feature_settings)
+    joined = need.left_join(coded, "person_id")
+    frame = joined.select(
+        *need.columns, hospital_ltc_count=joined.hospital_ltc_count.fill_null(0).cast("int64")
+    ).to_pandas()
     frame["as_of"] = pd.Timestamp(as_of).date()
     return frame
+
+
+def hospital_ltc_counts(tables: Tables, as_of: date, feature_settings: FeatureSettings) -> ibis.Table:
+    """``person_id`` and ``hospital_ltc_count`` (distinct long-term conditions coded in hospital) per coded person.
+
+    The same conditions the ``hospital_ltc_not_on_gp_record`` feature compares with the GP
+    record, counted here for the audit rather than added as a model feature.
+    """
+    _, comorbidity = hospital_features(tables, as_of, feature_settings)
+    return comorbidity.select("person_id", hospital_ltc_count=bit_count(comorbidity._hospital_conditions))
 
 
 def held_out_test_rows(config: Config, extract: Path, snapshot_hash: str | None = None) -> pd.DataFrame:

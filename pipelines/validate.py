@@ -8,7 +8,8 @@ at the start of every flow that reads extracts: it raises a
 stops before anything downstream is written.
 
 Outputs (all under ``output_dir``):
-    data_docs/index.html             Data Docs, static HTML built by Great Expectations
+    data_docs/index.html             Data Docs: every validation kept, newest first (static HTML, offline)
+    data_docs/<hash>/index.html      one validated extract's page (and its mapping coverage page)
     validation/<snapshot_hash>.json  the report: aggregates and pseudonymised examples only
     validation/latest.json           the same, for the latest run
     validation/row_counts.json       row counts of accepted extracts (for the row-count check)

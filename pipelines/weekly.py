@@ -1,6 +1,8 @@
 """The ``weekly_worklists`` flow: validate -> features -> score -> select -> explain -> publish, with history.
 
-:func:`weekly_worklists_flow` runs validate -> features as at the data date ->
+:func:`weekly_worklists_flow` first imports the MDTs' returned decisions
+(:func:`~riskstrat.pipelines.decisions.import_returns_task`), which shape the
+lists by the rules in ``configs/mdts.yaml``, then runs validate -> features as at the data date ->
 score (pandas, or on Spark) and hands in-memory inputs (:class:`WeeklyInputs`)
 to the worklist steps (:func:`run_worklists`). Every patient's status and the
 listed people's context are computed by the point-in-time engine on the
@@ -47,6 +49,7 @@ from riskstrat.models.settings import MlflowSettings
 from riskstrat.models.spark_scoring import collect_scores, score_partitions
 from riskstrat.models.training import RiskModel
 from riskstrat.pipelines.config import check_worklist_files
+from riskstrat.pipelines.decisions import import_returns_task, read_decision_history
 from riskstrat.pipelines.features import data_date, features_at, read_feature_matrix
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.shared import (
@@ -83,6 +86,7 @@ from riskstrat.worklists.selection import (
     STATUS_COLUMNS,
     MdtSelection,
     attach_status,
+    decisions_in_force,
     people_not_to_score,
     scored_population_schema,
     select_worklists,
@@ -135,6 +139,8 @@ class WeeklyInputs:
             per partition); when None, ``contributions`` and ``top_reasons`` run here.
         outcome_settings: The run's outcome settings, which word what each list ranks by
             ("... in the next 12 months"); None: the defaults.
+        decisions: The MDTs' decision history (:mod:`riskstrat.worklists.decisions`);
+            None: read from the outputs folder when the lists are drawn up.
     """
 
     week: date
@@ -152,6 +158,7 @@ class WeeklyInputs:
     feature_rows: FeatureRowsFn | None = None
     reasons: ReasonsFn | None = None
     outcome_settings: OutcomeSettings | None = None
+    decisions: pd.DataFrame | None = None
 
     def rows_of(self, people: Collection[str]) -> pd.DataFrame:
         """The feature rows of ``people``, ``person_id`` as text, sorted by ``person_id``."""
@@ -176,7 +183,10 @@ def select_task(inputs: WeeklyInputs) -> dict[str, MdtSelection]:
     if inputs.status is not None and not set(STATUS_COLUMNS) <= set(scored.columns):
         scored = attach_status(scored, inputs.status)
     scored_population_schema({mdt.outcome for mdt in mdts}).check(scored)
-    return select_worklists(scored, mdts, inputs.settings.risk_bands)
+    history = inputs.decisions if inputs.decisions is not None else read_decision_history(inputs.output_dir)
+    rules = inputs.settings.decisions
+    decisions = {mdt.name: decisions_in_force(history, mdt.name, inputs.week, rules) for mdt in mdts}
+    return select_worklists(scored, mdts, inputs.settings.risk_bands, decisions, rules)
 
 
 @task(name="explain listed people", cache_policy=NO_CACHE)
@@ -234,7 +244,7 @@ def assemble_task(
             flag_caseload=selection.mdt.exclusions.active_caseload == "flag",
         )
         worklist_rows_schema(inputs.settings.reasons_count).check(rows)
-        left = leavers(selection.mdt, mdt_history, selection.listed, people)
+        left = leavers(selection.mdt, mdt_history, selection.listed, people, selection.held_by_decision)
         counts = {
             "registered": selection.registered,
             "eligible": selection.eligible,
@@ -473,6 +483,8 @@ def weekly_worklists_flow(
     output_dir = Path(config.data.output_dir)
     # Before any work too: an earlier version's history moved into place, or a gap refused.
     reconcile_history(output_dir, week or this_monday())
+    # The MDTs' returned decisions shape this week's lists, so they are imported first.
+    import_returns_task(config.mdts.decisions, output_dir)
     extract = Path(extract_dir or config.data.extract_dir)
     if read_national:
         adapt_task(config, resolved_raw_dir(config), extract)

@@ -13,10 +13,13 @@ path under ``data.output_dir``          what it holds
 ``truth/contract/``                     the generator's own contract tables (round-trip checks)
 ``reference/practices.csv``             practices and neighbourhoods of the synthetic extract
 ``features/<snapshot>/``                cached feature matrices of one extract snapshot
+``features/audited/``                   the test rows each fairness audit judged, to re-check it
 ``mlflow.db``, ``mlartifacts/``         MLflow tracking database and run artifacts
-``data_docs/``                          Great Expectations Data Docs (static HTML)
+``data_docs/``                          Data Docs: a page per validated extract and their index
 ``validation/``                         validation reports and the row-count history
 ``worklists/<week>/``                   one published week: lists, history rows, manifest
+``decisions/history.parquet``           the MDTs' coded decisions on their lists (pseudonymised IDs)
+``decisions/returns/``                  returned worklists waiting to be imported (``decisions.returns_dir``)
 ``reports/``                            governance (fairness) reports, HTML and JSON
 ``prefect/``                            Prefect's home: its database of flow runs
 ``.riskstrat.lock``                     the output-folder lock
@@ -90,6 +93,10 @@ class OutputCatalog:
         """The cached feature matrix of one extract snapshot, as-of date and settings key."""
         return self.features / snapshot_hash / f"features_{as_of.isoformat()}_{key}.parquet"
 
+    def audited_rows(self, stem: str) -> Path:
+        """The test rows one fairness audit judged (``stem`` names the outcome, model and version)."""
+        return self.features / "audited" / f"{stem}.parquet"
+
     @property
     def mlflow_db(self) -> Path:
         """The default MLflow tracking database."""
@@ -102,7 +109,7 @@ class OutputCatalog:
 
     @property
     def data_docs(self) -> Path:
-        """Great Expectations Data Docs."""
+        """Data Docs: a folder per validated extract and an index of them (static HTML)."""
         return self.root / "data_docs"
 
     @property
@@ -132,6 +139,21 @@ class OutputCatalog:
     def week(self, week: date) -> Path:
         """One published week's folder."""
         return self.worklists / week.isoformat()
+
+    @property
+    def decisions(self) -> Path:
+        """The MDTs' decisions: the decision history and, by default, the returns folder."""
+        return self.root / "decisions"
+
+    @property
+    def decision_history(self) -> Path:
+        """Every coded decision imported from returned worklists, one per MDT, week and person."""
+        return self.decisions / "history.parquet"
+
+    @property
+    def decision_returns(self) -> Path:
+        """The default folder of returned worklists waiting to be imported."""
+        return self.decisions / "returns"
 
     @property
     def reports(self) -> Path:

@@ -213,6 +213,6 @@ def test_each_stage_declares_its_frames_from_its_own_columns():
     assert FEATURE_MATRIX.key == KEY_COLUMNS
     assert set(PERSON_ATTRIBUTES) <= set(FEATURE_MATRIX.column_names())
     assert set(STATUS_COLUMNS) <= set(SCORED_POPULATION.column_names())
-    assert set(grouping_columns()) <= set(selections_schema().column_names())
+    assert set(grouping_columns()) <= {c.name for c in selections_schema().columns}
     row_columns = {c.name for c in WORKLIST_ROWS.columns}
     assert row_columns - {"NHS number", "On caseload"} <= set(COLUMN_NOTES) | {"Person ID"}

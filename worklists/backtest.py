@@ -36,12 +36,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from riskstrat.errors import RiskstratError
-from riskstrat.evaluation.groups import grouping_columns
+from riskstrat.evaluation.groups import NO_MDT, grouping_columns
 from riskstrat.worklists.selection import STATUS_COLUMNS, probability_column, select_worklists
 from riskstrat.worklists.settings import ExclusionSettings, Mdt, RiskBandSettings
-
-NO_MDT = "No MDT"
-"""MDT of a test row whose practice no MDT covers (never listed)."""
 
 WHOLE_POPULATION = "All"
 """Name of the one list drawn up when there are no MDTs."""
@@ -71,7 +68,8 @@ def back_test_lists(
             (``model.evaluation.capacity_share``).
 
     Returns:
-        The predictions (``test_rows`` with ``y``, ``p`` and ``mdt``) and the selections
+        The predictions (``test_rows`` with ``y``, ``p`` and ``mdt``, the MDT whose list serves
+        the row's practice: the place the audit's MDT grouping reads) and the selections
         (``riskstrat.evaluation.fairness.selections_schema`` with ``y``), one row per test row.
 
     Raises:
@@ -91,7 +89,9 @@ def back_test_lists(
         listing = [_whole_population(predictions, outcome, share_without_mdts)]
     chosen = select_worklists(_scored(predictions, outcome), listing, bands)
     listed = set().union(*(set(s.listed["person_id"]) for s in chosen.values()))
-    selections = predictions[["person_id", "mdt", *grouping_columns(), "y"]].copy()
+    # The grouping columns the rows carry (a place's, like lsoa_code or mdt, may be absent or be mdt itself).
+    carried = [c for c in grouping_columns() if c in predictions.columns]
+    selections = predictions[list(dict.fromkeys(["person_id", "mdt", *carried, "y"]))].copy()
     selections["selected"] = predictions["person_id"].astype(str).isin(listed).to_numpy()
     return predictions, selections
 

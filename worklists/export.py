@@ -13,10 +13,34 @@ every sheet, the printed header and footer and every CSV cell go through one
 rule, :mod:`riskstrat.worklists.cells` (control characters shown as U+FFFD, a
 single quote in front of text starting like a formula, text always stored as
 text).
+
+The workbook is made to be opened in Excel or LibreOffice Calc and printed on A4:
+
+- The Worklist sheet's printed columns (:data:`PRINT_WIDTHS`) come first, in fixed
+  widths, wrapped, and the print area stops after them; the other columns are to
+  their right, on screen only. It prints landscape, one page wide, with the column
+  headings repeated on every page. Rows get explicit heights worked out from their
+  wrapped text (:func:`fit_row_heights`): Calc does not fit heights on opening, so
+  without them wrapped text would overprint the next row.
+- Every printed header and footer section is short, so none runs into another: the
+  protective marking alone in the centre of the header, the MDT and the week beside
+  it, and in the footer the data date, the caveat "check the person's record before
+  contacting them" and the page number.
+- Every cell has a named font (:data:`FONT_NAME`), so no viewer falls back to a
+  serif face.
+- The MDT records its decision in the "MDT decision" column (a drop-down of
+  :data:`riskstrat.worklists.decisions.DECISIONS`); the issued list is stamped so
+  that a returned workbook can be checked.
+
+The CSV starts with :data:`CSV_PREAMBLE_LINES` lines, each one quoted field
+beginning ``# `` (marking; MDT, week and data date; caveat), so the marking is
+the first thing a spreadsheet shows; :func:`read_list_csv` (or
+``pandas.read_csv(path, skiprows=3)``) reads the rows.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zipfile
@@ -25,19 +49,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.indexed_list import IndexedList
+from openpyxl.worksheet.datavalidation import DataValidation
 
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.features.outcomes import outcome_names, outcome_wording
 from riskstrat.features.settings import OutcomeSettings
 from riskstrat.io import atomic_directory, file_sha256
-from riskstrat.worklists.cells import header_footer_text, inert_frame, put, seal_workbook
-from riskstrat.worklists.history import LEAVER_REASONS
-from riskstrat.worklists.rows import column_note
+from riskstrat.worklists import decisions
+from riskstrat.worklists.cells import header_footer_text, inert_frame, inert_text, put, seal_workbook
+from riskstrat.worklists.decisions import DECISION_HEADER, DECISIONS
+from riskstrat.worklists.history import LEAVER_REASONS, LEFT_CASELOAD, left_by_decision
+from riskstrat.worklists.rows import LAST_DECISION, column_note
 from riskstrat.worklists.settings import Mdt, RiskBandSettings
 
 LIST_SHEET = "Worklist"
@@ -68,8 +97,53 @@ INTENDED_USE = (
 CLINICAL_JUDGEMENT = "This list supports clinical judgement and does not replace it."
 PROTECTIVE_MARKING = "OFFICIAL-SENSITIVE: personal data"
 """Marking in the printed header and footer of every sheet."""
+CHECK_RECORD = "Check the person's record before contacting them"
+"""The caveat printed at the foot of every page."""
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _WIDTH_LIMITS = (8, 60)
+
+FONT_NAME = "Arial"
+"""Named on every cell: Calc shows it as Liberation Sans (same widths), never a serif fallback."""
+BODY_SIZE = 10
+"""Points of the table text; the list prints at about 80% of it, fitted one page wide."""
+PRINT_WIDTHS: dict[str, float] = {
+    "Rank": 5,
+    "Person ID": 11.5,
+    "NHS number": 12,
+    "Practice": 8,
+    "Risk (%)": 6,
+    "Risk band": 9,
+    "Reason 1": 17,
+    "Reason 2": 17,
+    "Reason 3": 17,
+    "Reason 4": 17,
+    "Reason 5": 17,
+    "Age band": 6,
+    "Frailty": 12,
+    "Main long-term conditions": 17,
+    "Last emergency admission": 10.5,
+    "Community services (90 days)": 13,
+    "On caseload": 11,
+    "Change since last week": 7.5,
+    LAST_DECISION: 12,
+    DECISION_HEADER: 16,
+}
+"""The Worklist sheet's printed columns, in print order, and their widths (characters).
+
+The other columns (sex, number of conditions, care home, A&E, GP appointments, weeks on
+list) follow on screen only: with them, one page wide would print at under 7 points."""
+CSV_PREAMBLE_LINES = 3
+"""Lines before the CSV's heading row, each a quoted field starting '# ' (marking; MDT, week and data date; caveat)."""
+_DIGIT_EM = 0.556
+"""Width of a digit in Arial, in ems: a unit of column width is one digit of the default font."""
+_FILL = 0.94
+"""Share of a column's width that wrapped text may fill (the rest is the cell's padding, and a margin)."""
+_LINE_HEIGHT = 1.2
+"""Row height per line of text, in points per point of font size (Arial's line is 1.15 em)."""
+_ROW_PADDING = 3
+"""Points added to each row's height."""
+_HEADER_CODES = f'&"{FONT_NAME},Regular"&8'
+"""Font codes in front of each printed header and footer section."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +158,8 @@ class RunInfo:
     risk_bands: RiskBandSettings
     outcome_wordings: Mapping[str, str] = field(default_factory=outcome_wordings)
     """What each outcome's list ranks by, worded with the run's outcome settings."""
+    models_trained: Mapping[str, date] = field(default_factory=dict)
+    """Outcome -> the day its model was trained, shown on the list when known."""
 
 
 @dataclass
@@ -162,21 +238,181 @@ def leavers_table(leavers: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_csv(rows: pd.DataFrame, path: Path) -> None:
+def csv_preamble(mdt: Mdt, info: RunInfo) -> list[str]:
+    """The :data:`CSV_PREAMBLE_LINES` lines that head an MDT's CSV: each one quoted field starting '# '.
+
+    Each line is one quoted CSV field, so a spreadsheet shows it in one cell whatever it
+    holds: a comma or semicolon in the MDT's name cannot start a new cell, which could
+    begin like a formula.
+    """
+    about = f"{list_title(mdt, info)}; records up to {info.data_date.isoformat()} (data date)"
+    lines = [
+        PROTECTIVE_MARKING,
+        about,
+        f"{CLINICAL_JUDGEMENT} {CHECK_RECORD}: deaths, admissions and other events after the data date "
+        "are not known to the list.",
+    ]
+    # One line each whatever the MDT's name holds (a line break would shift the heading row).
+    fields = ("# " + re.sub(r"\s+", " ", inert_text(line)) for line in lines)
+    return ['"' + field.replace('"', '""') + '"' for field in fields]
+
+
+def write_csv(rows: pd.DataFrame, path: Path, preamble: list[str] | None = None) -> None:
     """Write the rows as UTF-8 CSV, LF line ends, ISO dates, risk to 1 dp: same input, same bytes.
 
     Every text value and heading is made inert first (:mod:`riskstrat.worklists.cells`).
+
+    Args:
+        rows: The list rows.
+        path: The file to write.
+        preamble: Lines written before the heading row (:func:`csv_preamble`); read the file
+            with :func:`read_list_csv`, or ``pandas.read_csv(path, skiprows=3)``.
     """
     out = rows.copy()
     for column in out.columns:
         if out[column].map(lambda v: isinstance(v, date)).any():
             out[column] = [v.isoformat() if isinstance(v, date) else "" for v in out[column]]
-    inert_frame(out).to_csv(path, index=False, lineterminator="\n", encoding="utf-8", float_format="%.1f")
+    text = inert_frame(out).to_csv(index=False, lineterminator="\n", float_format="%.1f")
+    head = "".join(f"{line}\n" for line in preamble or [])
+    path.write_bytes((head + text).encode("utf-8"))
 
 
-def _model_line(info: RunInfo) -> str:
-    versions = "; ".join(f"{outcome}: {version}" for outcome, version in sorted(info.model_versions.items()))
-    return versions or "not recorded"
+def read_list_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """Read a list's CSV, skipping its preamble (``kwargs`` go to :func:`pandas.read_csv`).
+
+    Elsewhere: ``pandas.read_csv(path, skiprows=3)``; in R ``read.csv(path, skip = 3)``.
+    (``comment="#"`` does not work: each preamble line is a quoted field.)
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        head = zip(range(CSV_PREAMBLE_LINES), handle, strict=False)
+        skip = sum(1 for _, line in head if line.startswith('"#'))
+    return pd.read_csv(path, skiprows=skip, **kwargs)
+
+
+def model_line(info: RunInfo, outcome: str) -> str:
+    """'Model version 2, trained 14 December 2025; data to 28 December 2025' for an MDT's outcome.
+
+    The registry's "<name> v<version>" label gives the version; the training date is shown
+    when :attr:`RunInfo.models_trained` holds it.
+    """
+    label = info.model_versions.get(outcome, "")
+    match = re.search(r"\bv(\d+)\s*$", label)
+    model = (
+        f"Model version {match.group(1)}" if match else (f"Model {label}" if label else "Model not recorded")
+    )
+    trained = info.models_trained.get(outcome)
+    if trained is not None:
+        model += f", trained {trained.strftime('%d %B %Y')}"
+    return f"{model}; data to {info.data_date.strftime('%d %B %Y')}"
+
+
+def _font(
+    bold: bool = False, italic: bool = False, size: float = BODY_SIZE, color: str | None = None
+) -> Font:
+    """A font with its name set (an unnamed font falls back to a serif face in some viewers)."""
+    return Font(name=FONT_NAME, size=size, bold=bold, italic=italic, color=color)
+
+
+@functools.lru_cache(maxsize=2)
+def _advance_widths(bold: bool) -> dict[str, float]:
+    """Helvetica's character widths in ems (Arial and Liberation Sans share them), from matplotlib's AFM file."""
+    name = "phvb8a.afm" if bold else "phvr8a.afm"
+    widths: dict[str, float] = {}
+    for line in (Path(matplotlib.get_data_path()) / "fonts" / "afm" / name).read_text("latin-1").splitlines():
+        fields = dict(part.strip().split(" ", 1) for part in line.split(";") if part.strip().count(" "))
+        if line.startswith("C ") and int(fields["C"]) > 0:
+            widths[chr(int(fields["C"]))] = float(fields["WX"]) / 1000
+    return widths
+
+
+def text_width(text: str, bold: bool = False) -> float:
+    """Width of ``text`` in Arial, in ems (a character Helvetica lacks counts as a wide letter)."""
+    widths = _advance_widths(bold)
+    return sum(widths.get(char, 0.75) for char in text)
+
+
+def text_lines(text: str, width: float, size: float = BODY_SIZE, bold: bool = False) -> int:
+    """Lines ``text`` wraps to at word breaks in a column ``width`` units wide, in Arial at ``size`` points.
+
+    Calc and Excel wrap at spaces and break a word longer than the line; this measures the
+    words with the font's own widths, on the safe side (:data:`_FILL`).
+    """
+    room = width * _DIGIT_EM * BODY_SIZE / size * _FILL
+    space = text_width(" ", bold)
+    lines = 0
+    for paragraph in text.split("\n"):
+        lines += 1
+        used = 0.0
+        for word in paragraph.split():
+            wide = text_width(word, bold)
+            if used and used + space + wide <= room:
+                used += space + wide
+                continue
+            if used:
+                lines += 1
+            while wide > room:  # a word longer than the line is broken
+                lines += 1
+                wide -= room
+            used = wide
+    return max(lines, 1)
+
+
+def _column_width(sheet, column: int) -> float:
+    width = sheet.column_dimensions[get_column_letter(column)].width
+    return float(width) if width else 8.43  # the spreadsheet default
+
+
+def fit_row_heights(sheet) -> None:
+    """Give every row an explicit height from its wrapped text (Calc does not fit them on opening).
+
+    A wrapped cell takes as many lines as its text needs in its column's width (a
+    merged cell: the merged columns' width); other cells one line.
+    """
+    merged = {
+        (r.min_row, r.min_col): sum(_column_width(sheet, c) for c in range(r.min_col, r.max_col + 1))
+        for r in sheet.merged_cells.ranges
+    }
+    for row in sheet.iter_rows():
+        points = 0.0
+        for cell in row:
+            if cell.value is None:
+                continue
+            size = float(cell.font.size or BODY_SIZE)
+            lines = 1
+            if cell.alignment is not None and cell.alignment.wrap_text:
+                text = cell.value.strftime("%d/%m/%Y") if isinstance(cell.value, date) else str(cell.value)
+                width = merged.get((cell.row, cell.column), _column_width(sheet, cell.column))
+                lines = text_lines(text, width, size, bool(cell.font.bold))
+            points = max(points, lines * size * _LINE_HEIGHT + _ROW_PADDING)
+        if points:
+            sheet.row_dimensions[row[0].row].height = round(points, 1)
+
+
+def new_workbook() -> Workbook:
+    """An empty workbook whose default font is :data:`FONT_NAME` (unstyled and empty cells use it)."""
+    book = Workbook()
+    default = Font(name=FONT_NAME, size=BODY_SIZE)
+    # Before any cell is styled: cells refer to fonts by their place in this list.
+    book._fonts = IndexedList([default])
+    book._named_styles["Normal"].font = default
+    return book
+
+
+def name_fonts(book: Workbook) -> None:
+    """Name the font of every cell that has a value (:data:`FONT_NAME`), keeping its size and weight."""
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is not None and cell.font.name != FONT_NAME:
+                    font = cell.font
+                    cell.font = Font(
+                        name=FONT_NAME,
+                        size=font.size or BODY_SIZE,
+                        bold=font.bold,
+                        italic=font.italic,
+                        color=font.color,
+                    )
 
 
 def _fit_widths(sheet, frame: pd.DataFrame, first_row: int) -> None:
@@ -193,18 +429,31 @@ def _fit_widths(sheet, frame: pd.DataFrame, first_row: int) -> None:
                 row[0].alignment = Alignment(wrap_text=True, vertical="top")
 
 
-def _write_table(sheet, frame: pd.DataFrame, header_row: int, frozen_columns: int = 0) -> None:
-    bold = Font(bold=True, color="FFFFFF")
+def _write_table(
+    sheet,
+    frame: pd.DataFrame,
+    header_row: int,
+    frozen_columns: int = 0,
+    widths: Mapping[str, float] | None = None,
+) -> None:
+    """Write ``frame`` under its headings; ``widths`` fixes (and wraps) those columns, the rest fit their text."""
+    bold = _font(bold=True, color="FFFFFF")
+    body = _font()
     fill = PatternFill("solid", fgColor="005EB8")  # NHS blue
+    widths = widths or {}
     for col, heading in enumerate(frame.columns, start=1):
         cell = put(sheet.cell(row=header_row, column=col), str(heading))
         cell.font = bold
         cell.fill = fill
         cell.alignment = Alignment(wrap_text=True, vertical="center")
+    wrapped = Alignment(wrap_text=True, vertical="top")
     for r, record in enumerate(frame.itertuples(index=False), start=header_row + 1):
         for col, value in enumerate(record, start=1):
             heading = frame.columns[col - 1]
             cell = put(sheet.cell(row=r, column=col), value)
+            cell.font = body
+            if heading in widths:
+                cell.alignment = wrapped
             value = cell.value
             if isinstance(value, date):
                 cell.number_format = "DD/MM/YYYY"
@@ -216,6 +465,9 @@ def _write_table(sheet, frame: pd.DataFrame, header_row: int, frozen_columns: in
     sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(max(len(frame.columns), 1))}{last_row}"
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=frozen_columns + 1)
     _fit_widths(sheet, frame, header_row)
+    for col, heading in enumerate(frame.columns, start=1):
+        if heading in widths:
+            sheet.column_dimensions[get_column_letter(col)].width = widths[heading]
 
 
 def identity_columns(frame: pd.DataFrame) -> int:
@@ -224,32 +476,59 @@ def identity_columns(frame: pd.DataFrame) -> int:
     return max((names.index(c) + 1 for c in ("Person ID", "NHS number") if c in names), default=0)
 
 
-def _set_up_printing(sheet, header_row: int, mdt: Mdt, info: RunInfo, title_columns: int = 0) -> None:
-    """A4 landscape, the table's header row on every page and a marked header and footer.
+def _short(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, so a header section cannot reach the next."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
-    A sheet with ``title_columns`` (the list) prints at full size over as many pages across
-    as it needs, with those columns (Rank, Person ID) on every page: fitted to one page wide,
-    its twenty-odd columns would print at about a quarter of their size. Other sheets are
-    fitted to one page wide.
+
+HEADER_SECTION_CHARACTERS = 48
+"""Characters a printed header or footer section may hold: a third of an A4 landscape line at 8 points."""
+
+
+def _set_up_printing(
+    sheet, header_row: int, mdt: Mdt, info: RunInfo, print_columns: int | None = None
+) -> None:
+    """A4 landscape, one page wide, the table's header row on every page, a marked header and footer.
+
+    Each header and footer section is short enough not to reach the next (at most
+    :data:`HEADER_SECTION_CHARACTERS`), in 8-point :data:`FONT_NAME`: the marking alone in the
+    centre of the header with the MDT and the week either side, and the data date, the caveat
+    and the page number in the footer.
+
+    Args:
+        sheet: The sheet.
+        header_row: Row of the table's headings (repeated on every page).
+        mdt: The MDT.
+        info: The week and data date.
+        print_columns: Print only the first this many columns (None: every column).
     """
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    if title_columns:
-        sheet.print_title_cols = f"A:{get_column_letter(title_columns)}"
-    else:
-        sheet.page_setup.fitToWidth = 1
-        sheet.page_setup.fitToHeight = 0  # as many pages down as the sheet needs
-        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0  # as many pages down as the sheet needs
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.print_options.gridLines = True  # rows stay apart on paper
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.page_margins.top = sheet.page_margins.bottom = 0.6
+    sheet.page_margins.header = sheet.page_margins.footer = 0.25
     sheet.print_title_rows = f"{header_row}:{header_row}"
-    page_numbers = "Page &P of &N"
-    # Each data text is cut so that its whole header or footer stays within Excel's 255 characters.
-    sheet.oddHeader.left.text = header_footer_text(list_title(mdt, info), beside=(PROTECTIVE_MARKING,))
-    sheet.oddHeader.center.text = PROTECTIVE_MARKING
-    sheet.oddFooter.left.text = header_footer_text(
-        f"{mdt.name} · week of {info.week.isoformat()}", beside=(PROTECTIVE_MARKING, page_numbers)
-    )
-    sheet.oddFooter.center.text = PROTECTIVE_MARKING
-    sheet.oddFooter.right.text = page_numbers
+    if print_columns:
+        sheet.print_area = f"A1:{get_column_letter(print_columns)}{max(sheet.max_row, header_row)}"
+    limit = HEADER_SECTION_CHARACTERS
+    sections = {
+        sheet.oddHeader.left: _short(mdt.name, limit),
+        sheet.oddHeader.center: PROTECTIVE_MARKING,
+        sheet.oddHeader.right: f"Week of {info.week.strftime('%d %B %Y')}",
+        sheet.oddFooter.left: f"Records up to {info.data_date.strftime('%d %B %Y')}",
+        sheet.oddFooter.center: CHECK_RECORD,
+        sheet.oddFooter.right: "Page &P of &N",
+    }
+    for part, text in sections.items():
+        part.text = (
+            text if "&P" in text else header_footer_text(text, beside=(_HEADER_CODES * 3, "x" * limit * 2))
+        )
+        part.font = f"{FONT_NAME},Regular"
+        part.size = 8
 
 
 def list_title(mdt: Mdt, info: RunInfo) -> str:
@@ -345,6 +624,17 @@ def how_list_was_made(output: MdtOutput, wordings: Mapping[str, str] | None = No
         ("No risk score", f"People without a predicted risk are left off ({excluded('no_score')})."),
         ("Type 1 opt-out", opt_out),
         ("Active caseload", caseload),
+    ]
+    if "excluded_rested" in counts:  # the decision rules ran this week
+        made.append(
+            (
+                "After an MDT decision",
+                "People left off for some weeks after this MDT's decision about them (such as 'Not "
+                "appropriate now' or 'Declined'), unless their risk has risen by the set amount since "
+                f"({excluded('rested')}).",
+            )
+        )
+    made += [
         ("Eligible", f"{_people(int(counts.get('eligible', len(output.rows))))} after these rules."),
         ("Listed", listed),
     ]
@@ -411,9 +701,9 @@ def risk_band_basis(bands: RiskBandSettings) -> str:
 
 def _write_section(sheet, row: int, title: str, pairs: list[tuple[str, str]]) -> int:
     """A bold title, then one (topic, text) pair a row from the next row; returns the next free row."""
-    put(sheet.cell(row=row, column=1), title).font = Font(bold=True)
+    put(sheet.cell(row=row, column=1), title).font = _font(bold=True)
     for r, (topic, text) in enumerate(pairs, start=row + 1):
-        put(sheet.cell(row=r, column=1), topic).alignment = Alignment(vertical="top")
+        put(sheet.cell(row=r, column=1), topic).alignment = Alignment(wrap_text=True, vertical="top")
         put(sheet.cell(row=r, column=2), text).alignment = Alignment(wrap_text=True, vertical="top")
     return row + len(pairs) + 1
 
@@ -422,26 +712,39 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     """Fill the 'About this list' sheet; returns the row of the column table's headings."""
     about.column_dimensions["A"].width = 30
     about.column_dimensions["B"].width = 100
-    put(about["A1"], "About this list").font = Font(bold=True, size=14)
-    put(about["A2"], "Intended use").font = Font(bold=True)
+    put(about["A1"], "About this list").font = _font(bold=True, size=14)
+    put(about["A2"], "Intended use").font = _font(bold=True)
     put(about["A3"], INTENDED_USE).alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A3:B3")
-    about.row_dimensions[3].height = 90
-    put(about["A4"], CLINICAL_JUDGEMENT).font = Font(bold=True)
-    put(about["A5"], data_date_caution(info.data_date)).font = Font(bold=True)
+    put(about["A4"], CLINICAL_JUDGEMENT).font = _font(bold=True)
+    put(about["A5"], data_date_caution(info.data_date)).font = _font(bold=True)
     about["A5"].alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A5:B5")
-    about.row_dimensions[5].height = 32
     row = _write_section(about, 7, "How this list was made", how_list_was_made(output, info.outcome_wordings))
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
     row = _write_section(about, row + 1, "Risk bands", bands)
     header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes(output.mdt)) + 1
-    put(about.cell(row=header, column=1), "Column").font = Font(bold=True)
-    put(about.cell(row=header, column=2), "What it means").font = Font(bold=True)
-    for r, column in enumerate(rows.columns, start=header + 1):
-        put(about.cell(row=r, column=1), str(column))
-        put(about.cell(row=r, column=2), column_note(str(column))).alignment = Alignment(wrap_text=True)
+    put(about.cell(row=header, column=1), "Column").font = _font(bold=True)
+    put(about.cell(row=header, column=2), "What it means").font = _font(bold=True)
+    notes = [(str(column), column_note(str(column))) for column in rows.columns]
+    notes.append((DECISION_HEADER, DECISION_NOTE))
+    for r, (column, note) in enumerate(notes, start=header + 1):
+        put(about.cell(row=r, column=1), column).alignment = Alignment(wrap_text=True, vertical="top")
+        put(about.cell(row=r, column=2), note).alignment = Alignment(wrap_text=True, vertical="top")
     return header
+
+
+DECISION_NOTE = (
+    "Where the MDT records what it decided, from the drop-down: "
+    + "; ".join(DECISIONS.values())
+    + ". Blank = nothing recorded yet. Only the coded decision comes back to riskstrat, never "
+    "free text: keep notes in the person's record. Printed, it is a blank box to write in."
+)
+"""What the decision column means (the About sheet)."""
+
+
+BY_DECISION: frozenset[str] = frozenset(left_by_decision(code) for code in DECISIONS)
+"""The 'Why they left' reasons that name an MDT decision."""
 
 
 def leaver_notes(mdt: Mdt) -> list[tuple[str, str]]:
@@ -460,8 +763,23 @@ def leaver_notes(mdt: Mdt) -> list[tuple[str, str]]:
             "People on this MDT's last published list who are not on this week's. 'Risk this week' is "
             "blank when the person was not scored this week (for example, they died or left).",
         ),
-        *LEAVER_REASONS.items(),
+        # Caseload patients leave the list only where the MDT leaves them off; the decisions
+        # share one note.
+        *(
+            (reason, text)
+            for reason, text in LEAVER_REASONS.items()
+            if reason not in BY_DECISION
+            and (reason != LEFT_CASELOAD or mdt.exclusions.active_caseload == "exclude")
+        ),
     ]
+    if any(reason in BY_DECISION for reason in LEAVER_REASONS):
+        notes.append(
+            (
+                "MDT decision: ...",
+                "The MDT recorded this decision (named after the colon) about the person on an earlier "
+                "list, and by this MDT's decision rules it keeps them off the list for some weeks.",
+            )
+        )
     if mdt.exclusions.type1_opt_out == "exclude":
         notes.append(
             (
@@ -483,14 +801,88 @@ def leavers_summary(output: MdtOutput, leavers: pd.DataFrame, info: RunInfo) -> 
     )
 
 
+def sheet_columns(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The Worklist sheet's table: the printed columns first (:data:`PRINT_WIDTHS` order), then the rest.
+
+    The MDT's decision column is added, blank, as the last printed column.
+
+    Args:
+        rows: The list rows (with the NHS number column if configured).
+
+    Returns:
+        The table and how many of its first columns print.
+    """
+    table = rows.copy()
+    table[DECISION_HEADER] = None
+    printed = [c for c in PRINT_WIDTHS if c in table.columns]
+    return table[printed + [c for c in table.columns if c not in PRINT_WIDTHS]], len(printed)
+
+
+def _decision_drop_down(sheet, column: int, first_row: int, last_row: int) -> None:
+    """The decision cells: a drop-down of the coded decisions' wordings, refusing other values, unlocked."""
+    choices = list(DECISIONS.values())
+    if any("," in choice or '"' in choice for choice in choices):
+        raise RiskstratError("a decision's wording holds a comma or a quote, which a drop-down list cannot")
+    validation = DataValidation(
+        type="list",
+        formula1='"' + ",".join(choices) + '"',
+        allow_blank=True,
+        showDropDown=False,  # (sic) False shows the in-cell arrow
+        showErrorMessage=True,
+        errorStyle="stop",
+        errorTitle="Not a coded decision",
+        error="Choose one of the decisions in the list (or leave the cell blank).",
+        showInputMessage=True,
+        promptTitle=DECISION_HEADER,
+        prompt="Choose what the MDT decided.",
+    )
+    sheet.add_data_validation(validation)
+    letter = get_column_letter(column)
+    if last_row >= first_row:
+        validation.add(f"{letter}{first_row}:{letter}{last_row}")
+    for row in range(first_row, last_row + 1):
+        sheet.cell(row=row, column=column).protection = Protection(locked=False)
+
+
+def _write_list_sheet(sheet, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) -> None:
+    """The Worklist sheet: title rows, the table with its decision column, printing set up."""
+    table, printed = sheet_columns(rows)
+    capacity = output.counts.get("capacity", len(rows))
+    titles = [
+        (list_title(output.mdt, info), _font(bold=True, size=14)),
+        (
+            f"Ranked by risk of {info.outcome_wordings[output.mdt.outcome]} · "
+            f"{_people(len(rows))} (this MDT's weekly capacity {capacity})",
+            _font(),
+        ),
+        (model_line(info, output.mdt.outcome), _font()),
+        (
+            f"{CLINICAL_JUDGEMENT} Records up to {info.data_date.strftime('%d %B %Y')} only: check the "
+            f"person's record before contacting them. Read the '{ABOUT_SHEET}' sheet before use.",
+            _font(bold=True, italic=True),
+        ),
+    ]
+    for row, (text, font) in enumerate(titles, start=1):
+        cell = put(sheet.cell(row=row, column=1), text)
+        cell.font = font
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        sheet.merge_cells(start_row=row, start_column=1, end_row=row, end_column=max(printed, 1))
+    # Rank, Person ID (and NHS number) stay in view when scrolling right.
+    _write_table(sheet, table, HEADER_ROW, frozen_columns=identity_columns(table), widths=PRINT_WIDTHS)
+    decision = list(table.columns).index(DECISION_HEADER) + 1
+    _decision_drop_down(sheet, decision, HEADER_ROW + 1, HEADER_ROW + len(table))
+    _set_up_printing(sheet, HEADER_ROW, output.mdt, info, print_columns=printed)
+
+
 def write_xlsx(
     output: MdtOutput, rows: pd.DataFrame, leavers: pd.DataFrame, info: RunInfo, path: Path
 ) -> None:
     """Write one MDT's workbook: the list, what each column means, and who left the list.
 
-    Every sheet prints A4 landscape with its table's headings on each page and the MDT,
-    week and protective marking in the header and footer; the list at full size with Rank
-    and Person ID on every page, the other sheets one page wide.
+    Every sheet prints A4 landscape, one page wide, with its table's headings on each page,
+    the protective marking, MDT and week in the header and the data date, the caveat and the
+    page number in the footer. The list prints its first columns (:data:`PRINT_WIDTHS`) and
+    carries the MDT's decision column; the issued list is stamped for the decisions' return.
 
     Args:
         output: The MDT's output (for its MDT and counts).
@@ -499,40 +891,28 @@ def write_xlsx(
         info: Week, data date, model versions, risk bands.
         path: The file to write.
     """
-    book = Workbook()
+    book = new_workbook()
     sheet = book.active
     sheet.title = LIST_SHEET
-    put(sheet["A1"], list_title(output.mdt, info)).font = Font(bold=True, size=14)
-    put(
-        sheet["A2"],
-        f"Week {info.week.isoformat()} · data to {info.data_date.isoformat()} · "
-        f"ranked by risk of {info.outcome_wordings[output.mdt.outcome]} · "
-        f"{len(rows)} people (capacity {output.counts.get('capacity', len(rows))})",
-    )
-    put(sheet["A3"], f"Models: {_model_line(info)} · extract {info.extract_snapshot_hash}")
-    put(
-        sheet["A4"],
-        f"{CLINICAL_JUDGEMENT} Records up to {info.data_date.strftime('%d %B %Y')} only: check the "
-        f"person's record before contacting them. Read the '{ABOUT_SHEET}' sheet before use.",
-    ).font = Font(italic=True)
-    # Rank, Person ID (and NHS number) stay in view when scrolling right.
-    identity = identity_columns(rows)
-    _write_table(sheet, rows, HEADER_ROW, frozen_columns=identity)
-    _set_up_printing(sheet, HEADER_ROW, output.mdt, info, title_columns=identity)
+    _write_list_sheet(sheet, output, rows, info)
 
     about = book.create_sheet(ABOUT_SHEET)
     _set_up_printing(about, _write_about(about, output, rows, info), output.mdt, info)
 
     left = book.create_sheet(LEFT_SHEET)
     title = f"{output.mdt.name}: people on last week's list who are not on this week's"
-    put(left["A1"], title).font = Font(bold=True, size=14)
+    put(left["A1"], title).font = _font(bold=True, size=14)
     put(left["A2"], leavers_summary(output, leavers, info))
     _write_table(left, leavers, 4)
     _set_up_printing(left, 4, output.mdt, info)
 
+    name_fonts(book)
+    for each in (sheet, about, left):
+        fit_row_heights(each)
     stamp = datetime(info.week.year, info.week.month, info.week.day)
     book.properties.creator = "riskstrat"
     book.properties.created = stamp
+    decisions.stamp_workbook(book, mdt=output.mdt.name, week=info.week, rows=rows)
     seal_workbook(book)
     book.save(path)
     _normalise_xlsx(path, stamp)
@@ -612,7 +992,7 @@ def write_worklists(
             leavers = with_nhs_number(leavers_table(output.leavers), nhs_numbers, "Person ID")
             csv_path = staging / f"{output.mdt.slug}.csv"
             xlsx_path = staging / f"{output.mdt.slug}.xlsx"
-            write_csv(rows, csv_path)
+            write_csv(rows, csv_path, csv_preamble(output.mdt, info))
             write_xlsx(output, rows, leavers, info, xlsx_path)
             for path in (xlsx_path, csv_path):
                 files[path.name] = file_sha256(path)

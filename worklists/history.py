@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,7 @@ import pandas as pd
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.io import atomic_directory, file_sha256, write_parquet
+from riskstrat.worklists.decisions import DECISIONS
 from riskstrat.worklists.selection import MdtSelection, probability_column
 from riskstrat.worklists.settings import Mdt
 
@@ -57,10 +59,24 @@ LEFT_NOT_SCORED = "Not in this week's scored population"
 LEFT_RISK_FELL = "Risk fell"
 LEFT_BELOW_CAPACITY = "Moved below capacity (others' risk rose)"
 LEFT_BELOW_AGE = "Below the age floor"
+
+
+def left_by_decision(code: str) -> str:
+    """The 'Why they left' reason of a person an MDT decision kept off this week's list."""
+    return f"MDT decision: {DECISIONS[code]}"
+
+
 LEAVER_REASONS: dict[str, str] = {
     LEFT_DIED: "Died on or before this week's data date.",
     LEFT_DEREGISTERED: "No longer registered with a GP practice at the data date.",
     LEFT_MOVED_PRACTICE: "Now registered with a practice that belongs to another MDT.",
+    **{
+        left_by_decision(code): (
+            "The MDT recorded this decision on an earlier list; by the decision rules in "
+            "configs/mdts.yaml it keeps the person off this week's list."
+        )
+        for code in DECISIONS
+    },
     LEFT_CASELOAD: "Now on an active caseload, and this MDT leaves caseload patients off.",
     LEFT_NOT_SCORED: "Not in this week's scored population (for example, no longer in the model's cohort).",
     LEFT_BELOW_AGE: "Younger than this MDT's minimum age at the data date.",
@@ -419,16 +435,23 @@ def _leaver_rows(
     )
 
 
-def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: PersonLookup) -> pd.DataFrame:
+def leavers(
+    mdt: Mdt,
+    history: pd.DataFrame,
+    listed: pd.DataFrame,
+    people: PersonLookup,
+    decided: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """People on the MDT's last published list who are not on this week's, with why.
 
     When the MDT leaves type 1 opt-outs off, a person with a type 1 opt-out is not
     among the leavers at all, whatever else applies: they are removed without a
     trace (no ID, practice, risk or reason). For everyone else the first reason
     that applies is given, in this order: died, deregistered, registered with a
-    practice outside the MDT, joined a caseload (when caseloads are excluded),
-    below the age floor, not in this week's scored population, risk fell (lower
-    as shown), or moved below capacity because others' risk rose.
+    practice outside the MDT, kept off by the MDT's own decision ("MDT decision:
+    Not appropriate now"), joined a caseload (when caseloads are excluded), below
+    the age floor, not in this week's scored population, risk fell (lower as
+    shown), or moved below capacity because others' risk rose.
 
     Args:
         mdt: The MDT.
@@ -436,6 +459,8 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
         listed: This week's list for the MDT.
         people: :func:`person_lookup` of this week's scored population and status,
             made once and shared by every MDT.
+        decided: Person ID -> the decision code that kept them off this week's list
+            (:attr:`~riskstrat.worklists.selection.MdtSelection.held_by_decision`).
 
     Returns:
         ``person_id``, ``practice_code`` (this week's, "" if unknown), ``previous_rank``,
@@ -451,6 +476,7 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
     if mdt.exclusions.type1_opt_out == "exclude":
         gone = gone.loc[~gone["person_id"].isin(_opted_out(gone["person_id"], state))]
     p_col = probability_column(mdt.outcome)
+    decided = decided or {}
     practices: list[str] = []
     probabilities: list[float] = []
     reasons: list[str] = []
@@ -471,6 +497,8 @@ def leavers(mdt: Mdt, history: pd.DataFrame, listed: pd.DataFrame, people: Perso
             reasons.append(LEFT_DEREGISTERED)
         elif practice is not None and practice not in mdt.practices:
             reasons.append(LEFT_MOVED_PRACTICE)
+        elif person in decided:
+            reasons.append(left_by_decision(decided[person]))
         elif mdt.exclusions.active_caseload == "exclude" and flag("on_caseload"):
             reasons.append(LEFT_CASELOAD)
         elif current is None or pd.isna(risk):

@@ -12,12 +12,28 @@ as well), otherwise the feature with the largest contribution. Concepts and
 texts come from the feature dictionary (:func:`riskstrat.features.dictionary.feature_concept`
 and :func:`~riskstrat.features.dictionary.reason_text`). Ties are broken by
 concept name, so the order is stable.
+
+Two changes make the three slots say something a clinician can act on, without
+changing the attribution:
+
+- **Contact counts give way** (:data:`CONTACT_CONCEPTS`). GP appointments and
+  community care contacts raise almost everyone's risk on a high-risk list (on
+  the demo lists the GP appointment count was a top-3 reason for 299 of 300
+  people), so they say little about the person: a slot goes to them only when
+  fewer than ``count`` other concepts raise the risk. The other reasons keep
+  their TreeSHAP order, and the counts themselves are on the row in their own
+  columns (:mod:`riskstrat.worklists.rows`).
+- **Recency in words** (:data:`RECENCY_FEATURES`): "A&E attendance in the last
+  week", "Discharged from hospital 3 weeks ago", not "0 days ago".
+
+:func:`reason_frequency` and :func:`rows_with_contact_reason` count what the
+published lists show, so these figures can be measured on any week's CSVs.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +53,19 @@ DISPLAY_WINDOW_DAYS = 365
 """The window whose text is shown for a windowed concept ("in the last 12 months")."""
 DISPLAY_FEATURES: frozenset[str] = frozenset({"efi_score"})
 """Features whose text is shown for their concept in preference to the others."""
+CONTACT_CONCEPTS: frozenset[str] = frozenset({"gp_appointments", "community_contacts"})
+"""Concepts that count contacts with services: they take a reason slot only when nothing else is left."""
+RECENCY_FEATURES: dict[str, tuple[str, str]] = {
+    "days_since_last_ae": ("A&E attendance in the last week", "Last A&E attendance {ago}"),
+    "days_since_last_discharge": (
+        "Discharged from hospital in the last week",
+        "Discharged from hospital {ago}",
+    ),
+}
+"""Days-since features written in weeks or months: (text within a week, text with "3 weeks ago")."""
+CONTACT_TEXT = re.compile(r"\b(?:GP appointments?|GP home visits?|contacts?) in the last\b")
+"""How a contact-count reason reads on a published list (GP appointments, home visits, missed
+appointments and community contacts of any service)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,27 @@ def _plain_reason_text(feature: str, value: Any) -> str:
     return f"{feature.replace('_', ' ')}: {_format_value(value)}"
 
 
+def recency_text(feature: str, days: float) -> str:
+    """A days-since reason in words: within a week, then weeks (under 8), then months.
+
+    Args:
+        feature: A key of :data:`RECENCY_FEATURES`.
+        days: Days from the event to the data date (0 = on the data date).
+
+    Returns:
+        E.g. "A&E attendance in the last week", "Last A&E attendance 3 weeks ago".
+    """
+    recent, earlier = RECENCY_FEATURES[feature]
+    days = int(days)
+    if days < 7:
+        return recent
+    if days < 56:
+        weeks = days // 7
+        return earlier.format(ago=f"{weeks} week{'s' if weeks > 1 else ''} ago")
+    months = max(2, round(days / 30.44))
+    return earlier.format(ago=f"{months} months ago")
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
@@ -99,6 +149,9 @@ def feature_vocabulary() -> FeatureVocabulary:
         value = None if value is None or pd.isna(value) else value
         key = (feature, value if value is None or isinstance(value, str) else float(value))
         if key not in texts:
+            if feature in RECENCY_FEATURES and value is not None:
+                texts[key] = recency_text(feature, float(value))
+                return texts[key]
             try:
                 texts[key] = reason_text(feature, value)
             except KeyError:  # not in the dictionary
@@ -142,8 +195,13 @@ def top_reasons(
     features: pd.DataFrame,
     count: int = 3,
     vocabulary: FeatureVocabulary | None = None,
+    give_way: Collection[str] = CONTACT_CONCEPTS,
 ) -> pd.DataFrame:
     """The ``count`` concepts that raise each person's risk most, written as reasons.
+
+    Concepts in ``give_way`` come after every other concept that raises the risk, so
+    they fill a slot only when fewer than ``count`` others do; the order within each
+    part is TreeSHAP's.
 
     Args:
         contributions: TreeSHAP contributions for the listed people (features as
@@ -153,6 +211,8 @@ def top_reasons(
             feature columns), for the values shown in the text.
         count: Reasons per person.
         vocabulary: Concepts and texts; defaults to :func:`feature_vocabulary`.
+        give_way: Concepts that give way to the others (default: contact counts,
+            :data:`CONTACT_CONCEPTS`); empty for the plain TreeSHAP order.
 
     Returns:
         One row per person (index ``person_id``, in the order of ``contributions``):
@@ -176,7 +236,10 @@ def top_reasons(
             shown[:, j] = preferred[0]
         elif n:
             shown[:, j] = members[concept][np.argmax(block, axis=1)]
-    order = np.argsort(-sums, axis=1, kind="stable")[:, :count]
+    # Raising concepts first, those that give way after them: each part in TreeSHAP order.
+    yields = np.array([c in give_way for c in concepts], dtype=bool)
+    key = np.where(sums > 0, -sums, np.inf) + np.where(yields & (sums > 0), 1e9, 0.0)
+    order = np.argsort(key, axis=1, kind="stable")[:, :count]
     lookup = features.assign(person_id=features["person_id"].astype(str)).set_index("person_id")
     unknown = people.difference(lookup.index)
     if len(unknown):
@@ -210,3 +273,33 @@ def top_reasons(
             out[f"reason_{slot}_contribution"][row] = float(sums[row, j])
     result = pd.DataFrame(out, index=pd.Index(people, name="person_id"))
     return result
+
+
+def reason_kind(text: str) -> str:
+    """A reason with its person's numbers replaced by N ("N GP appointments in the last N months")."""
+    return re.sub(r"\d+(\.\d+)?", "N", text)
+
+
+def reason_frequency(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """How many rows show each kind of reason in any of ``columns`` (e.g. the published list's Reason 1-3).
+
+    Args:
+        rows: List rows (a week's CSVs read and concatenated).
+        columns: The reason columns.
+
+    Returns:
+        ``reason`` (the kind, numbers as N), ``rows`` (rows showing it at least once) and
+        ``share`` (of all rows), most frequent first.
+    """
+    kinds = rows[list(columns)].fillna("").astype(str).map(lambda t: reason_kind(t) if t else "")
+    per_row = kinds.apply(lambda r: {k for k in r if k}, axis=1)
+    counts = pd.Series([k for shown in per_row for k in shown], dtype="object").value_counts()
+    out = counts.rename_axis("reason").reset_index(name="rows")
+    out["share"] = out["rows"] / max(len(rows), 1)
+    return out.sort_values(["rows", "reason"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def rows_with_contact_reason(rows: pd.DataFrame, columns: Sequence[str]) -> int:
+    """Rows whose reasons in ``columns`` include a contact count (:data:`CONTACT_TEXT`)."""
+    text = rows[list(columns)].fillna("").astype(str)
+    return int(text.apply(lambda column: column.str.contains(CONTACT_TEXT)).any(axis=1).sum())

@@ -25,6 +25,10 @@ RECORDED_EFI = "recorded_efi"
 COMMUNITY_SERVICES: tuple[str, ...] = COMMUNITY_SERVICE_CODES
 MAX_CONDITION_NAMES = 4
 """Long-term conditions named on a row; more are summarised as "+N more"."""
+GP_APPOINTMENTS = "gp_appointments_365d"
+"""The feature behind the "GP appointments (12 months)" column (shown when the matrix has it)."""
+LAST_DECISION = "Last MDT decision"
+"""Heading of the column with the person's last coded MDT decision and the week it was recorded."""
 
 
 COLUMN_NOTES: dict[str, str] = {
@@ -34,7 +38,12 @@ COLUMN_NOTES: dict[str, str] = {
     "Practice": "ODS code of the GP practice the person is registered with.",
     "Risk (%)": "Predicted chance of the outcome that ranks this list in the next 12 months, in per cent.",
     "Risk band": "The person's risk band; each band is defined under 'Risk bands' on this sheet.",
-    "Reason": "A factor that raises this person's predicted risk most (TreeSHAP), with their own value.",
+    "Reason": (
+        "A factor that raises this person's predicted risk most, with their own value, most first "
+        "(worked out from the model for this person). Counts of GP appointments and community "
+        "contacts raise almost everyone's risk on this list, so they are given as a reason only when "
+        "fewer than three other factors raise it; the counts are in their own columns."
+    ),
     "Age band": "Age band at the data date.",
     "Sex": (
         "Sex or gender as recorded by the practice "
@@ -51,6 +60,7 @@ COLUMN_NOTES: dict[str, str] = {
     "Last emergency admission": "Date of the latest emergency hospital admission up to the data date.",
     "Last A&E attendance": "Date of the most recent A&E attendance up to the data date.",
     "A&E attendances (12 months)": "A&E attendances in the 12 months to the data date.",
+    "GP appointments (12 months)": "GP appointments attended (not missed) in the 12 months to the data date.",
     "Community services (90 days)": (
         "Community services seen in the 90 days to the data date, with the number of contacts. "
         f"Every community service counts: {', '.join(service_label(s).lower() for s in COMMUNITY_SERVICES)}."
@@ -61,6 +71,10 @@ COLUMN_NOTES: dict[str, str] = {
         "up / down (risk higher / lower as shown), same."
     ),
     "Weeks on list": "Consecutive weekly lists, including this one, that have held the person.",
+    LAST_DECISION: (
+        "The MDT's last coded decision about the person on an earlier list, with the week of that "
+        "list; blank when none was recorded."
+    ),
 }
 """Every column of the list and what it means (the second sheet of the XLSX)."""
 
@@ -88,10 +102,12 @@ WORKLIST_ROWS = FrameSchema(
         Column("Last emergency admission", Kind.DATE, nullable=True),
         Column("Last A&E attendance", Kind.DATE, nullable=True),
         Column("A&E attendances (12 months)", Kind.INTEGER),
+        Column("GP appointments (12 months)", Kind.INTEGER, required=False),
         Column("Community services (90 days)", Kind.TEXT),
         Column("On caseload", Kind.TEXT, required=False),
         Column("Change since last week", Kind.TEXT),
         Column("Weeks on list", Kind.INTEGER),
+        Column(LAST_DECISION, Kind.TEXT),
     ),
     key=("Person ID",),
     extra_columns=False,
@@ -203,6 +219,15 @@ def community_services(features: pd.DataFrame, days: int = COMMUNITY_DAYS) -> pd
     return pd.Series(out, index=features.index, dtype="object")
 
 
+def last_decision_text(decision: object, week: object) -> str:
+    """'Not appropriate now (05 Jan 2026)': a decision's wording and its list's week; blank when none."""
+    if decision is None or pd.isna(decision) or not str(decision):
+        return ""
+    if week is None or pd.isna(week):
+        return str(decision)
+    return f"{decision} ({pd.Timestamp(week):%d %b %Y})"
+
+
 def build_rows(
     listed: pd.DataFrame,
     features: pd.DataFrame,
@@ -216,7 +241,8 @@ def build_rows(
     """One MDT's rows, in rank order, with the headings the MDT sees.
 
     Args:
-        listed: The MDT's selection (rank, person_id, practice_code, probability, risk_band, caseload_team).
+        listed: The MDT's selection (rank, person_id, practice_code, probability, risk_band, caseload_team
+            and, when decisions have come back, last_decision and last_decision_date).
         features: Feature matrix rows of (at least) the listed people.
         reasons: :func:`riskstrat.worklists.reasons.top_reasons` for (at least) the listed people.
         change: :func:`riskstrat.worklists.history.change_since_last_week` for the list.
@@ -268,6 +294,8 @@ def build_rows(
     for column in ("Last emergency admission", "Last A&E attendance"):
         rows[column] = [None if pd.isna(v) else v for v in rows[column]]
     rows["A&E attendances (12 months)"] = _number(feats, "ae_attendances_365d").astype("int64")
+    if GP_APPOINTMENTS in feats:
+        rows["GP appointments (12 months)"] = _number(feats, GP_APPOINTMENTS).astype("int64")
     if context is not None and "community_services" in context:
         seen = context["community_services"].reindex(ids)
         rows["Community services (90 days)"] = seen.fillna("").astype(str).to_numpy()
@@ -278,4 +306,7 @@ def build_rows(
         rows["On caseload"] = [str(t) if pd.notna(t) else "" for t in team]
     rows["Change since last week"] = moved["change"].fillna("new").astype(str)
     rows["Weeks on list"] = moved["weeks_on_list"].fillna(1).astype("int64")
+    decided = listed.get("last_decision", pd.Series(None, index=listed.index, dtype="object"))
+    when = listed.get("last_decision_date", pd.Series(None, index=listed.index, dtype="object"))
+    rows[LAST_DECISION] = [last_decision_text(d, w) for d, w in zip(decided, when, strict=True)]
     return rows.reset_index(drop=True)

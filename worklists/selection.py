@@ -11,6 +11,17 @@ of the person_id (the first 16 hex digits of its SHA-256, ascending), then the
 person_id itself. The hash keeps ties from favouring any ID scheme (such as
 low practice-prefixed IDs) while giving the same order on every run.
 
+What the MDT decided about a person on earlier lists (the decision history,
+:mod:`riskstrat.worklists.decisions`) shapes its next lists, by the rules in
+``decisions`` of ``configs/mdts.yaml`` (:func:`decisions_in_force`): a person
+rested after "not appropriate now", "declined" or "already known to a service"
+is left off for ``rest_weeks`` weeks after the list the decision was made on,
+unless their risk has risen by ``return_if_risk_rises_by`` percentage points
+since; a person "added to caseload" is treated as on an active caseload, as the
+MDT's ``exclusions.active_caseload`` says, for ``caseload_weeks`` weeks. Only
+the MDT's own latest decision about a person counts. The places freed go to
+the next people by risk.
+
 A person with a type 1 opt-out is, for an MDT that leaves opt-outs off, removed
 from its registered people before anything is counted or ranked: they are not in
 its counts (so no count of opt-outs can be shown or worked out from the others),
@@ -22,15 +33,17 @@ drop before scoring.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
 from riskstrat.frames import Column, FrameSchema, Kind
-from riskstrat.worklists.settings import Mdt, MdtSettings, RiskBandSettings
+from riskstrat.worklists.decisions import CASELOAD_BY_DECISION, DECISIONS
+from riskstrat.worklists.settings import DecisionSettings, Mdt, MdtSettings, RiskBandSettings
 
 STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
 REQUIRED_COLUMNS: tuple[str, ...] = ("person_id", "practice_code", "age")
@@ -65,7 +78,13 @@ def probability_column(outcome: str) -> str:
 
 @dataclass
 class MdtSelection:
-    """One MDT's list and how it was drawn up (counts only, no patient-level detail)."""
+    """One MDT's list and how it was drawn up.
+
+    Attributes:
+        held_by_decision: Person ID -> the decision code that kept an otherwise eligible
+            person off this week's list (rested, or added to the caseload of an MDT that
+            leaves caseloads off): 'Left the list' gives it as the reason.
+    """
 
     mdt: Mdt
     listed: pd.DataFrame
@@ -73,6 +92,78 @@ class MdtSelection:
     eligible: int
     capacity: int
     excluded: dict[str, int] = field(default_factory=dict)
+    held_by_decision: dict[str, str] = field(default_factory=dict)
+
+
+DECISION_STATE_COLUMNS: tuple[str, ...] = ("decision", "decision_week", "action", "issued_probability")
+""":func:`decisions_in_force`: the MDT's latest decision per person, its list's week, the action in
+force this week (rest, caseload or "" when none) and the risk on that list."""
+
+
+def no_decisions() -> pd.DataFrame:
+    """:func:`decisions_in_force` when the MDT has recorded no decision."""
+    return pd.DataFrame(
+        {c: pd.Series(dtype="object") for c in DECISION_STATE_COLUMNS},
+        index=pd.Index([], name="person_id", dtype="object"),
+    )
+
+
+def decisions_in_force(
+    decisions: pd.DataFrame, mdt: str, week: date, settings: DecisionSettings
+) -> pd.DataFrame:
+    """The MDT's latest decision about each person before ``week``, and what it does this week.
+
+    A decision made on the list of week ``W`` rests the person (or counts them as on a
+    caseload) on the lists of weeks ``W + 1`` to ``W + rest_weeks`` (``caseload_weeks``).
+
+    Args:
+        decisions: The decision history (:data:`~riskstrat.worklists.decisions.DECISION_HISTORY_COLUMNS`),
+            all MDTs' or just this one's.
+        mdt: The MDT's name.
+        week: The week being drawn up; decisions on this or later weeks' lists are ignored,
+            so a re-run of a week gives the same list.
+        settings: The decision rules.
+
+    Returns:
+        Indexed by ``person_id`` (text): :data:`DECISION_STATE_COLUMNS`.
+    """
+    own = decisions.loc[decisions["mdt"] == mdt] if len(decisions) else decisions
+    if len(own):
+        weeks = pd.to_datetime(own["week"]).dt.date
+        own = own.assign(decision_week=weeks).loc[weeks < week]
+    if not len(own):
+        return no_decisions()
+    latest = own.sort_values(["decision_week", "imported_at"]).drop_duplicates("person_id", keep="last")
+    age_weeks = latest["decision_week"].map(lambda w: (week - w).days / 7)
+    action = latest["decision"].map(settings.actions).fillna("stay")
+    limit = action.map({"rest": settings.rest_weeks, "caseload": settings.caseload_weeks}).fillna(0)
+    in_force = action.where((action != "stay") & (age_weeks <= limit), "")
+    return pd.DataFrame(
+        {
+            "decision": latest["decision"].astype(str).to_numpy(),
+            "decision_week": latest["decision_week"].to_numpy(),
+            "action": in_force.to_numpy(),
+            "issued_probability": latest["issued_probability"].astype("float64").to_numpy(),
+        },
+        index=pd.Index(latest["person_id"].astype(str).to_numpy(), name="person_id"),
+    )
+
+
+def _with_decided_caseload(registered: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
+    """``registered`` with the people the MDT added to its caseload marked as on a caseload."""
+    added = registered["person_id"].astype(str).map(state["action"]).eq("caseload")
+    if not added.any():
+        return registered
+    out = registered.copy()
+    newly = added & ~out["on_caseload"].fillna(False).astype(bool)
+    out["on_caseload"] = out["on_caseload"].fillna(False).astype(bool) | added
+    team = (
+        out["caseload_team"].astype("string")
+        if "caseload_team" in out
+        else pd.Series(pd.NA, index=out.index, dtype="string")
+    )
+    out["caseload_team"] = team.mask(newly, CASELOAD_BY_DECISION)
+    return out
 
 
 def worklist_status(status_at: pd.DataFrame) -> pd.DataFrame:
@@ -272,7 +363,13 @@ def registered_with(
     return scored.iloc[rows]
 
 
-def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSelection:
+def select_mdt(
+    scored: pd.DataFrame,
+    mdt: Mdt,
+    bands: RiskBandSettings,
+    decisions: pd.DataFrame | None = None,
+    rules: DecisionSettings | None = None,
+) -> MdtSelection:
     """Draw up one MDT's list.
 
     Args:
@@ -281,31 +378,51 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
             registered people (:func:`registered_with`): the list is the same.
         mdt: The MDT.
         bands: Risk band settings.
+        decisions: :func:`decisions_in_force` for this MDT and week, or None (no decisions).
+        rules: The decision rules (for the rise in risk that ends a rest); default settings if None.
 
     Returns:
         The list, ranked 1..capacity, with ``rank``, ``probability``, ``risk_percentile``,
-        ``risk_band``, ``outcome`` and ``on_caseload`` / ``caseload_team`` kept for flagging.
+        ``risk_band``, ``outcome``, ``on_caseload`` / ``caseload_team`` kept for flagging, and
+        ``last_decision`` (the wording of the MDT's latest decision, <NA> if none) and
+        ``last_decision_date`` (the week of the list it was made on, None if none).
         When the MDT leaves type 1 opt-outs off they are not in any of its counts.
     """
     p_col = probability_column(mdt.outcome)
+    rules = rules or DecisionSettings()
+    state = decisions if decisions is not None else no_decisions()
     registered = scored.loc[scored["practice_code"].isin(mdt.practices)]
     if mdt.exclusions.type1_opt_out == "exclude":
         # Removed before anything is counted: no count of them is kept, shown or derivable.
         registered = registered.loc[~registered["type1_opt_out"].fillna(False).astype(bool)]
+    registered = _with_decided_caseload(registered, state)
+    person = registered["person_id"].astype(str)
+    action = person.map(state["action"])
+    # A rested person comes back early once their risk has risen enough since the decision.
+    risen = registered[p_col].astype(float) >= person.map(state["issued_probability"]).astype(float) + (
+        rules.return_if_risk_rises_by / 100 - 1e-9
+    )
     excluded: dict[str, int] = {}
     keep = pd.Series(True, index=registered.index)
-    rules = [
+    rules_applied = [
         ("deceased", registered["deceased"]),
         ("deregistered", registered["deregistered"]),
         ("below_age_floor", registered["age"] < mdt.min_age),
         ("no_score", registered[p_col].isna()),
     ]
     if mdt.exclusions.active_caseload == "exclude":
-        rules.append(("active_caseload", registered["on_caseload"]))
-    for reason, hit in rules:
+        rules_applied.append(("active_caseload", registered["on_caseload"]))
+    rules_applied.append(("rested", action.eq("rest") & ~risen))
+    held: dict[str, str] = {}
+    for reason, hit in rules_applied:
         newly = hit.fillna(False).astype(bool) & keep
         excluded[reason] = int(newly.sum())
         keep &= ~newly
+        if reason in ("active_caseload", "rested"):
+            by_decision = newly & action.eq("caseload" if reason == "active_caseload" else "rest")
+            held.update(
+                dict(zip(person[by_decision], person[by_decision].map(state["decision"]), strict=True))
+            )
     eligible = registered.loc[keep]
     capacity = mdt.capacity(len(registered))
     probability = eligible[p_col].astype(float)
@@ -323,6 +440,12 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
     listed["risk_band"] = risk_band(basis, bands)
     if mdt.exclusions.active_caseload != "flag":
         listed["caseload_team"] = pd.Series(pd.NA, index=listed.index, dtype="string")
+    listed_ids = listed["person_id"].astype(str)
+    listed["last_decision"] = listed_ids.map(state["decision"]).map(DECISIONS).astype("string")
+    listed["last_decision_date"] = listed_ids.map(state["decision_week"]).astype(object)
+    listed["last_decision_date"] = listed["last_decision_date"].where(
+        listed["last_decision_date"].notna(), None
+    )
     return MdtSelection(
         mdt=mdt,
         listed=listed,
@@ -330,6 +453,7 @@ def select_mdt(scored: pd.DataFrame, mdt: Mdt, bands: RiskBandSettings) -> MdtSe
         eligible=len(eligible),
         capacity=capacity,
         excluded=excluded,
+        held_by_decision=held,
     )
 
 
@@ -373,7 +497,11 @@ def with_risk_percentiles(scored: pd.DataFrame, outcomes: Collection[str]) -> pd
 
 
 def select_worklists(
-    scored: pd.DataFrame, mdts: list[Mdt], bands: RiskBandSettings
+    scored: pd.DataFrame,
+    mdts: list[Mdt],
+    bands: RiskBandSettings,
+    decisions: Mapping[str, pd.DataFrame] | None = None,
+    rules: DecisionSettings | None = None,
 ) -> dict[str, MdtSelection]:
     """Draw up every MDT's list from the scored population.
 
@@ -384,6 +512,9 @@ def select_worklists(
         scored: Scored population with status flags (see the module docstring).
         mdts: The resolved MDTs.
         bands: Risk band settings.
+        decisions: MDT name -> :func:`decisions_in_force` this week; None or a missing
+            MDT: no decisions.
+        rules: The decision rules (``decisions`` in ``configs/mdts.yaml``).
 
     Returns:
         MDT name -> its selection, in the order of ``mdts``. Each list holds only
@@ -400,6 +531,10 @@ def select_worklists(
     scored = with_risk_percentiles(scored, outcomes)
     # Find each practice's people once, so each MDT works on its own rows only.
     positions = practice_positions(scored)
+    decisions = decisions or {}
     return {
-        mdt.name: select_mdt(registered_with(scored, mdt.practices, positions), mdt, bands) for mdt in mdts
+        mdt.name: select_mdt(
+            registered_with(scored, mdt.practices, positions), mdt, bands, decisions.get(mdt.name), rules
+        )
+        for mdt in mdts
     }

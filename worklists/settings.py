@@ -28,6 +28,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from riskstrat.errors import RiskstratError
 from riskstrat.features.outcomes import outcome_names
 from riskstrat.settings import Settings
+from riskstrat.worklists.decisions import DECISIONS
 
 
 def _registered_outcome(name: str | None) -> str | None:
@@ -179,6 +180,74 @@ class RiskBandSettings(Settings):
         return self
 
 
+DecisionAction = Literal["rest", "caseload", "stay"]
+"""What a recorded MDT decision does to the person's place on that MDT's next lists."""
+
+
+class DecisionSettings(Settings):
+    """How the MDTs' recorded decisions come back and shape the next lists (``decisions`` in mdts.yaml)."""
+
+    returns_dir: Path = Field(
+        Path("outputs/decisions/returns"),
+        description=(
+            "Folder where returned worklists (XLSX with the MDT decision column filled in) are put; the "
+            "weekly run imports them before drawing up the lists and moves each imported file to its "
+            "'imported' subfolder (a refused file stays, with the reason logged)."
+        ),
+    )
+    actions: dict[str, DecisionAction] = Field(
+        default_factory=lambda: {
+            "added_to_caseload": "caseload",
+            "already_known": "rest",
+            "not_appropriate": "rest",
+            "declined": "rest",
+            "could_not_contact": "stay",
+            "not_discussed": "stay",
+        },
+        description=(
+            "Decision code -> what it does to the person's place on this MDT's next lists: rest (left off "
+            "for rest_weeks unless their risk rises by return_if_risk_rises_by), caseload (treated as on "
+            "an active caseload, per the MDT's exclusions.active_caseload, for caseload_weeks) or stay "
+            "(listed as usual). Every decision code must be given."
+        ),
+    )
+    rest_weeks: int = Field(
+        12,
+        ge=1,
+        le=104,
+        description="Weeks a rested person is left off after the list the decision was made on.",
+    )
+    return_if_risk_rises_by: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description=(
+            "A rested person comes back early when their predicted risk is at least this many percentage "
+            "points above the risk on the list the decision was made on."
+        ),
+    )
+    caseload_weeks: int = Field(
+        12,
+        ge=1,
+        le=104,
+        description=(
+            "Weeks a person the MDT added to its caseload is treated as on a caseload (the extract's "
+            "caseload table normally shows them by then)."
+        ),
+    )
+
+    @field_validator("actions")
+    @classmethod
+    def _every_decision(cls, value: dict[str, DecisionAction]) -> dict[str, DecisionAction]:
+        unknown = sorted(set(value) - set(DECISIONS))
+        missing = sorted(set(DECISIONS) - set(value))
+        if unknown:
+            raise ValueError(f"unknown decision code(s) {unknown}; expected {list(DECISIONS)}")
+        if missing:
+            raise ValueError(f"give an action for every decision code; missing {missing}")
+        return {code: value[code] for code in DECISIONS}
+
+
 class MdtSettings(Settings):
     """The MDTs that receive a weekly worklist (``configs/mdts.yaml``)."""
 
@@ -199,6 +268,10 @@ class MdtSettings(Settings):
     reasons_count: int = Field(3, ge=1, le=5, description="Reasons shown per person.")
     risk_bands: RiskBandSettings = Field(
         default_factory=RiskBandSettings, description="How risk is put into bands."
+    )
+    decisions: DecisionSettings = Field(
+        default_factory=DecisionSettings,
+        description="How recorded MDT decisions are imported and shape the next lists.",
     )
     reidentification_key: Path | None = Field(
         None,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from riskstrat.ingest.contract import CONTRACT
+from riskstrat.ingest.contract import CONTRACT, EMERGENCY_ADMISSION_METHODS
 from riskstrat.ingest.synthetic import complaints, gp_records
 from riskstrat.ingest.synthetic import events as ev
 from riskstrat.ingest.synthetic.diagnoses import spell_diagnoses
@@ -269,6 +269,8 @@ class _EventBuilder:
         # Separate streams for the national-format detail (diagnoses, complaints, resolved codes):
         # spawned, not drawn, so every other table is the same as without them.
         self.detail_rng = dict(zip(("apc", "ecds", "gp", "csds"), rng.spawn(4), strict=True))
+        # The capture-loss scenario's draws, spawned the same way: with it on, only what it drops changes.
+        self.capture_rng = rng.spawn(1)[0]
         self.primary: dict[str, np.ndarray] = {}
         self.person_ids = pa.array(people.person_id, type=pa.string())
 
@@ -285,7 +287,7 @@ class _EventBuilder:
 
     def build(self) -> dict[str, pd.DataFrame]:
         ae, spells = self.hospital()
-        return {
+        tables = {
             "patients": self.patients(),
             "gp_diagnoses": self.diagnoses(),
             "gp_appointments": self.appointments(),
@@ -296,6 +298,36 @@ class _EventBuilder:
             "caseload": self.caseload(),
             "opt_outs": self.opt_outs(),
         }
+        # Applied last, to the finished tables: everything else is drawn exactly as without it.
+        tables["ae_attendances"], tables["apc_spells"] = self.capture_loss(ae, spells)
+        return tables
+
+    def capture_loss(self, ae: pd.DataFrame, spells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The capture-loss scenario: drop a share of one district's residents' emergency spells (and A&E).
+
+        Residents are people whose LSOA lies in the scenario's district. The care happened
+        (the latent path, the truth and the community contacts after discharge are unchanged);
+        the extract lost it from the scenario's start date.
+        """
+        scenario = self.plan.settings.capture_loss
+        if not scenario.enabled:
+            return ae, spells
+        lsoas = self.plan.lsoas
+        local = lsoas.loc[lsoas["lad_code"] == scenario.lad_code, "lsoa_code"].to_numpy()
+        residents = self.people.person_id[np.isin(self.people.lsoa_code, local)]
+        hit_spells = (
+            spells["person_id"].isin(residents).to_numpy()
+            & spells["admission_method"].isin(EMERGENCY_ADMISSION_METHODS).to_numpy()
+        )
+        hit_ae = ae["person_id"].isin(residents).to_numpy()
+        if scenario.start_date is not None:
+            start = np.datetime64(scenario.start_date, "s")
+            hit_spells = hit_spells & (spells["admission_date"].to_numpy() >= start)
+            hit_ae = hit_ae & (ae["arrival_datetime"].to_numpy() >= start)
+        rng = self.capture_rng
+        lost_spells = hit_spells & (rng.random(len(spells)) < scenario.emergency_admissions_lost)
+        lost_ae = hit_ae & (rng.random(len(ae)) < scenario.ae_attendances_lost)
+        return ae[~lost_ae].reset_index(drop=True), spells[~lost_spells].reset_index(drop=True)
 
     # -- people ---------------------------------------------------------------------------
     def patients(self) -> pd.DataFrame:
@@ -693,6 +725,9 @@ class _EventBuilder:
         person, day, service = np.concatenate(persons), np.concatenate(days), np.concatenate(services)
         keep = self.visible(person, day)
         person, day, service = person[keep], day[keep], service[keep]
+        # Whoever the virtual ward saw is on its caseload for that stay (see caseload()).
+        ward = service == "virtual_ward"
+        self.virtual_ward_contacts = (person[ward], day[ward])
         home_service = np.isin(
             service, ["district_nursing", "community_matron", "palliative", "urgent_community_response"]
         )
@@ -733,7 +768,7 @@ class _EventBuilder:
         return index, day.astype(np.int64)
 
     def caseload(self) -> pd.DataFrame:
-        """Current and past proactive-care caseload: a share of frail people (moderate or severe latent frailty)."""
+        """Current and past caseloads: a share of frail people (moderate or severe latent frailty), and every virtual-ward stay."""
         rng, tl, p = self.rng, self.timeline, self.people
         share = self.plan.settings.caseload_share_of_frail
         practices = self.plan.practices
@@ -765,6 +800,11 @@ class _EventBuilder:
         team = np.where(
             virtual, lad[person] + " virtual ward", neighbourhood[person] + " proactive care team"
         )
+        ward_person, ward_start, ward_end = self.virtual_ward_stays()
+        person = np.concatenate([person, ward_person])
+        start = np.concatenate([start, ward_start])
+        end = np.concatenate([end, ward_end])
+        team = np.concatenate([team, lad[ward_person] + " virtual ward"])
         return pd.DataFrame(
             {
                 "person_id": self.person_text(person),
@@ -773,6 +813,30 @@ class _EventBuilder:
                 "end_date": _dates(end),
             }
         )
+
+    def virtual_ward_stays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Caseload rows of the virtual-ward stays seen in the community contacts: (person, start, end days).
+
+        A stay runs from a person's first virtual-ward contact to their last, a gap of more
+        than :data:`VIRTUAL_WARD_GAP_DAYS` starting a new stay; one still running at the
+        extract date (last contact in its final week, person still registered) has no end.
+        So anyone the virtual ward saw was on its caseload then, as a ward's own list would show.
+        """
+        person, day = self.virtual_ward_contacts
+        order = np.lexsort((day, person))
+        person, day = person[order], day[order]
+        new = np.ones(person.size, dtype=bool)
+        new[1:] = (person[1:] != person[:-1]) | (day[1:] - day[:-1] > VIRTUAL_WARD_GAP_DAYS)
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], person.size) - 1
+        extract = self.timeline.extract_day
+        ongoing = (day[last] > extract - 7) & (self.visible_to[person[first]] >= extract)
+        end = np.where(ongoing, np.nan, day[last]).astype(float)
+        return person[first], day[first], end
+
+
+VIRTUAL_WARD_GAP_DAYS = 28
+"""Days without a virtual-ward contact after which the next contact starts a new stay."""
 
 
 def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:

@@ -90,6 +90,49 @@ class AccessBarrier(GroupChoice):
     )
 
 
+class CaptureLoss(Settings):
+    """Scenario: part of one local authority's hospital activity never reaches the extract.
+
+    As when its residents are admitted to a trust outside the area whose activity is not
+    in the ICB's feed: the care happened (health, the truth and community care are
+    unchanged), the extract lost it. The local authority is the one people live in (their
+    LSOA's district), as the audit's local-authority grouping reads it.
+    """
+
+    enabled: bool = Field(False, description="Whether the scenario is switched on (off by default).")
+    lad_code: str = Field(
+        "E08000027",
+        description="Local authority district (LAD 2019 code) whose residents' activity goes missing; "
+        "one of lad_codes. Default Dudley.",
+    )
+    emergency_admissions_lost: float = Field(
+        0.4,
+        ge=0.0,
+        le=1.0,
+        description="Share of the residents' emergency admissions (spells) missing from the extract.",
+    )
+    ae_attendances_lost: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the residents' A&E attendances missing from the extract (drawn independently "
+        "of the admissions).",
+    )
+    start_date: date | None = Field(
+        None,
+        description="First day of the loss: admissions and attendances from this day on are affected, "
+        "earlier ones are not (empty: the whole history). Set it after the model's training as-of dates "
+        "for a loss the model has not learned.",
+    )
+
+    @field_validator("lad_code")
+    @classmethod
+    def _check_lad(cls, value: str) -> str:
+        if not (len(value) == 9 and value[0] == "E" and value[1:].isdigit()):
+            raise ValueError(f"a LAD 2019 code looks like E08000027; found {value!r}")
+        return value
+
+
 class SyntheticSettings(Settings):
     """How the synthetic population is drawn (``configs/synthetic.yaml``)."""
 
@@ -182,6 +225,10 @@ class SyntheticSettings(Settings):
     access_barrier: AccessBarrier = Field(
         default_factory=AccessBarrier, description="Scenario: a group uses A&E instead of its GP."
     )
+    capture_loss: CaptureLoss = Field(
+        default_factory=CaptureLoss,
+        description="Scenario: part of one local authority's emergency admissions missing from the extract.",
+    )
 
     @field_validator("lad_codes")
     @classmethod
@@ -217,4 +264,13 @@ class SyntheticSettings(Settings):
         for as_of in self.truth_as_of:
             if not self.history_start < as_of <= self.extract_date:
                 raise ValueError(f"truth_as_of {as_of} must lie between history_start and extract_date")
+        return self
+
+    @model_validator(mode="after")
+    def _check_capture_loss(self) -> SyntheticSettings:
+        scenario = self.capture_loss
+        if scenario.enabled and scenario.lad_code not in self.lad_codes:
+            raise ValueError(
+                f"capture_loss.lad_code {scenario.lad_code} is not one of lad_codes ({', '.join(self.lad_codes)})"
+            )
         return self

@@ -99,11 +99,13 @@ def test_lists_are_reported_per_mdt(null_audit):
 def test_calibrated_model_without_bias_raises_no_real_flag(null_audit):
     raised = [f for f in null_audit.flags if f.status == "raised"]
     assert raised == [], [f.sentence for f in raised]
-    # List differences by age and deprivation follow different risk and are explained as such.
-    explained = [f for f in null_audit.flags if f.status == "explained"]
-    assert explained and all("explained" in f.sentence for f in explained)
-    assert all("possible, uncertain" in f.sentence for f in null_audit.flags if f.status == "uncertain")
+    assert null_audit.findings == []
     assert open_flags(null_audit, null_audit.settings) == []
+    # Chance puts some estimates beyond a tolerance; they are counted, not handed over as flags.
+    assert {f.status for f in null_audit.flags} <= {"raised", "explained"}
+    control = null_audit.error_control["kinds"]
+    assert sum(k["beyond_tolerance_not_significant"] for k in control.values()) > 0
+    assert control["calibration_oe"]["checks"] > 30 and control["need_at_equal_risk"]["checks"] > 100
 
 
 def test_under_recorded_group_is_flagged_for_calibration_and_need(scenario_audit):
@@ -182,9 +184,23 @@ def test_missing_need_column_is_named():
         run_audit(predictions, synthetic_selections(synthetic_predictions(n=500, seed=5)), FairnessSettings())
 
 
-def test_sensitivity_ratio_interval_contains_estimate(null_audit):
-    for flag in null_audit.flags:
-        assert flag.lower <= flag.estimate <= flag.upper or np.isnan(flag.estimate)
+def test_every_estimate_lies_inside_its_interval(null_audit, scenario_audit):
+    for audit in (null_audit, scenario_audit):
+        checks = audit.checks
+        assert ((checks["lower"] <= checks["estimate"]) & (checks["estimate"] <= checks["upper"])).all()
+        for flag in audit.flags:
+            if flag.shown is not None and "*" not in flag.shown:
+                assert flag.shown[1] <= flag.shown[0] <= flag.shown[2], flag.flag_id
+        ok = audit.performance[audit.performance["status"] == "ok"]
+        for metric in ("auroc", "oe_ratio", "calibration_slope", "calibration_intercept"):
+            assert ((ok[f"{metric}_lower"] <= ok[metric]) & (ok[metric] <= ok[f"{metric}_upper"])).all(), (
+                metric
+            )
+        need = audit.need_ratios[audit.need_ratios["status"] == "ok"]
+        assert (
+            (need["need_ratio_lower"] <= need["need_ratio"])
+            & (need["need_ratio"] <= need["need_ratio_upper"])
+        ).all()
 
 
 def test_unknown_reference_group_fails():

@@ -153,8 +153,11 @@ def test_valid_extract_passes_with_data_docs_and_report(extract, tmp_path):
     assert report.row_counts["patients"] == N_PEOPLE and report.row_counts["gp_appointments"] == 60
     assert set(report.tables) == set(report.row_counts)
     assert report.tables["patients"]["birth_date"].dtype.kind == "M"
-    assert report.data_docs_index == (output_dir / "data_docs" / "index.html").resolve()
-    assert report.data_docs_index.is_file()
+    assert (
+        report.data_docs_index
+        == (output_dir / "data_docs" / report.snapshot_hash[:16] / "index.html").resolve()
+    )
+    assert report.data_docs_index.is_file() and (output_dir / "data_docs" / "index.html").is_file()
     saved = json.loads((output_dir / "validation" / f"{report.snapshot_hash}.json").read_text())
     assert saved == json.loads((output_dir / "validation" / "latest.json").read_text())
     assert saved["passed"] is True and saved["row_counts"]["ae_attendances"] == N_PEOPLE
@@ -952,3 +955,66 @@ def test_data_docs_show_a_mapping_coverage_page_linked_from_the_index(extract, t
     assert "Mapping coverage" in page and "EC_Acuity_SNOMED_CT" in page and "92.0%" in page
     assert "999999999 (6 rows)" in page and "XaIyz (2 rows, Read v2 / CTV3)" in page
     assert "3 resubmitted contacts removed" in page
+
+
+def _printed_text(page: Path, folder: Path) -> str:
+    """The text headless Chromium prints from ``page`` (no network needed for it to show)."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None or shutil.which("pdftotext") is None:
+        pytest.skip("needs chromium and poppler-utils (pdftotext): .ci/run installs them")
+    pdf = folder / f"{page.parent.name}.pdf"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def test_data_docs_are_kept_per_extract_with_an_index_that_opens_offline(extract, tmp_path):
+    output_dir = tmp_path / "outputs"
+    first = run_validation(extract, output_dir, SETTINGS, EXTRACT_DATE)
+    tables = valid_tables()
+    tables["apc_spells"].loc[3, "discharge_date"] = "2019-01-01"
+    second = run_validation(write_extract(tmp_path / "next", tables), output_dir, SETTINGS, EXTRACT_DATE)
+    assert first.snapshot_hash != second.snapshot_hash and not second.passed
+
+    docs = output_dir / "data_docs"
+    # Each extract keeps its own page: the second validation did not overwrite the first.
+    assert first.data_docs_index.is_file() and second.data_docs_index.is_file()
+    assert first.data_docs_index.parent != second.data_docs_index.parent
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    for report in (first, second):
+        assert f"{report.snapshot_hash[:16]}/index.html" in index
+    assert index.index(second.snapshot_hash[:16]) < index.index(first.snapshot_hash[:16])  # newest first
+    page = second.data_docs_index.read_text(encoding="utf-8")
+    assert "apc_spells" in page and "critical" in page and "../index.html" in page
+    # Nothing loads from the internet: no script, no stylesheet link, no http(s) address.
+    for text in (index, page, first.data_docs_index.read_text(encoding="utf-8")):
+        assert "<script" not in text and "<link" not in text
+        assert "http://" not in text and "https://" not in text
+    # Validating the same extract again replaces only its own page.
+    run_validation(extract, output_dir, SETTINGS, EXTRACT_DATE)
+    assert second.data_docs_index.read_text(encoding="utf-8") == page
+    assert len([p for p in docs.iterdir() if (p / "summary.json").is_file()]) == 2
+    # Opened offline, both pages show their text.
+    printed_index = _printed_text(docs / "index.html", tmp_path)
+    assert "validations of extracts" in printed_index and second.snapshot_hash[:16] in printed_index
+    printed_page = _printed_text(second.data_docs_index, tmp_path)
+    assert "extract validation" in printed_page and "apc_spells" in printed_page

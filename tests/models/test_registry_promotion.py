@@ -10,9 +10,10 @@ from mlflow.tracking import MlflowClient
 from synthetic_training import FEATURES, fast_settings
 
 from riskstrat.evaluation.training_figures import close_figures, training_figures
-from riskstrat.models.promotion import decide, promote
+from riskstrat.models.promotion import calibration_checks, decide, promote, refusal_chance
 from riskstrat.models.registry import CHALLENGER, CHAMPION, alias_version, load_model, log_training_run
 from riskstrat.models.scoring import load_champion, score
+from riskstrat.models.settings import PromotionSettings
 
 OUTCOME = "emergency_admission"
 
@@ -182,3 +183,103 @@ def test_reasons_give_the_paired_auroc_difference_when_the_metrics_hold_it():
         "(0.7800; difference +0.0200, paired 95% CI -0.0040 to +0.0410)."
     ) in reasons
     assert "passed: AUROC 0.8000 beats the prior-utilisation rule (0.7000)." in reasons  # no row: no interval
+
+
+def _calibration(oe=(1.0, 0.95, 1.05), slope=(1.0, 0.95, 1.05), events=204):
+    """Test metrics with intervals, as evaluate_scores gives them: (value, ci_low, ci_high) per metric."""
+    rows = [
+        ("lightgbm", "oe_ratio", *oe, events),
+        ("lightgbm", "calibration_slope", *slope, events),
+        ("lightgbm", "auroc", 0.80, 0.78, 0.82, events),
+    ]
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high", "events"])
+
+
+def test_calibration_gate_refuses_when_the_whole_interval_lies_outside_the_bounds():
+    ok, reasons, checks = calibration_checks(_calibration(oe=(1.30, 1.18, 1.43)), PromotionSettings())
+    assert not ok
+    oe_reason = next(r for r in reasons if "observed/expected" in r)
+    assert oe_reason.startswith("failed: observed/expected ratio 1.300 (95% CI 1.180 to 1.430, 204 events)")
+    assert "lies above 0.9 to 1.1 with its whole interval" in oe_reason
+    # The rule's error rates at this precision, in the same sentence.
+    assert "refuses a perfectly calibrated model under 0.1% of the time" in oe_reason
+    assert "the chance it passes one at 0.8 or 1.25 is" in oe_reason
+    assert checks["challenger_oe_ratio_gate_passed"] == 0.0
+
+
+def test_calibration_gate_passes_when_the_interval_straddles_a_bound():
+    """The demo's frequent-attendance model: O/E 1.124 above 1.1, but its interval reaches inside."""
+    ok, reasons, checks = calibration_checks(_calibration(oe=(1.124, 1.011, 1.252)), PromotionSettings())
+    assert ok, reasons
+    assert reasons[0].startswith(
+        "passed: observed/expected ratio 1.124 (95% CI 1.011 to 1.252, 204 events) is not shown to lie "
+        "outside 0.9 to 1.1"
+    )
+    # With 204 events a model truly at 1.25 passes often: the sentence says how often.
+    assert 0.2 < checks["challenger_oe_ratio_passes_material"] < 0.6
+
+
+def test_pass_on_evidence_refuses_a_straddling_interval_and_passes_one_inside():
+    rules = PromotionSettings(calibration_evidence="pass_on_evidence")
+    ok, reasons, _ = calibration_checks(_calibration(oe=(1.124, 1.011, 1.252)), rules)
+    assert not ok and "is not shown to lie within 0.9 to 1.1" in reasons[0]
+    assert calibration_checks(_calibration(oe=(1.01, 0.95, 1.07)), rules)[0]
+
+
+def test_slope_gate_judges_its_interval_too():
+    ok, reasons, _ = calibration_checks(_calibration(slope=(0.85, 0.80, 0.89)), PromotionSettings())
+    assert not ok and reasons[1].startswith("failed: calibration slope 0.850 (95% CI 0.800 to 0.890")
+    assert calibration_checks(_calibration(slope=(0.88, 0.80, 0.97)), PromotionSettings())[0]
+
+
+def test_report_quotes_the_oe_on_the_shown_events_but_decides_on_the_exact_ones():
+    """One O/E for the test rows in the report: the gate quotes it on the rounded events, as the tables do."""
+    _, reasons, checks = calibration_checks(
+        _calibration(oe=(1.124, 1.011, 1.252)), PromotionSettings(), shown_events=205
+    )
+    assert "observed/expected ratio 1.130 (95% CI 1.016 to 1.258, 205 events)" in reasons[0]
+    assert checks["challenger_oe_ratio"] == 1.124
+
+
+def test_refusal_chance_is_the_rules_stated_error_rate_at_the_bounds():
+    se = 0.05
+    # Refuse on evidence: a model exactly at a bound is refused 2.5% of the time, one at 1.0 less.
+    assert refusal_chance(1.1, se, (0.9, 1.1), "refuse_on_evidence", True) == pytest.approx(0.025, abs=1e-3)
+    assert refusal_chance(1.0, se, (0.9, 1.1), "refuse_on_evidence", True) < 0.025
+    # Pass on evidence: a model exactly at a bound passes at most 2.5% of the time.
+    assert 1 - refusal_chance(1.1, se, (0.9, 1.1), "pass_on_evidence", True) <= 0.025 + 1e-3
+
+
+def test_without_intervals_the_point_estimate_is_judged_and_said_so():
+    ok, reasons, _ = calibration_checks(_metrics(oe=1.2), PromotionSettings())
+    assert not ok and "no interval" in reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("promotion", "key"),
+    [
+        ({"calibration_evidence": "sometimes"}, "calibration_evidence"),
+        ({"oe_material": [1.25, 0.8]}, "oe_material"),
+        ({"slope_material": [0, 1.25]}, "slope_material"),
+    ],
+)
+def test_invalid_gate_settings_fail_naming_the_key(tmp_path, promotion, key):
+    import yaml
+
+    from riskstrat.errors import SettingsError
+    from riskstrat.models.settings import ModelSettings
+    from riskstrat.settings import load_settings
+
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump({"promotion": promotion}))
+    with pytest.raises(SettingsError) as error:
+        load_settings(path, ModelSettings)
+    assert f"promotion.{key}" in str(error.value)
+
+
+def test_report_shows_no_oe_figures_when_the_event_count_is_suppressed():
+    _, reasons, _ = calibration_checks(
+        _calibration(oe=(1.3, 0.7, 2.4), events=5), PromotionSettings(), shown_events="*"
+    )
+    assert "(figures not shown: fewer than 8 events)" in reasons[0]
+    assert "1.300" not in reasons[0] and " 5 events" not in " ".join(reasons)

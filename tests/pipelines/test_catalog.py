@@ -24,7 +24,7 @@ def catalog_paths() -> set[str]:
         outputs.features,
         outputs.mlflow_artifacts,
     ]
-    folders += [outputs.reports, outputs.validation, outputs.prefect_home]
+    folders += [outputs.reports, outputs.validation, outputs.prefect_home, outputs.decisions]
     files = [outputs.mlflow_db, outputs.practices_file, outputs.lock]
     week = str(outputs.week(date(2026, 1, 5))).replace("2026-01-05", "<week>")
     return {f"{p}/" for p in folders} | {str(p) for p in files} | {f"{week}/"}

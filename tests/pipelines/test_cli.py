@@ -15,6 +15,7 @@ COMMANDS = [
     "train",
     "promote",
     "worklists",
+    "decisions",
     "audit",
     "serve",
     "docs",

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from riskstrat.pipelines.config import write_relocated_config
+from riskstrat.worklists.export import read_list_csv
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,7 @@ def test_manifest_counts_match_the_files(demo_run):
     manifest = json.loads((folder / "manifest.json").read_text())
     csvs = sorted(folder.glob("*.csv"))
     assert csvs, "no worklist CSV written"
-    listed = {path.stem: len(pd.read_csv(path)) for path in csvs}
+    listed = {path.stem: len(read_list_csv(path)) for path in csvs}
     counted = {entry["slug"]: entry["listed"] for entry in manifest["mdts"].values()}
     assert listed == counted
     for name, digest in manifest["files"].items():
@@ -100,7 +101,7 @@ def test_listed_people_are_scored_by_the_champion(demo_run):
     result, out, config_dir = demo_run
     config = load_config(config_dir)
     folder = Path(result.worklists[-1])
-    listed = pd.concat([pd.read_csv(path, dtype={"Person ID": str}) for path in folder.glob("*.csv")])
+    listed = pd.concat([read_list_csv(path, dtype={"Person ID": str}) for path in folder.glob("*.csv")])
     features_files = sorted((out / "features").rglob("features_2025-12-31_*.parquet"))
     features = pd.read_parquet(features_files[0]).set_index("person_id").loc[listed["Person ID"]]
     model = load_champion("emergency_admission", config.model.mlflow.resolved_tracking_uri(out))
@@ -110,7 +111,7 @@ def test_listed_people_are_scored_by_the_champion(demo_run):
 
 def test_weekly_change_is_tracked(demo_run):
     result, _, _ = demo_run
-    second = pd.concat(pd.read_csv(p) for p in Path(result.worklists[-1]).glob("*.csv"))
+    second = pd.concat(read_list_csv(p) for p in Path(result.worklists[-1]).glob("*.csv"))
     change = second["Change since last week"]
     assert set(change) <= {"new", "up", "down", "same"}
     assert (change != "new").any(), "nobody stayed on the list from one week to the next"
@@ -128,7 +129,7 @@ def test_community_services_include_virtual_ward_and_therapy_from_the_extract(de
     # The feature matrix has no virtual-ward or therapy counts: only the extract can show them.
     seen = recent.loc[recent["service"].isin(["virtual_ward", "therapy"]), "person_id"].astype(str)
     listed = pd.concat(
-        pd.read_csv(path, dtype=str, keep_default_na=False)
+        read_list_csv(path, dtype=str, keep_default_na=False)
         for path in Path(result.worklists[-1]).glob("*.csv")
     )
     shown = dict(zip(listed["Person ID"], listed["Community services (90 days)"], strict=True))
@@ -159,3 +160,27 @@ def test_the_demo_runs_from_raw_national_files_through_the_adapters(demo_run):
     summary = demo_summary(load_config(config_dir), result)
     assert f"Raw national files:       {out / 'raw'}" in summary
     assert "lowest mapping coverage: " in summary
+
+
+def test_the_second_week_shows_the_decisions_loop(demo_run):
+    """Week 1's lists come back with decisions; week 2 rests people, fills their places and shows the last decision."""
+    from riskstrat.catalog import output_catalog
+    from riskstrat.pipelines.decisions import read_decision_history
+
+    result, out, _ = demo_run
+    assert sum(result.decisions.values()) > 0
+    history = read_decision_history(out)
+    assert len(history) == sum(result.decisions.values())
+    returns = output_catalog(out).decision_returns
+    assert not list(returns.glob("*.xlsx")) and len(list((returns / "imported").glob("*.xlsx"))) == len(
+        list(Path(result.worklists[0]).glob("*.xlsx"))
+    )
+    second = json.loads((Path(result.worklists[1]) / "manifest.json").read_text())["mdts"]
+    assert sum(m["excluded_rested"] for m in second.values()) > 0
+    for counts in second.values():
+        assert counts["listed"] == min(counts["capacity"], counts["eligible"])  # freed places are filled
+    week2 = pd.read_parquet(Path(result.worklists[1]) / "history.parquet")
+    rested = history.loc[history["decision"].isin(["not_appropriate", "declined", "already_known"])]
+    back = week2.merge(rested, on=["mdt", "person_id"], suffixes=("", "_decided"))
+    # Only people whose risk rose by the set amount are back.
+    assert (back["probability"] >= back["issued_probability"] + 0.1 - 1e-9).all()

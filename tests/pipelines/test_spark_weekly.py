@@ -21,6 +21,7 @@ import pytest
 from riskstrat.features.settings import FeatureSettings
 from riskstrat.pipelines.config import write_relocated_config
 from riskstrat.settings import REPO_CONFIG_DIR, SettingsError, load_settings
+from riskstrat.worklists.export import read_list_csv
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*input example was not provided:UserWarning")
 
@@ -127,7 +128,7 @@ def two_backends(tmp_path_factory, prefect_harness):
 
 def _lists(folder: Path) -> dict[str, pd.DataFrame]:
     return {
-        path.name: pd.read_csv(path, dtype=str, keep_default_na=False)
+        path.name: read_list_csv(path, dtype=str, keep_default_na=False)
         for path in sorted(folder.glob("*.csv"))
     }
 

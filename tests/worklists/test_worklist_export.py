@@ -8,7 +8,13 @@ from worklist_fixtures import AS_OF, context_of, contributions_for, status_of
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists import export
-from riskstrat.worklists.export import MdtOutput, how_list_was_made, risk_band_definitions
+from riskstrat.worklists.export import (
+    PRINT_WIDTHS,
+    MdtOutput,
+    how_list_was_made,
+    read_list_csv,
+    risk_band_definitions,
+)
 from riskstrat.worklists.history import LEFT_DIED
 from riskstrat.worklists.rows import reason_columns
 from riskstrat.worklists.settings import ExclusionSettings, Mdt, RiskBandSettings
@@ -35,7 +41,15 @@ HEADINGS = [
     "On caseload",
     "Change since last week",
     "Weeks on list",
+    "Last MDT decision",
 ]
+"""The rows' columns, as the CSV holds them."""
+SHEET_HEADINGS = [
+    *(h for h in PRINT_WIDTHS if h in HEADINGS),
+    "MDT decision",
+    *(h for h in HEADINGS if h not in PRINT_WIDTHS),
+]
+"""The Worklist sheet's columns: the printed ones first, the MDT's decision last of them."""
 
 
 @pytest.fixture()
@@ -89,37 +103,39 @@ def folder_bytes(folder):
 def test_xlsx_has_title_headings_and_values(inputs, scored):
     folder = run_worklists(inputs)
     book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
-    assert book.sheetnames == ["Worklist", "About this list", "Left the list"]
+    assert book.sheetnames[:3] == ["Worklist", "About this list", "Left the list"]
     sheet = book["Worklist"]
     assert sheet["A1"].value == "North virtual ward: worklist for the week of 05 January 2026"
-    assert "data to 2025-12-31" in sheet["A2"].value
-    assert "riskstrat-ea v3" in sheet["A3"].value
+    assert "20 people" in sheet["A2"].value
+    # Plain words, no developer strings (registry names, extract hashes).
+    assert sheet["A3"].value == "Model version 3; data to 31 December 2025"
+    assert "abc123" not in texts(sheet) and "riskstrat-ea" not in texts(sheet)
     # Deaths and admissions after the data date are unknown to the list: said on the list itself.
     assert "Records up to 31 December 2025 only: check the person's record" in sheet["A4"].value
-    assert [c.value for c in sheet[5]] == HEADINGS
+    assert [c.value for c in sheet[5]] == SHEET_HEADINGS
     assert sheet.freeze_panes == "C6"  # headings, Rank and Person ID stay in view
     assert sheet.auto_filter.ref.startswith("A5:")
     north = scored.loc[scored["practice_code"].isin(["P00001", "P00002"])]
     top = north.nlargest(1, "p_emergency_admission").iloc[0]
-    first = {h: c.value for h, c in zip(HEADINGS, sheet[6], strict=True)}
+    first = {h: c.value for h, c in zip(SHEET_HEADINGS, sheet[6], strict=True)}
     assert first["Rank"] == 1 and first["Person ID"] == top["person_id"]
     assert first["Risk (%)"] == round(top["p_emergency_admission"] * 100, 1)
     assert sheet.cell(row=6, column=4).number_format == "0.0"
     assert first["Reason 1"]  # a plain-English reason
     assert first["Change since last week"] == "new" and first["Weeks on list"] == 1
     assert sheet.max_row == 5 + 20
-    about = book["About this list"]
-    texts = " ".join(str(c.value) for row in about.iter_rows() for c in row if c.value)
-    assert "supports clinical judgement and does not replace it" in texts
-    assert "Weeks on list" in texts
-    csv = pd.read_csv(folder / f"{NORTH}.csv", dtype={"Person ID": str})
+    about = texts(book["About this list"])
+    assert "supports clinical judgement and does not replace it" in about
+    assert "Weeks on list" in about and "MDT decision" in about
+    assert "TreeSHAP" not in about
+    csv = read_list_csv(folder / f"{NORTH}.csv", dtype={"Person ID": str})
     assert list(csv.columns) == HEADINGS
     assert csv["Person ID"].tolist() == [sheet.cell(row=r, column=2).value for r in range(6, 26)]
 
 
 def test_context_dates_and_manifest(inputs, scored):
     folder = run_worklists(inputs)
-    rows = pd.concat(pd.read_csv(folder / f"{m}.csv", dtype=str) for m in (NORTH,))
+    rows = pd.concat(read_list_csv(folder / f"{m}.csv", dtype=str) for m in (NORTH,))
     top = scored.nlargest(3, "p_emergency_admission")["person_id"].tolist()
     dated = rows.set_index("Person ID").reindex(top)
     # the admission on 2026-01-03 is after the data date and ignored
@@ -154,8 +170,8 @@ def test_no_file_holds_another_mdts_people_nor_excluded_people(inputs, scored):
     inputs.scored = scored
     folder = run_worklists(inputs)
     practice = scored.set_index("person_id")["practice_code"]
-    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
-    south = pd.read_csv(folder / f"{SOUTH}.csv", dtype=str)
+    north = read_list_csv(folder / f"{NORTH}.csv", dtype=str)
+    south = read_list_csv(folder / f"{SOUTH}.csv", dtype=str)
     assert set(north["Person ID"].map(practice)) <= {"P00001", "P00002"}
     assert set(south["Person ID"].map(practice)) == {"P00003"}
     assert not set(north["Person ID"]) & set(south["Person ID"])
@@ -201,7 +217,7 @@ def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
     key.to_csv(tmp_path / "key.csv", index=False)
     inputs.settings = inputs.settings.model_copy(update={"reidentification_key": tmp_path / "key.csv"})
     folder = run_worklists(inputs)
-    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    north = read_list_csv(folder / f"{NORTH}.csv", dtype=str)
     assert list(north.columns[:3]) == ["Rank", "Person ID", "NHS number"]
     expected = key.set_index("person_id")["nhs_number"].reindex(north["Person ID"])
     assert north["NHS number"].str.replace(" ", "").tolist() == expected.tolist()
@@ -209,6 +225,7 @@ def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
     sheet = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["Worklist"]
     assert sheet.cell(row=5, column=3).value == "NHS number"
     assert sheet.freeze_panes == "D6"  # the NHS number stays in view too
+    assert sheet.print_area.startswith("'Worklist'!$A$1:")  # printed too
     manifest = (folder / "manifest.json").read_text()
     history = pd.read_parquet(folder / "history.parquet")
     numbers = set(north["NHS number"]) | set(north["NHS number"].str.replace(" ", ""))
@@ -219,7 +236,9 @@ def test_nhs_number_only_in_xlsx_and_csv(inputs, scored, tmp_path):
 
 def test_second_week_shows_change_and_who_left(inputs, scored):
     run_worklists(inputs)
-    north_first = pd.read_csv(inputs.output_dir / "worklists" / WEEK.isoformat() / f"{NORTH}.csv", dtype=str)
+    north_first = read_list_csv(
+        inputs.output_dir / "worklists" / WEEK.isoformat() / f"{NORTH}.csv", dtype=str
+    )
     died = north_first["Person ID"].iloc[0]
     patients = scored[["person_id", "practice_code"]].assign(
         registration_end=None,
@@ -232,7 +251,7 @@ def test_second_week_shows_change_and_who_left(inputs, scored):
         columns=["deceased", "deregistered", "on_caseload", "caseload_team", "type1_opt_out"]
     )
     folder = run_worklists(inputs)
-    north = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    north = read_list_csv(folder / f"{NORTH}.csv", dtype=str)
     assert died not in set(north["Person ID"])
     assert set(north["Change since last week"]) <= {"same", "new"}
     assert (north["Change since last week"] == "new").sum() == 1
@@ -299,20 +318,18 @@ def test_about_sheet_says_how_the_list_was_made(inputs):
 def test_every_sheet_prints_a4_landscape_with_headings_and_marking(inputs):
     folder = run_worklists(inputs)
     book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
-    for sheet in book.worksheets:
+    for sheet in (book[name] for name in ("Worklist", "About this list", "Left the list")):
         assert sheet.page_setup.orientation == "landscape"
         assert int(sheet.page_setup.paperSize) == int(sheet.PAPERSIZE_A4)
-        if sheet.title == "Worklist":
-            # Full size over pages across, Rank and Person ID on each: one page wide would be unreadable.
-            assert not sheet.sheet_properties.pageSetUpPr.fitToPage
-            assert sheet.print_title_cols == "$A:$B"
-        else:
-            assert sheet.sheet_properties.pageSetUpPr.fitToPage
-            assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
-        header, footer = str(sheet.oddHeader), str(sheet.oddFooter)
-        assert "North virtual ward" in header and "05 January 2026" in header
-        assert "North virtual ward" in footer and "2026-01-05" in footer
-        assert "OFFICIAL-SENSITIVE: personal data" in header and "OFFICIAL-SENSITIVE: personal data" in footer
+        # One page wide, as many down as needed: no person's row split across pages.
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight) == (1, 0)
+        assert sheet.oddHeader.left.text == "North virtual ward"
+        assert sheet.oddHeader.center.text == "OFFICIAL-SENSITIVE: personal data"  # alone in the centre
+        assert sheet.oddHeader.right.text == "Week of 05 January 2026"
+        assert sheet.oddFooter.left.text == "Records up to 31 December 2025"
+        assert sheet.oddFooter.center.text == "Check the person's record before contacting them"
+        assert sheet.oddFooter.right.text == "Page &P of &N"
     assert book["Worklist"].print_title_rows == "$5:$5"
     assert book["Left the list"].print_title_rows == "$4:$4"
     about = book["About this list"]

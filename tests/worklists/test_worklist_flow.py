@@ -3,6 +3,7 @@ import pytest
 from worklist_fixtures import AS_OF, contributions_for
 
 from riskstrat.pipelines.weekly import WeeklyInputs, worklists_flow
+from riskstrat.worklists.export import read_list_csv
 
 
 @pytest.mark.slow
@@ -22,7 +23,7 @@ def test_flow_runs_the_steps_as_prefect_tasks(
     )
     folder = worklists_flow(inputs)
     assert (folder / "manifest.json").exists()
-    north = pd.read_csv(folder / "north-virtual-ward.csv", dtype=str)
+    north = read_list_csv(folder / "north-virtual-ward.csv", dtype=str)
     assert len(north) == 20
     assert (folder / "history.parquet").exists()  # published with the week, in one step
 
@@ -94,8 +95,8 @@ def test_a_week_is_published_with_its_history_or_not_at_all(week_inputs, monkeyp
 def test_the_next_week_is_compared_with_the_published_one(week_inputs):
     from riskstrat.pipelines.weekly import run_worklists
 
-    first = pd.read_csv(run_worklists(week_inputs) / "north-virtual-ward.csv", dtype=str)
-    second = pd.read_csv(run_worklists(next_week(week_inputs)) / "north-virtual-ward.csv", dtype=str)
+    first = read_list_csv(run_worklists(week_inputs) / "north-virtual-ward.csv", dtype=str)
+    second = read_list_csv(run_worklists(next_week(week_inputs)) / "north-virtual-ward.csv", dtype=str)
     stayed = second["Person ID"].isin(set(first["Person ID"]))
     assert stayed.any()
     assert second.loc[stayed, "Weeks on list"].eq("2").all()
@@ -119,7 +120,7 @@ def test_an_earlier_versions_history_is_moved_and_used(week_inputs):
     from riskstrat.pipelines.weekly import run_worklists
 
     first = run_worklists(week_inputs)
-    expected = pd.read_csv(run_worklists(next_week(week_inputs)) / "north-virtual-ward.csv", dtype=str)
+    expected = read_list_csv(run_worklists(next_week(week_inputs)) / "north-virtual-ward.csv", dtype=str)
     # Put week 1 back as an earlier version kept it: the history apart, not in the manifest.
     legacy = week_inputs.output_dir / "worklists" / "history" / "2026-01-05.parquet"
     legacy.parent.mkdir()
@@ -127,7 +128,7 @@ def test_an_earlier_versions_history_is_moved_and_used(week_inputs):
     manifest = json.loads((first / "manifest.json").read_text())
     del manifest["files"]["history.parquet"]
     (first / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    again = pd.read_csv(run_worklists(week_inputs) / "north-virtual-ward.csv", dtype=str)
+    again = read_list_csv(run_worklists(week_inputs) / "north-virtual-ward.csv", dtype=str)
     pd.testing.assert_frame_equal(again, expected)
     assert (first / "history.parquet").is_file() and not legacy.parent.exists()
 
@@ -229,5 +230,5 @@ def test_an_mdt_with_nobody_registered_gets_an_empty_list_and_the_others_theirs(
     ]
     week_inputs.settings = MdtSettings.model_validate(settings)
     folder = run_worklists(week_inputs)
-    assert len(pd.read_csv(folder / "north-virtual-ward.csv", dtype=str)) == 20
-    assert pd.read_csv(folder / "nobody-here.csv", dtype=str).empty
+    assert len(read_list_csv(folder / "north-virtual-ward.csv", dtype=str)) == 20
+    assert read_list_csv(folder / "nobody-here.csv", dtype=str).empty

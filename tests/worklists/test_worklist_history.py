@@ -250,3 +250,24 @@ def test_a_published_week_without_history_is_refused(tmp_path):
             check()
         assert f"riskstrat worklists --week {WEEK1}" in error.value.hint
     assert reconcile_history(tmp_path, WEEK1) == []  # re-running that week itself is allowed
+
+
+def test_a_leaver_kept_off_by_the_mdts_decision_is_given_the_decision(tmp_path):
+    """The decision is the reason, unless the person died, deregistered or moved practice."""
+    from riskstrat.worklists.history import LEAVER_REASONS, left_by_decision
+
+    publish(tmp_path, WEEK1, {"A": 0.3, "B": 0.25, "C": 0.2, "D": 0.18})
+    week2 = WEEK1 + timedelta(7)
+    history = load_history(tmp_path, week2)
+    now = listed({"G": 0.5, "H": 0.4, "I": 0.35})
+    scored = scored_with({"A": 0.3, "B": 0.25, "C": 0.2, "D": 0.1, "G": 0.5, "H": 0.4, "I": 0.35})
+    status = scored_with({"A": 0, "B": 0, "C": 0, "D": 0}, deceased=["C"])
+    decided = {"A": "not_appropriate", "B": "added_to_caseload", "C": "declined"}
+    left = leavers(MDT, history, now, person_lookup(scored, status), decided)
+    assert left.set_index("person_id")["reason"].to_dict() == {
+        "A": "MDT decision: Not appropriate now",
+        "B": "MDT decision: Added to caseload / virtual ward",
+        "C": LEFT_DIED,
+        "D": LEFT_RISK_FELL,
+    }
+    assert left_by_decision("declined") in LEAVER_REASONS  # explained on the About sheet

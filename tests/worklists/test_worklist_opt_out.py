@@ -14,6 +14,7 @@ from worklist_fixtures import AS_OF, PRACTICES, contributions_for, on_engine, st
 
 from riskstrat.frames import Column, FrameSchema, Kind
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
+from riskstrat.worklists.export import read_list_csv
 from riskstrat.worklists.selection import (
     STATUS_COLUMNS,
     people_not_to_score,
@@ -81,7 +82,7 @@ def every_text(folder: Path) -> str:
 def test_an_opt_out_listed_last_week_leaves_no_trace_this_week(inputs, scored):
     first = run_worklists(inputs)
     listed, died, vanished = north_top(scored, 3)  # all three on last week's North list
-    assert {listed, died, vanished} <= set(pd.read_csv(first / f"{NORTH}.csv", dtype=str)["Person ID"])
+    assert {listed, died, vanished} <= set(read_list_csv(first / f"{NORTH}.csv", dtype=str)["Person ID"])
     dropped_risk = north_top(scored, 4)[3]  # a fourth leaves for an ordinary reason
 
     # This week: all three have a type 1 opt-out; one also died, one is gone from the extract.
@@ -123,7 +124,7 @@ def test_an_mdt_that_includes_opt_outs_lists_them_as_before(inputs, scored):
     opt_outs = pd.DataFrame({"person_id": [person], "type": ["type1"]})
     inputs.status = status_of(patients_of(scored), None, opt_outs)
     folder = run_worklists(inputs)
-    rows = pd.read_csv(folder / f"{NORTH}.csv", dtype=str)
+    rows = read_list_csv(folder / f"{NORTH}.csv", dtype=str)
     assert rows["Person ID"].iloc[0] == person
     about = " ".join(
         str(c.value)

@@ -5,7 +5,16 @@ import shap
 from worklist_fixtures import FEATURES, contributions_for
 
 from riskstrat.features.dictionary import feature_concept, feature_names, reason_text
-from riskstrat.worklists.reasons import concept_contributions, feature_vocabulary, top_reasons
+from riskstrat.worklists.reasons import (
+    CONTACT_CONCEPTS,
+    RECENCY_FEATURES,
+    concept_contributions,
+    feature_vocabulary,
+    reason_frequency,
+    recency_text,
+    rows_with_contact_reason,
+    top_reasons,
+)
 
 
 @pytest.fixture()
@@ -22,7 +31,8 @@ def test_reasons_agree_with_shap_tree_explainer(boosters, listed):
     )
     np.testing.assert_allclose(contributions[FEATURES].to_numpy(), expected.to_numpy(), atol=1e-6)
 
-    reasons = top_reasons(contributions, listed, count=3)
+    # Without contact counts giving way, the reasons are TreeSHAP's order exactly.
+    reasons = top_reasons(contributions, listed, count=3, give_way=())
     by_concept = concept_contributions(expected.reset_index())
     for person, row in reasons.iterrows():
         for i in (1, 2, 3):
@@ -93,7 +103,8 @@ def test_vocabulary_is_the_feature_dictionarys():
     vocabulary = feature_vocabulary()
     for feature in feature_names():
         assert vocabulary.concept(feature) == feature_concept(feature)
-        assert vocabulary.reason_text(feature, 2) == reason_text(feature, 2)
+        if feature not in RECENCY_FEATURES:  # written in weeks instead of days
+            assert vocabulary.reason_text(feature, 2) == reason_text(feature, 2)
         assert vocabulary.reason_text(feature, np.nan) == reason_text(feature, None)
 
 
@@ -104,3 +115,77 @@ def test_a_feature_the_dictionary_does_not_know_gets_a_plain_reason():
     assert vocabulary.reason_text("readmissions_28d_365d", 2.0) == "2 readmissions 28d in the last 12 months"
     assert vocabulary.reason_text("ethnicity_other", 1) == "ethnicity other: 1"
     assert vocabulary.reason_text("ethnicity_other", None) == "ethnicity other: not recorded"
+
+
+def contact_case():
+    """A: GP appointments raise risk most, then frailty, age and A&E; B: only contacts raise risk."""
+    features = pd.DataFrame(
+        {
+            "person_id": ["A", "B"],
+            "gp_appointments_365d": [26, 30],
+            "community_contacts_365d": [16, 4],
+            "efi_score": [0.42, 0.05],
+            "age": [88, 40],
+            "ae_attendances_365d": [3, 0],
+        }
+    )
+    contributions = pd.DataFrame(
+        {
+            "gp_appointments_365d": [1.5, 0.8],
+            "community_contacts_365d": [1.2, 0.3],
+            "efi_score": [0.6, -0.2],
+            "age": [0.4, -0.1],
+            "ae_attendances_365d": [0.2, -0.1],
+        },
+        index=pd.Index(["A", "B"], name="person_id"),
+    )
+    return features, contributions
+
+
+def test_contact_counts_give_way_to_the_next_distinct_reasons_in_shap_order():
+    features, contributions = contact_case()
+    assert {feature_concept("gp_appointments_365d"), feature_concept("community_contacts_365d")} == set(
+        CONTACT_CONCEPTS
+    )
+    plain = top_reasons(contributions, features, count=3, give_way=())
+    assert plain.loc["A", "reason_1"] == "26 GP appointments in the last 12 months"
+    reasons = top_reasons(contributions, features, count=3)
+    a = reasons.loc["A"]
+    assert [a[f"reason_{i}_concept"] for i in (1, 2, 3)] == ["frailty", "age", "ae_attendances"]
+    assert a["reason_1_contribution"] == pytest.approx(0.6)  # the attribution itself is unchanged
+    # Nothing else raises B's risk: the contact counts keep their slots, in TreeSHAP order.
+    b = reasons.loc["B"]
+    assert b["reason_1"] == "30 GP appointments in the last 12 months"
+    assert b["reason_2"] == "4 community care contacts in the last 12 months"
+    assert b["reason_3"] == ""
+
+
+def test_recency_reads_in_weeks_and_months_not_days():
+    assert recency_text("days_since_last_ae", 0) == "A&E attendance in the last week"
+    assert recency_text("days_since_last_ae", 6) == "A&E attendance in the last week"
+    assert recency_text("days_since_last_ae", 7) == "Last A&E attendance 1 week ago"
+    assert recency_text("days_since_last_ae", 50) == "Last A&E attendance 7 weeks ago"
+    assert recency_text("days_since_last_discharge", 100) == "Discharged from hospital 3 months ago"
+    vocabulary = feature_vocabulary()
+    assert vocabulary.reason_text("days_since_last_ae", 0.0) == "A&E attendance in the last week"
+    assert vocabulary.reason_text("days_since_last_ae", np.nan) == reason_text("days_since_last_ae", None)
+
+
+def test_reason_frequency_and_contact_share_count_rows_not_mentions():
+    rows = pd.DataFrame(
+        {
+            "Reason 1": ["26 GP appointments in the last 12 months", "Severe frailty (eFI 0.361)", "Aged 91"],
+            "Reason 2": [
+                "Severe frailty (eFI 0.420)",
+                "1 district nursing contact in the last 3 months",
+                None,
+            ],
+            "Reason 3": ["12 GP appointments in the last 12 months", "", ""],
+        }
+    )
+    columns = ["Reason 1", "Reason 2", "Reason 3"]
+    frequency = reason_frequency(rows, columns).set_index("reason")
+    assert frequency.at["Severe frailty (eFI N)", "rows"] == 2
+    assert frequency.at["N GP appointments in the last N months", "rows"] == 1  # twice on one row
+    assert frequency.at["Aged N", "share"] == pytest.approx(1 / 3)
+    assert rows_with_contact_reason(rows, columns) == 2

@@ -8,6 +8,7 @@ from riskstrat.errors import RiskstratError
 from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
 from riskstrat.worklists.rows import (
     COLUMN_NOTES,
+    LAST_DECISION,
     WORKLIST_ROWS,
     build_rows,
     frailty_label,
@@ -144,3 +145,36 @@ def test_column_notes_name_every_community_service_and_no_config_file():
 def test_frailty_label_names_a_practice_recorded_score_apart_from_the_computed_efi():
     labels = frailty_label(pd.Series([3, 1]), pd.Series([0.42, 0.15]), pd.Series([0.31, float("nan")]))
     assert labels.tolist() == ["Severe (eFI 0.420); practice score 0.31", "Mild (eFI 0.150)"]
+
+
+def test_rows_show_the_last_mdt_decision_and_gp_appointments_when_known():
+    listed = pd.DataFrame(
+        {
+            "rank": [1, 2],
+            "person_id": ["A", "B"],
+            "practice_code": ["P1", "P1"],
+            "probability": [0.8, 0.7],
+            "risk_band": ["Very high", "High"],
+            "last_decision": pd.array(["Not appropriate now", pd.NA], dtype="string"),
+            "last_decision_date": [date(2025, 12, 29), None],
+        }
+    )
+    features = pd.DataFrame({"person_id": ["A", "B"], "gp_appointments_365d": [26, 3]})
+    reasons = pd.DataFrame({"reason_1": ["", ""]}, index=["A", "B"])
+    change = pd.DataFrame({"change": ["same", "new"], "weeks_on_list": [2, 1]}, index=["A", "B"])
+    rows = build_rows(listed, features, reasons, change, None, date(2025, 12, 31), 1)
+    assert rows[LAST_DECISION].tolist() == ["Not appropriate now (29 Dec 2025)", ""]
+    assert rows["GP appointments (12 months)"].tolist() == [26, 3]
+    worklist_rows_schema(1).check(rows)
+    # Before any decision has come back (no such columns), and without the GP feature: blank, absent.
+    bare = build_rows(
+        listed.drop(columns=["last_decision", "last_decision_date"]),
+        features.drop(columns="gp_appointments_365d"),
+        reasons,
+        change,
+        None,
+        date(2025, 12, 31),
+        1,
+    )
+    assert bare[LAST_DECISION].tolist() == ["", ""] and "GP appointments (12 months)" not in bare
+    worklist_rows_schema(1).check(bare)

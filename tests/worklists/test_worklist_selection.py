@@ -171,3 +171,31 @@ def test_selecting_many_mdts_at_once_equals_each_from_its_own_practices(scored):
         )
         assert got.listed.equals(select_mdt(prepared, each, bands).listed)  # whole population too
     assert len(selections["Shares one"].listed) > 0 and selections["Nobody"].registered == 0
+
+
+def test_decisions_in_force_keep_the_latest_per_person_for_rest_weeks():
+    """Only the MDT's own latest decision counts, from the week after its list for rest_weeks weeks."""
+    from datetime import date, timedelta
+
+    from riskstrat.worklists.selection import decisions_in_force
+    from riskstrat.worklists.settings import DecisionSettings
+
+    week = date(2026, 1, 5)
+    history = pd.DataFrame(
+        {
+            "person_id": ["A", "A", "B", "C", "D"],
+            "mdt": ["North", "North", "North", "North", "South"],
+            "week": [(week - timedelta(weeks=w)).isoformat() for w in (3, 1, 4, 0, 1)],
+            "decision": ["declined", "could_not_contact", "not_appropriate", "declined", "declined"],
+            "issued_probability": 0.3,
+            "imported_at": pd.Timestamp("2026-01-01"),
+            "source_digest": "x",
+        }
+    )
+    state = decisions_in_force(history, "North", week, DecisionSettings(rest_weeks=4))
+    assert state["decision"].to_dict() == {
+        "A": "could_not_contact",
+        "B": "not_appropriate",
+    }  # C: this week's list
+    assert state["action"].to_dict() == {"A": "", "B": "rest"}
+    assert decisions_in_force(history, "North", week, DecisionSettings(rest_weeks=3)).loc["B", "action"] == ""

@@ -165,3 +165,24 @@ def test_write_synthetic_writes_contract_files(tmp_path):
         "list_size",
     ]
     assert (paths.truth_dir / "risk.parquet").exists()
+
+
+def test_whoever_the_virtual_ward_saw_is_on_its_caseload_for_that_stay(small_population):
+    tables = small_population.tables
+    ward = tables["community_contacts"].loc[lambda f: f["service"] == "virtual_ward"]
+    assert len(ward) > 0
+    caseload = tables["caseload"].loc[lambda f: f["team"].str.endswith(" virtual ward")]
+    stays = ward.merge(caseload, on="person_id")
+    end = stays["end_date"].fillna(EXTRACT)
+    covered = (stays["start_date"] <= stays["contact_date"]) & (stays["contact_date"] <= end)
+    on_ward = covered.groupby([stays["person_id"], stays["contact_date"]]).any()
+    # Every virtual-ward contact falls within one of the person's virtual-ward caseload stays.
+    assert len(on_ward) == len(ward.drop_duplicates(["person_id", "contact_date"]))
+    assert on_ward.all()
+    # Seen by the ward in the last week (and still registered): still on it at the extract date.
+    alive = tables["patients"].loc[
+        lambda f: f["date_of_death"].isna() & f["registration_end"].isna(), "person_id"
+    ]
+    recent = set(ward.loc[ward["contact_date"] > EXTRACT - pd.Timedelta(days=7), "person_id"]) & set(alive)
+    active = set(caseload.loc[caseload["end_date"].isna(), "person_id"])
+    assert recent <= active
