@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -75,6 +75,8 @@ from riskstrat.evaluation.groups import (
     is_sufficient,
     reported_by_mdt,
     required_grouping_columns,
+    same_people_label,
+    same_people_places,
 )
 from riskstrat.evaluation.groups import reference_group as pick_reference
 from riskstrat.evaluation.settings import COMBINED, FLAG_KINDS, AcceptedFlag, FairnessSettings
@@ -766,13 +768,17 @@ def _two_sided_p(
     return one_sided_p(estimate, lower, upper, high if above else low, above, True, confidence)
 
 
-def _verdict(status: str, checks: int, level: float) -> str:
+def _verdict(status: str, checks: int, level: float, family: str) -> str:
+    where = FAMILY_WORDS[family]
     if status == "raised":
         return (
-            f"a real gap, not noise: it stands after allowing for the {checks} checks of this kind "
+            f"a real gap, not noise: it stands after allowing for the {checks} checks of this kind {where} "
             f"(false discovery rate {100 * level:g}%)"
         )
-    return f"not raised: no evidence of a gap beyond the tolerance once the {checks} checks of this kind are allowed for"
+    return (
+        f"not raised: no evidence of a gap beyond the tolerance once the {checks} checks of this kind "
+        f"{where} are allowed for"
+    )
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -1218,8 +1224,28 @@ def _shown_recording(
 # --- judging the checks: false discovery rate, margins first, combined evidence -----------
 
 
+GATING_FAMILY = "gating"
+REPORTED_FAMILY = "reported"
+"""The two families of each kind's checks: the groupings that decide promotion, and the others."""
+
+FAMILY_WORDS = {
+    GATING_FAMILY: "in the groupings that decide promotion",
+    REPORTED_FAMILY: "in the groupings reported but not deciding promotion",
+}
+
+
+def check_family(grouping: str, settings: FairnessSettings) -> str:
+    """The false-discovery family a grouping's checks belong to (within their kind).
+
+    The groupings that decide promotion form one family and the others (age band, GP
+    practice, with real gaps by design) another, so those with true gaps do not loosen
+    the control of the flags that block promotion.
+    """
+    return GATING_FAMILY if grouping in settings.gating_groupings else REPORTED_FAMILY
+
+
 def _judge(checks: list[_Check], settings: FairnessSettings) -> list[_Check]:
-    """Benjamini-Hochberg across one kind's checks.
+    """Benjamini-Hochberg across one family's checks (one kind, gating or not).
 
     A check is raised when its adjusted p-value (q-value) is below the false discovery rate
     and its whole interval lies beyond the tolerance (so the figures shown never contradict
@@ -1227,15 +1253,32 @@ def _judge(checks: list[_Check], settings: FairnessSettings) -> list[_Check]:
     """
     if not checks:
         return []
+    families = {check_family(c.flag.grouping, settings) for c in checks}
+    if len(families) > 1:
+        raise ValueError("judge the groupings that decide promotion and the others as separate families")
+    (family,) = families
     level = settings.false_discovery_rate
     _, q_values, _, _ = multipletests([c.flag.p_value for c in checks], alpha=level, method="fdr_bh")
     judged = []
     for check, q_value in zip(checks, q_values, strict=True):
         status = "raised" if q_value < level and check.interval_beyond else NOT_RAISED
-        sentence = check.flag.sentence.replace(VERDICT, _verdict(status, len(checks), level))
+        sentence = check.flag.sentence.replace(VERDICT, _verdict(status, len(checks), level, family))
         judged.append(
             replace(check, flag=replace(check.flag, q_value=float(q_value), status=status, sentence=sentence))
         )
+    return judged
+
+
+def _judge_families(candidates: list[_Check], settings: FairnessSettings) -> list[_Check]:
+    """Judge every family (kind x gating or not) on its own; the checks keep their kind's order."""
+    judged = []
+    for kind in FLAG_KINDS:
+        mine = [c for c in candidates if c.flag.kind == kind]
+        for family in FAMILY_WORDS:
+            at = [i for i, c in enumerate(mine) if check_family(c.flag.grouping, settings) == family]
+            for i, check in zip(at, _judge([mine[i] for i in at], settings), strict=True):
+                mine[i] = check
+        judged += mine
     return judged
 
 
@@ -1381,9 +1424,18 @@ def _combined(
         ],
     )
     if table.empty:
-        return table.assign(q_value=pd.Series(dtype=float), status=pd.Series(dtype=str)), []
+        return (
+            table.assign(
+                family=pd.Series(dtype=str), q_value=pd.Series(dtype=float), status=pd.Series(dtype=str)
+            ),
+            [],
+        )
     level = settings.false_discovery_rate
-    table["q_value"] = multipletests(table["p_value"].to_numpy(), alpha=level, method="fdr_bh")[1]
+    # Benjamini-Hochberg within each family, as for the single checks.
+    table["family"] = [check_family(g, settings) for g in table["grouping"]]
+    table["q_value"] = table.groupby("family")["p_value"].transform(
+        lambda p: multipletests(p.to_numpy(), alpha=level, method="fdr_bh")[1]
+    )
     raised_alone = {
         (c.flag.grouping, c.flag.group)
         for c in checks
@@ -1608,10 +1660,42 @@ def _mark_folded_combined(combined: pd.DataFrame, findings: list[Finding]) -> pd
 
 
 def _error_control(
-    checks: list[_Check], withheld: pd.DataFrame, combined: pd.DataFrame, settings: FairnessSettings
+    checks: list[_Check],
+    withheld: pd.DataFrame,
+    combined: pd.DataFrame,
+    settings: FairnessSettings,
+    same_people: Mapping[tuple[str, str], tuple[str, str]],
 ) -> dict[str, object]:
-    """How many checks ran, what they raised, and how many false flags chance alone would give."""
+    """How many checks ran and what they raised, by kind and by family (kind x gating or not).
+
+    Each family that ran has its own Benjamini-Hochberg control: when no group in it truly
+    differs beyond the tolerance, the chance it raises any false flag is at most the level.
+    Place groups judged under another place with the same people are listed.
+    """
     level = settings.false_discovery_rate
+    families: list[dict[str, object]] = []
+    for kind in (*FLAG_KINDS, COMBINED):
+        for family in FAMILY_WORDS:
+            if kind == COMBINED:
+                mine = combined[combined["family"] == family] if not combined.empty else combined
+                ran, raised = len(mine), int((mine["status"] == "raised").sum()) if len(mine) else 0
+            else:
+                judged = [
+                    c
+                    for c in checks
+                    if c.flag.kind == kind and check_family(c.flag.grouping, settings) == family
+                ]
+                ran, raised = len(judged), sum(c.flag.status == "raised" for c in judged)
+            if ran:
+                families.append(
+                    {
+                        "kind": kind,
+                        "family": family,
+                        "checks": ran,
+                        "raised": raised,
+                        "false_flag_chance_bound": level,
+                    }
+                )
     kinds: dict[str, dict[str, float]] = {}
     for kind in FLAG_KINDS:
         mine = [c for c in checks if c.flag.kind == kind]
@@ -1622,7 +1706,7 @@ def _error_control(
             "folded": sum(c.flag.status == FOLDED for c in mine),
             "beyond_tolerance_not_significant": sum(c.beyond and c.flag.status == NOT_RAISED for c in mine),
             "withheld": int((withheld["kind"] == kind).sum()) if not withheld.empty else 0,
-            "expected_false_flags": level if mine else 0.0,
+            "families": sum(f["kind"] == kind for f in families),
         }
     kinds[COMBINED] = {
         "checks": len(combined),
@@ -1638,28 +1722,47 @@ def _error_control(
         if not combined.empty
         else 0,
         "withheld": 0,
-        "expected_false_flags": level if len(combined) else 0.0,
+        "families": sum(f["kind"] == COMBINED for f in families),
     }
     return {
         "method": (
-            "Benjamini-Hochberg false discovery rate control across the checks of each kind in one audit; "
+            "Benjamini-Hochberg false discovery rate control in one audit within each family of checks: "
+            "one kind of check in the groupings that decide promotion, or the same kind in the groupings "
+            "reported but not deciding promotion (so groupings with real gaps by design, such as age band, "
+            "do not loosen the control of the flags that block promotion); "
             "a flag is raised when its adjusted p-value is below the level and its 95% interval lies beyond "
             "the tolerance. An intersection cell raised with one of its margins is part of the margin's "
             "finding. Combined findings: the strongest measure of each independent source "
             "(Sidak-adjusted within the source); a combined finding needs evidence from at least two "
             "sources (partial conjunction test on the second-strongest source), "
-            "Benjamini-Hochberg across groups."
+            "Benjamini-Hochberg across groups within each family."
         ),
         "level": level,
-        "expected_false_flags_method": (
-            "Benjamini-Hochberg bound: when no group truly differs beyond the tolerance, the chance of one "
-            "or more false flags of a kind in an audit is at most the false discovery rate, so chance alone "
-            "gives at most about that many flags of each kind that ran."
+        "false_flag_chance_method": (
+            "Benjamini-Hochberg bound: when no group in a family truly differs beyond the tolerance, the "
+            "chance that the audit raises one or more false flags in that family is at most the false "
+            "discovery rate. It bounds a probability per family, not a count of flags."
         ),
         "checks": sum(k["checks"] for k in kinds.values()),
-        "expected_false_flags": sum(k["expected_false_flags"] for k in kinds.values()),
+        "families": families,
+        "same_people": [
+            {"grouping": g, "group": group, "judged_as_grouping": og, "judged_as_group": other}
+            for (g, group), (og, other) in same_people.items()
+        ],
         "kinds": kinds,
     }
+
+
+def _same_people_labels(table: pd.DataFrame, same: Mapping[tuple[str, str], tuple[str, str]]) -> pd.DataFrame:
+    """The table with each same-people place group's label saying whose people it is."""
+    if not same or table.empty or not {"grouping", "group", "label"} <= set(table.columns):
+        return table
+    keys = list(zip(table["grouping"], table["group"].astype(str), strict=True))
+    labels = [
+        same_people_label(g, group, same[(g, group)]) if (g, group) in same else label
+        for (g, group), label in zip(keys, table["label"], strict=True)
+    ]
+    return table.assign(label=labels)
 
 
 def _checks_table(checks: list[_Check]) -> pd.DataFrame:
@@ -1752,10 +1855,16 @@ def run_audit(
         + sensitivity
         + _recording_checks(gp_recording, settings)
     )
-    # False discovery rate within each kind; then explanations, then margins before intersections.
-    judged = [
-        c for kind in FLAG_KINDS for c in _judge([c for c in candidates if c.flag.kind == kind], settings)
-    ]
+    # A place that is the same people as an earlier place (an MDT = one local authority) is
+    # judged once, under the earlier one, so one gap cannot raise two findings.
+    same = same_people_places(frame, groupings)
+    candidates = [c for c in candidates if (c.flag.grouping, c.flag.group) not in same]
+    performance, lists, need_ratios, need_ranking = (
+        _same_people_labels(t, same) for t in (performance, lists, need_ratios, need_ranking)
+    )
+    gp_recording = None if gp_recording is None else _same_people_labels(gp_recording, same)
+    # False discovery rate within each family (kind x gating or not); then explanations, then margins before intersections.
+    judged = _judge_families(candidates, settings)
     judged = _explain(judged, performance, references, settings)
     judged, folded = _fold_intersections(judged)
     combined, combined_found = _combined(judged, settings)
@@ -1784,7 +1893,7 @@ def run_audit(
         withheld=withheld_table,
         combined=combined,
         findings=findings,
-        error_control=_error_control(judged, withheld_table, combined, settings),
+        error_control=_error_control(judged, withheld_table, combined, settings, same),
         recording=gp_recording,
     )
 

@@ -465,6 +465,51 @@ def assign_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Grouping]]:
     ]
 
 
+def same_people_places(
+    frame: pd.DataFrame, groupings: list[Grouping]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Place groups whose people are exactly those of a group of an earlier place grouping.
+
+    An MDT that serves exactly one local authority's residents (Walsall's only MDT, say) is
+    the same people under two names: judged twice, one gap would raise two findings and
+    count twice. Such a group is judged once, under the earlier grouping (local authority
+    before MDT before practice), and reported as the same people.
+
+    Args:
+        frame: The audited rows, with each grouping's column (:func:`assign_groups`).
+        groupings: The audited groupings, in report order.
+
+    Returns:
+        ``(grouping, group) -> (grouping, group)`` of the earlier place group with the same rows.
+    """
+    seen: dict[bytes, tuple[str, str]] = {}
+    same: dict[tuple[str, str], tuple[str, str]] = {}
+    for grouping in groupings:
+        if not is_place(grouping.name) or grouping.name not in frame.columns:
+            continue
+        for group, rows in frame.groupby(grouping.name, sort=False).indices.items():
+            members = pd.Index(frame.index[rows]).sort_values().to_numpy().tobytes()
+            if members in seen and seen[members][0] != grouping.name:
+                same[(grouping.name, str(group))] = seen[members]
+            else:
+                seen.setdefault(members, (grouping.name, str(group)))
+    return same
+
+
+def same_people_label(grouping: str, group: str, same_as: tuple[str, str]) -> str:
+    """A place group's label naming the group it is the same people as.
+
+    E.g. "Walsall Neighbourhood 1 (same people as Walsall, local authority of residence)".
+    """
+    other_grouping, other_group = same_as
+    name = GROUPINGS[other_grouping].label.split(" (")[0]
+    if name[1:2].islower():  # "Local authority ..." -> "local authority ...", but "MDT" stays
+        name = name[0].lower() + name[1:]
+    return (
+        f"{group_label(grouping, group)} (same people as {group_label(other_grouping, other_group)}, {name})"
+    )
+
+
 def left_out_groupings(groupings: list[Grouping]) -> tuple[str, ...]:
     """Registered groupings missing from an audit's ``groupings`` (no column, or fewer than two groups)."""
     audited = {g.name for g in groupings}

@@ -6,8 +6,8 @@ the payload with :func:`~riskstrat.evaluation.disclosure.check_disclosed`, and
 the HTML and its plots are drawn from that payload alone, never from the raw audit.
 
 The page is read in five minutes and printed on A4: a one-page summary that leads
-with the decision (the gates, the findings, how many checks ran and what chance
-alone would give), then the findings, the differences expected by design (age),
+with the decision (the gates, the findings, how many checks ran and the rule's bound
+on false findings), then the findings, the differences expected by design (age),
 the MDTs' decisions when any came back, and the evidence. Large groupings (places,
 intersections) show a few groups and count the rest; tables that would hold only
 suppressed cells are left out with one line saying why. The plots are drawn in
@@ -40,6 +40,7 @@ from riskstrat.evaluation.groups import (
     group_label,
     plotted_groupings,
     reported_by_mdt,
+    same_people_label,
 )
 from riskstrat.evaluation.report_plots import Image, calibration_groupings, encode, figures, short_label
 from riskstrat.evaluation.report_plots import is_number as _is_number
@@ -48,8 +49,10 @@ from riskstrat.features.outcomes import outcome_names, outcome_wording
 from riskstrat.features.settings import OutcomeSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-SCHEMA_VERSION = 2
-"""Version of the report JSON: 2 added findings, error control, the MDTs' decisions and the summary's gates."""
+SCHEMA_VERSION = 3
+"""Version of the report JSON: 2 added findings, error control, the MDTs' decisions and the summary's gates;
+3 gave error control its families (kind x gating or not) with a chance bound each, in place of
+expected false flags, and the place groups judged as the same people as another."""
 
 METRIC_LABELS = {
     "event_rate": "Event rate",
@@ -562,7 +565,7 @@ FLAG_KIND_NAMES = {
 
 
 def _error_control_payload(audit: FairnessAudit) -> dict[str, Any] | None:
-    """How many checks ran, how many raised, and how many false flags chance alone would give, by kind.
+    """How many checks ran and how many raised, by kind and by family, and the chance bound of each family.
 
     None for an audit that does not record it. Keys are named so none reads as a count of
     people (``checks_made``, not ``n_checks``): they count checks, not people.
@@ -579,16 +582,39 @@ def _error_control_payload(audit: FairnessAudit) -> dict[str, Any] | None:
                 "checks_made": int(tally.get("checks", 0)),
                 "raised": int(tally.get("raised", 0)),
                 "beyond_tolerance_without_evidence": int(tally.get("beyond_tolerance_not_significant", 0)),
-                "expected_false_flags": _num(tally.get("expected_false_flags"), 2),
+                "families": int(tally.get("families", 0)),
                 # From a null simulation, when the audit carries one (None otherwise).
                 "expected_beyond_tolerance": _num(tally.get("expected_beyond_tolerance"), 1),
             }
         )
+    families = [
+        {
+            "kind": f["kind"],
+            "name": FLAG_KIND_NAMES.get(f["kind"], f["kind"].replace("_", " ")),
+            "family": f["family"],
+            "checks_made": int(f["checks"]),
+            "raised": int(f["raised"]),
+            "false_flag_chance_bound": f["false_flag_chance_bound"],
+        }
+        for f in control.get("families", [])
+    ]
+    same_people = [
+        {
+            "grouping": s["grouping"],
+            "group": s["group"],
+            "label": same_people_label(
+                s["grouping"], s["group"], (s["judged_as_grouping"], s["judged_as_group"])
+            ),
+        }
+        for s in control.get("same_people", [])
+    ]
     return {
         "method": control.get("method"),
         "level": control.get("level"),
-        "expected_false_flags_method": control.get("expected_false_flags_method"),
+        "false_flag_chance_method": control.get("false_flag_chance_method"),
         "kinds": kinds,
+        "families": families,
+        "same_people": same_people,
     }
 
 
@@ -774,19 +800,32 @@ def _gate_line(check: str) -> dict[str, Any]:
     return {"passed": passed, "text": text[:1].upper() + text[1:]}
 
 
+MEASURED_NULL_AUDITS = (
+    "0 of 50 simulated audits of a fair, well-calibrated model raised any (95% CI 0% to 7.1%)"
+)
+"""The audit's measured false-finding rate under the null, as docs/governance.md reports it
+(``python -m benchmarks.audit_error_rates``, "Measured: the audit under the null")."""
+
+
 def _checks_line(control: dict[str, Any] | None) -> str | None:
-    """How many checks ran, how many raised, and how many false flags chance alone would give."""
+    """How many checks ran and raised, and the rule's bound on false findings with its measured rate.
+
+    Benjamini-Hochberg bounds the chance of any false finding in a family of checks when
+    none is real; it is a probability per family, not an expected count, so it is stated so.
+    """
     if not control or not control["kinds"]:
         return None
     checks = sum(k["checks_made"] for k in control["kinds"])
     raised = sum(k["raised"] for k in control["kinds"])
-    expected = [k["expected_false_flags"] for k in control["kinds"] if _is_number(k["expected_false_flags"])]
-    chance = (
-        f"; on a fair, well-calibrated model, chance alone would raise about {sum(expected):.1f}"
-        if expected
-        else ""
-    )
-    return f"The audit made {checks} checks and raised {raised}{chance}."
+    line = f"The audit made {checks} checks and raised {raised}."
+    level = control.get("level")
+    if _is_number(level):
+        line += (
+            " The rule is set so that a fair, well-calibrated model raises a false finding in at most "
+            f"{100 * level:g}% of audits for each kind of check, counted apart for the groupings that decide "
+            f"promotion and for the others (measured: {MEASURED_NULL_AUDITS})."
+        )
+    return line
 
 
 def _beyond_tolerance_line(control: dict[str, Any] | None) -> str | None:
@@ -806,6 +845,16 @@ def _beyond_tolerance_line(control: dict[str, Any] | None) -> str | None:
         f"{beyond} further estimate{'s lie' if beyond != 1 else ' lies'} beyond tolerance without "
         f"evidence of a real gap ({chance}): they are not findings and ask nothing of the board."
     )
+
+
+def _findings_block(count: int) -> str:
+    """The count of findings with its verb in agreement: "1 finding blocks", "3 findings block"."""
+    return f"{count} finding blocks" if count == 1 else f"{count} findings block"
+
+
+def model_title(model: Mapping[str, Any]) -> str:
+    """The model as the board names it: what it predicts, in words, and its version."""
+    return f"Model of the risk of {_outcome_text(model['outcome'])}, version {model['model_version']}"
 
 
 def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
@@ -838,8 +887,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
             "passed": gate["passes"],
             "text": "Fairness: no finding blocks promotion."
             if gate["passes"]
-            else f"Fairness: {len(gate['open_flags'])} finding{'s' if len(gate['open_flags']) != 1 else ''} "
-            "block promotion (below).",
+            else f"Fairness: {_findings_block(len(gate['open_flags']))} promotion (below).",
         }
     )
     failed = [g["text"] for g in gates if not g["passed"]]
@@ -861,7 +909,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
         )
     if blocking:
         decisions.append(
-            f"{len(blocking)} finding{'s' if len(blocking) != 1 else ''} block this model: for each, "
+            f"{_findings_block(len(blocking))} this model: for each, "
             "accept it with a recorded reason or ask for the model to be fixed."
         )
     elif not failed_checks:
@@ -877,6 +925,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
     )
     by_design = [f for f in payload["findings"] if f["section"] == "by_design"]
     return {
+        "model_title": model_title(model),
         "purpose": (
             f"Estimates each adult's chance of {_outcome_text(model['outcome'])}, so that neighbourhood MDTs "
             "can offer proactive care to those at highest risk. It supports clinical judgement; it does "

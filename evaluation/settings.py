@@ -187,9 +187,9 @@ class FairnessSettings(Settings):
         gt=0,
         lt=0.5,
         description=(
-            "Expected share of false flags among the raised flags of one kind in one audit "
-            "(Benjamini-Hochberg level); a flag is raised when its adjusted p-value is below it and its "
-            "95% interval lies beyond the tolerance."
+            "Expected share of false flags among the raised flags of one family in one audit: one kind "
+            "of check in the gating groupings, or in the others (Benjamini-Hochberg level); a flag is "
+            "raised when its adjusted p-value is below it and its 95% interval lies beyond the tolerance."
         ),
     )
     min_power: float = Field(

@@ -40,7 +40,7 @@ from riskstrat.evaluation.groups import assign_groups
 from riskstrat.evaluation.recording import RECORDING_COLUMNS
 from riskstrat.evaluation.settings import FLAG_KINDS, FairnessSettings
 from riskstrat.models.metrics import evaluate_scores
-from riskstrat.models.promotion import calibration_checks, refusal_chance
+from riskstrat.models.promotion import calibration_checks, refusal_chance, standard_error_at
 from riskstrat.models.settings import EvaluationSettings, PromotionSettings
 
 COMBINED = "combined"
@@ -441,7 +441,8 @@ def _stated_refusal(values: dict[str, float], metric: str, truth: float, rules: 
     if not se > 0:
         return float("nan")
     bounds = rules.oe_bounds if log_scale else rules.calibration_slope_bounds
-    return refusal_chance(truth, float(se), bounds, rules.calibration_evidence, log_scale)
+    se = standard_error_at(float(se), values[f"challenger_{metric}"], truth, log_scale)
+    return refusal_chance(truth, se, bounds, rules.calibration_evidence, log_scale)
 
 
 def upper_bound(successes: int, total: int, confidence: float = 0.95) -> float:

@@ -15,7 +15,9 @@ Layout under ``<output_dir>/data_docs/``::
         mapping_coverage.html      when the extract came from ``riskstrat adapt``
         summary.json               what the index lists (no rows, no examples)
 
-Examples on the pages are what the JSON holds: pseudonymised IDs and codes, never dates.
+The pages hold counts only, no examples: Data Docs are shared more widely than the run's own
+report, so the pseudonymised IDs and codes of failing rows stay in ``validation/<hash>.json``
+and the error message (the pages say where to find them).
 """
 
 from __future__ import annotations
@@ -123,19 +125,19 @@ def validation_page(summary: dict[str, Any], validated_at: str, has_coverage: bo
         mine = sorted((r for r in results if r["table"] == table), key=lambda r: r["passed"])
         parts.append(
             f"<h2 id='{esc(table)}'>{esc(table)}</h2><table><tr><th>Column</th><th>Check</th><th>Expected</th>"
-            "<th>Rows failing / checked</th><th>Examples (pseudonymised)</th><th>Result</th></tr>"
+            "<th>Rows failing / checked</th><th>Result</th></tr>"
         )
         for r in mine:
             counted = f"{r['n_rows']:,} / {r['n_checked']:,}" if r["n_checked"] else "-"
             parts.append(
                 f"<tr><td>{esc(r['column'] or '(table)')}</td><td>{esc(r['kind'].replace('_', ' '))}</td>"
-                f"<td>{esc(r['expected'])}</td><td class='num'>{counted}</td>"
-                f"<td>{esc(', '.join(r['examples']))}</td>{_result_cell(r)}</tr>"
+                f"<td>{esc(r['expected'])}</td><td class='num'>{counted}</td>{_result_cell(r)}</tr>"
             )
         parts.append("</table>")
     parts.append(
         "<p class='note'>Written by riskstrat from the validation's results (the same figures as "
-        "<code>validation/&lt;hash&gt;.json</code>); no script or file from the internet is needed.</p>"
+        "<code>validation/&lt;hash&gt;.json</code>, which also holds up to five pseudonymised examples of "
+        "each failing check); no script or file from the internet is needed.</p>"
     )
     return _page(f"Data Docs: extract {summary['snapshot_hash'][:FOLDER_CHARS]}", "\n".join(parts))
 

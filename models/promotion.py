@@ -137,6 +137,32 @@ class CalibrationEvidence:
         low, high = _scaled((self.lower, self.upper), self.log_scale)
         return (high - low) / (2 * _Z95)
 
+    def standard_error_at(self, true_value: float) -> float:
+        """The standard error the estimate would have if the model's true value were ``true_value``.
+
+        See :func:`standard_error_at`.
+        """
+        return standard_error_at(self.standard_error(), self.value, true_value, self.log_scale)
+
+
+def standard_error_at(standard_error: float, observed: float, true_value: float, log_scale: bool) -> float:
+    """The standard error of an estimate at a true value other than the one observed.
+
+    The variance of a log O/E is about 1 / observed events, and the events scale with the
+    true O/E at fixed expected events: a model truly at 0.8 gives fewer events, so a wider
+    interval, than the observed O/E's. The standard error is scaled by
+    sqrt(observed / true). A slope's (not a ratio) is taken as it is.
+
+    Args:
+        standard_error: Standard error at the observed value (on the judged scale).
+        observed: The observed O/E (or slope).
+        true_value: The true value the chance is computed at.
+        log_scale: The estimate is a ratio judged on the log scale.
+    """
+    if not log_scale or not (observed > 0 and true_value > 0):
+        return standard_error
+    return standard_error * math.sqrt(observed / true_value)
+
 
 def _scaled(values: tuple[float, ...], log_scale: bool) -> tuple[float, ...]:
     """Values on the scale the gate judges (log for ratios; non-positive ratios are -inf)."""
@@ -214,6 +240,11 @@ def _percent(chance: float) -> str:
     return f"{100 * chance:.1f}%" if chance < 0.1 else f"{100 * chance:.0f}%"
 
 
+def _about(chance: float) -> str:
+    """An approximate chance in words ("about 55%"; "under 0.1%" needs no "about")."""
+    return _percent(chance) if chance < 0.001 else f"about {_percent(chance)}"
+
+
 def _error_rates_text(
     evidence: CalibrationEvidence, bounds: tuple[float, float], material: tuple[float, float], rule: str
 ) -> tuple[str, dict[str, float]]:
@@ -227,15 +258,23 @@ def _error_rates_text(
             "there is no interval, so the point estimate is judged and the rule's error rates are unknown",
             {},
         )
-    refuses_perfect = refusal_chance(PERFECT_CALIBRATION, se, bounds, rule, evidence.log_scale)
+    refuses_perfect = refusal_chance(
+        PERFECT_CALIBRATION, evidence.standard_error_at(PERFECT_CALIBRATION), bounds, rule, evidence.log_scale
+    )
     numbers = {"refuses_perfect": refuses_perfect}
     text = f"at this many events the rule refuses a perfectly calibrated model {_percent(refuses_perfect)} of the time"
     outside = [m for m in material if not bounds[0] <= m <= bounds[1]]
     if outside:
-        passes = max(1 - refusal_chance(m, se, bounds, rule, evidence.log_scale) for m in outside)
-        numbers["passes_material"] = passes
-        chance = _percent(passes) if passes < 0.001 else f"at most {_percent(passes)}"
-        text += f", and the chance it passes one at {' or '.join(f'{m:g}' for m in outside)} is {chance}"
+        # Each at its own precision (a true O/E of 0.8 gives fewer events than one of 1.25).
+        chances = {
+            m: 1 - refusal_chance(m, evidence.standard_error_at(m), bounds, rule, evidence.log_scale)
+            for m in outside
+        }
+        numbers["passes_material"] = max(chances.values())
+        # Normal-approximation figures, not bounds: "about" (the simulation checks them).
+        (first, first_chance), *others = chances.items()
+        text += f", and the chance it passes one at {first:g} is {_about(first_chance)}"
+        text += "".join(f", one at {m:g} {_about(chance)}" for m, chance in others)
     return text, numbers
 
 

@@ -198,7 +198,7 @@ def fairness_audit(
     )
     model = replace(model, audit_rows_sha256=rows_sha256)
     # What the MDTs did with the lists (None until decisions come back): disclosure-controlled.
-    html, payload = render_task(audit, model, board_decisions(Path(output_dir)))
+    html, payload = render_task(audit, model, board_decisions(Path(output_dir), model.outcome))
     html_path, json_path = write_report_task(html, payload, Path(output_dir), report_stem(model))
     if run_id and tracking_uri:
         log_report_task((html_path, json_path), run_id, tracking_uri, rows_sha256)

@@ -10,7 +10,8 @@ so a refused file or a failure while writing leaves the history as it was.
 ``riskstrat decisions import PATH...`` imports the files given, all or none.
 The weekly run imports each file in ``decisions.returns_dir`` on its own
 (:func:`import_returns_task`): an imported file moves to ``imported/`` inside
-it; a refused file stays, and the reason is logged without patient data.
+it; a refused file stays, and the reason is logged without patient data; a file
+with no decision recorded imports nothing and stays too, with a warning each week.
 """
 
 from __future__ import annotations
@@ -78,11 +79,21 @@ class ImportedFile:
     recorded: int
     changed: int
 
+    @property
+    def empty(self) -> bool:
+        """Whether no row holds a decision: the file brought nothing (often the wrong copy returned)."""
+        return self.recorded == 0
+
     def summary(self) -> str:
-        """One line for the terminal or the log (no patient-level values)."""
+        """One line for the terminal or the log (no patient-level values); a warning when it brought nothing."""
+        where = f"{self.name}: {self.mdt}, week {self.week.isoformat()}"
+        if self.empty:
+            return (
+                f"Warning: {where}: no MDT decision recorded on any of its {self.listed} people, so nothing "
+                "was imported (check the MDT filled in the MDT decision column and returned the filled-in copy)"
+            )
         return (
-            f"{self.name}: {self.mdt}, week {self.week.isoformat()}: {self.recorded} of {self.listed} "
-            f"people with a decision, {self.changed} new or changed"
+            f"{where}: {self.recorded} of {self.listed} people with a decision, {self.changed} new or changed"
         )
 
 
@@ -199,10 +210,31 @@ def import_decisions(
 
 @dataclass
 class ReturnsResult:
-    """What the weekly run made of the returns folder (file names and counts only)."""
+    """What the weekly run made of the returns folder (file names and counts only).
+
+    Attributes:
+        imported: The files imported (and archived).
+        refused: Names of the files refused (left in place).
+        empty: Names of the files with no decision recorded (nothing imported; left in place).
+    """
 
     imported: list[ImportedFile] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+
+def returned_files(folder: Path) -> list[Path]:
+    """The workbooks waiting in the returns folder: ``.xlsx`` in any case, by name.
+
+    Temporary and lock files of Excel and LibreOffice (``~$...``, ``.~lock...``) are left alone.
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() == ".xlsx" and not path.name.startswith((".", "~$"))
+    )
 
 
 def _archive(path: Path, folder: Path) -> Path:
@@ -218,17 +250,17 @@ def import_returns(settings: DecisionSettings, output_dir: Path) -> ReturnsResul
     """Import every returned workbook waiting in ``settings.returns_dir``, each on its own.
 
     An imported file moves to the ``imported`` subfolder; a refused file stays where it
-    is and the reason is logged without patient data (the error's log text).
+    is and the reason is logged without patient data (the error's log text). A file
+    with no decision recorded brings nothing: it stays where it is, with a warning, so
+    the coordinator sees it (and can return the filled-in copy or delete it).
 
     Returns:
-        The files imported and the names of those refused.
+        The files imported, and the names of those refused and of those with no decision.
     """
     folder = Path(settings.returns_dir)
     result = ReturnsResult()
     logger = run_logger(__name__)
-    for path in sorted(folder.glob("*.xlsx")) if folder.is_dir() else []:
-        if path.name.startswith((".", "~$")):  # temporary and lock files of Excel / LibreOffice
-            continue
+    for path in returned_files(folder):
         try:
             (imported,) = import_decisions(output_dir, [path])
         except RiskstratError as exc:
@@ -242,6 +274,10 @@ def import_returns(settings: DecisionSettings, output_dir: Path) -> ReturnsResul
                 type(exc).__name__,
             )
             result.refused.append(path.name)
+            continue
+        if imported.empty:  # kept where the coordinator will see it, and warned about each week
+            logger.warning("returned worklist left in the returns folder: %s", imported.summary())
+            result.empty.append(path.name)
             continue
         _archive(path, folder / IMPORTED_FOLDER)
         logger.info("decisions imported: %s", imported.summary())
@@ -264,6 +300,17 @@ def import_decisions_command(config: Config, paths: Sequence[Path]) -> list[Impo
 # ----------------------------------------------------------------------------- the board's summary
 
 
+def _manifest(output_dir: Path, week: date) -> dict:
+    path = output_catalog(output_dir).week(week) / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def mdt_outcomes(output_dir: Path, week: date) -> dict[str, str]:
+    """MDT -> the outcome its list of ``week`` was ranked by, from that week's manifest (empty if none)."""
+    mdts = _manifest(output_dir, week).get("mdts", {})
+    return {str(name): str(counts.get("outcome", "")) for name, counts in mdts.items()}
+
+
 def listed_people_groups(output_dir: Path, weeks: Sequence[date]) -> pd.DataFrame:
     """IMD quintile and ethnic group of the people published in ``weeks``, from each week's feature cache.
 
@@ -277,10 +324,9 @@ def listed_people_groups(output_dir: Path, weeks: Sequence[date]) -> pd.DataFram
     catalog = output_catalog(output_dir)
     frames = []
     for week in weeks:
-        manifest_path = catalog.week(week) / MANIFEST
-        if not manifest_path.is_file():
+        manifest = _manifest(output_dir, week)
+        if not manifest:
             continue
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         cache = catalog.features / str(manifest.get("extract_snapshot_hash", ""))
         found = sorted(cache.glob(f"features_{manifest.get('data_date', '')}_*.parquet"))
         if not found:
@@ -292,10 +338,14 @@ def listed_people_groups(output_dir: Path, weeks: Sequence[date]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-def board_decisions(output_dir: Path) -> dict | None:
+def board_decisions(output_dir: Path, outcome: str | None = None) -> dict | None:
     """The governance report's summary of the MDTs' decisions (:func:`decisions_payload`), or None.
 
     Covers every published week that has a decision recorded; counts pass disclosure control.
+
+    Args:
+        output_dir: The outputs folder.
+        outcome: Only the lists ranked by this outcome (the report's model); None: every list.
     """
     decisions = read_decision_history(output_dir)
     if decisions.empty:
@@ -306,7 +356,16 @@ def board_decisions(output_dir: Path) -> dict | None:
     if not published:
         return None
     lists = load_history(folder, before=max(published) + timedelta(days=1))
-    lists = lists.loc[lists["week"].isin(published)].assign(week=lambda f: f["week"].map(date.isoformat))
+    lists = lists.loc[lists["week"].isin(published)]
+    if outcome is not None:  # a model's report covers the lists its outcome ranked
+        ranked_by = {week: mdt_outcomes(output_dir, week) for week in published}
+        of_outcome = [
+            ranked_by[w].get(str(m)) == outcome for w, m in zip(lists["week"], lists["mdt"], strict=True)
+        ]
+        lists = lists.loc[of_outcome]
+        if lists.empty:
+            return None
+    lists = lists.assign(week=lambda f: f["week"].map(date.isoformat))
     groups = listed_people_groups(output_dir, published)
     listed = lists.merge(groups, on=["week", "person_id"], how="left")
     return decisions_payload(

@@ -8,7 +8,10 @@ what changed since the first. Between the two, the MDTs' decisions on the first
 week's lists come back (:func:`simulate_returned_decisions`: a seeded, plausible
 mix of coded decisions put in the returns folder), so the second week shows the
 loop: people rested or moved to a caseload, their places filled by the next
-people, and each row's last decision.
+people, and each row's last decision. Last, the monthly audit runs on the champion
+of each outcome that ranked those lists, so its governance report shows the board
+what the MDTs did with them (in production the board sees decisions at the next
+monthly audit or retrain).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from openpyxl import load_workbook
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from riskstrat.pipelines.audit import fairness_audit_flow
 from riskstrat.pipelines.config import Config, check_worklist_files
+from riskstrat.pipelines.decisions import mdt_outcomes
 from riskstrat.pipelines.environment import prefect_home
 from riskstrat.pipelines.generate import write_synthetic
 from riskstrat.pipelines.retrain import RetrainResult, retrain_flow
@@ -57,6 +62,8 @@ class DemoResult:
     """The adapters' run (raw folder, coverage) when the demo started from raw national files."""
     decisions: dict[str, int] = field(default_factory=dict)
     """Decisions returned on the first week's lists, by code (counts only)."""
+    board_reports: dict[str, str] = field(default_factory=dict)
+    """Outcome -> the governance report written after the second week, with the MDTs' decisions."""
 
 
 def demo_weeks(extract_date: date) -> list[tuple[date, date]]:
@@ -70,7 +77,7 @@ def demo_weeks(extract_date: date) -> list[tuple[date, date]]:
 def demo_flow(
     config_dir: str | None = None, people: int | None = None, seed: int | None = None
 ) -> DemoResult:
-    """Generate the synthetic population (raw national files), adapt, then validate, retrain, audit, two weekly runs."""
+    """Generate the synthetic population (raw national files), adapt, validate, retrain, audit, two weekly runs, audit."""
     config = load_run_config(config_dir)
     paths = task(name="generate-synthetic-population", cache_policy=NO_CACHE)(write_synthetic)(
         Path(config.data.output_dir),
@@ -94,7 +101,14 @@ def demo_flow(
         seed if seed is not None else config.synthetic.seed,
     )
     folders.append(weekly_worklists_flow(config_dir, extract, week=second, as_of=second_date))
-    return DemoResult(extract, summary["data_docs"], retrained, folders, adapted, decided)
+    # The board's step: the monthly audit of each champion whose lists came back decided.
+    ranked = (
+        sorted(set(mdt_outcomes(Path(config.data.output_dir), first).values()))
+        if any(decided.values())
+        else []
+    )
+    board = {outcome: fairness_audit_flow(config_dir, outcome, extract_dir=extract) for outcome in ranked}
+    return DemoResult(extract, summary["data_docs"], retrained, folders, adapted, decided, board)
 
 
 def simulate_returned_decisions(week_folder: Path, returns_dir: Path, seed: int) -> dict[str, int]:
@@ -146,6 +160,11 @@ def demo_summary(config: Config, result: DemoResult) -> str:
         f"Data Docs:                {result.data_docs}",
         f"Synthetic extract:        {result.extract_dir}",
     ]
+    if result.board_reports:  # the same reports, written again by the monthly audit after week 2
+        lines.append(
+            f"Board step:               {', '.join(result.board_reports)} audited again after week 2: "
+            "its report shows what the MDTs did with the lists"
+        )
     if result.adapted is not None:
         lines += [
             f"Raw national files:       {result.adapted.raw_dir}",

@@ -19,7 +19,9 @@ How a decision comes back:
    one pseudonymised ID, when anything does not match: a stamp that was edited,
    an MDT or week with no such list, a person not on that list, a rank or risk
    that differs from the list, a person twice, or a decision that is not one of
-   the codes. Rows may be sorted or deleted; a blank decision records nothing.
+   the codes. Rows may be sorted or deleted, and gaps left: every row of the
+   list's one visible sheet is read (hidden sheets are not); a blank decision
+   records nothing, and a decision on a row without its Person ID is refused.
 4. :func:`merge_decisions` adds the coded decisions to the decision history.
    The history holds one decision per MDT, week and person: a later file for
    the same week replaces a person's decision where it gives one and leaves it
@@ -61,8 +63,9 @@ NOT_DISCUSSED = "not_discussed"
 TURNED_DOWN: tuple[str, ...] = ("not_appropriate", "declined")
 """The codes the board sees as turned down, by group (the governance report's decisions section)."""
 
-CASELOAD_BY_DECISION = f"{DECISIONS['added_to_caseload']} by this MDT"
-"""The caseload team shown for a person this MDT added to its caseload (until the extract shows them)."""
+DECISION_EXCLUSIONS: tuple[str, ...] = ("added_to_caseload", "rested")
+"""The rules by which a decision keeps a person off the MDT's next lists (keys of
+:attr:`riskstrat.worklists.selection.MdtSelection.excluded`, ``excluded_<rule>`` in the manifest)."""
 
 STAMP_SHEET = "riskstrat issue"
 """The very hidden sheet identifying the issued list (MDT, week, people, ranks, risks, digest)."""
@@ -97,6 +100,10 @@ def decision_choices() -> list[str]:
     return list(DECISIONS.values())
 
 
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
 def _normal(text: str) -> str:
     return " ".join(str(text).split()).casefold()
 
@@ -119,7 +126,7 @@ def decision_code(value: object) -> str | None:
     Raises:
         ValueError: If the value is not a decision (its text is never put in the message).
     """
-    if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
+    if _blank(value):
         return None
     code = _BY_TEXT.get(_normal(str(value).lstrip("'")))
     if code is None:
@@ -249,6 +256,43 @@ def _heading_row(sheet: Worksheet) -> tuple[int, dict[str, int]] | None:
     return None
 
 
+def _list_sheets(book: Workbook) -> list[tuple[Worksheet, int, dict[str, int]]]:
+    """Every visible sheet holding the list's heading row, with that row and the columns read back.
+
+    Hidden sheets are skipped: the stamp, and any hidden copy of the list someone kept.
+    """
+    found = []
+    for sheet in book.worksheets:
+        if sheet.sheet_state != "visible" or sheet.title == STAMP_SHEET:
+            continue
+        heading = _heading_row(sheet)
+        if heading is not None:
+            found.append((sheet, *heading))
+    return found
+
+
+def _list_sheet(book: Workbook, source: str) -> tuple[Worksheet, int, dict[str, int]]:
+    """The one visible sheet that holds the list, its heading row and the columns read back.
+
+    Raises:
+        DecisionImportError: If no visible sheet, or more than one, has the list's headings.
+    """
+    found = _list_sheets(book)
+    if not found:
+        raise DecisionImportError(
+            f"{source}: no visible sheet has the list's headings ({', '.join(READ_HEADINGS)})",
+            hint="Keep the list's heading row as issued; add decisions in the MDT decision column only.",
+        )
+    if len(found) > 1:
+        names = ", ".join(f"'{sheet.title}'" for sheet, _, _ in found)
+        raise DecisionImportError(
+            f"{source}: {len(found)} visible sheets have the list's headings ({names}), so it is not "
+            "clear which holds the MDT's decisions",
+            hint="Keep the decisions on the issued list sheet and delete (or hide) the copies, then return it.",
+        )
+    return found[0]
+
+
 def record_on_list(book: Workbook, decided: Mapping[str, str]) -> int:
     """Fill in the decision cells of an issued list, as an MDT would: person ID -> decision code.
 
@@ -263,32 +307,26 @@ def record_on_list(book: Workbook, decided: Mapping[str, str]) -> int:
         How many cells were filled.
 
     Raises:
-        DecisionImportError: If the workbook has no list.
+        DecisionImportError: If the workbook has no list, or more than one.
     """
-    for sheet in book.worksheets:
-        found = _heading_row(sheet) if sheet.title != STAMP_SHEET else None
-        if found is None:
-            continue
-        header, columns = found
-        filled = 0
-        for row in range(header + 1, sheet.max_row + 1):
-            person = _text(sheet.cell(row=row, column=columns[PERSON_ID]).value)
-            if not person:
-                break
-            if person in decided:
-                put(sheet.cell(row=row, column=columns[DECISION_HEADER]), DECISIONS[decided[person]])
-                filled += 1
-        return filled
-    raise DecisionImportError(
-        "the workbook has no list to record decisions on", hint="Use a worklist issued by riskstrat."
-    )
+    sheet, header, columns = _list_sheet(book, "the workbook")
+    filled = 0
+    for row in range(header + 1, sheet.max_row + 1):
+        person = _text(sheet.cell(row=row, column=columns[PERSON_ID]).value)
+        if person in decided:
+            put(sheet.cell(row=row, column=columns[DECISION_HEADER]), DECISIONS[decided[person]])
+            filled += 1
+    return filled
 
 
 def read_returned_rows(book: Workbook, source: str) -> pd.DataFrame:
     """The list's rows as returned: person, rank, risk and the decision cell, as they are.
 
-    The list is the first visible sheet with a row holding the headings Person ID,
-    Rank, Risk (%) and :data:`DECISION_HEADER`; rows are read until Person ID is blank.
+    The list is the one visible sheet with a row holding the headings Person ID, Rank,
+    Risk (%) and :data:`DECISION_HEADER` (hidden sheets, such as the stamp, are not
+    read). Every row below the headings is read, to the end of the sheet's used range:
+    rows left blank (a person's row deleted, or a gap) are skipped, so no decision
+    below a gap is lost.
 
     Args:
         book: The returned workbook (opened with ``data_only=True``).
@@ -298,26 +336,27 @@ def read_returned_rows(book: Workbook, source: str) -> pd.DataFrame:
         ``person_id`` (text), ``rank``, ``risk`` and ``decision`` (raw cell values).
 
     Raises:
-        DecisionImportError: If no sheet has those headings.
+        DecisionImportError: If no visible sheet has those headings, more than one has,
+            or a row holds a decision but no Person ID (it cannot be matched to a person).
     """
-    for sheet in book.worksheets:
-        if sheet.title == STAMP_SHEET:
+    sheet, header, columns = _list_sheet(book, source)
+    records, orphans = [], []
+    for number, row in enumerate(sheet.iter_rows(min_row=header + 1, values_only=True), start=header + 1):
+        cells = {h: row[c - 1] if c - 1 < len(row) else None for h, c in columns.items()}
+        if not _text(cells[PERSON_ID]):
+            if not _blank(cells[DECISION_HEADER]):
+                orphans.append(number)
             continue
-        found = _heading_row(sheet)
-        if found is None:
-            continue
-        header, columns = found
-        records = []
-        for row in sheet.iter_rows(min_row=header + 1, values_only=True):
-            cells = {h: row[c - 1] if c - 1 < len(row) else None for h, c in columns.items()}
-            if not _text(cells[PERSON_ID]):
-                break
-            records.append((_text(cells[PERSON_ID]), cells[RANK], cells[RISK], cells[DECISION_HEADER]))
-        return pd.DataFrame(records, columns=["person_id", "rank", "risk", "decision"])
-    raise DecisionImportError(
-        f"{source}: no sheet has the list's headings ({', '.join(READ_HEADINGS)})",
-        hint="Keep the list's heading row as issued; add decisions in the MDT decision column only.",
-    )
+        records.append((_text(cells[PERSON_ID]), cells[RANK], cells[RISK], cells[DECISION_HEADER]))
+    if orphans:
+        shown = ", ".join(map(str, orphans[:5])) + (", ..." if len(orphans) > 5 else "")
+        raise DecisionImportError(
+            f"{source}: {len(orphans)} row{'s' if len(orphans) != 1 else ''} of sheet '{sheet.title}' "
+            f"hold{'s' if len(orphans) == 1 else ''} an MDT decision but no Person ID (row {shown}), so "
+            "the decision cannot be matched to a person",
+            hint="Put back the Person ID of each such row as issued (or clear its decision), then return it.",
+        )
+    return pd.DataFrame(records, columns=["person_id", "rank", "risk", "decision"])
 
 
 # ----------------------------------------------------------------------------- checking a return

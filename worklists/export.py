@@ -626,12 +626,14 @@ def how_list_was_made(output: MdtOutput, wordings: Mapping[str, str] | None = No
         ("Active caseload", caseload),
     ]
     if "excluded_rested" in counts:  # the decision rules ran this week
+        by_decision = sum(int(counts.get(f"excluded_{rule}", 0)) for rule in decisions.DECISION_EXCLUSIONS)
         made.append(
             (
                 "After an MDT decision",
-                "People left off for some weeks after this MDT's decision about them (such as 'Not "
-                "appropriate now' or 'Declined'), unless their risk has risen by the set amount since "
-                f"({excluded('rested')}).",
+                "People left off for some weeks after this MDT's decision about them: 'Added to caseload "
+                "/ virtual ward' (in the caseload's care, they take no place), or 'Not appropriate now', "
+                "'Declined' or 'Already known to a service' unless their risk has risen by the set amount "
+                f"since ({_people(by_decision)}).",
             )
         )
     made += [
@@ -726,7 +728,15 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes(output.mdt)) + 1
     put(about.cell(row=header, column=1), "Column").font = _font(bold=True)
     put(about.cell(row=header, column=2), "What it means").font = _font(bold=True)
-    notes = [(str(column), column_note(str(column))) for column in rows.columns]
+    # The reason columns share one note, given once ("Reason 1 to Reason 3").
+    reasons = [str(c) for c in rows.columns if str(c).startswith("Reason ")]
+    notes = [
+        (str(column), column_note(str(column)))
+        for column in rows.columns
+        if not str(column).startswith("Reason ") or str(column) == reasons[0]
+    ]
+    if len(reasons) > 1:
+        notes = [(f"{reasons[0]} to {reasons[-1]}", n) if c == reasons[0] else (c, n) for c, n in notes]
     notes.append((DECISION_HEADER, DECISION_NOTE))
     for r, (column, note) in enumerate(notes, start=header + 1):
         put(about.cell(row=r, column=1), column).alignment = Alignment(wrap_text=True, vertical="top")

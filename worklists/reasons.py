@@ -21,8 +21,13 @@ changing the attribution:
   the demo lists the GP appointment count was a top-3 reason for 299 of 300
   people), so they say little about the person: a slot goes to them only when
   fewer than ``count`` other concepts raise the risk. The other reasons keep
-  their TreeSHAP order, and the counts themselves are on the row in their own
-  columns (:mod:`riskstrat.worklists.rows`).
+  their TreeSHAP order; the A&E count is printed in its own column and the GP
+  appointment count sits beside the printed columns on screen
+  (:mod:`riskstrat.worklists.rows`).
+- **Absences give way**: a concept whose shown value is a count of zero ("0 A&E
+  attendances in the last 12 months") may raise the risk through the model's
+  interactions, but it is nothing to act on, so it too takes a slot only when
+  nothing else is left.
 - **Recency in words** (:data:`RECENCY_FEATURES`): "A&E attendance in the last
   week", "Discharged from hospital 3 weeks ago", not "0 days ago".
 
@@ -190,12 +195,42 @@ def concept_contributions(
     return summed[sorted(summed.columns)]
 
 
+def _feature_values(feature: str, lookup: pd.DataFrame, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The listed people's values of ``feature`` (NaN when the rows lack it), read once per feature."""
+    if feature not in columns:
+        columns[feature] = (
+            lookup[feature].to_numpy(dtype=object)
+            if feature in lookup.columns
+            else np.full(len(lookup), np.nan)
+        )
+    return columns[feature]
+
+
+def _shows_zero(
+    shown: np.ndarray, names: list[str], lookup: pd.DataFrame, columns: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Person x concept: the value the reason would show is a count of zero (not a recency)."""
+    zero = np.zeros(shown.shape, dtype=bool)
+    for j in range(shown.shape[1]):
+        for index in np.unique(shown[:, j]):
+            feature = names[index]
+            if feature in RECENCY_FEATURES:
+                continue  # 0 days since = today: a reason, written in words
+            rows = shown[:, j] == index
+            values = pd.to_numeric(
+                pd.Series(_feature_values(feature, lookup, columns)[rows]), errors="coerce"
+            )
+            zero[rows, j] = (values == 0).to_numpy()
+    return zero
+
+
 def top_reasons(
     contributions: pd.DataFrame,
     features: pd.DataFrame,
     count: int = 3,
     vocabulary: FeatureVocabulary | None = None,
     give_way: Collection[str] = CONTACT_CONCEPTS,
+    absences_give_way: bool = True,
 ) -> pd.DataFrame:
     """The ``count`` concepts that raise each person's risk most, written as reasons.
 
@@ -212,7 +247,9 @@ def top_reasons(
         count: Reasons per person.
         vocabulary: Concepts and texts; defaults to :func:`feature_vocabulary`.
         give_way: Concepts that give way to the others (default: contact counts,
-            :data:`CONTACT_CONCEPTS`); empty for the plain TreeSHAP order.
+            :data:`CONTACT_CONCEPTS`); empty (with ``absences_give_way`` off) for the plain
+            TreeSHAP order.
+        absences_give_way: A concept whose shown value is a count of zero gives way too.
 
     Returns:
         One row per person (index ``person_id``, in the order of ``contributions``):
@@ -236,10 +273,6 @@ def top_reasons(
             shown[:, j] = preferred[0]
         elif n:
             shown[:, j] = members[concept][np.argmax(block, axis=1)]
-    # Raising concepts first, those that give way after them: each part in TreeSHAP order.
-    yields = np.array([c in give_way for c in concepts], dtype=bool)
-    key = np.where(sums > 0, -sums, np.inf) + np.where(yields & (sums > 0), 1e9, 0.0)
-    order = np.argsort(key, axis=1, kind="stable")[:, :count]
     lookup = features.assign(person_id=features["person_id"].astype(str)).set_index("person_id")
     unknown = people.difference(lookup.index)
     if len(unknown):
@@ -250,6 +283,14 @@ def top_reasons(
         )
     lookup = lookup.reindex(people)
     columns: dict[str, np.ndarray] = {}
+    # Raising concepts first, then those that give way: contact counts, and a concept whose shown
+    # value is zero ("0 A&E attendances in the last 12 months": an absence raising the risk through
+    # the model's interactions is true, but nothing a clinician can act on). Each part in TreeSHAP order.
+    yields = np.array([c in give_way for c in concepts], dtype=bool)[None, :]
+    if absences_give_way:
+        yields = yields | _shows_zero(shown, names, lookup, columns)
+    key = np.where(sums > 0, -sums, np.inf) + np.where(yields & (sums > 0), 1e9, 0.0)
+    order = np.argsort(key, axis=1, kind="stable")[:, :count]
     out: dict[str, list[Any]] = {}
     for i in range(1, count + 1):
         for suffix in ("", "_concept", "_feature"):
@@ -260,13 +301,7 @@ def top_reasons(
             if sums[row, j] <= 0:
                 break
             feature = names[shown[row, j]]
-            if feature not in columns:
-                columns[feature] = (
-                    lookup[feature].to_numpy(dtype=object)
-                    if feature in lookup.columns
-                    else np.full(n, np.nan)
-                )
-            value = columns[feature][row]
+            value = _feature_values(feature, lookup, columns)[row]
             out[f"reason_{slot}"][row] = vocabulary.reason_text(feature, value)
             out[f"reason_{slot}_concept"][row] = concepts[j]
             out[f"reason_{slot}_feature"][row] = feature

@@ -39,10 +39,10 @@ COLUMN_NOTES: dict[str, str] = {
     "Risk (%)": "Predicted chance of the outcome that ranks this list in the next 12 months, in per cent.",
     "Risk band": "The person's risk band; each band is defined under 'Risk bands' on this sheet.",
     "Reason": (
-        "A factor that raises this person's predicted risk most, with their own value, most first "
+        "The factors that raise this person's predicted risk most, with their own values, most first "
         "(worked out from the model for this person). Counts of GP appointments and community "
-        "contacts raise almost everyone's risk on this list, so they are given as a reason only when "
-        "fewer than three other factors raise it; the counts are in their own columns."
+        "contacts raise almost everyone's risk on this list, and a count of zero is nothing to act "
+        "on, so these are given as a reason only when fewer than three other factors raise it."
     ),
     "Age band": "Age band at the data date.",
     "Sex": (
@@ -220,12 +220,12 @@ def community_services(features: pd.DataFrame, days: int = COMMUNITY_DAYS) -> pd
 
 
 def last_decision_text(decision: object, week: object) -> str:
-    """'Not appropriate now (05 Jan 2026)': a decision's wording and its list's week; blank when none."""
+    """'Not appropriate now (05/01/2026)': a decision's wording and its list's week; blank when none."""
     if decision is None or pd.isna(decision) or not str(decision):
         return ""
     if week is None or pd.isna(week):
         return str(decision)
-    return f"{decision} ({pd.Timestamp(week):%d %b %Y})"
+    return f"{decision} ({pd.Timestamp(week):%d/%m/%Y})"
 
 
 def build_rows(

@@ -17,10 +17,12 @@ What the MDT decided about a person on earlier lists (the decision history,
 rested after "not appropriate now", "declined" or "already known to a service"
 is left off for ``rest_weeks`` weeks after the list the decision was made on,
 unless their risk has risen by ``return_if_risk_rises_by`` percentage points
-since; a person "added to caseload" is treated as on an active caseload, as the
-MDT's ``exclusions.active_caseload`` says, for ``caseload_weeks`` weeks. Only
-the MDT's own latest decision about a person counts. The places freed go to
-the next people by risk.
+since; a person "added to caseload" leaves the list for ``caseload_weeks`` weeks
+whatever the MDT's ``exclusions.active_caseload`` says: they are now in the
+caseload's care and take no place on the list (after that, the extract's
+caseload table and ``active_caseload`` decide, as for anyone). Only the MDT's own
+latest decision about a person counts. The places freed go to the next people by
+risk.
 
 A person with a type 1 opt-out is, for an MDT that leaves opt-outs off, removed
 from its registered people before anything is counted or ranked: they are not in
@@ -42,7 +44,7 @@ import pandas as pd
 
 from riskstrat.errors import RiskstratError
 from riskstrat.frames import Column, FrameSchema, Kind
-from riskstrat.worklists.decisions import CASELOAD_BY_DECISION, DECISIONS
+from riskstrat.worklists.decisions import DECISION_EXCLUSIONS, DECISIONS
 from riskstrat.worklists.settings import DecisionSettings, Mdt, MdtSettings, RiskBandSettings
 
 STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
@@ -81,9 +83,12 @@ class MdtSelection:
     """One MDT's list and how it was drawn up.
 
     Attributes:
+        excluded: Rule -> how many registered people it left off (each counted once, by the
+            first rule that applies): deceased, deregistered, below_age_floor, no_score,
+            added_to_caseload (by an MDT decision), active_caseload (when excluded) and rested.
         held_by_decision: Person ID -> the decision code that kept an otherwise eligible
-            person off this week's list (rested, or added to the caseload of an MDT that
-            leaves caseloads off): 'Left the list' gives it as the reason.
+            person off this week's list (added to the caseload, or rested): 'Left the list'
+            gives it as the reason.
     """
 
     mdt: Mdt
@@ -147,23 +152,6 @@ def decisions_in_force(
         },
         index=pd.Index(latest["person_id"].astype(str).to_numpy(), name="person_id"),
     )
-
-
-def _with_decided_caseload(registered: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
-    """``registered`` with the people the MDT added to its caseload marked as on a caseload."""
-    added = registered["person_id"].astype(str).map(state["action"]).eq("caseload")
-    if not added.any():
-        return registered
-    out = registered.copy()
-    newly = added & ~out["on_caseload"].fillna(False).astype(bool)
-    out["on_caseload"] = out["on_caseload"].fillna(False).astype(bool) | added
-    team = (
-        out["caseload_team"].astype("string")
-        if "caseload_team" in out
-        else pd.Series(pd.NA, index=out.index, dtype="string")
-    )
-    out["caseload_team"] = team.mask(newly, CASELOAD_BY_DECISION)
-    return out
 
 
 def worklist_status(status_at: pd.DataFrame) -> pd.DataFrame:
@@ -395,7 +383,6 @@ def select_mdt(
     if mdt.exclusions.type1_opt_out == "exclude":
         # Removed before anything is counted: no count of them is kept, shown or derivable.
         registered = registered.loc[~registered["type1_opt_out"].fillna(False).astype(bool)]
-    registered = _with_decided_caseload(registered, state)
     person = registered["person_id"].astype(str)
     action = person.map(state["action"])
     # A rested person comes back early once their risk has risen enough since the decision.
@@ -409,6 +396,9 @@ def select_mdt(
         ("deregistered", registered["deregistered"]),
         ("below_age_floor", registered["age"] < mdt.min_age),
         ("no_score", registered[p_col].isna()),
+        # Added to the caseload by the MDT: in the caseload's care now, so off the list whatever
+        # active_caseload says (the extract may not show them on a caseload for weeks).
+        ("added_to_caseload", action.eq("caseload")),
     ]
     if mdt.exclusions.active_caseload == "exclude":
         rules_applied.append(("active_caseload", registered["on_caseload"]))
@@ -418,11 +408,8 @@ def select_mdt(
         newly = hit.fillna(False).astype(bool) & keep
         excluded[reason] = int(newly.sum())
         keep &= ~newly
-        if reason in ("active_caseload", "rested"):
-            by_decision = newly & action.eq("caseload" if reason == "active_caseload" else "rest")
-            held.update(
-                dict(zip(person[by_decision], person[by_decision].map(state["decision"]), strict=True))
-            )
+        if reason in DECISION_EXCLUSIONS:
+            held.update(dict(zip(person[newly], person[newly].map(state["decision"]), strict=True)))
     eligible = registered.loc[keep]
     capacity = mdt.capacity(len(registered))
     probability = eligible[p_col].astype(float)

@@ -153,7 +153,7 @@ class RiskBandSettings(Settings):
     """How a person's risk is put into a band."""
 
     basis: Literal["percentile", "probability"] = Field(
-        "percentile",
+        "probability",
         description=(
             "percentile: the person's place among everyone scored at the run date on the MDT's outcome "
             "(ICS-wide, so bands mean the same in every MDT); probability: the predicted risk itself (0-1)."
@@ -161,9 +161,9 @@ class RiskBandSettings(Settings):
     )
     bands: tuple[RiskBand, ...] = Field(
         (
-            RiskBand(name="Very high", min=99.5),
-            RiskBand(name="High", min=98),
-            RiskBand(name="Moderate", min=95),
+            RiskBand(name="Very high", min=0.8),
+            RiskBand(name="High", min=0.75),
+            RiskBand(name="Moderate", min=0.5),
         ),
         min_length=1,
         description="Bands from highest to lowest; a person takes the first band whose min they reach.",
@@ -206,9 +206,9 @@ class DecisionSettings(Settings):
         },
         description=(
             "Decision code -> what it does to the person's place on this MDT's next lists: rest (left off "
-            "for rest_weeks unless their risk rises by return_if_risk_rises_by), caseload (treated as on "
-            "an active caseload, per the MDT's exclusions.active_caseload, for caseload_weeks) or stay "
-            "(listed as usual). Every decision code must be given."
+            "for rest_weeks unless their risk rises by return_if_risk_rises_by), caseload (left off for "
+            "caseload_weeks whatever exclusions.active_caseload says: in the caseload's care, they take no "
+            "place on the list) or stay (listed as usual). Every decision code must be given."
         ),
     )
     rest_weeks: int = Field(
@@ -231,8 +231,9 @@ class DecisionSettings(Settings):
         ge=1,
         le=104,
         description=(
-            "Weeks a person the MDT added to its caseload is treated as on a caseload (the extract's "
-            "caseload table normally shows them by then)."
+            "Weeks a person the MDT added to its caseload is left off its list, counted from the week of "
+            "the list the decision was made on (the extract's caseload table normally shows them by then; "
+            "from then on exclusions.active_caseload applies)."
         ),
     )
 

@@ -21,6 +21,7 @@ from riskstrat.evaluation.fairness import (
     _findings,
     _fold_intersections,
     _judge,
+    _judge_families,
     _mark_folded_combined,
     _oe_checks,
     _sensitivity_checks,
@@ -122,6 +123,28 @@ def test_a_check_that_alone_would_raise_does_not_when_many_checks_ran():
 def test_strong_evidence_is_raised_however_many_checks_ran():
     checks = [_oe("Black", 2.1, 1.9, 2.5)] + [_oe(f"g{i}", 1.0, 0.9, 1.1) for i in range(200)]
     assert _judge(checks, SETTINGS)[0].flag.status == "raised"
+
+
+def test_real_gaps_in_non_gating_groupings_do_not_loosen_control_of_the_gating_flags():
+    """Age band has real gaps by design; pooled with the gating checks, its many discoveries would
+    lift the Benjamini-Hochberg threshold enough to raise a marginal gating check (rank 21 of 40:
+    p 0.02 < 21/40 x 5%). Judged among the gating checks alone (rank 1 of 20: 0.05 / 20) it is not."""
+    marginal = _oe("Black", 1.4, 1.26, 1.55, p_value=0.02)
+    nulls = [_oe(f"G{i}", 1.0, 0.9, 1.1, grouping="imd_quintile") for i in range(19)]
+    by_design = [_oe(f"{i}0-{i}9", 2.0, 1.6, 2.5, grouping="age_band", p_value=1e-10) for i in range(20)]
+    assert "age_band" not in SETTINGS.gating_groupings
+    judged = {c.flag.flag_id: c.flag for c in _judge_families([marginal, *nulls, *by_design], SETTINGS)}
+    assert judged[marginal.flag.flag_id].status == NOT_RAISED
+    assert (
+        "20 checks of this kind in the groupings that decide promotion"
+        in judged[marginal.flag.flag_id].sentence
+    )
+    assert all(judged[c.flag.flag_id].status == "raised" for c in by_design)
+    assert (
+        "in the groupings reported but not deciding promotion" in judged[by_design[0].flag.flag_id].sentence
+    )
+    with pytest.raises(ValueError, match="separate families"):
+        _judge([marginal, by_design[0]], SETTINGS)
 
 
 def test_a_flag_is_raised_only_when_its_interval_lies_beyond_the_tolerance():
@@ -320,6 +343,30 @@ def test_combined_findings_are_controlled_across_groups(others, raised):
     assert (table.loc[table["group"] != "Black", "status"] == NOT_RAISED).all()
 
 
+def test_combined_findings_are_controlled_within_the_gating_family():
+    # The same evidence that does not stand among 100 null gating groups stands when those groups
+    # are age bands: the non-gating groupings are a family of their own, as for single checks.
+    checks = list(_weak_signals())
+    for i in range(100):
+        checks += [
+            _oe(f"a{i}", 1.0, 0.9, 1.1, grouping="age_band"),
+            _check(
+                "need_at_equal_risk",
+                f"a{i}",
+                1.0,
+                0.9,
+                1.1,
+                grouping="age_band",
+                measure="ltc_count",
+                high=1.2,
+            ),
+            _check("auroc_gap", f"a{i}", 0.0, -0.03, 0.03, grouping="age_band", low=-0.05),
+        ]
+    table, found = _combined(_judge_families(checks, SETTINGS), SETTINGS)
+    assert [(g, group) for g, group, *_ in found] == [("ethnic_group", "Black")]
+    assert set(table.loc[table["grouping"] == "age_band", "family"]) == {"reported"}
+
+
 # --- figures that agree --------------------------------------------------------------------
 
 
@@ -416,8 +463,16 @@ def test_error_control_counts_every_check_and_states_the_chance_of_a_false_flag(
         mine = checks[checks["kind"] == kind]
         assert counts["checks"] == len(mine)
         assert counts["raised"] == int((mine["status"] == "raised").sum())
-        assert counts["expected_false_flags"] == (control["level"] if len(mine) else 0.0)
+        gating = mine["grouping"].isin(scenario_audit.settings.gating_groupings)
+        assert counts["families"] == int(gating.any()) + int((~gating).any())
     assert control["checks"] == sum(k["checks"] for k in control["kinds"].values())
+    # Each family that ran has its own bound on the chance of any false flag: a probability, not a count.
+    families = control["families"]
+    assert {f["family"] for f in families} == {"gating", "reported"}
+    assert all(f["false_flag_chance_bound"] == control["level"] for f in families)
+    for kind, counts in control["kinds"].items():
+        assert sum(f["checks"] for f in families if f["kind"] == kind) == counts["checks"]
+    assert "not a count" in control["false_flag_chance_method"]
 
 
 def test_a_place_with_fewer_recorded_events_than_predicted_may_have_lost_data():

@@ -236,3 +236,60 @@ def test_a_place_the_model_learned_to_predict_low_is_still_flagged_by_its_record
     assert not any(
         f.kind == "need_at_equal_risk" and f.estimate < 1 for f in audit.flags if f.grouping == "ethnic_group"
     )
+
+
+def test_a_place_group_with_exactly_another_places_people_is_the_same_people():
+    frame = pd.DataFrame(
+        {
+            "local_authority": ["Walsall", "Walsall", "Dudley", "Dudley", "Dudley"],
+            "mdt": ["Walsall 1", "Walsall 1", "Dudley 1", "Dudley 1", "Dudley 2"],
+        }
+    )
+    resolved = [
+        groups.Grouping("local_authority", "Local authority of residence", ("Dudley", "Walsall")),
+        groups.Grouping("mdt", "MDT", ("Dudley 1", "Dudley 2", "Walsall 1")),
+    ]
+    # Walsall's only MDT is Walsall's people; Dudley's two MDTs are each a part of Dudley.
+    assert groups.same_people_places(frame, resolved) == {
+        ("mdt", "Walsall 1"): ("local_authority", "Walsall")
+    }
+
+
+@pytest.fixture(scope="module")
+def one_mdt_is_one_local_authority():
+    """As ``lost_in_dudley``, with every Dudley resident (and no one else) in one MDT, Sandwell in two."""
+    predictions = synthetic_predictions(n=8_000, seed=31)
+    rng = np.random.default_rng(32)
+    in_dudley = rng.random(len(predictions)) < 0.25
+    predictions["lsoa_code"] = np.where(
+        in_dudley, rng.choice(DUDLEY_LSOAS, len(predictions)), rng.choice(SANDWELL_LSOAS, len(predictions))
+    )
+    predictions["mdt"] = np.where(
+        in_dudley,
+        "Dudley Neighbourhood 1",
+        rng.choice(["Sandwell Neighbourhood 1", "Sandwell Neighbourhood 2"], len(predictions)),
+    )
+    lost = in_dudley & (predictions["y"].to_numpy() == 1) & (rng.random(len(predictions)) < 0.4)
+    predictions.loc[lost, "y"] = 0
+    settings = fast_settings()
+    return run_audit(predictions, synthetic_selections(predictions), settings), settings
+
+
+def test_an_mdt_that_is_one_local_authoritys_people_is_judged_once(one_mdt_is_one_local_authority):
+    audit, settings = one_mdt_is_one_local_authority
+    # The lost data raise one blocking finding for the place, not a second for its MDT.
+    places = [(f.grouping, f.group) for f in open_flags(audit, settings) if groups.is_place(f.grouping)]
+    assert places == [("local_authority", DUDLEY)]
+    assert not (audit.checks["grouping"].eq("mdt") & audit.checks["group"].eq("Dudley Neighbourhood 1")).any()
+    assert audit.checks["group"].eq("Sandwell Neighbourhood 1").any()  # other MDTs are still judged
+    # The MDT is still shown, saying whose people it is.
+    row = audit.performance[audit.performance["group"] == "Dudley Neighbourhood 1"].iloc[0]
+    assert row["label"] == "Dudley Neighbourhood 1 (same people as Dudley, local authority of residence)"
+    assert audit.error_control["same_people"] == [
+        {
+            "grouping": "mdt",
+            "group": "Dudley Neighbourhood 1",
+            "judged_as_grouping": "local_authority",
+            "judged_as_group": DUDLEY,
+        }
+    ]

@@ -91,10 +91,13 @@ def test_the_summary_says_how_many_checks_ran_and_what_chance_alone_would_give(
     kinds = scenario_audit.error_control["kinds"]
     checks = sum(k["checks"] for k in kinds.values())
     raised = sum(k["raised"] for k in kinds.values())
-    expected = sum(k["expected_false_flags"] for k in kinds.values())
     summary = html.split('id="summary"')[1].split("</section>")[0]
-    assert f"The audit made {checks} checks and raised {raised}" in summary
-    assert f"chance alone would raise about {expected:.1f}" in summary
+    assert f"The audit made {checks} checks and raised {raised}." in summary
+    # The Benjamini-Hochberg bound is a chance per audit and kind, not an expected count of flags,
+    # and the measured rate under the null stands beside it.
+    assert "chance alone would raise about" not in summary
+    assert "raises a false finding in at most 5% of audits for each kind of check" in summary
+    assert "measured: 0 of 50 simulated audits" in summary
     beyond = sum(k["beyond_tolerance_not_significant"] for k in kinds.values())
     assert f"{beyond} further estimates lie beyond tolerance without evidence" in summary
     # With a simulated chance expectation, the sentence gives it.
@@ -105,6 +108,46 @@ def test_the_summary_says_how_many_checks_ran_and_what_chance_alone_would_give(
         ]
     }
     assert "would give about 4 by chance" in _beyond_tolerance_line(control)
+
+
+def test_one_blocking_finding_is_counted_in_the_singular(scenario_report):
+    from copy import deepcopy
+
+    from riskstrat.evaluation.report import board_summary
+
+    _, payload = scenario_report
+    one = deepcopy(payload)
+    blocking = next(f for f in one["findings"] if f["blocks_promotion"])
+    one["findings"] = [blocking]
+    one["promotion_gate"] = one["promotion_gate"] | {"passes": False, "open_flags": [blocking["finding_id"]]}
+    summary = board_summary(one)
+    assert summary["gates"][-1]["text"] == "Fairness: 1 finding blocks promotion (below)."
+    assert any(d.startswith("1 finding blocks this model:") for d in summary["decisions"])
+    one["findings"] = [blocking, blocking]
+    one["promotion_gate"]["open_flags"] = [blocking["finding_id"]] * 2
+    assert board_summary(one)["gates"][-1]["text"] == "Fairness: 2 findings block promotion (below)."
+
+
+def test_the_model_is_named_by_what_it_predicts_not_by_its_registry_name(scenario_report):
+    html, payload = scenario_report
+    title = "Model of the risk of an emergency hospital admission (or death) in the next 12 months, version 3"
+    assert payload["summary"]["model_title"] == title
+    assert f"<title>Fairness and governance report: {title}</title>" in html
+    summary = html.split('id="summary"')[1].split("</section>")[0]
+    assert title in summary and "riskstrat-emergency_admission" not in summary
+
+
+def test_without_gating_groupings_the_findings_note_says_none_decides_promotion(scenario_audit, model_info):
+    from dataclasses import replace
+
+    from riskstrat.evaluation.report import render_report
+
+    audit = replace(
+        scenario_audit, settings=scenario_audit.settings.model_copy(update={"gating_groupings": ()})
+    )
+    html, _ = render_report(audit, model_info)
+    assert "decide promotion ()" not in html
+    assert "No grouping decides promotion in these settings" in html
 
 
 def test_age_differences_are_expected_by_design_not_findings_for_the_board(scenario_audit, model_info):
@@ -358,42 +401,46 @@ def test_a_small_mdt_list_is_not_broken_down_by_group(scenario_audit, model_info
 
 
 def test_the_mdts_decisions_are_shown_when_they_came_back(scenario_audit, model_info):
-    from riskstrat.evaluation.report import render_report
+    from html import unescape
 
-    decisions = {
-        "weeks": ["2026-01-05"],
-        "mdts": 2,
-        "n_listed": 300,
-        "n_discussed": 245,
-        "share_discussed": 0.8167,
-        "decisions": [
-            {"code": "added_to_caseload", "label": "Added to caseload / virtual ward", "n": 60},
-            {"code": "not_appropriate", "label": "Not appropriate now", "n": "*"},
-        ],
-        "groupings": [
-            {
-                "name": "imd_quintile",
-                "label": "Deprivation (IMD 2019 quintile; 1 = most deprived 20%, Core20)",
-                "groups": [
-                    {
-                        "group": "1",
-                        "label": "1 - most deprived 20% (Core20)",
-                        "n_listed": 90,
-                        "n_discussed": 75,
-                        "n_not_appropriate_or_declined": 20,
-                        "share_not_appropriate_or_declined": 0.2667,
-                        "counts": {"added_to_caseload": 20, "not_appropriate": "*"},
-                    }
-                ],
-            }
-        ],
-        "note": "Counts of listed person-weeks.",
-    }
+    import pandas as pd
+
+    from riskstrat.evaluation.decisions import decisions_payload
+    from riskstrat.evaluation.report import render_report
+    from riskstrat.worklists.decisions import DECISIONS, NOT_DISCUSSED, TURNED_DOWN
+
+    # 100 listed people on two MDTs' lists, as the import and the published lists give them.
+    people = [f"P{i:03d}" for i in range(100)]
+    listed = pd.DataFrame(
+        {
+            "week": "2026-01-05",
+            "mdt": ["North"] * 50 + ["South"] * 50,
+            "person_id": people,
+            "imd_quintile": [1] * 40 + [5] * 60,
+            "ethnic_group": ["Black"] * 3 + ["White"] * 97,
+        }
+    )
+    codes = (
+        ["not_appropriate"] * 20 + ["declined"] * 10 + ["added_to_caseload"] * 10  # IMD 1
+        + ["added_to_caseload"] * 30 + ["not_appropriate"] * 10 + ["not_discussed"] * 10 + [None] * 10  # IMD 5
+    )  # fmt: skip
+    history = listed[["week", "mdt", "person_id"]].assign(decision=codes).dropna()
+    decisions = decisions_payload(
+        history, listed, wordings=DECISIONS, not_discussed=NOT_DISCUSSED, turned_down=TURNED_DOWN
+    )
     html, payload = render_report(scenario_audit, model_info, decisions=decisions)
     assert payload["decisions"] == decisions
-    section = html.split('id="decisions"')[1].split("<h2")[0]
-    assert "What the MDTs did with the lists" in html and "Not appropriate now" in section
-    assert "245" in section and "26.7%" in section and "Counts of listed person-weeks." in section
+    assert "What the MDTs did with the lists" in html
+    section = re.sub(r"<[^>]+>", " ", html.split('id="decisions"')[1].split("<h2")[0])
+    section = " ".join(unescape(section).split())
+    assert "2 MDTs (North, South)" in section and "80 of 100 listed people were discussed (80.0%)" in section
+    assert (
+        "Turned down (Not appropriate now, Declined)" in section
+        and "Added to caseload / virtual ward" in section
+    )
+    # By deprivation: IMD 1, 30 of 40 discussed turned down; IMD 5, 10 of 40.
+    assert "Core20) 40 40 30 75.0%" in section and "5 - least deprived 20% 60 40 10 25.0%" in section
+    assert decisions["note"] in section
     html_without, payload_without = render_report(scenario_audit, model_info)
     assert payload_without["decisions"] is None and 'id="decisions"' not in html_without
 

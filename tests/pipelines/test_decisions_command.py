@@ -98,6 +98,19 @@ def test_the_command_imports_every_file_or_none(tmp_path):
     assert "0 new or changed" in again.output
 
 
+def test_a_returned_list_with_no_decision_is_a_warning_not_a_silent_success(tmp_path):
+    out = tmp_path / "out"
+    config = write_relocated_config(tmp_path / "configs", out)
+    blank = returned_list(tmp_path / "riverside.xlsx", publish(out), [None, None, None])
+    result = runner.invoke(app, ["--config-dir", str(config), "decisions", "import", str(blank)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: riverside.xlsx: Riverside, week 2026-01-05: no MDT decision recorded on any of its 3 "
+        "people, so nothing was imported" in " ".join(result.output.split())
+    )
+    assert read_decision_history(out).empty
+
+
 def test_decisions_help_lists_import():
     result = runner.invoke(app, ["decisions", "--help"])
     assert result.exit_code == 0 and "import" in result.output
@@ -112,7 +125,13 @@ def test_the_board_summary_joins_the_published_lists_their_groups_and_the_decisi
     catalog = output_catalog(out)
     manifest_path = catalog.week(WEEK) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest.update({"extract_snapshot_hash": "snap", "data_date": "2026-01-02"})
+    manifest.update(
+        {
+            "extract_snapshot_hash": "snap",
+            "data_date": "2026-01-02",
+            "mdts": {"Riverside": {"outcome": "emergency_admission"}},
+        }
+    )
     manifest_path.write_text(json.dumps(manifest))
     assert board_decisions(out) is None  # nothing came back yet
     cache = catalog.feature_file("snap", date(2026, 1, 2), "k")
@@ -128,3 +147,6 @@ def test_the_board_summary_joins_the_published_lists_their_groups_and_the_decisi
     assert summary["weeks"] == ["2026-01-05"] and summary["mdts"] == ["Riverside"]
     assert summary["n_listed"] == "*" and summary["n_discussed"] == "*"  # 3 and 2: suppressed
     assert [g["group"] for g in summary["groupings"][0]["groups"]][:5] == ["1", "2", "3", "4", "5"]
+    # A model's report covers the lists its outcome ranked.
+    assert board_decisions(out, "emergency_admission") == summary
+    assert board_decisions(out, "frequent_attendance") is None

@@ -184,3 +184,13 @@ def test_the_second_week_shows_the_decisions_loop(demo_run):
     back = week2.merge(rested, on=["mdt", "person_id"], suffixes=("", "_decided"))
     # Only people whose risk rose by the set amount are back.
     assert (back["probability"] >= back["issued_probability"] + 0.1 - 1e-9).all()
+    # People added to a caseload leave the list whatever active_caseload says; their places are filled.
+    added = history.loc[history["decision"] == "added_to_caseload"]
+    assert len(added) and sum(m["excluded_added_to_caseload"] for m in second.values()) == len(added)
+    assert week2.merge(added, on=["mdt", "person_id"]).empty
+    # The board sees what the MDTs did: the champion's report is written again after week 2.
+    assert list(result.board_reports) == ["emergency_admission"]
+    report = Path(result.board_reports["emergency_admission"])
+    payload = json.loads(report.with_suffix(".json").read_text())
+    assert payload["decisions"]["weeks"] == [history["week"].iloc[0]]
+    assert 'id="decisions"' in report.read_text() and "What the MDTs did with the lists" in report.read_text()

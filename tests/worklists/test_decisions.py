@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -261,6 +262,90 @@ def test_a_file_that_is_not_a_workbook_or_not_a_list_is_refused(published, tmp_p
     refused(published.parent.parent, plain, "not a worklist issued by riskstrat")
 
 
+# ----------------------------------------------------------------------------- reading every decision
+
+
+def test_decisions_below_a_blank_row_are_read(published, tmp_path):
+    def blank_row_five(sheet, header, columns):
+        for column in range(1, sheet.max_column + 1):
+            sheet.cell(row=header + 5, column=column).value = None  # the MDT deleted a person's row
+
+    path = fill(
+        published / NORTH_FILE,
+        tmp_path / "north.xlsx",
+        {1: DECISIONS["declined"], 12: DECISIONS["added_to_caseload"], 20: DECISIONS["could_not_contact"]},
+        edit=blank_row_five,
+    )
+    (result,) = import_decisions(published.parent.parent, [path], WHEN)
+    assert (result.listed, result.recorded) == (19, 3)
+    issued = issued_list(published)
+    decided = read_decision_history(published.parent.parent).set_index("person_id")["decision"]
+    assert decided[issued["person_id"][19]] == "could_not_contact"
+
+
+def test_a_decision_on_a_row_without_its_person_id_is_refused(published, tmp_path):
+    def clear_id(sheet, header, columns):
+        sheet.cell(row=header + 7, column=columns["Person ID"]).value = None
+
+    path = fill(
+        published / NORTH_FILE,
+        tmp_path / "north.xlsx",
+        {1: DECISIONS["declined"], 7: "Declined"},
+        edit=clear_id,
+    )
+    error = refused(
+        published.parent.parent, path, "1 row of sheet 'Worklist' holds an MDT decision but no Person ID"
+    )
+    assert f"row {header_row(load_workbook(path).worksheets[0])[0] + 7}" in str(error)
+    assert read_decision_history(published.parent.parent).empty
+
+
+def test_hidden_sheets_are_not_read(published, tmp_path):
+    book = load_workbook(
+        fill(
+            published / NORTH_FILE,
+            tmp_path / "copy.xlsx",
+            {1: DECISIONS["declined"], 2: DECISIONS["declined"]},
+        )
+    )
+    copy = book.copy_worksheet(book.worksheets[0])  # a hidden copy with other decisions, kept first
+    copy.title = "Old copy"
+    copy.sheet_state = "hidden"
+    book.move_sheet(copy, offset=-book.index(copy))
+    listed = book["Worklist"]
+    header, columns = header_row(listed)
+    listed.cell(row=header + 1, column=columns[DECISION_HEADER]).value = DECISIONS["could_not_contact"]
+    listed.cell(row=header + 2, column=columns[DECISION_HEADER]).value = None
+    book.save(path := tmp_path / "north.xlsx")
+    (result,) = import_decisions(published.parent.parent, [path], WHEN)
+    assert result.recorded == 1
+    history = read_decision_history(published.parent.parent)
+    assert history["decision"].tolist() == ["could_not_contact"]
+
+
+def test_a_file_with_two_visible_lists_is_refused_naming_them(published, tmp_path):
+    book = load_workbook(fill(published / NORTH_FILE, tmp_path / "copy.xlsx", {1: DECISIONS["declined"]}))
+    book.copy_worksheet(book.worksheets[0]).title = "Worklist (2)"
+    book.save(path := tmp_path / "north.xlsx")
+    refused(
+        published.parent.parent,
+        path,
+        r"2 visible sheets have the list's headings \('Worklist', 'Worklist \(2\)'\)",
+    )
+
+
+def test_a_file_with_no_decision_imports_nothing_and_says_so(published, tmp_path):
+    output_dir = published.parent.parent
+    path = fill(published / NORTH_FILE, tmp_path / "north.xlsx", {})
+    (result,) = import_decisions(output_dir, [path], WHEN)
+    assert result.empty and result.changed == 0
+    assert result.summary().startswith(
+        "Warning: north.xlsx: North virtual ward, week 2026-01-05: no MDT decision"
+    )
+    assert "nothing was imported" in result.summary()
+    assert not output_catalog(output_dir).decision_history.exists()
+
+
 # ----------------------------------------------------------------------------- atomicity
 
 
@@ -308,6 +393,26 @@ def test_the_weekly_step_imports_returned_files_and_leaves_refused_ones(publishe
     assert (returns / IMPORTED_FOLDER / "north.xlsx").is_file()
     assert sorted(p.name for p in returns.glob("*.xlsx")) == ["north-bad.xlsx"]
     assert len(read_decision_history(output_dir)) == 1
+
+
+def test_the_weekly_step_leaves_a_file_with_no_decision_in_place_with_a_warning(published, tmp_path, caplog):
+    returns = tmp_path / "returns"
+    fill(published / NORTH_FILE, returns / "north.xlsx", {})
+    with caplog.at_level("WARNING"):
+        result = import_returns(DecisionSettings(returns_dir=returns), published.parent.parent)
+    assert (result.imported, result.refused, result.empty) == ([], [], ["north.xlsx"])
+    assert (returns / "north.xlsx").is_file() and not (returns / IMPORTED_FOLDER).exists()
+    assert "left in the returns folder" in caplog.text and "no MDT decision" in caplog.text
+
+
+def test_the_returns_folder_takes_xlsx_in_any_case(published, tmp_path):
+    returns = tmp_path / "returns"
+    fill(published / NORTH_FILE, returns / "NORTH.XLSX", {1: DECISIONS["declined"]})
+    fill(published / NORTH_FILE, returns / "~$NORTH.XLSX", {2: DECISIONS["declined"]})  # Excel's lock file
+    result = import_returns(DecisionSettings(returns_dir=returns), published.parent.parent)
+    assert [r.name for r in result.imported] == ["NORTH.XLSX"]
+    assert (returns / IMPORTED_FOLDER / "NORTH.XLSX").is_file()
+    assert len(read_decision_history(published.parent.parent)) == 1
 
 
 # ----------------------------------------------------------------------------- next week's list
@@ -392,24 +497,51 @@ def test_a_rest_ends_after_rest_weeks_or_when_the_risk_rises_enough(published, w
     assert person in set(select_task.fn(week_inputs)[NORTH].listed["person_id"])
 
 
-def test_added_to_caseload_follows_the_mdts_caseload_rule(published, week_inputs, tmp_path, mdt_settings):
-    from riskstrat.pipelines.weekly import select_task
+def about_rows(folder: Path) -> dict[str, str]:
+    book = load_workbook(folder / NORTH_FILE, read_only=True)
+    return {
+        str(r[0]): str(r[1])
+        for r in book["About this list"].iter_rows(values_only=True)
+        if r and r[0] and r[1]
+    }
 
+
+@pytest.mark.parametrize("active_caseload", ["flag", "include", "exclude"])
+def test_added_to_caseload_leaves_the_list_and_the_place_goes_to_the_next_person(
+    published, week_inputs, tmp_path, mdt_settings, scored, active_caseload
+):
     issued = issued_list(published)
     person = issued["person_id"][1]
     decide(published, tmp_path, {2: "added_to_caseload"})
-    week_inputs.week = WEEK + timedelta(7)
-    flagged = select_task.fn(week_inputs)[NORTH].listed.set_index("person_id")  # default: flag
-    assert flagged.loc[person, "on_caseload"]
-    assert flagged.loc[person, "caseload_team"] == "Added to caseload / virtual ward by this MDT"
     data = mdt_settings.model_dump(mode="json")
-    data["default_mdt"]["exclusions"]["active_caseload"] = "exclude"
-    excluding = MdtSettings.model_validate(data)
-    week_inputs.settings = excluding
-    selection = select_task.fn(week_inputs)[NORTH]
-    assert person not in set(selection.listed["person_id"])
-    assert selection.excluded["active_caseload"] == 1
-    assert selection.held_by_decision == {person: "added_to_caseload"}
+    data["default_mdt"]["exclusions"]["active_caseload"] = active_caseload
+    settings = MdtSettings.model_validate(data)
+    after = next_week(week_inputs, settings)
+    assert person not in set(after["person_id"]) and len(after) == 20
+    # The place goes to the next person by risk (among those the MDT's caseload rule lists).
+    north = scored.loc[scored["practice_code"].isin(["P00001", "P00002"]) & (scored["person_id"] != person)]
+    if active_caseload == "exclude":
+        north = north.loc[~north["on_caseload"]]
+    assert set(after["person_id"]) == set(north.nlargest(20, "p_emergency_admission")["person_id"])
+    folder = output_catalog(published.parent.parent).week(WEEK + timedelta(7))
+    reasons = leavers_of(folder).set_index("Person ID")["Why they left"]
+    assert reasons[person] == "MDT decision: Added to caseload / virtual ward"
+    assert "(1 person)" in about_rows(folder)["After an MDT decision"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["mdts"][NORTH]["excluded_added_to_caseload"] == 1
+
+
+def test_added_to_caseload_comes_back_after_caseload_weeks(published, week_inputs, tmp_path):
+    from riskstrat.pipelines.weekly import select_task
+
+    person = issued_list(published)["person_id"][1]
+    decide(published, tmp_path, {2: "added_to_caseload"})
+    weeks = week_inputs.settings.decisions.caseload_weeks
+    for weeks_after, listed in [(1, False), (weeks, False), (weeks + 1, True)]:
+        week_inputs.week = WEEK + timedelta(weeks=weeks_after)
+        selection = select_task.fn(week_inputs)[NORTH]
+        assert (person in set(selection.listed["person_id"])) is listed, weeks_after
+        assert selection.held_by_decision == ({} if listed else {person: "added_to_caseload"})
 
 
 def test_a_decision_rule_setting_must_name_every_code_and_a_known_action():

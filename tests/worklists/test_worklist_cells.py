@@ -210,6 +210,7 @@ def hostile(tmp_path, boosters):
                 {"name": "South & Co", "practices": ["P00003"], "outcome": "frequent_attendance"},
             ],
             "risk_bands": {
+                "basis": "percentile",
                 "bands": [{"name": "=Very high", "min": 99.5}, {"name": "+High", "min": 98}],
                 "otherwise": "-Lower",
             },

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 import openpyxl
 import pandas as pd
 import pytest
-from worklist_fixtures import AS_OF, context_of, contributions_for, status_of
+from worklist_fixtures import AS_OF, PERCENTILE_BANDS, context_of, contributions_for, status_of
 
 from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
 from riskstrat.worklists import export
@@ -338,7 +338,7 @@ def test_every_sheet_prints_a4_landscape_with_headings_and_marking(inputs):
 
 
 def test_risk_band_definitions_follow_the_settings():
-    assert risk_band_definitions(RiskBandSettings()) == [
+    assert risk_band_definitions(RiskBandSettings.model_validate(PERCENTILE_BANDS)) == [
         ("Very high", "Risk in the top 0.5% of everyone scored across the ICS (percentile 99.5 or above)."),
         (
             "High",

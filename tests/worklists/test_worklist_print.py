@@ -82,7 +82,7 @@ def fifty_rows(n: int = 50) -> pd.DataFrame:
             "On caseload": ["Dudley virtual ward" if i % 9 == 0 else "" for i in range(n)],
             "Change since last week": rng.choice(["new", "up", "down", "same"], n),
             "Weeks on list": rng.integers(1, 5, n),
-            LAST_DECISION: ["Not appropriate now (29 Dec 2025)" if i % 7 == 0 else "" for i in range(n)],
+            LAST_DECISION: ["Not appropriate now (29/12/2025)" if i % 7 == 0 else "" for i in range(n)],
         }
     )
     return worklist_rows_schema(3).check(rows)  # the rows as build_rows makes them
@@ -222,7 +222,7 @@ def test_the_decision_column_is_a_drop_down_of_the_coded_decisions_and_unlocked(
         assert cell.value is None and cell.protection.locked is False
     # The last decision is shown as it came; a person without one has a blank cell.
     last = headings.index(LAST_DECISION) + 1
-    assert sheet.cell(row=HEADER_ROW + 1, column=last).value == "Not appropriate now (29 Dec 2025)"
+    assert sheet.cell(row=HEADER_ROW + 1, column=last).value == "Not appropriate now (29/12/2025)"
     assert sheet.cell(row=HEADER_ROW + 2, column=last).value is None
 
 

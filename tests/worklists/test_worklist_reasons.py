@@ -32,7 +32,7 @@ def test_reasons_agree_with_shap_tree_explainer(boosters, listed):
     np.testing.assert_allclose(contributions[FEATURES].to_numpy(), expected.to_numpy(), atol=1e-6)
 
     # Without contact counts giving way, the reasons are TreeSHAP's order exactly.
-    reasons = top_reasons(contributions, listed, count=3, give_way=())
+    reasons = top_reasons(contributions, listed, count=3, give_way=(), absences_give_way=False)
     by_concept = concept_contributions(expected.reset_index())
     for person, row in reasons.iterrows():
         for i in (1, 2, 3):
@@ -189,3 +189,25 @@ def test_reason_frequency_and_contact_share_count_rows_not_mentions():
     assert frequency.at["N GP appointments in the last N months", "rows"] == 1  # twice on one row
     assert frequency.at["Aged N", "share"] == pytest.approx(1 / 3)
     assert rows_with_contact_reason(rows, columns) == 2
+
+
+def test_a_count_of_zero_gives_way_to_reasons_a_clinician_can_act_on():
+    # "0 A&E attendances" can raise the modelled risk (interactions) but is nothing to act on.
+    features = pd.DataFrame(
+        {"person_id": ["A"], "ae_attendances_365d": [0], "age": [84], "efi_score": [0.3], "ltc_count": [3]}
+    )
+    contributions = pd.DataFrame(
+        {"ae_attendances_365d": [0.9], "age": [0.5], "efi_score": [0.4], "ltc_count": [0.2]},
+        index=pd.Index(["A"], name="person_id"),
+    )
+    reasons = top_reasons(contributions, features, count=3).iloc[0]
+    assert [reasons[f"reason_{i}_concept"] for i in (1, 2, 3)] == [
+        feature_concept("age"),
+        feature_concept("efi_score"),
+        feature_concept("ltc_count"),
+    ]
+    # With only two other raising factors, the absence fills the last slot (still TreeSHAP-honest).
+    fewer = top_reasons(contributions.drop(columns="ltc_count"), features, count=3).iloc[0]
+    assert fewer["reason_3_concept"] == feature_concept("ae_attendances_365d")
+    plain = top_reasons(contributions, features, count=3, give_way=(), absences_give_way=False).iloc[0]
+    assert plain["reason_1_concept"] == feature_concept("ae_attendances_365d")

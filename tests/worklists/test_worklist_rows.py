@@ -163,7 +163,7 @@ def test_rows_show_the_last_mdt_decision_and_gp_appointments_when_known():
     reasons = pd.DataFrame({"reason_1": ["", ""]}, index=["A", "B"])
     change = pd.DataFrame({"change": ["same", "new"], "weeks_on_list": [2, 1]}, index=["A", "B"])
     rows = build_rows(listed, features, reasons, change, None, date(2025, 12, 31), 1)
-    assert rows[LAST_DECISION].tolist() == ["Not appropriate now (29 Dec 2025)", ""]
+    assert rows[LAST_DECISION].tolist() == ["Not appropriate now (29/12/2025)", ""]
     assert rows["GP appointments (12 months)"].tolist() == [26, 3]
     worklist_rows_schema(1).check(rows)
     # Before any decision has come back (no such columns), and without the GP feature: blank, absent.

@@ -151,6 +151,17 @@ def scored(features, boosters) -> pd.DataFrame:
     return score(features, boosters)
 
 
+PERCENTILE_BANDS = {
+    "basis": "percentile",
+    "bands": [
+        {"name": "Very high", "min": 99.5},
+        {"name": "High", "min": 98},
+        {"name": "Moderate", "min": 95},
+    ],
+}
+"""Bands on the ICS-wide percentile (the tests of that basis; the shipped default bands on probability)."""
+
+
 @pytest.fixture()
 def mdt_settings(tmp_path) -> MdtSettings:
     """Two MDTs: North by neighbourhood (emergency admission), South HIU by practice code."""
@@ -160,6 +171,7 @@ def mdt_settings(tmp_path) -> MdtSettings:
         {
             "practices_file": str(path),
             "default_mdt": {"capacity_people": 20},
+            "risk_bands": PERCENTILE_BANDS,
             "mdts": [
                 {"name": "North virtual ward", "neighbourhood": "North"},
                 {
