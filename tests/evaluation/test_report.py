@@ -442,7 +442,9 @@ def test_the_mdts_decisions_are_shown_when_they_came_back(scenario_audit, model_
     assert "Core20) 40 40 30 75.0%" in section and "5 - least deprived 20% 60 40 10 25.0%" in section
     assert decisions["note"] in section
     html_without, payload_without = render_report(scenario_audit, model_info)
-    assert payload_without["decisions"] is None and 'id="decisions"' not in html_without
+    # Without decisions the section keeps its number and says in one line that none came back.
+    assert payload_without["decisions"] is None and "No MDT decisions have come back yet" in html_without
+    assert "Turned down (Not appropriate now, Declined)" not in html_without
 
 
 def test_need_band_means_give_back_only_rounded_totals(scenario_report):
