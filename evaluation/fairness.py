@@ -786,8 +786,12 @@ def _fmt(value: float, digits: int = 2) -> str:
 
 
 def _flag(settings: FairnessSettings, **kwargs: object) -> Flag:
-    flag_id = str(kwargs["flag_id"])
-    return Flag(accepted=settings.accepted(flag_id), status=NOT_RAISED, **kwargs)  # type: ignore[arg-type]
+    """A not-yet-judged flag; its id (``<kind>:<grouping>:<group>[:<measure>]``) derives from its fields."""
+    parts = [kwargs["kind"], kwargs["grouping"], kwargs["group"]] + (
+        [kwargs["measure"]] if kwargs["measure"] else []
+    )
+    flag_id = ":".join(str(part) for part in parts)
+    return Flag(flag_id=flag_id, accepted=settings.accepted(flag_id), status=NOT_RAISED, **kwargs)  # type: ignore[arg-type]
 
 
 def _side(value: float, low: float, high: float) -> int:
@@ -840,7 +844,6 @@ def _oe_checks(performance: pd.DataFrame, settings: FairnessSettings) -> list[_C
             _Check(
                 _flag(
                     settings,
-                    flag_id=f"calibration_oe:{row['grouping']}:{row['group']}",
                     kind="calibration_oe",
                     grouping=row["grouping"],
                     group=row["group"],
@@ -917,7 +920,6 @@ def _auroc_checks(
                 _Check(
                     _flag(
                         settings,
-                        flag_id=f"auroc_gap:{grouping}:{group}",
                         kind="auroc_gap",
                         grouping=grouping,
                         group=str(group),
@@ -1075,7 +1077,6 @@ def _sensitivity_checks(
                 _Check(
                     _flag(
                         settings,
-                        flag_id=f"sensitivity_ratio:{grouping}:{group}",
                         kind="sensitivity_ratio",
                         grouping=grouping,
                         group=str(group),
@@ -1138,7 +1139,6 @@ def _need_checks(need_ratios: pd.DataFrame, settings: FairnessSettings) -> list[
             _Check(
                 _flag(
                     settings,
-                    flag_id=f"need_at_equal_risk:{row['grouping']}:{row['group']}:{row['measure']}",
                     kind="need_at_equal_risk",
                     grouping=row["grouping"],
                     group=row["group"],
@@ -1187,7 +1187,6 @@ def _recording_checks(recording: pd.DataFrame | None, settings: FairnessSettings
             _Check(
                 _flag(
                     settings,
-                    flag_id=f"gp_recording:{row['grouping']}:{row['group']}",
                     kind="gp_recording",
                     grouping=row["grouping"],
                     group=row["group"],
