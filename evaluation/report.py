@@ -8,7 +8,8 @@ the HTML and its plots are drawn from that payload alone, never from the raw aud
 The page is read in five minutes and printed on A4: a one-page summary that leads
 with the decision (the gates, the findings, how many checks ran and the rule's bound
 on false findings), then the findings, the differences expected by design (age),
-the MDTs' decisions when any came back, and the evidence. Large groupings (places,
+the MDTs' decisions when any came back, whether the programme is working (the impact
+evaluation at the capacity cut-off), and the evidence. Large groupings (places,
 intersections) show a few groups and count the rest; tables that would hold only
 suppressed cells are left out with one line saying why. The plots are drawn in
 :mod:`riskstrat.evaluation.report_plots`; the print styles are in the template.
@@ -49,10 +50,12 @@ from riskstrat.features.outcomes import outcome_names, outcome_wording
 from riskstrat.features.settings import OutcomeSettings
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the report JSON: 2 added findings, error control, the MDTs' decisions and the summary's gates;
 3 gave error control its families (kind x gating or not) with a chance bound each, in place of
-expected false flags, and the place groups judged as the same people as another."""
+expected false flags, and the place groups judged as the same people as another; 4 added ``impact``
+("Is the programme working?", :func:`riskstrat.evaluation.impact.impact_payload`, or None) and the
+summary's ``impact`` line, and renumbered the sections after 3 (4 is the impact evaluation)."""
 
 METRIC_LABELS = {
     "event_rate": "Event rate",
@@ -647,7 +650,10 @@ def _settings_payload(audit: FairnessAudit) -> dict[str, Any]:
 
 
 def report_payload(
-    audit: FairnessAudit, context: ModelInfo, decisions: dict[str, Any] | None = None
+    audit: FairnessAudit,
+    context: ModelInfo,
+    decisions: dict[str, Any] | None = None,
+    impact: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every number of the report, disclosure-controlled, as a JSON-ready dict.
 
@@ -660,6 +666,9 @@ def report_payload(
         decisions: What the MDTs decided about the people on their lists
             (``riskstrat.evaluation.decisions.decisions_payload``, already
             disclosure-controlled), or None when no decisions came back.
+        impact: Is the programme working? (``riskstrat.evaluation.impact.impact_payload``, already
+            disclosure-controlled, or its short form when the list history is too short), or None
+            when the impact evaluation did not run.
 
     Returns:
         The payload (checked by :func:`~riskstrat.evaluation.disclosure.check_disclosed`).
@@ -710,6 +719,7 @@ def report_payload(
         "findings": _findings_payload(audit, blocking),
         "error_control": _error_control_payload(audit),
         "decisions": decisions,
+        "impact": impact,
         "promotion_gate": {
             "open_flags": sorted(blocking),
             "passes": not blocking,
@@ -949,6 +959,7 @@ def board_summary(payload: dict[str, Any]) -> dict[str, Any]:
             else None
         ),
         "how_well": how_well,
+        "impact": (payload.get("impact") or {}).get("summary"),
         "insufficient_count": len(insufficient),
         "decisions": decisions,
         "gate": "passes" if gate["passes"] else "blocked",
@@ -1197,6 +1208,13 @@ def _format_interval(metric: dict[str, Any], digits: int = 3, pct: bool = False,
     return fmt(value)
 
 
+def _format_points(value: Any, signed: bool = True) -> str:
+    """A difference in proportions as percentage points: -0.0123 -> "-1.2" ("*" and None as shown)."""
+    if _is_number(value):
+        return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return "-" if value is None else str(value)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -1210,6 +1228,7 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = _format_value
     env.filters["pct"] = _format_pct
     env.filters["short_label"] = short_label
+    env.filters["points"] = _format_points
     env.filters["ci"] = lambda m, digits=3, pct=False, inline=False: jinja2.utils.markupsafe.Markup(
         _format_interval(m, digits, pct, inline)
     )
@@ -1288,7 +1307,10 @@ def render_html(payload: dict[str, Any]) -> str:
 
 
 def render_report(
-    audit: FairnessAudit, context: ModelInfo, decisions: dict[str, Any] | None = None
+    audit: FairnessAudit,
+    context: ModelInfo,
+    decisions: dict[str, Any] | None = None,
+    impact: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Render the governance report.
 
@@ -1298,6 +1320,8 @@ def render_report(
         decisions: What the MDTs decided about the people on their lists, already
             disclosure-controlled (``riskstrat.evaluation.decisions.decisions_payload``);
             None leaves the section out.
+        impact: Is the programme working? (``riskstrat.evaluation.impact.impact_payload``),
+            already disclosure-controlled; None says the evaluation did not run.
 
     Returns:
         ``(html, payload)``: the self-contained HTML page and the JSON-ready payload
@@ -1306,7 +1330,7 @@ def render_report(
     Raises:
         RiskstratError: If any count escaped disclosure control.
     """
-    payload = report_payload(audit, context, decisions)
+    payload = report_payload(audit, context, decisions, impact)
     return render_html(payload), payload
 
 

@@ -288,6 +288,44 @@ def need_figure(payload: dict[str, Any], grouping: str) -> Figure:
     return fig
 
 
+def impact_figure(impact: dict[str, Any]) -> Figure | None:
+    """Outcome rate by binned distance to the cut-off either side, with the local linear fits.
+
+    Drawn from the impact payload alone (:func:`riskstrat.evaluation.impact.impact_payload`):
+    the disclosed bin rates (suppressed bins left out) and the fitted lines' end points.
+
+    Returns:
+        The figure, or None without an estimate.
+    """
+    rd = (impact or {}).get("rd")
+    if not rd:
+        return None
+    scale = 100.0 if impact.get("running_variable") == "risk" else 1.0
+    fig, ax = plt.subplots(figsize=(5.6, 2.9), layout="constrained")
+    for side, colour in (("below", GREY), ("above", BLUE)):
+        points = [b for b in rd["bins"] if b["side"] == side and is_number(b["rate"])]
+        ax.scatter(
+            [scale * b["x"] for b in points],
+            [100 * b["rate"] for b in points],
+            s=14,
+            color=colour,
+            label="not listed" if side == "below" else "listed",
+            zorder=3,
+        )
+        line = [pt for pt in rd["fit"][side] if is_number(pt[1])]
+        if len(line) == 2:
+            ax.plot([scale * pt[0] for pt in line], [100 * pt[1] for pt in line], color=colour, lw=2)
+    ax.axvline(0, color="#666", lw=0.8, ls="--")
+    unit = (
+        "risk minus the cut-off's risk (percentage points)" if scale == 100.0 else "places from the cut-off"
+    )
+    ax.set_xlabel(f"distance to the cut-off: {unit}", fontsize=MIN_FONT_PT)
+    ax.set_ylabel("outcome rate (%)", fontsize=MIN_FONT_PT)
+    ax.tick_params(labelsize=MIN_FONT_PT)
+    ax.legend(fontsize=MIN_FONT_PT, loc="best", frameon=False)
+    return fig
+
+
 def figures(payload: dict[str, Any], plotted: tuple[str, ...]) -> Iterator[tuple[str, Figure]]:
     """Every plot of the report with its name, drawn one at a time (close each when done with it).
 
@@ -307,3 +345,6 @@ def figures(payload: dict[str, Any], plotted: tuple[str, ...]) -> Iterator[tuple
         yield "list_shares", list_shares_figure(payload, plotted)
     for grouping in plotted:
         yield f"need_{grouping}", need_figure(payload, grouping)
+    impact = impact_figure(payload.get("impact") or {})
+    if impact is not None:
+        yield "impact", impact

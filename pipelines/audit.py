@@ -2,7 +2,10 @@
 
 Run after every retrain (on the challenger, before promotion: the
 ``fairness-audit`` subflow) and monthly on the champion (``fairness_audit``,
-``riskstrat audit``). Reports go to the catalog's ``reports/`` folder.
+``riskstrat audit``). Reports go to the catalog's ``reports/`` folder. The monthly
+audit also runs the impact evaluation (:mod:`riskstrat.pipelines.impact`) for the
+report's "Is the programme working?" section, once ``impact.min_weeks`` of list
+history have ended their follow-up.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from riskstrat.models.training import RiskModel
 from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.decisions import board_decisions
 from riskstrat.pipelines.features import held_out_test_rows, need_at
+from riskstrat.pipelines.impact import evaluate_impact, write_impact
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.shared import holds_output_lock, load_run_config, tracking_uri
 from riskstrat.pipelines.validate import run_gate
@@ -123,9 +127,23 @@ def store_rows_task(
 
 
 @task(name="render-fairness-report", cache_policy=NO_CACHE)
-def render_task(audit: FairnessAudit, model: ModelInfo, decisions: dict | None = None) -> tuple[str, dict]:
-    """Render the HTML report and its disclosed JSON payload (with the MDTs' decisions, when any)."""
-    return render_report(audit, model, decisions)
+def render_task(
+    audit: FairnessAudit, model: ModelInfo, decisions: dict | None = None, impact: dict | None = None
+) -> tuple[str, dict]:
+    """Render the HTML report and its disclosed JSON payload (with decisions and the impact evaluation, if any)."""
+    return render_report(audit, model, decisions, impact)
+
+
+@task(name="impact-evaluation", cache_policy=NO_CACHE)
+def impact_task(config: Config, extract_dir: Path, outcome: str) -> dict:
+    """Is the programme working? The impact payload for the report (or why there is none yet).
+
+    Also written to ``impact/impact_<outcome>.json``, as ``riskstrat evaluate-impact`` writes it.
+    """
+    payload = evaluate_impact(config, extract_dir, outcome)
+    write_impact(Path(config.data.output_dir), outcome, payload)
+    run_logger(__name__).info("impact evaluation for the report: %s", payload["status"])
+    return payload
 
 
 @task(name="write-fairness-report", cache_policy=NO_CACHE)
@@ -176,6 +194,7 @@ def fairness_audit(
     output_dir: Path,
     run_id: str | None = None,
     tracking_uri: str | None = None,
+    impact: dict | None = None,
 ) -> AuditResult:
     """Audit a model for fairness and write and log its governance report.
 
@@ -187,6 +206,8 @@ def fairness_audit(
         output_dir: Output folder; the report goes to ``<output_dir>/reports/``.
         run_id: The model's MLflow run; with ``tracking_uri``, the report is logged there.
         tracking_uri: MLflow tracking URI.
+        impact: Is the programme working? (:func:`riskstrat.pipelines.impact.evaluate_impact`, disclosed),
+            or None when the impact evaluation did not run (a retrain's audit).
 
     Returns:
         The audit, the written paths (report and audited rows), the rows' hash and the flags
@@ -198,7 +219,7 @@ def fairness_audit(
     )
     model = replace(model, audit_rows_sha256=rows_sha256)
     # What the MDTs did with the lists (None until decisions come back): disclosure-controlled.
-    html, payload = render_task(audit, model, board_decisions(Path(output_dir), model.outcome))
+    html, payload = render_task(audit, model, board_decisions(Path(output_dir), model.outcome), impact)
     html_path, json_path = write_report_task(html, payload, Path(output_dir), report_stem(model))
     if run_id and tracking_uri:
         log_report_task((html_path, json_path), run_id, tracking_uri, rows_sha256)
@@ -258,12 +279,14 @@ def audit_registered_model(
     probabilities: Any,
     test_metrics: pd.DataFrame,
     table: pd.DataFrame,
+    impact: dict | None = None,
 ) -> AuditResult:
     """Back-test each MDT's list on the test rows, then audit the model and write its governance report.
 
     Shared by the retrain (on the challenger just trained) and the monthly audit
     (on a registered model); ``table`` is what the model card describes the
-    training data from.
+    training data from; ``impact`` is the impact evaluation the report shows (the
+    monthly audit's; None for a retrain).
     """
     predictions, selections = back_tested_lists(
         test, probabilities, registration.outcome, config.mdts, config.model
@@ -285,6 +308,7 @@ def audit_registered_model(
         config.data.output_dir,
         run_id=registration.run_id,
         tracking_uri=registration.tracking_uri,
+        impact=impact,
     )
 
 
@@ -311,7 +335,16 @@ def fairness_audit_flow(
     test = held_out_test_rows(config, extract, report.snapshot_hash)
     need = need_at(extract, config.model.as_of.test, test["person_id"], config.features, config.outcomes)
     test = test.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one")
+    # Is the programme working? Once enough list history has matured (impact.yaml min_weeks).
+    impact = impact_task(config, extract, outcome)
     result = audit_registered_model(
-        config, registration, model, test, model.predict_proba(test), logged_test_metrics(registration), test
+        config,
+        registration,
+        model,
+        test,
+        model.predict_proba(test),
+        logged_test_metrics(registration),
+        test,
+        impact=impact,
     )
     return str(result.html_path)

@@ -120,7 +120,8 @@ def generate(
         Path | None,
         typer.Option(
             "--out",
-            help="Output folder (default: data.output_dir); writes extract/ (or raw/), truth/, reference/.",
+            help="Output folder (default: data.output_dir); writes extract/ (or raw/), truth/, reference/ "
+            "and the simulated deployment's worklists/, decisions/ and monitoring/scores/ (synthetic.deployment).",
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default: synthetic.seed).")] = None,
@@ -153,6 +154,9 @@ def generate(
         say(out, f"Synthetic extract ({paths.people:,} people): {paths.extract_dir}")
     say(out, f"Ground truth (never read by the pipeline): {paths.truth_dir}")
     say(out, f"Practices and neighbourhoods: {paths.practices_csv}")
+    if paths.simulated_weeks:
+        first, last = paths.simulated_weeks[0], paths.simulated_weeks[-1]
+        say(out, f"Simulated deployment: {len(paths.simulated_weeks)} weeks of lists, {first} to {last}")
 
 
 @app.command()
@@ -274,6 +278,38 @@ def worklists(
 
 @app.command()
 @handle_errors
+def monitor(
+    week: Annotated[
+        str | None,
+        typer.Option("--week", help="Week the page is filed under, YYYY-MM-DD (default: this week)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Data date YYYY-MM-DD (default: the extract's data date).")
+    ] = None,
+    extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
+) -> None:
+    """Monitoring on demand: feed health, drift, estimated and realised performance; no lists published.
+
+    Exits non-zero on a critical alarm of a check that stops the weekly run (monitoring.stop_checks).
+    """
+    week_date = _parse_date(week, "--week") if week else None
+    when = _parse_date(as_of, "--as-of") if as_of else None
+    config = _config()
+    from riskstrat.pipelines.monitor import monitoring_flow
+
+    result = monitoring_flow(
+        config_dir=str(config.source_dir),
+        extract_dir=str(extract_dir or config.data.extract_dir),
+        week=week_date,
+        as_of=when,
+    )
+    say(out, result.summary())
+    for alarm in result.alarms:
+        say(out, f"  {alarm.level}: {alarm.message}")
+
+
+@app.command()
+@handle_errors
 def audit(
     outcome: Annotated[str, typer.Option("--outcome", help=f"{OUTCOME_CHOICES}.")] = outcome_names()[0],
     alias: Annotated[
@@ -286,6 +322,26 @@ def audit(
     config = _config()
     report = fairness_audit_flow(config_dir=str(config.source_dir), outcome=outcome, alias=alias)
     say(out, f"Governance report: {report}")
+
+
+@app.command("evaluate-impact")
+@handle_errors
+def evaluate_impact(
+    outcome: Annotated[str, typer.Option("--outcome", help=f"{OUTCOME_CHOICES}.")] = outcome_names()[0],
+    extract_dir: Annotated[Path | None, typer.Option("--extract", help="Extract folder.")] = None,
+) -> None:
+    """Is the programme working? Estimate the effect of being listed at each MDT's capacity cut-off."""
+    from riskstrat.pipelines.impact import impact_flow, summary_lines
+
+    config = _config()
+    payload = impact_flow(
+        config_dir=str(config.source_dir),
+        outcome=outcome,
+        extract_dir=str(extract_dir or config.data.extract_dir),
+    )
+    for line in summary_lines(payload):
+        say(out, line)
+    say(out, f"Impact evaluation: {config.data.output_dir}/impact/impact_{outcome}.json")
 
 
 @app.command()

@@ -22,6 +22,8 @@ from pydantic import Field
 
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import SettingsError
+from riskstrat.evaluation.impact_settings import ImpactSettings
+from riskstrat.evaluation.monitoring_settings import MonitoringSettings
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
 from riskstrat.ingest.sources.settings import SourceSettings
@@ -84,6 +86,8 @@ CONFIG_FILES: dict[str, type[Settings]] = {
     "fairness.yaml": FairnessSettings,
     "schedules.yaml": ScheduleSettings,
     "sources.yaml": SourceSettings,
+    "impact.yaml": ImpactSettings,
+    "monitoring.yaml": MonitoringSettings,
 }
 """Every settings file and the model that validates it."""
 
@@ -102,6 +106,8 @@ class Config:
     fairness: FairnessSettings
     schedules: ScheduleSettings
     sources: SourceSettings
+    impact: ImpactSettings
+    monitoring: MonitoringSettings
     source_dir: Path
 
     def settings_hash(self) -> str:

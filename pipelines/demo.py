@@ -16,6 +16,7 @@ monthly audit or retrain).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from openpyxl import load_workbook
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from riskstrat.catalog import output_catalog
 from riskstrat.pipelines.audit import fairness_audit_flow
 from riskstrat.pipelines.config import Config, check_worklist_files
 from riskstrat.pipelines.decisions import mdt_outcomes
@@ -149,6 +151,16 @@ def _installed(command: str) -> str:
     return str(beside) if beside.is_file() else command
 
 
+def _monitoring_line(config: Config, result: DemoResult) -> list[str]:
+    """The week's monitoring page, when the weekly run wrote one."""
+    try:
+        week = date.fromisoformat(Path(result.worklists[-1]).name)
+    except (IndexError, ValueError):
+        return []
+    page = output_catalog(config.data.output_dir).monitoring_page(week)
+    return [f"Monitoring page:          {page}"] if page.is_file() else []
+
+
 def demo_summary(config: Config, result: DemoResult) -> str:
     """The lines ``make demo`` ends with: where everything is, and how to open the UIs."""
     lines = ["", "riskstrat demo finished.", "", result.retrain.summary(), ""]
@@ -157,6 +169,7 @@ def demo_summary(config: Config, result: DemoResult) -> str:
         f"Decisions returned:       {sum(result.decisions.values()):,} on last week's lists "
         f"({', '.join(f'{n} {DECISIONS[c].lower()}' for c, n in result.decisions.items() if n)})",
         f"Governance reports:       {', '.join(result.retrain.reports.values())}",
+        *_monitoring_line(config, result),
         f"Data Docs:                {result.data_docs}",
         f"Synthetic extract:        {result.extract_dir}",
     ]
@@ -164,6 +177,11 @@ def demo_summary(config: Config, result: DemoResult) -> str:
         lines.append(
             f"Board step:               {', '.join(result.board_reports)} audited again after week 2: "
             "its report shows what the MDTs did with the lists"
+        )
+    impact = output_catalog(config.data.output_dir).impact_file("emergency_admission")
+    if impact.is_file():  # written by the monthly audit's impact evaluation (riskstrat evaluate-impact)
+        lines.append(
+            f"Is it working?:           {json.loads(impact.read_text(encoding='utf-8'))['summary']} ({impact})"
         )
     if result.adapted is not None:
         lines += [

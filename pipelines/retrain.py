@@ -41,6 +41,7 @@ from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.environment import configure_environment
 from riskstrat.pipelines.features import build_feature_file, held_out_test_rows, need_at, read_feature_matrix
 from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.monitor import REFERENCE_ARTIFACT, log_reference, reference_for
 from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config, tracking_uri
 from riskstrat.pipelines.validate import run_gate
 
@@ -109,6 +110,23 @@ def register_challenger(
         )
     finally:
         close_figures(figures)
+
+
+@task(name="drift-reference")
+def store_drift_reference(
+    registration: Registration, result: TrainingResult, training_table: pd.DataFrame, config: Config
+) -> None:
+    """Log the model's drift reference (``monitoring/reference.json``) on its training run.
+
+    The reference holds its test rows' score and top-feature distributions and its gain
+    importance; the weekly monitoring measures drift against it.
+    """
+    test = training_table.iloc[result.test_rows]
+    reference = reference_for(
+        result.test_scores["lightgbm"].to_numpy(), test, result.model, result.outcome, config.monitoring
+    )
+    log_reference(registration.run_id, registration.tracking_uri, reference)
+    run_logger(__name__).info("%s: drift reference logged as %s", result.outcome, REFERENCE_ARTIFACT)
 
 
 @task(name="promote")
@@ -245,6 +263,7 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
             config.settings_hash(),
             warnings,
         )
+        store_drift_reference(registration, result, table, config)
         audit = audit_registered_model(
             config,
             registration,

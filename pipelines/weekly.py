@@ -52,6 +52,15 @@ from riskstrat.pipelines.config import check_worklist_files
 from riskstrat.pipelines.decisions import import_returns_task, read_decision_history
 from riskstrat.pipelines.features import data_date, features_at, read_feature_matrix
 from riskstrat.pipelines.logs import run_logger
+from riskstrat.pipelines.monitor import (
+    SPARK_DRIFT_SAMPLE,
+    MonitoringAlarmError,
+    champion_runs,
+    drift_features,
+    monitor_task,
+    monitoring_tables,
+    spark_drift_sample,
+)
 from riskstrat.pipelines.shared import (
     IO_RETRIES,
     holds_output_lock,
@@ -62,6 +71,7 @@ from riskstrat.pipelines.shared import (
 from riskstrat.pipelines.sources import adapt_task, resolved_raw_dir
 from riskstrat.pipelines.spark import feature_rows, listed_reasons, spark_feature_matrix, weekly_session
 from riskstrat.pipelines.validate import run_gate
+from riskstrat.worklists.assignment import assignment_records
 from riskstrat.worklists.export import (
     MdtOutput,
     RunInfo,
@@ -186,7 +196,16 @@ def select_task(inputs: WeeklyInputs) -> dict[str, MdtSelection]:
     history = inputs.decisions if inputs.decisions is not None else read_decision_history(inputs.output_dir)
     rules = inputs.settings.decisions
     decisions = {mdt.name: decisions_in_force(history, mdt.name, inputs.week, rules) for mdt in mdts}
-    return select_worklists(scored, mdts, inputs.settings.risk_bands, decisions, rules)
+    return select_worklists(
+        scored,
+        mdts,
+        inputs.settings.risk_bands,
+        decisions,
+        rules,
+        week=inputs.week,
+        lottery=inputs.settings.lottery,
+        cutoff_record=inputs.settings.cutoff_record,
+    )
 
 
 @task(name="explain listed people", cache_policy=NO_CACHE)
@@ -244,12 +263,20 @@ def assemble_task(
             flag_caseload=selection.mdt.exclusions.active_caseload == "flag",
         )
         worklist_rows_schema(inputs.settings.reasons_count).check(rows)
-        left = leavers(selection.mdt, mdt_history, selection.listed, people, selection.held_by_decision)
+        left = leavers(
+            selection.mdt,
+            mdt_history,
+            selection.listed,
+            people,
+            selection.held_by_decision,
+            selection.lottery_losers,
+        )
         counts = {
             "registered": selection.registered,
             "eligible": selection.eligible,
             "capacity": selection.capacity,
             **{f"excluded_{k}": v for k, v in selection.excluded.items()},
+            **selection.lottery_counts(),
         }
         outputs.append(
             MdtOutput(
@@ -258,6 +285,7 @@ def assemble_task(
                 leavers=left,
                 counts=counts,
                 previous_week=previous_week(mdt_history, name),
+                lottery_seed=selection.lottery_seed,
             )
         )
     return outputs
@@ -265,7 +293,7 @@ def assemble_task(
 
 @task(name="export worklists", cache_policy=NO_CACHE)
 def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput], selections: dict[str, MdtSelection]) -> Path:
-    """Publish the week in one atomic step: XLSX, CSV, its history rows and the manifest."""
+    """Publish the week in one atomic step: XLSX, CSV, its history rows, its cut-off record and the manifest."""
     key = inputs.settings.reidentification_key
     nhs_numbers = read_reidentification_key(key) if key is not None else None
     info = RunInfo(
@@ -279,7 +307,12 @@ def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput], selections: dict
     )
     with long_lived_objects_frozen():
         return write_worklists(
-            inputs.output_dir, outputs, info, nhs_numbers, history_records(inputs.week, selections)
+            inputs.output_dir,
+            outputs,
+            info,
+            nhs_numbers,
+            history_records(inputs.week, selections),
+            assignment_records(inputs.week, inputs.data_date, selections),
         )
 
 
@@ -465,7 +498,10 @@ def weekly_worklists_flow(
     as_of: date | None = None,
     read_national: bool = False,
 ) -> str:
-    """Validate -> features as at the data date -> score -> select -> explain -> export -> record history.
+    """Validate -> features as at the data date -> score -> monitor -> select -> explain -> export -> record history.
+
+    The monitor step (:mod:`riskstrat.pipelines.monitor`, when ``monitoring.enabled``) writes the
+    week's monitoring page and fails the run, before publishing, on a critical feed alarm.
 
     Args:
         config_dir: Settings folder.
@@ -521,6 +557,39 @@ def weekly_worklists_flow(
         )
         features = without_people(features, unscored)
         scored, models, versions = score_population_task(features, config.model.mlflow, uri, required)
+    if config.monitoring.enabled:
+        # Feed health, drift, estimated and realised performance; a critical feed alarm stops the run here,
+        # before anything is published (last week's lists stay).
+        drift_rows, notes = features, []
+        if on_spark:  # the matrix stays on Spark: drift on a seeded sample of it, scores on everyone
+            watched = drift_features(config, champion_runs(config, versions, uri), uri)
+            drift_rows = spark_drift_sample(matrix, watched, len(scored))
+            notes.append(
+                f"Feature drift was computed on a seeded sample of about {SPARK_DRIFT_SAMPLE:,} people "
+                "(the matrix stays on Spark); score drift on everyone."
+            )
+        try:
+            monitor_task(
+                config,
+                monitoring_tables(con, extract, report.row_counts, tables),
+                when,
+                week or this_monday(),
+                scored,
+                drift_rows,
+                models,
+                versions,
+                notes,
+            )
+        except MonitoringAlarmError:
+            raise
+        except Exception as error:  # a fault in the checks must not hold back the MDTs' lists
+            # Only the error's type is logged: a library's message may quote data values.
+            run_logger(__name__).error(
+                "monitoring failed (%s); the lists are published without this week's monitoring page. "
+                "Run `riskstrat monitor --week %s` to see the error.",
+                type(error).__name__,
+                week or this_monday(),
+            )
     inputs = WeeklyInputs(
         week=week or this_monday(),
         data_date=when,

@@ -21,6 +21,8 @@ path under ``data.output_dir``          what it holds
 ``decisions/history.parquet``           the MDTs' coded decisions on their lists (pseudonymised IDs)
 ``decisions/returns/``                  returned worklists waiting to be imported (``decisions.returns_dir``)
 ``reports/``                            governance (fairness) reports, HTML and JSON
+``monitoring/``                         monitoring: ``<week>/`` page and JSON (and ``on-demand.*`` of ``riskstrat monitor``), ``scores/<week>.parquet``, ``history.parquet``, ``realised.parquet``
+``impact/impact_<outcome>.json``        the impact evaluation: is the programme working? (disclosed figures only)
 ``prefect/``                            Prefect's home: its database of flow runs
 ``.riskstrat.lock``                     the output-folder lock
 =====================================  ==================================================
@@ -159,6 +161,59 @@ class OutputCatalog:
     def reports(self) -> Path:
         """Governance reports."""
         return self.root / "reports"
+
+    @property
+    def monitoring(self) -> Path:
+        """Monitoring outputs: the weekly pages, stored scores, the metric history and realised performance."""
+        return self.root / "monitoring"
+
+    @property
+    def monitoring_scores_dir(self) -> Path:
+        """The whole population's scores of each monitored week, one file per week."""
+        return self.monitoring / "scores"
+
+    def monitoring_scores(self, week: date) -> Path:
+        """The whole population's scores of one week (person_id, practice_code, mdt, p_<outcome>)."""
+        return self.monitoring_scores_dir / f"{week.isoformat()}.parquet"
+
+    def monitoring_week(self, week: date) -> Path:
+        """One monitored week's folder: the monitoring page and its JSON."""
+        return self.monitoring / week.isoformat()
+
+    def monitoring_page(self, week: date) -> Path:
+        """One week's monitoring page (offline HTML)."""
+        return self.monitoring_week(week) / "monitoring.html"
+
+    def monitoring_json(self, week: date) -> Path:
+        """One week's monitoring figures (disclosure-controlled JSON, the page's payload)."""
+        return self.monitoring_week(week) / "monitoring.json"
+
+    def monitoring_on_demand_page(self, week: date) -> Path:
+        """The page of ``riskstrat monitor`` for one week, beside the weekly page (never replacing it)."""
+        return self.monitoring_week(week) / "on-demand.html"
+
+    def monitoring_on_demand_json(self, week: date) -> Path:
+        """The JSON payload of ``riskstrat monitor`` for one week, beside the weekly one."""
+        return self.monitoring_week(week) / "on-demand.json"
+
+    @property
+    def monitoring_history(self) -> Path:
+        """One row per monitored week and metric (aggregates only): the trends on the page."""
+        return self.monitoring / "history.parquet"
+
+    @property
+    def monitoring_realised(self) -> Path:
+        """Cached realised-performance aggregates per (week, outcome, horizon, cut)."""
+        return self.monitoring / "realised.parquet"
+
+    @property
+    def impact(self) -> Path:
+        """The impact evaluation's outputs (``riskstrat evaluate-impact``)."""
+        return self.root / "impact"
+
+    def impact_file(self, outcome: str) -> Path:
+        """The impact evaluation of the lists ranked by ``outcome`` (disclosure-controlled JSON)."""
+        return self.impact / f"impact_{outcome}.json"
 
     @property
     def prefect_home(self) -> Path:

@@ -1,5 +1,9 @@
 """Writing the weekly lists: per MDT an XLSX and a CSV, plus ``manifest.json``, all or nothing.
 
+The week's folder also holds ``history.parquet`` (:mod:`riskstrat.worklists.history`) and
+``assignment.parquet``, the cut-off record for the impact evaluation
+(:mod:`riskstrat.worklists.assignment`: recorded, never shown), both listed in the manifest.
+
 Everything goes under ``<output_dir>/worklists/<week>/`` through
 :func:`riskstrat.io.atomic_directory`, so a failed run leaves the previous
 outputs as they were. Files are deterministic: the same input gives the same
@@ -169,6 +173,9 @@ class MdtOutput:
     Attributes:
         previous_week: Week of the MDT's last published list the leavers are measured
             against; None when there is none (the MDT's first week).
+        lottery_seed: The seed of this week's draw for the last places ("" when there was
+            none); with ``counts["lottery_pool"]`` and ``counts["lottery_drawn"]`` it goes into
+            the manifest and the About sheet, never who was drawn.
     """
 
     mdt: Mdt
@@ -176,6 +183,7 @@ class MdtOutput:
     leavers: pd.DataFrame
     counts: Mapping[str, int] = field(default_factory=dict)
     previous_week: date | None = None
+    lottery_seed: str = ""
 
 
 def read_reidentification_key(path: Path) -> pd.Series:
@@ -596,6 +604,15 @@ def how_list_was_made(output: MdtOutput, wordings: Mapping[str, str] | None = No
     )
     if len(output.rows) < capacity:
         listed += f" Only {_people(len(output.rows))} were eligible, so the list is shorter."
+    if output.lottery_seed:
+        drawn = int(counts.get("lottery_drawn", 0))
+        listed = (
+            f"The top {capacity - drawn:,} by predicted risk of {wordings[mdt.outcome]}, and {drawn:,} more "
+            f"drawn at random from the {int(counts.get('lottery_pool', 0)):,} people ranked next, whose risk "
+            f"is nearly the same (this MDT's weekly capacity is {capacity:,}{share}). The draw is seeded and "
+            "recorded; the list shows everyone in risk order, so it does not say who was drawn, and people "
+            "not drawn are not shown (not on 'Left the list' either)."
+        )
     younger = int(counts.get("excluded_below_age_floor", 0))
     made = [
         (
@@ -725,7 +742,8 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     row = _write_section(about, 7, "How this list was made", how_list_was_made(output, info.outcome_wordings))
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
     row = _write_section(about, row + 1, "Risk bands", bands)
-    header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", leaver_notes(output.mdt)) + 1
+    notes = leaver_notes(output.mdt, lottery=bool(output.lottery_seed))
+    header = _write_section(about, row + 1, f"Why people are on '{LEFT_SHEET}'", notes) + 1
     put(about.cell(row=header, column=1), "Column").font = _font(bold=True)
     put(about.cell(row=header, column=2), "What it means").font = _font(bold=True)
     # The reason columns share one note, given once ("Reason 1 to Reason 3").
@@ -757,12 +775,14 @@ BY_DECISION: frozenset[str] = frozenset(left_by_decision(code) for code in DECIS
 """The 'Why they left' reasons that name an MDT decision."""
 
 
-def leaver_notes(mdt: Mdt) -> list[tuple[str, str]]:
+def leaver_notes(mdt: Mdt, *, lottery: bool = False) -> list[tuple[str, str]]:
     """What the 'Left the list' sheet holds and what each reason means, for the About sheet.
 
     Args:
         mdt: The MDT; when it leaves type 1 opt-outs off, the notes say that people who
             opt out are never shown on the sheet.
+        lottery: Whether the list's last places were drawn this week (only then do the
+            notes say that people not drawn are never shown on the sheet).
 
     Returns:
         (topic, explanation) pairs.
@@ -796,6 +816,15 @@ def leaver_notes(mdt: Mdt) -> list[tuple[str, str]]:
                 "Type 1 opt-out",
                 "Never shown here: a person who opts out is removed without a trace, also from this "
                 "sheet, even if last week's list held them.",
+            )
+        )
+    if lottery:
+        notes.append(
+            (
+                "Not drawn",
+                "Never shown here: the last places on this week's list were filled by a draw, and people "
+                "who were not drawn are not on this sheet, even if last week's list held them. They can "
+                "be listed again next week.",
             )
         )
     return notes
@@ -961,6 +990,7 @@ def manifest(outputs: list[MdtOutput], info: RunInfo, files: dict[str, str]) -> 
                 "listed": len(output.rows),
                 "left_the_list": len(output.leavers),
                 **{k: int(v) for k, v in sorted(output.counts.items())},
+                **({"lottery_seed": output.lottery_seed} if output.lottery_seed else {}),
             }
             for output in outputs
         },
@@ -974,6 +1004,7 @@ def write_worklists(
     info: RunInfo,
     nhs_numbers: pd.Series | None = None,
     history: pd.DataFrame | None = None,
+    assignment: pd.DataFrame | None = None,
 ) -> Path:
     """Write every MDT's XLSX and CSV, the week's history and the manifest under ``<output_dir>/worklists/<week>/``.
 
@@ -988,10 +1019,13 @@ def write_worklists(
         nhs_numbers: person_id -> NHS number from the re-identification key, or None.
         history: The week's history rows (:func:`~riskstrat.worklists.history.history_records`),
             written as ``history.parquet`` and listed in the manifest; pseudonymised IDs only.
+        assignment: The week's cut-off record (:func:`~riskstrat.worklists.assignment.assignment_records`),
+            written as ``assignment.parquet`` and listed in the manifest; recorded, never shown.
 
     Returns:
         The week's folder.
     """
+    from riskstrat.worklists.assignment import record_assignment
     from riskstrat.worklists.history import record_week
 
     target = output_catalog(output_dir).week(info.week)
@@ -1008,6 +1042,9 @@ def write_worklists(
                 files[path.name] = file_sha256(path)
         if history is not None:
             recorded = record_week(staging, history)
+            files[recorded.name] = file_sha256(recorded)
+        if assignment is not None:
+            recorded = record_assignment(staging, assignment)
             files[recorded.name] = file_sha256(recorded)
         content = json.dumps(manifest(outputs, info, files), indent=2, sort_keys=False) + "\n"
         (staging / MANIFEST).write_text(content, encoding="utf-8")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -86,7 +86,9 @@ LEAVER_REASONS: dict[str, str] = {
 """What each 'Why they left' reason means, in the order they are tested (the first that applies is given).
 
 There is no reason for a type 1 opt-out: where an MDT leaves opt-outs off, a person who opts
-out is not on its 'Left the list' at all (see :func:`leavers`).
+out is not on its 'Left the list' at all (see :func:`leavers`). Nor is there one for the lottery:
+a person in this week's draw who was not drawn is never shown, also not on 'Left the list', so
+that the MDT cannot tell who lost the draw and the randomised comparison stays clean.
 """
 
 
@@ -441,17 +443,20 @@ def leavers(
     listed: pd.DataFrame,
     people: PersonLookup,
     decided: Mapping[str, str] | None = None,
+    not_drawn: Collection[str] = (),
 ) -> pd.DataFrame:
     """People on the MDT's last published list who are not on this week's, with why.
 
     When the MDT leaves type 1 opt-outs off, a person with a type 1 opt-out is not
     among the leavers at all, whatever else applies: they are removed without a
-    trace (no ID, practice, risk or reason). For everyone else the first reason
-    that applies is given, in this order: died, deregistered, registered with a
-    practice outside the MDT, kept off by the MDT's own decision ("MDT decision:
-    Not appropriate now"), joined a caseload (when caseloads are excluded), below
-    the age floor, not in this week's scored population, risk fell (lower as
-    shown), or moved below capacity because others' risk rose.
+    trace (no ID, practice, risk or reason). Likewise a person in this week's lottery
+    pool who was not drawn (``not_drawn``) is never among the leavers: showing them
+    would tell the MDT who lost the draw. For everyone else the first reason that
+    applies is given, in this order: died, deregistered, registered with a practice
+    outside the MDT, kept off by the MDT's own decision ("MDT decision: Not
+    appropriate now"), joined a caseload (when caseloads are excluded), below the age
+    floor, not in this week's scored population, risk fell (lower as shown), or moved
+    below capacity because others' risk rose.
 
     Args:
         mdt: The MDT.
@@ -461,6 +466,9 @@ def leavers(
             made once and shared by every MDT.
         decided: Person ID -> the decision code that kept them off this week's list
             (:attr:`~riskstrat.worklists.selection.MdtSelection.held_by_decision`).
+        not_drawn: The people in this week's lottery pool who were not drawn
+            (:attr:`~riskstrat.worklists.selection.MdtSelection.lottery_losers`); they are
+            left out of the result.
 
     Returns:
         ``person_id``, ``practice_code`` (this week's, "" if unknown), ``previous_rank``,
@@ -475,6 +483,8 @@ def leavers(
     facts, state = people.facts, people.state
     if mdt.exclusions.type1_opt_out == "exclude":
         gone = gone.loc[~gone["person_id"].isin(_opted_out(gone["person_id"], state))]
+    # Lottery losers are recorded in assignment.parquet only: never shown, so the draw stays blind.
+    gone = gone.loc[~gone["person_id"].isin({str(p) for p in not_drawn})]
     p_col = probability_column(mdt.outcome)
     decided = decided or {}
     practices: list[str] = []

@@ -30,11 +30,22 @@ its counts (so no count of opt-outs can be shown or worked out from the others),
 not ranked and not among its leavers. When no MDT lists opt-outs they are not
 scored at all: :func:`people_not_to_score` names them for the weekly flow to
 drop before scoring.
+
+Around the cut-off. Each selection also keeps the eligible ranking around the capacity
+cut-off (:attr:`MdtSelection.near_cutoff`): every listed person and the next
+``cutoff_record.people_below`` eligible people, with their rank among the eligible. It is
+recorded with the published week (:mod:`riskstrat.worklists.assignment`) for the impact
+evaluation and is never shown. With the optional lottery (``lottery`` in
+``configs/mdts.yaml``, off by default) the last ``places`` places are filled by a seeded
+draw among the ``pool`` eligible people ranked ``capacity - places + 1`` onwards
+(:func:`draw_lottery`); the list still shows its people in risk order, ranked 1..capacity,
+and nothing on it says who was drawn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,7 +56,14 @@ import pandas as pd
 from riskstrat.errors import RiskstratError
 from riskstrat.frames import Column, FrameSchema, Kind
 from riskstrat.worklists.decisions import DECISION_EXCLUSIONS, DECISIONS
-from riskstrat.worklists.settings import DecisionSettings, Mdt, MdtSettings, RiskBandSettings
+from riskstrat.worklists.settings import (
+    CutoffRecordSettings,
+    DecisionSettings,
+    LotterySettings,
+    Mdt,
+    MdtSettings,
+    RiskBandSettings,
+)
 
 STATUS_COLUMNS: tuple[str, ...] = ("deceased", "deregistered", "on_caseload", "type1_opt_out")
 REQUIRED_COLUMNS: tuple[str, ...] = ("person_id", "practice_code", "age")
@@ -78,6 +96,33 @@ def probability_column(outcome: str) -> str:
     return f"p_{outcome}"
 
 
+NEAR_CUTOFF_COLUMNS: tuple[str, ...] = (
+    "person_id",
+    "practice_code",
+    "eligible_rank",
+    "probability",
+    "listed",
+    "lottery_pool",
+    "lottery_won",
+)
+""":attr:`MdtSelection.near_cutoff`: the eligible people around the cut-off, in eligible-rank order."""
+
+
+def no_near_cutoff() -> pd.DataFrame:
+    """An empty :attr:`MdtSelection.near_cutoff`."""
+    return pd.DataFrame(
+        {
+            "person_id": pd.Series(dtype="object"),
+            "practice_code": pd.Series(dtype="object"),
+            "eligible_rank": pd.Series(dtype="int64"),
+            "probability": pd.Series(dtype="float64"),
+            "listed": pd.Series(dtype=bool),
+            "lottery_pool": pd.Series(dtype=bool),
+            "lottery_won": pd.Series(dtype=bool),
+        }
+    )
+
+
 @dataclass
 class MdtSelection:
     """One MDT's list and how it was drawn up.
@@ -89,6 +134,13 @@ class MdtSelection:
         held_by_decision: Person ID -> the decision code that kept an otherwise eligible
             person off this week's list (added to the caseload, or rested): 'Left the list'
             gives it as the reason.
+        near_cutoff: The eligible ranking around the cut-off (:data:`NEAR_CUTOFF_COLUMNS`):
+            every listed person, the next ``people_below`` eligible people and every lottery
+            pool member, by ``eligible_rank`` (1 = highest risk; ties broken as the list does).
+            Recorded, never shown.
+        cutoff_probability: The risk of the person at eligible rank ``capacity`` (NaN when
+            fewer people are eligible).
+        lottery_seed: The seed this week's draw used ("" when there was no draw).
     """
 
     mdt: Mdt
@@ -98,6 +150,26 @@ class MdtSelection:
     capacity: int
     excluded: dict[str, int] = field(default_factory=dict)
     held_by_decision: dict[str, str] = field(default_factory=dict)
+    near_cutoff: pd.DataFrame = field(default_factory=no_near_cutoff)
+    cutoff_probability: float = math.nan
+    lottery_seed: str = ""
+
+    @property
+    def lottery_losers(self) -> frozenset[str]:
+        """The people in this week's draw who were not drawn (never shown: no list, no 'Left the list')."""
+        near = self.near_cutoff
+        lost = near["lottery_pool"].astype(bool) & ~near["lottery_won"].astype(bool)
+        return frozenset(near.loc[lost, "person_id"].astype(str))
+
+    def lottery_counts(self) -> dict[str, int]:
+        """This week's draw in counts, for the manifest and the About sheet (empty when there was none)."""
+        if not self.lottery_seed:
+            return {}
+        near = self.near_cutoff
+        return {
+            "lottery_pool": int(near["lottery_pool"].sum()),
+            "lottery_drawn": int(near["lottery_won"].sum()),
+        }
 
 
 DECISION_STATE_COLUMNS: tuple[str, ...] = ("decision", "decision_week", "action", "issued_probability")
@@ -270,6 +342,42 @@ def attach_status(scored: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+def lottery_seed(seed: int, week: date, mdt: str) -> str:
+    """The seed of one MDT's draw in one week: ``sha256(f"{seed}|{week}|{mdt}")`` as hex.
+
+    Args:
+        seed: ``lottery.seed`` in ``configs/mdts.yaml``.
+        week: The list's week (Monday).
+        mdt: The MDT's name.
+
+    Returns:
+        64 hex digits; recorded with every pool member (``lottery_seed``).
+    """
+    return hashlib.sha256(f"{seed}|{week.isoformat()}|{mdt}".encode()).hexdigest()
+
+
+def draw_lottery(pool: pd.Series, places: int, seed: str) -> np.ndarray:
+    """Which pool members win the draw: the ``places`` with the smallest ``sha256(f"{seed}|{person_id}")``.
+
+    Hashing each person's ID with the draw's seed orders the pool at random, the same way
+    on any machine and with any library version, so anyone holding the seed and the pool
+    can check the draw.
+
+    Args:
+        pool: The pool's person IDs (any order).
+        places: How many win (all of them when the pool is no larger).
+        seed: :func:`lottery_seed` of the week and MDT.
+
+    Returns:
+        A boolean array aligned with ``pool``: True for the winners.
+    """
+    keys = [hashlib.sha256(f"{seed}|{pid}".encode()).hexdigest() for pid in pool.astype(str)]
+    order = np.argsort(np.array(keys, dtype=object), kind="stable")
+    won = np.zeros(len(keys), dtype=bool)
+    won[order[:places]] = True
+    return won
+
+
 def tie_break_key(person_ids: pd.Series) -> pd.Series:
     """Stable tie-break key: the first 16 hex digits of SHA-256(person_id), as text."""
     return person_ids.astype(str).map(lambda pid: hashlib.sha256(pid.encode()).hexdigest()[:16])
@@ -357,6 +465,10 @@ def select_mdt(
     bands: RiskBandSettings,
     decisions: pd.DataFrame | None = None,
     rules: DecisionSettings | None = None,
+    *,
+    week: date | None = None,
+    lottery: LotterySettings | None = None,
+    cutoff_record: CutoffRecordSettings | None = None,
 ) -> MdtSelection:
     """Draw up one MDT's list.
 
@@ -368,6 +480,11 @@ def select_mdt(
         bands: Risk band settings.
         decisions: :func:`decisions_in_force` for this MDT and week, or None (no decisions).
         rules: The decision rules (for the rise in risk that ends a rest); default settings if None.
+        week: The list's week; needed when the lottery is on (it seeds the draw).
+        lottery: The lottery settings; None or disabled: no draw (the audit's back-test
+            judges the model's own ranking this way).
+        cutoff_record: How many eligible people below the cut-off to keep in
+            :attr:`MdtSelection.near_cutoff`; None: the default (50).
 
     Returns:
         The list, ranked 1..capacity, with ``rank``, ``probability``, ``risk_percentile``,
@@ -375,6 +492,10 @@ def select_mdt(
         ``last_decision`` (the wording of the MDT's latest decision, <NA> if none) and
         ``last_decision_date`` (the week of the list it was made on, None if none).
         When the MDT leaves type 1 opt-outs off they are not in any of its counts.
+
+    Raises:
+        RiskstratError: If the lottery is on and the MDT's capacity is below ``lottery.places``,
+            or no week is given.
     """
     p_col = probability_column(mdt.outcome)
     rules = rules or DecisionSettings()
@@ -412,14 +533,47 @@ def select_mdt(
             held.update(dict(zip(person[newly], person[newly].map(state["decision"]), strict=True)))
     eligible = registered.loc[keep]
     capacity = mdt.capacity(len(registered))
+    draw = lottery if lottery is not None and lottery.enabled and capacity > 0 else None
+    if draw is not None:
+        _check_lottery(mdt, capacity, draw, week)
+    depth = capacity + (cutoff_record or CutoffRecordSettings()).people_below
+    if draw is not None:
+        depth = max(depth, capacity - draw.places + draw.pool)
     probability = eligible[p_col].astype(float)
-    # Only people at or above the capacity-th risk can be listed: sort (and hash) just those.
-    cutoff = probability.nlargest(capacity).min() if capacity and len(probability) else np.inf
+    # Only people at or above the depth-th risk can be listed or recorded near the cut-off:
+    # sort (and hash) just those (nlargest, not a full sort, for a million people).
+    cutoff = probability.nlargest(depth).min() if depth and len(probability) else np.inf
     candidates = eligible.loc[probability >= cutoff].copy()
     candidates["probability"] = probability[probability >= cutoff]
     candidates["_tie"] = tie_break_key(candidates["person_id"])
     candidates = candidates.sort_values(["probability", "_tie", "person_id"], ascending=[False, True, True])
-    listed = candidates.head(capacity).drop(columns="_tie").reset_index(drop=True)
+    ranked = candidates.head(depth)
+    eligible_rank = np.arange(1, len(ranked) + 1, dtype="int64")
+    on_list = eligible_rank <= capacity
+    pool = np.zeros(len(ranked), dtype=bool)
+    won = np.zeros(len(ranked), dtype=bool)
+    seed = ""
+    if draw is not None and len(probability) >= capacity:  # fewer eligible than capacity: everyone listed
+        first = capacity - draw.places + 1
+        pool = (eligible_rank >= first) & (eligible_rank < first + draw.pool)
+        seed = lottery_seed(draw.seed, week, mdt.name)  # type: ignore[arg-type]  # week checked above
+        won[pool] = draw_lottery(ranked.loc[pool, "person_id"], draw.places, seed)
+        on_list = (eligible_rank < first) | won
+    near_cutoff = pd.DataFrame(
+        {
+            "person_id": ranked["person_id"].astype(str).to_numpy(),
+            "practice_code": ranked["practice_code"].astype(str).to_numpy(),
+            "eligible_rank": eligible_rank,
+            "probability": ranked["probability"].to_numpy(dtype="float64"),
+            "listed": on_list,
+            "lottery_pool": pool,
+            "lottery_won": won,
+        }
+    )
+    at_cutoff = (
+        float(ranked["probability"].iloc[capacity - 1]) if capacity and len(ranked) >= capacity else math.nan
+    )
+    listed = ranked.loc[on_list].drop(columns="_tie").reset_index(drop=True)
     listed.insert(0, "rank", np.arange(1, len(listed) + 1, dtype="int64"))
     listed["outcome"] = mdt.outcome
     listed["risk_percentile"] = listed[f"risk_percentile_{mdt.outcome}"].astype(float)
@@ -441,7 +595,25 @@ def select_mdt(
         capacity=capacity,
         excluded=excluded,
         held_by_decision=held,
+        near_cutoff=near_cutoff,
+        cutoff_probability=at_cutoff,
+        lottery_seed=seed,
     )
+
+
+def _check_lottery(mdt: Mdt, capacity: int, lottery: LotterySettings, week: date | None) -> None:
+    """Refuse a draw that cannot be made: more places than the list has, or no week to seed it."""
+    if capacity < lottery.places:
+        raise RiskstratError(
+            f"MDT '{mdt.name}': its capacity this week is {capacity}, fewer than the {lottery.places} "
+            "places the lottery fills",
+            hint="Lower lottery.places in configs/mdts.yaml, or raise this MDT's capacity.",
+        )
+    if week is None:
+        raise RiskstratError(
+            f"MDT '{mdt.name}': the lottery is on but no week was given to seed its draw",
+            hint="Pass the list's week to select_worklists/select_mdt.",
+        )
 
 
 def _check_file_names(mdts: list[Mdt]) -> None:
@@ -489,6 +661,10 @@ def select_worklists(
     bands: RiskBandSettings,
     decisions: Mapping[str, pd.DataFrame] | None = None,
     rules: DecisionSettings | None = None,
+    *,
+    week: date | None = None,
+    lottery: LotterySettings | None = None,
+    cutoff_record: CutoffRecordSettings | None = None,
 ) -> dict[str, MdtSelection]:
     """Draw up every MDT's list from the scored population.
 
@@ -502,6 +678,9 @@ def select_worklists(
         decisions: MDT name -> :func:`decisions_in_force` this week; None or a missing
             MDT: no decisions.
         rules: The decision rules (``decisions`` in ``configs/mdts.yaml``).
+        week: The lists' week (seeds the lottery's draws; needed when it is on).
+        lottery: ``lottery`` in ``configs/mdts.yaml``; None: no draw.
+        cutoff_record: ``cutoff_record`` in ``configs/mdts.yaml``; None: the default.
 
     Returns:
         MDT name -> its selection, in the order of ``mdts``. Each list holds only
@@ -521,7 +700,14 @@ def select_worklists(
     decisions = decisions or {}
     return {
         mdt.name: select_mdt(
-            registered_with(scored, mdt.practices, positions), mdt, bands, decisions.get(mdt.name), rules
+            registered_with(scored, mdt.practices, positions),
+            mdt,
+            bands,
+            decisions.get(mdt.name),
+            rules,
+            week=week,
+            lottery=lottery,
+            cutoff_record=cutoff_record,
         )
         for mdt in mdts
     }

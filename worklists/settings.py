@@ -249,6 +249,69 @@ class DecisionSettings(Settings):
         return {code: value[code] for code in DECISIONS}
 
 
+class CutoffRecordSettings(Settings):
+    """Who is recorded around each list's capacity cut-off (``cutoff_record`` in mdts.yaml).
+
+    Each published week keeps, in ``worklists/<week>/assignment.parquet``, every listed
+    person and the next eligible people below the cut-off, for the impact evaluation
+    (:mod:`riskstrat.worklists.assignment`). People below the cut-off are recorded, never shown.
+    """
+
+    people_below: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description=(
+            "Eligible people just below each MDT's capacity cut-off recorded with the week (ranked "
+            "capacity+1 .. capacity+people_below): the comparison group of the impact evaluation. "
+            "They are never shown on any list."
+        ),
+    )
+
+
+class LotterySettings(Settings):
+    """An optional seeded draw for the last places of each list (``lottery`` in mdts.yaml).
+
+    The last ``places`` places are filled at random among the ``pool`` eligible people
+    ranked ``capacity - places + 1 .. capacity - places + pool``; see
+    :func:`riskstrat.worklists.selection.draw_lottery`.
+    """
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Fill the last places of each list by a seeded random draw among people whose risk is "
+            "nearly the same as at the cut-off (off by default; a decision for the board and the "
+            "clinical safety officer)."
+        ),
+    )
+    places: int = Field(
+        5, ge=1, description="How many of the last places of each list the draw fills (at most its capacity)."
+    )
+    pool: int = Field(
+        10,
+        ge=2,
+        description=(
+            "How many eligible people, from rank capacity-places+1 down, take part in the draw "
+            "(more than places; fewer when fewer are eligible)."
+        ),
+    )
+    seed: int = Field(
+        20261206,
+        ge=0,
+        description=(
+            "Seed of the draws; each week's draw for an MDT uses sha256(f'{seed}|{week}|{mdt}'), so a "
+            "re-run of a week draws the same people."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _pool_above_places(self) -> LotterySettings:
+        if self.pool <= self.places:
+            raise ValueError(f"pool ({self.pool}) must be larger than places ({self.places})")
+        return self
+
+
 class MdtSettings(Settings):
     """The MDTs that receive a weekly worklist (``configs/mdts.yaml``)."""
 
@@ -281,6 +344,14 @@ class MdtSettings(Settings):
             "only (never history, logs or manifest). Empty = IDs stay pseudonymised."
         ),
     )
+    cutoff_record: CutoffRecordSettings = Field(
+        default_factory=CutoffRecordSettings,
+        description="Who is recorded (never shown) around each list's capacity cut-off, for the impact evaluation.",
+    )
+    lottery: LotterySettings = Field(
+        default_factory=LotterySettings,
+        description="An optional seeded draw for the last places of each list (off by default).",
+    )
 
     @field_validator("mdts")
     @classmethod
@@ -289,6 +360,27 @@ class MdtSettings(Settings):
         if len(set(names)) != len(names):
             raise ValueError("MDT names must be unique (ignoring case and punctuation)")
         return value
+
+    @model_validator(mode="after")
+    def _lottery_fits_capacity(self) -> MdtSettings:
+        if not self.lottery.enabled:
+            return self
+        places = self.lottery.places
+        default = self.default_mdt.capacity_people
+        if not self.mdts and default is not None and default < places:
+            raise ValueError(
+                f"lottery.places ({places}) is more than default_mdt.capacity_people ({default}): "
+                "a draw cannot fill more places than a list has"
+            )
+        for mdt in self.mdts:
+            own = mdt.capacity_people is not None or mdt.capacity_share is not None
+            capacity = mdt.capacity_people if own else default
+            if capacity is not None and capacity < places:
+                raise ValueError(
+                    f"MDT '{mdt.name}' has capacity {capacity}, fewer than lottery.places ({places}): "
+                    "lower lottery.places or raise its capacity"
+                )
+        return self
 
     def fingerprint(self) -> str:
         """A short hash of every worklist setting, written into the manifest."""

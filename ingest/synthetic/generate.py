@@ -18,8 +18,22 @@ import pandas as pd
 import pyarrow as pa
 
 from riskstrat.ingest.contract import CONTRACT, EMERGENCY_ADMISSION_METHODS
-from riskstrat.ingest.synthetic import complaints, gp_records
+from riskstrat.ingest.synthetic import complaints, gp_records, scenarios
 from riskstrat.ingest.synthetic import events as ev
+from riskstrat.ingest.synthetic.deployment import (
+    NOISE_STREAM,
+    THINNING_STREAM,
+    ChunkDeployment,
+    DeploymentPopulation,
+    SimulatedDeployment,
+    chunk_scores,
+    data_date_of,
+    deployment_truth,
+    deployment_weeks,
+    enrolment_caseload,
+    simulate_deployment,
+    tagged_generator,
+)
 from riskstrat.ingest.synthetic.diagnoses import spell_diagnoses
 from riskstrat.ingest.synthetic.geography import (
     deprivation,
@@ -45,7 +59,7 @@ from riskstrat.ingest.synthetic.health import (
     presence_weight,
 )
 from riskstrat.ingest.synthetic.practices import assign_practices, build_practices
-from riskstrat.ingest.synthetic.rates import readmission_hazard, service_rates
+from riskstrat.ingest.synthetic.rates import ServiceRates, readmission_hazard, service_rates
 from riskstrat.ingest.synthetic.settings import SyntheticSettings
 from riskstrat.ingest.synthetic.timeline import (
     DAYS_PER_YEAR,
@@ -73,6 +87,8 @@ class SyntheticPopulation:
     tables: dict[str, pd.DataFrame]
     truth: dict[str, pd.DataFrame]
     practices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    deployment: SimulatedDeployment | None = None
+    """The simulated past deployment (lists, enrolments), when ``settings.deployment`` is on."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,13 @@ def plan_population(settings: SyntheticSettings, people: int, seed: int) -> Popu
     practices = build_practices(lsoas, residents_per_lad, settings, rng)
     residents["practice_index"] = assign_practices(residents["lsoa_index"].to_numpy(), lsoas, practices, rng)
     residents["person_id"] = _person_ids(people, rng)
+    # Monitoring scenario: new residents get chunks (and seeds) of their own, after everyone else's.
+    arrivals, arrival_seeds = scenarios.new_residents(
+        settings, timeline, lsoas, practices, residents["person_id"].to_numpy(), people, seed
+    )
+    residents, chunk_seeds = scenarios.with_new_residents(
+        residents, tuple(chunk_seeds), arrivals, arrival_seeds
+    )
     return PopulationPlan(settings, timeline, lsoas, practices, residents, tuple(chunk_seeds))
 
 
@@ -132,10 +155,17 @@ def generate_population(settings: SyntheticSettings, people: int, seed: int) -> 
         Tables, truth and the practice map.
     """
     plan = plan_population(settings, people, seed)
-    chunks = list(iter_population(plan))
+    deployment = plan_deployment(plan, seed)
+    chunks = list(iter_population(plan, deployment))
     tables = {name: pd.concat([c.tables[name] for c in chunks], ignore_index=True) for name in CONTRACT}
-    truth = {name: pd.concat([c.truth[name] for c in chunks], ignore_index=True) for name in chunks[0].truth}
-    return SyntheticPopulation(tables, truth, practice_map(plan, tables["patients"]))
+    truth = {
+        name: pd.concat([c.truth[name] for c in chunks], ignore_index=True)
+        for name in chunks[0].truth
+        if name != "deployment"
+    }
+    if deployment is not None:
+        truth["deployment"] = deployment.truth([c.truth["deployment"] for c in chunks])
+    return SyntheticPopulation(tables, truth, practice_map(plan, tables["patients"]), deployment)
 
 
 def practice_map(plan: PopulationPlan, patients: pd.DataFrame) -> pd.DataFrame:
@@ -147,13 +177,23 @@ def practice_map(plan: PopulationPlan, patients: pd.DataFrame) -> pd.DataFrame:
     return practices
 
 
-def iter_population(plan: PopulationPlan) -> Iterator[SyntheticPopulation]:
-    """Generate the population chunk by chunk (each chunk's tables hold its people only)."""
+def iter_population(
+    plan: PopulationPlan, deployment: SimulatedDeployment | None = None
+) -> Iterator[SyntheticPopulation]:
+    """Generate the population chunk by chunk (each chunk's tables hold its people only).
+
+    Args:
+        plan: The population plan.
+        deployment: The simulated deployment (:func:`plan_deployment`), whose enrolments
+            join the caseload table and prevent admissions; each chunk's truth then has
+            ``deployment`` rows (:meth:`SimulatedDeployment.truth` puts them together).
+    """
     size = plan.settings.chunk_size
     offset = 0
     for index, seed in enumerate(plan.chunk_seeds):
-        rows = plan.residents.iloc[index * size : (index + 1) * size]
-        chunk = generate_chunk(plan, rows, np.random.default_rng(seed), id_offset=offset)
+        rows = scenarios.chunk_rows(plan.residents, index, size)
+        own = deployment.chunk(index) if deployment is not None else None
+        chunk = generate_chunk(plan, rows, np.random.default_rng(seed), id_offset=offset, deployment=own)
         offset += 10_000_000
         yield chunk
 
@@ -214,12 +254,53 @@ def _in_group(people: _People, column: str, value: str) -> np.ndarray:
     return (people.decile + 1) // 2 == int(value)
 
 
+@dataclass
+class _Latent:
+    """One chunk's people, latent paths and rates: everything drawn before any event."""
+
+    people: _People
+    latent: LatentPaths
+    rates: ServiceRates
+    age: np.ndarray
+    frailty: np.ndarray
+    barrier: np.ndarray
+
+
 def generate_chunk(
-    plan: PopulationPlan, rows: pd.DataFrame, rng: np.random.Generator, id_offset: int = 0
+    plan: PopulationPlan,
+    rows: pd.DataFrame,
+    rng: np.random.Generator,
+    id_offset: int = 0,
+    deployment: ChunkDeployment | None = None,
 ) -> SyntheticPopulation:
-    """Generate the health, events and truth of one chunk of people."""
+    """Generate the health, events and truth of one chunk of people (and its part of a simulated deployment)."""
     settings, timeline = plan.settings, plan.timeline
-    people = _draw_people(plan, rows, rng)
+    drawn = draw_latent(plan, rows, rng)
+    people, latent, rates, age, frailty, barrier = (
+        drawn.people, drawn.latent, drawn.rates, drawn.age, drawn.frailty, drawn.barrier
+    )  # fmt: skip
+    visible_to = np.minimum(np.minimum(latent.death_day, people.exit_day), timeline.extract_day)
+    builder = _EventBuilder(
+        plan, people, latent, rates, age, frailty, visible_to, rng, id_offset, deployment=deployment
+    )
+    tables = builder.build()
+    truth = {
+        "risk": _truth_risk(plan, people, latent, barrier, builder, _truth_generator(rng)),
+        "people": _truth_people(people, latent, timeline, barrier, settings),
+    }
+    if deployment is not None:
+        truth["deployment"] = deployment_truth(rates.emergency_admission, timeline, deployment)
+    return SyntheticPopulation(tables, truth)
+
+
+def draw_latent(plan: PopulationPlan, rows: pd.DataFrame, rng: np.random.Generator) -> _Latent:
+    """Draw one chunk's people, latent paths and rates: the first draws of the chunk's stream.
+
+    The simulated deployment's first pass calls it with a fresh generator from the same
+    seed, so it sees exactly the paths the chunk's events are then drawn from.
+    """
+    settings, timeline = plan.settings, plan.timeline
+    people = scenarios.arrive(_draw_people(plan, rows, rng), rows)  # new residents register on arrival
     n = people.birth_day.size
     male = people.sex == "1"
     morbidity = rng.normal(0, 1, n)
@@ -248,21 +329,71 @@ def generate_chunk(
         age, onset, frailty, people.depr, propensity, episode, fa_rate, fa_months, hazard, barrier,
         barrier_settings.gp_appointment_reduction, barrier_settings.ae_substitution, timeline,
     )  # fmt: skip
-    visible_to = np.minimum(np.minimum(death_day, people.exit_day), timeline.extract_day)
-    builder = _EventBuilder(plan, people, latent, rates, age, frailty, visible_to, rng, id_offset)
-    tables = builder.build()
-    truth = {
-        "risk": _truth_risk(plan, people, latent, barrier, builder, _truth_generator(rng)),
-        "people": _truth_people(people, latent, timeline, barrier, settings),
-    }
-    return SyntheticPopulation(tables, truth)
+    return _Latent(people, latent, rates, age, frailty, barrier)
+
+
+def plan_deployment(plan: PopulationPlan, seed: int) -> SimulatedDeployment | None:
+    """Simulate the past deployment (``settings.deployment``; None when it is off).
+
+    Pass 1 over the chunks: each chunk's latent paths and rates are drawn as
+    :func:`generate_chunk` draws them, and each person's score at every simulated
+    week kept (float32, people x weeks: 208 MB at 1,000,000 people and 52 weeks).
+    Then the weekly lists and enrolments (:func:`~riskstrat.ingest.synthetic.deployment.simulate_deployment`).
+
+    Args:
+        plan: The population plan.
+        seed: The run's seed (enrolment draws and lottery seeds).
+    """
+    settings = plan.settings.deployment
+    if not settings.enabled:
+        return None
+    timeline = plan.timeline
+    weeks = deployment_weeks(settings, plan.settings.extract_date)
+    data_days = np.array([to_day(data_date_of(w)) for w in weeks], dtype=np.int64)
+    codes = plan.practices["practice_code"].to_numpy().astype(object)
+    neighbourhood = plan.practices["neighbourhood"].astype(str).to_numpy().astype(object)
+    size = plan.settings.chunk_size
+    parts: list[tuple[np.ndarray, ...]] = []
+    for index, chunk_seed in enumerate(plan.chunk_seeds):
+        rows = scenarios.chunk_rows(plan.residents, index, size)
+        drawn = draw_latent(plan, rows, np.random.default_rng(chunk_seed))
+        people = drawn.people
+        noise = tagged_generator(chunk_seed, NOISE_STREAM).lognormal(0.0, settings.score_noise, len(rows))
+        scores = chunk_scores(
+            drawn.rates.emergency_admission, drawn.rates.death, timeline, people.entry_day, people.exit_day,
+            drawn.latent.death_day, noise, data_days,
+        )  # fmt: skip
+        parts.append(
+            (
+                np.asarray(people.person_id, dtype=object),
+                codes[people.practice_index],
+                neighbourhood[people.practice_index],
+                people.birth_day.astype(np.int64),
+                scores,
+            )
+        )
+        del drawn
+    sizes = np.array([len(p[0]) for p in parts], dtype=np.int64)
+    population = DeploymentPopulation(
+        person_id=np.concatenate([p[0] for p in parts]),
+        practice_code=np.concatenate([p[1] for p in parts]),
+        mdt=np.concatenate([p[2] for p in parts]),
+        birth_day=np.concatenate([p[3] for p in parts]),
+        scores=np.concatenate([p[4] for p in parts]),
+        chunk_starts=np.concatenate([[0], np.cumsum(sizes)]),
+    )
+    parts.clear()
+    return simulate_deployment(population, settings, weeks, seed, plan.settings.extract_date)
 
 
 class _EventBuilder:
     """Builds every contract table of one chunk from the latent path and rates."""
 
-    def __init__(self, plan, people, latent, rates, age, frailty, visible_to, rng, id_offset) -> None:
+    def __init__(
+        self, plan, people, latent, rates, age, frailty, visible_to, rng, id_offset, deployment=None
+    ) -> None:
         self.plan, self.people, self.latent, self.rates = plan, people, latent, rates
+        self.deployment: ChunkDeployment | None = deployment
         self.age, self.frailty, self.visible_to, self.rng = age, frailty, visible_to, rng
         self.timeline = plan.timeline
         self.id_offset = id_offset
@@ -300,7 +431,52 @@ class _EventBuilder:
         }
         # Applied last, to the finished tables: everything else is drawn exactly as without it.
         tables["ae_attendances"], tables["apc_spells"] = self.capture_loss(ae, spells)
+        return self.simulated_deployment(self.monitoring_scenarios(tables))
+
+    def simulated_deployment(self, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The simulated deployment, applied last: drop the admissions enrolment prevented, add the enrolments.
+
+        The prevented rows were marked when drawn (``_prevented``); everything was drawn as
+        without the deployment, so with no effect the events are exactly as without it.
+        """
+        tables = dict(tables)
+        for name in ("ae_attendances", "apc_spells"):
+            frame = tables[name]
+            if PREVENTED in frame.columns:
+                kept = ~frame[PREVENTED].to_numpy(dtype=bool)
+                tables[name] = frame.loc[kept].drop(columns=PREVENTED).reset_index(drop=True)
+        if self.deployment is not None and self.deployment.period_person.size:
+            enrolled = enrolment_caseload(
+                self.deployment, self.person_text, self.visible_to, self.timeline.extract_day
+            )
+            tables["caseload"] = pd.concat([tables["caseload"], enrolled], ignore_index=True)
         return tables
+
+    def prevented_admissions(self, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Which primary emergency admissions the simulated deployment's enrolment prevents.
+
+        One uniform per admission from a stream of its own (derived from the chunk's seed),
+        drawn whatever the effect, so two effects compare like with like.
+        """
+        deployment = self.deployment
+        if deployment is None or deployment.effect <= 0:
+            return np.zeros(person.size, dtype=bool)
+        uniform = tagged_generator(self.rng.bit_generator.seed_seq, THINNING_STREAM).random(person.size)
+        return deployment.prevented(person, day, uniform)
+
+    def monitoring_scenarios(self, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The feed-stop and coding-change scenarios (``scenarios.py``), on the finished tables."""
+        plan, people = self.plan, self.people
+        stop = plan.settings.feed_stop
+        stopped = (
+            scenarios.feed_stop_practice(plan.settings, plan.practices, plan.residents)
+            if stop.enabled
+            else None
+        )
+        codes = plan.practices["practice_code"].to_numpy()[people.practice_index]
+        return scenarios.apply_record_scenarios(
+            tables, plan.settings, people.person_id, codes, stopped, self.rng
+        )
 
     def capture_loss(self, ae: pd.DataFrame, spells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The capture-loss scenario: drop a share of one district's residents' emergency spells (and A&E).
@@ -388,7 +564,10 @@ class _EventBuilder:
         month = np.minimum(self.timeline.month_of(day), self.timeline.months - 1)
         hazard = readmission_hazard(age, self.frailty[person, month])
         self.primary = {"person": person, "admission": day, "discharge": day + los, "hazard": hazard}
-        re_person, re_day = ev.readmissions(person, day + los, hazard, rng)
+        prevented = self.prevented_admissions(person, day)
+        # Draw with the admission's index as "person": the same draws, and each readmission's index admission.
+        re_index, re_day = ev.readmissions(np.arange(person.size), day + los, hazard, rng)
+        re_person = person[re_index]
         re_age = ev.age_on(birth, re_person, re_day)
         parts = [
             (person, day, los, method, ev.emergency_diagnoses(age, rng)),
@@ -398,16 +577,36 @@ class _EventBuilder:
             self.planned_admissions(),
         ]  # fmt: skip
         sp_person, sp_day, sp_los, sp_method, sp_diag = (np.concatenate(x) for x in zip(*parts, strict=True))
+        # Spells prevented by enrolment: the primary admission and the readmissions after it.
+        sp_prevented = np.zeros(sp_person.size, dtype=bool)
+        sp_prevented[: person.size] = prevented
+        sp_prevented[person.size : person.size + re_index.size] = prevented[re_index]
         keep = self.visible(sp_person, sp_day)
         sp = ev.spells(
             sp_person[keep], sp_day[keep], sp_los[keep], sp_method[keep], sp_diag[keep], self.latent.death_day,
             self.in_care_home(sp_person[keep], sp_day[keep]), rng,
         )  # fmt: skip
+        sp[PREVENTED] = sp_prevented[keep]
+        ae_prevented = np.zeros(ae["person"].size, dtype=bool)
+        ae_prevented[np.flatnonzero(ae["admitted"])] = prevented[: a_person.size]
         died_in_ae = self.died_in_ae()
         ae = {k: np.concatenate([ae[k], died_in_ae[k]]) for k in ae}
+        ae[PREVENTED] = np.concatenate([ae_prevented, np.zeros(died_in_ae["person"].size, dtype=bool)])
         keep_ae = self.visible(ae["person"], ae["day"])
         ae = {k: v[keep_ae] for k, v in ae.items()}
-        return self.ae_frame(ae), self.spell_frame(sp)
+        return self._marked(self.ae_frame(ae), ae), self._marked(self.spell_frame(sp), sp)
+
+    def _marked(self, frame: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+        """``frame`` with the ``_prevented`` mark (in its row order) when enrolment prevents anything."""
+        if self.deployment is None or self.deployment.effect <= 0:
+            return frame
+        return frame.assign(**{PREVENTED: self._order_of(columns)})
+
+    @staticmethod
+    def _order_of(columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``_prevented`` column sorted as :meth:`ae_frame` and :meth:`spell_frame` sort their rows."""
+        second = columns["arrival"] if "arrival" in columns else columns["admission_day"]
+        return columns[PREVENTED][np.lexsort((second, columns["person"]))]
 
     def terminal_admissions(self) -> tuple[np.ndarray, ...]:
         """A third of deaths follow a short emergency admission not via A&E (outside the hazard)."""
@@ -823,6 +1022,8 @@ class _EventBuilder:
         So anyone the virtual ward saw was on its caseload then, as a ward's own list would show.
         """
         person, day = self.virtual_ward_contacts
+        if person.size == 0:  # a small chunk (e.g. a few young new residents) may have none
+            return person, day, np.empty(0)
         order = np.lexsort((day, person))
         person, day = person[order], day[order]
         new = np.ones(person.size, dtype=bool)
@@ -834,6 +1035,9 @@ class _EventBuilder:
         end = np.where(ongoing, np.nan, day[last]).astype(float)
         return person[first], day[first], end
 
+
+PREVENTED = "_prevented"
+"""Marks the A&E attendances and spells the simulated deployment's enrolment prevents (dropped last)."""
 
 VIRTUAL_WARD_GAP_DAYS = 28
 """Days without a virtual-ward contact after which the next contact starts a new stay."""
@@ -941,5 +1145,6 @@ __all__ = [
     "SyntheticPopulation",
     "generate_population",
     "iter_population",
+    "plan_deployment",
     "plan_population",
 ]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from riskstrat.ingest.reference import CENSUS_GROUPS, ENGLAND_ETHNICITY_2021, NOT_KNOWN_GROUP
+from riskstrat.ingest.reference import CENSUS_GROUPS, ENGLAND_ETHNICITY_2021, NOT_KNOWN_GROUP, conditions
 from riskstrat.settings import Settings
 
 BLACK_COUNTRY: tuple[str, ...] = ("E08000027", "E08000028", "E08000030", "E08000031")
@@ -133,6 +133,219 @@ class CaptureLoss(Settings):
         return value
 
 
+MONITORING_SCENARIO_START = date(2025, 9, 1)
+"""Default start of the monitoring scenarios: a few months before the default extract date."""
+
+FEED_TABLES: tuple[str, ...] = (
+    "gp_diagnoses",
+    "gp_appointments",
+    "gp_medications",
+    "community_contacts",
+    "ae_attendances",
+    "apc_spells",
+)
+"""Event tables a feed stop can hit."""
+
+
+class FeedStop(Settings):
+    """Scenario: one practice's GP feed stops reaching the extract from a date.
+
+    Rows of the practice's registered people dated on or after ``start_date`` are missing
+    from the chosen tables; the care happened (health and the truth are unchanged).
+    """
+
+    enabled: bool = Field(False, description="Whether the scenario is switched on (off by default).")
+    practice_code: str | None = Field(
+        None,
+        description="The practice whose feed stops (empty: the practice with the most registered people, "
+        "so it works for any seed and size).",
+    )
+    tables: tuple[str, ...] = Field(
+        ("gp_appointments", "gp_medications"),
+        min_length=1,
+        description="Contract tables whose rows stop: any of gp_diagnoses, gp_appointments, gp_medications, "
+        "community_contacts, ae_attendances, apc_spells.",
+    )
+    start_date: date = Field(
+        MONITORING_SCENARIO_START, description="First day missing: rows dated from this day on are lost."
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _check_tables(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if name not in FEED_TABLES]
+        if bad:
+            raise ValueError(f"unknown table {', '.join(bad)}; choose from {', '.join(FEED_TABLES)}")
+        return value
+
+
+class CodingChange(Settings):
+    """Scenario: after a coding change, a share of one condition's new GP diagnosis records is lost.
+
+    As when a practice system or code list changes and some new codes no longer map to the
+    condition: records of ``condition`` in gp_diagnoses dated on or after ``start_date`` are
+    dropped with probability ``share_lost``. Health and the truth are unchanged.
+    """
+
+    enabled: bool = Field(False, description="Whether the scenario is switched on (off by default).")
+    condition: str = Field(
+        "recorded_efi",
+        description="The condition (a name in ingest/reference/conditions.csv) whose new records drop. "
+        "Default recorded_efi, the GP record's most frequent code (eFI scores, about 380 a week at 250,000 "
+        "people: as when practices move from eFI to eFI2 codes); hypertension has about 25 a week.",
+    )
+    share_lost: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of its records dated from start_date lost."
+    )
+    start_date: date = Field(
+        MONITORING_SCENARIO_START,
+        description="First day of the change: records dated from this day on are hit.",
+    )
+
+    @field_validator("condition")
+    @classmethod
+    def _check_condition(cls, value: str) -> str:
+        known = conditions()["condition"].tolist()
+        if value not in known:
+            raise ValueError(
+                f"unknown condition {value!r}; see ingest/reference/conditions.csv (e.g. hypertension)"
+            )
+        return value
+
+
+class NewResidents(Settings):
+    """Scenario: extra people register over a few weeks (a new housing estate joins, or the population ages).
+
+    ``share`` of the population (on top of ``people``) moves into one district's LSOAs and
+    registers between ``start_date`` and ``start_date + arrival_weeks`` weeks, aged
+    ``age_min``-``age_max`` on arrival. They are generated like everyone else (health, events,
+    records before arrival that follow them) but their registration starts in the window.
+    An older band (70-95, the default) shifts the age mix, as an ageing population does;
+    a young-family band (e.g. 0-40) models a new housing estate.
+    """
+
+    enabled: bool = Field(False, description="Whether the scenario is switched on (off by default).")
+    share: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="Extra people, as a share of the population (`people`). 0.2 of them aged 70-95 moves the "
+        "age mix by a population stability index of about 0.27 (a major shift); 0.06 by about 0.04.",
+    )
+    start_date: date = Field(MONITORING_SCENARIO_START, description="First day the new residents register.")
+    arrival_weeks: int = Field(8, ge=1, le=104, description="Weeks over which they register (uniformly).")
+    age_min: int = Field(70, ge=0, le=105, description="Youngest age on arrival (years).")
+    age_max: int = Field(95, ge=0, le=105, description="Oldest age on arrival (years).")
+    lad_code: str | None = Field(
+        None,
+        description="District (LAD 2019 code, one of lad_codes) whose LSOAs they live in; empty: the "
+        "first of lad_codes.",
+    )
+
+    @model_validator(mode="after")
+    def _check_ages(self) -> NewResidents:
+        if self.age_min > self.age_max:
+            raise ValueError(f"age_min ({self.age_min}) must not be above age_max ({self.age_max})")
+        return self
+
+
+def default_end_week(extract_date: date) -> date:
+    """The simulated deployment's last week by default: the Monday of the week before ``extract_date``'s week.
+
+    The demo publishes its own two weeks straight after it (``pipelines/demo.py`` ``demo_weeks``: the
+    weeks of the extract date and the one after), so the list history has no gap.
+    """
+    return extract_date - timedelta(days=extract_date.weekday() + 7)
+
+
+class Deployment(Settings):
+    """A simulated past deployment: weekly lists at each MDT's capacity, enrolment, and its effect.
+
+    One MDT per neighbourhood ranks its registered adults each week by a noisy score of
+    their true rate of emergency admission or death and lists the top ``capacity_people``; a share of
+    listed people is enrolled (a proactive-care caseload) for ``enrolment_weeks``, and while
+    enrolled their emergency admission hazard is cut by ``admission_effect``. The truth
+    records it, so impact estimators can be checked (``ingest/synthetic/deployment.py``).
+    """
+
+    enabled: bool = Field(
+        True,
+        description="Simulate the deployment (on by default, with no effect, so every demo has a year of "
+        "list history for the impact evaluation and the monitoring page).",
+    )
+    start_week: date = Field(date(2025, 1, 6), description="First week (a Monday) with simulated lists.")
+    end_week: date | None = Field(
+        None,
+        description="Last week (a Monday) with simulated lists; empty: the Monday of the week before "
+        "extract_date's week, so the demo's own two weeks follow it without a gap.",
+    )
+    capacity_people: int = Field(50, ge=1, description="Places on each MDT's weekly list.")
+    min_age: int = Field(
+        18, ge=0, le=120, description="Youngest age listed, in whole years at the data date."
+    )
+    enrolment_share: float = Field(
+        0.25, ge=0.0, le=1.0, description="Chance that a listed person is enrolled (taken onto the caseload)."
+    )
+    enrolment_weeks: int = Field(
+        12,
+        ge=1,
+        le=104,
+        description="Weeks an enrolment lasts; an enrolled person is off the lists of the next enrolment_weeks weeks.",
+    )
+    admission_effect: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="The true effect: the share by which enrolment cuts the emergency admission hazard while "
+        "enrolled (0.2 = 20% fewer emergency admissions; 0 = no effect).",
+    )
+    score_noise: float = Field(
+        0.3,
+        ge=0.0,
+        le=3.0,
+        description="SD of the lognormal error multiplying each person's true rate in the deployment's score "
+        "(a model's error; 0 = ranked by the true rate).",
+    )
+    people_below: int = Field(
+        50, ge=0, le=10_000, description="Eligible people just below each cut-off kept in the cut-off record."
+    )
+    lottery_places: int = Field(
+        0, ge=0, description="Last places of each list filled by a seeded draw (0 = no lottery)."
+    )
+    lottery_pool: int = Field(
+        10, ge=2, description="People (from rank capacity-lottery_places+1 down) in each draw."
+    )
+    scores_every_weeks: int = Field(
+        4, ge=1, description="The whole population's scores are stored every this many simulated weeks."
+    )
+    truth_horizon_days: int = Field(
+        90,
+        ge=1,
+        le=365,
+        description="Window after each data date of the truth's probabilities (truth/deployment.parquet).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Deployment:
+        for name in ("start_week", "end_week"):
+            value = getattr(self, name)
+            if value is not None and value.weekday() != 0:
+                raise ValueError(f"{name} {value} is a {value.strftime('%A')}; give a Monday")
+        if self.lottery_places and self.lottery_places > self.capacity_people:
+            raise ValueError(
+                f"lottery_places ({self.lottery_places}) is more than capacity_people ({self.capacity_people})"
+            )
+        if self.lottery_places and self.lottery_pool <= self.lottery_places:
+            raise ValueError(
+                f"lottery_pool ({self.lottery_pool}) must be larger than lottery_places ({self.lottery_places})"
+            )
+        return self
+
+    def last_week(self, extract_date: date) -> date:
+        """The last simulated week: ``end_week``, or :func:`default_end_week` of ``extract_date``."""
+        return self.end_week or default_end_week(extract_date)
+
+
 class SyntheticSettings(Settings):
     """How the synthetic population is drawn (``configs/synthetic.yaml``)."""
 
@@ -229,6 +442,24 @@ class SyntheticSettings(Settings):
         default_factory=CaptureLoss,
         description="Scenario: part of one local authority's emergency admissions missing from the extract.",
     )
+    feed_stop: FeedStop = Field(
+        default_factory=FeedStop,
+        description="Monitoring scenario: one practice's GP appointments and prescriptions stop reaching the extract.",
+    )
+    coding_change: CodingChange = Field(
+        default_factory=CodingChange,
+        description="Monitoring scenario: a share of one condition's new GP diagnosis records lost after a coding change.",
+    )
+    new_residents: NewResidents = Field(
+        default_factory=NewResidents,
+        description="Monitoring scenario: extra people (older, by default) register in one district over a few weeks.",
+    )
+
+    deployment: Deployment = Field(
+        default_factory=Deployment,
+        description="A simulated past deployment (weekly lists, enrolment, a true effect) for the impact "
+        "evaluation and monitoring; on by default with no effect.",
+    )
 
     @field_validator("lad_codes")
     @classmethod
@@ -272,5 +503,42 @@ class SyntheticSettings(Settings):
         if scenario.enabled and scenario.lad_code not in self.lad_codes:
             raise ValueError(
                 f"capture_loss.lad_code {scenario.lad_code} is not one of lad_codes ({', '.join(self.lad_codes)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_monitoring_scenarios(self) -> SyntheticSettings:
+        for name in ("feed_stop", "coding_change", "new_residents"):
+            scenario = getattr(self, name)
+            if scenario.enabled and not self.history_start < scenario.start_date <= self.extract_date:
+                raise ValueError(
+                    f"{name}.start_date {scenario.start_date} must lie between history_start and extract_date"
+                )
+        lad = self.new_residents.lad_code
+        if self.new_residents.enabled and lad is not None and lad not in self.lad_codes:
+            raise ValueError(
+                f"new_residents.lad_code {lad} is not one of lad_codes ({', '.join(self.lad_codes)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_deployment(self) -> SyntheticSettings:
+        deployment = self.deployment
+        if not deployment.enabled:
+            return self
+        last = deployment.last_week(self.extract_date)
+        if deployment.start_week > last:
+            raise ValueError(
+                f"deployment.start_week {deployment.start_week} is after its last week {last} (end_week, or the "
+                f"Monday of the week before extract_date {self.extract_date}); set an earlier "
+                "start_week or deployment.enabled: false"
+            )
+        if deployment.start_week - timedelta(days=1) <= self.history_start:
+            raise ValueError(f"deployment.start_week {deployment.start_week} must be after history_start")
+        if last > default_end_week(self.extract_date):
+            raise ValueError(
+                f"deployment.end_week {last} must be before the week of extract_date {self.extract_date} "
+                f"(at the latest {default_end_week(self.extract_date)}), so the demo's own weeks come after "
+                "the simulated ones"
             )
         return self

@@ -25,6 +25,8 @@ def catalog_paths() -> set[str]:
         outputs.mlflow_artifacts,
     ]
     folders += [outputs.reports, outputs.validation, outputs.prefect_home, outputs.decisions]
+    folders += [outputs.monitoring]
+    folders += [outputs.impact]
     files = [outputs.mlflow_db, outputs.practices_file, outputs.lock]
     week = str(outputs.week(date(2026, 1, 5))).replace("2026-01-05", "<week>")
     return {f"{p}/" for p in folders} | {str(p) for p in files} | {f"{week}/"}

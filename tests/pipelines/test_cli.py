@@ -15,8 +15,10 @@ COMMANDS = [
     "train",
     "promote",
     "worklists",
+    "monitor",
     "decisions",
     "audit",
+    "evaluate-impact",
     "serve",
     "docs",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from riskstrat.ingest.synthetic.deployment import DECISION_SOURCE as DEPLOYMENT_DECISIONS
 from riskstrat.pipelines.config import write_relocated_config
 from riskstrat.worklists.export import read_list_csv
 
@@ -115,7 +116,9 @@ def test_weekly_change_is_tracked(demo_run):
     change = second["Change since last week"]
     assert set(change) <= {"new", "up", "down", "same"}
     assert (change != "new").any(), "nobody stayed on the list from one week to the next"
-    assert (second.loc[change != "new", "Weeks on list"] == 2).all()
+    # The demo's weeks follow a year of simulated lists (synthetic.deployment), so a person may have been
+    # on the list for longer than the demo's two weeks.
+    assert (second.loc[change != "new", "Weeks on list"] >= 2).all()
 
 
 def test_community_services_include_virtual_ward_and_therapy_from_the_extract(demo_run):
@@ -169,7 +172,9 @@ def test_the_second_week_shows_the_decisions_loop(demo_run):
 
     result, out, _ = demo_run
     assert sum(result.decisions.values()) > 0
-    history = read_decision_history(out)
+    everything = read_decision_history(out)
+    # The simulated deployment's decisions (synthetic.deployment) come first; the demo's are the returned lists.
+    history = everything.loc[everything["source_digest"] != DEPLOYMENT_DECISIONS]
     assert len(history) == sum(result.decisions.values())
     returns = output_catalog(out).decision_returns
     assert not list(returns.glob("*.xlsx")) and len(list((returns / "imported").glob("*.xlsx"))) == len(
@@ -186,11 +191,12 @@ def test_the_second_week_shows_the_decisions_loop(demo_run):
     assert (back["probability"] >= back["issued_probability"] + 0.1 - 1e-9).all()
     # People added to a caseload leave the list whatever active_caseload says; their places are filled.
     added = history.loc[history["decision"] == "added_to_caseload"]
-    assert len(added) and sum(m["excluded_added_to_caseload"] for m in second.values()) == len(added)
+    # (at least the demo's: simulated caseload decisions of the last weeks keep people off too)
+    assert len(added) and sum(m["excluded_added_to_caseload"] for m in second.values()) >= len(added)
     assert week2.merge(added, on=["mdt", "person_id"]).empty
     # The board sees what the MDTs did: the champion's report is written again after week 2.
     assert list(result.board_reports) == ["emergency_admission"]
     report = Path(result.board_reports["emergency_admission"])
     payload = json.loads(report.with_suffix(".json").read_text())
-    assert payload["decisions"]["weeks"] == [history["week"].iloc[0]]
+    assert history["week"].iloc[0] in payload["decisions"]["weeks"]
     assert 'id="decisions"' in report.read_text() and "What the MDTs did with the lists" in report.read_text()

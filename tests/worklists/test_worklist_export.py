@@ -148,7 +148,8 @@ def test_context_dates_and_manifest(inputs, scored):
     assert manifest["mdts"]["North virtual ward"]["listed"] == 20
     assert manifest["mdts"]["South HIU service"]["listed"] == 15
     lists = {f"{m}.{x}" for m in (NORTH, SOUTH) for x in ("csv", "xlsx")}
-    assert set(manifest["files"]) == lists | {"history.parquet"}  # the history is published with the week
+    # The history and the cut-off record are published with the week.
+    assert set(manifest["files"]) == lists | {"history.parquet", "assignment.parquet"}
     assert manifest["extract_snapshot_hash"] == "abc123"
     assert manifest["settings_hash"] == inputs.settings.fingerprint()
     assert manifest["model_versions"]["emergency_admission"] == "riskstrat-ea v3"
