@@ -891,55 +891,26 @@ def monitoring_flow(
     """
     config = load_run_config(config_dir)
     week = week or this_monday()
-    from riskstrat.features.backends import connect_duckdb, connect_pyspark
-    from riskstrat.features.dictionary import feature_names
-    from riskstrat.features.matrix import feature_matrix_schema
-    from riskstrat.pipelines.features import data_date, features_at, read_feature_matrix
-    from riskstrat.pipelines.spark import weekly_session
     from riskstrat.pipelines.validate import run_gate
-    from riskstrat.pipelines.weekly import (
-        point_in_time_tables,
-        population_status_task,
-        ranking_outcomes,
-        score_population_spark,
-        score_population_task,
-        spark_features_at,
-    )
-    from riskstrat.worklists.selection import people_not_to_score, without_people
+    from riskstrat.pipelines.weekly import drift_inputs, score_week
 
     extract = Path(extract_dir or config.data.extract_dir)
     report = run_gate(config, extract)
-    when = as_of or data_date(extract, config.features, config.data.extract_date)
-    on_spark = config.features.backend == "pyspark"
-    session = weekly_session(config.features) if on_spark else None
-    con = connect_pyspark(session) if on_spark else connect_duckdb(config.features)
-    opened = point_in_time_tables(con, extract, report.row_counts)
-    unscored = people_not_to_score(config.mdts, population_status_task(opened, when))
-    tables = monitoring_tables(con, extract, report.row_counts, opened)
-    required = ranking_outcomes(config.mdts)
-    uri = tracking_uri(config)
-    notes: list[str] = []
-    if on_spark:
-        matrix = spark_features_at(
-            session, extract, Path(config.data.output_dir), when, config.features, report.snapshot_hash
-        )
-        if unscored:
-            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
-        scored, models, versions = score_population_spark(matrix, config.model.mlflow, uri, required)
-        names = drift_features(config, champion_runs(config, versions, uri), uri)
-        features = spark_drift_sample(matrix, names, len(scored))
-        notes.append(
-            f"Feature drift was computed on a seeded sample of about {SPARK_DRIFT_SAMPLE:,} people; score drift on everyone."
-        )
-    else:
-        features = feature_matrix_schema(feature_names(config.features)).check(
-            read_feature_matrix(
-                features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
-            )
-        )
-        features = without_people(features, unscored)
-        scored, models, versions = score_population_task(features, config.model.mlflow, uri, required)
-    return monitor_task(config, tables, when, week, scored, features, models, versions, notes, on_demand=True)
+    scored = score_week(config, extract, report, as_of)
+    features, notes = drift_inputs(config, scored)
+    tables = monitoring_tables(scored.con, extract, report.row_counts, scored.tables)
+    return monitor_task(
+        config,
+        tables,
+        scored.when,
+        week,
+        scored.scored,
+        features,
+        scored.models,
+        scored.versions,
+        notes,
+        on_demand=True,
+    )
 
 
 # ----------------------------------------------------------------------------- retrain: the drift reference

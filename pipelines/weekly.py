@@ -48,7 +48,7 @@ from riskstrat.models.scoring import champion_models, score_population, with_uns
 from riskstrat.models.settings import MlflowSettings
 from riskstrat.models.spark_scoring import collect_scores, score_partitions
 from riskstrat.models.training import RiskModel
-from riskstrat.pipelines.config import check_worklist_files
+from riskstrat.pipelines.config import Config, check_worklist_files
 from riskstrat.pipelines.decisions import import_returns_task, read_decision_history
 from riskstrat.pipelines.features import data_date, features_at, read_feature_matrix
 from riskstrat.pipelines.logs import run_logger
@@ -484,6 +484,90 @@ def champion_contributions(models: Mapping[str, RiskModel]) -> ContributionsFn:
     return explain
 
 
+@dataclass
+class ScoredWeek:
+    """The population at the data date scored by the champions: what the weekly run and ``riskstrat monitor`` share.
+
+    Attributes:
+        when: The data date.
+        con: The feature backend (DuckDB, or PySpark on the weekly session).
+        tables: The extract's status and context tables on it (:func:`point_in_time_tables`).
+        status: Every patient's status at ``when`` (:func:`population_status_task`).
+        scored: The scores, one row per scored person.
+        models: Outcome -> its champion.
+        versions: Outcome -> the champion's name, version and alias.
+        features: The feature matrix of the scored people (None on Spark, where it stays).
+        matrix: The Spark feature matrix (None on DuckDB).
+    """
+
+    when: date
+    con: ibis.BaseBackend
+    tables: dict[str, ir.Table]
+    status: pd.DataFrame
+    scored: pd.DataFrame
+    models: dict[str, RiskModel]
+    versions: dict[str, str]
+    features: pd.DataFrame | None
+    matrix: Any = None
+
+
+def score_week(config: Config, extract: Path, report: Any, as_of: date | None) -> ScoredWeek:
+    """Status at the data date, then features and scores with each champion, on DuckDB or on Spark.
+
+    Args:
+        config: The run's settings.
+        extract: The extract folder (already through the gate).
+        report: The gate's report (row counts and snapshot hash).
+        as_of: The data date; None: ``data.extract_date`` or the latest event.
+
+    Returns:
+        The scored week.
+    """
+    when = as_of or data_date(extract, config.features, config.data.extract_date)
+    on_spark = config.features.backend == "pyspark"
+    session = weekly_session(config.features) if on_spark else None
+    # Status and listed people's context are computed where the features are; only their
+    # narrow results come to the driver.
+    con = connect_pyspark(session) if on_spark else connect_duckdb(config.features)
+    tables = point_in_time_tables(con, extract, report.row_counts)
+    status = population_status_task(tables, when)
+    # Type 1 opt-outs are not scored at all when no MDT lists them.
+    unscored = people_not_to_score(config.mdts, status)
+    required = ranking_outcomes(config.mdts)
+    uri = tracking_uri(config)
+    if on_spark:
+        matrix = spark_features_at(
+            session, extract, Path(config.data.output_dir), when, config.features, report.snapshot_hash
+        )
+        if unscored:
+            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
+        scored, models, versions = score_population_spark(matrix, config.model.mlflow, uri, required)
+        return ScoredWeek(when, con, tables, status, scored, models, versions, None, matrix)
+    features = feature_matrix_schema(feature_names(config.features)).check(
+        read_feature_matrix(
+            features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
+        )
+    )
+    features = without_people(features, unscored)
+    scored, models, versions = score_population_task(features, config.model.mlflow, uri, required)
+    return ScoredWeek(when, con, tables, status, scored, models, versions, features)
+
+
+def drift_inputs(config: Config, week: ScoredWeek) -> tuple[pd.DataFrame | None, list[str]]:
+    """The feature rows the monitor's drift check reads, and a note for the page when they are a sample."""
+    if week.matrix is None:
+        return week.features, []
+    # The matrix stays on Spark: feature drift on a seeded sample of it, score drift on everyone.
+    watched = drift_features(
+        config, champion_runs(config, week.versions, tracking_uri(config)), tracking_uri(config)
+    )
+    note = (
+        f"Feature drift was computed on a seeded sample of about {SPARK_DRIFT_SAMPLE:,} people "
+        "(the matrix stays on Spark); score drift on everyone."
+    )
+    return spark_drift_sample(week.matrix, watched, len(week.scored)), [note]
+
+
 def _weekly_name() -> str:
     week = flow_run.parameters.get("week") or this_monday()
     return f"weekly-worklists-{week}"
@@ -525,53 +609,25 @@ def weekly_worklists_flow(
     if read_national:
         adapt_task(config, resolved_raw_dir(config), extract)
     report = run_gate(config, extract)
-    when = as_of or data_date(extract, config.features, config.data.extract_date)
-    on_spark = config.features.backend == "pyspark"
-    session = weekly_session(config.features) if on_spark else None
-    # Status and listed people's context are computed where the features are; only their
-    # narrow results come to the driver.
-    con = connect_pyspark(session) if on_spark else connect_duckdb(config.features)
-    tables = point_in_time_tables(con, extract, report.row_counts)
-    status = population_status_task(tables, when)
-    # Type 1 opt-outs are not scored at all when no MDT lists them.
-    unscored = people_not_to_score(config.mdts, status)
-    required = ranking_outcomes(config.mdts)
-    uri = tracking_uri(config)
+    week_scores = score_week(config, extract, report, as_of)
+    scored, models, versions = week_scores.scored, week_scores.models, week_scores.versions
+    matrix, features = week_scores.matrix, week_scores.features
     hooks: dict[str, Any] = {}
-    if on_spark:
+    if matrix is not None:
         # Features, scoring and reasons run on the executors; the driver gets scores and listed rows.
-        matrix = spark_features_at(session, extract, output_dir, when, config.features, report.snapshot_hash)
-        if unscored:
-            matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
-        scored, models, versions = score_population_spark(matrix, config.model.mlflow, uri, required)
-        features = None
         hooks = {
             "feature_rows": lambda people: feature_rows(matrix, people),
             "reasons": lambda outcome, people, count: listed_reasons(matrix, models[outcome], people, count),
         }
-    else:
-        features = feature_matrix_schema(feature_names(config.features)).check(
-            read_feature_matrix(
-                features_at(config, extract, when, with_outcomes=False, snapshot_hash=report.snapshot_hash)
-            )
-        )
-        features = without_people(features, unscored)
-        scored, models, versions = score_population_task(features, config.model.mlflow, uri, required)
+    when, tables = week_scores.when, week_scores.tables
     if config.monitoring.enabled:
         # Feed health, drift, estimated and realised performance; a critical feed alarm stops the run here,
         # before anything is published (last week's lists stay).
-        drift_rows, notes = features, []
-        if on_spark:  # the matrix stays on Spark: drift on a seeded sample of it, scores on everyone
-            watched = drift_features(config, champion_runs(config, versions, uri), uri)
-            drift_rows = spark_drift_sample(matrix, watched, len(scored))
-            notes.append(
-                f"Feature drift was computed on a seeded sample of about {SPARK_DRIFT_SAMPLE:,} people "
-                "(the matrix stays on Spark); score drift on everyone."
-            )
         try:
+            drift_rows, notes = drift_inputs(config, week_scores)
             monitor_task(
                 config,
-                monitoring_tables(con, extract, report.row_counts, tables),
+                monitoring_tables(week_scores.con, extract, report.row_counts, tables),
                 when,
                 week or this_monday(),
                 scored,
@@ -600,7 +656,7 @@ def weekly_worklists_flow(
         output_dir=output_dir,
         model_versions=versions,
         extract_snapshot_hash=report.snapshot_hash,
-        status=status,
+        status=week_scores.status,
         listed_context=listed_context_reader(tables, when),
         outcome_settings=config.outcomes,
         **hooks,
