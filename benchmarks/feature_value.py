@@ -1,4 +1,4 @@
-"""What the hospital-diagnosis, ECDS complaint and recorded-eFI features add, on a synthetic population.
+"""What the hospital-diagnosis, ECDS complaint, recorded-eFI and social care features add, on a synthetic population.
 
 Writes a synthetic population, builds the training table as ``riskstrat retrain`` does
 (every as-of date, with outcomes), trains each outcome with the project's training code
@@ -9,9 +9,15 @@ attendance the top of the list: how many of the people who go on to attend 5+ ti
 in the top N (N = the MDTs' total capacity scaled to the test rows, as the audit's
 back-test scales it) and the PPV in the top 0.5%.
 
+``--groups`` picks the feature groups measured (default: the hospital-diagnosis, ECDS
+complaint and recorded-eFI groups); ``--groups social_care`` compares the models with and
+without the social care features (Adult Social Care CLD; the synthetic population writes
+``social_care_events``), and also reports how many rows' local authority returns are known
+and how many receive long-term support.
+
 Usage:
     python -m benchmarks.feature_value [--people 100000] [--seed 7] [--out DIR] [--json FILE]
-        [--per-group] [--n-boot 200]
+        [--per-group] [--n-boot 200] [--groups social_care]
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.features.dictionary import feature_names
+from riskstrat.features.matrix import trained_features
+from riskstrat.features.social_care import KNOWN, LONG_TERM_SUPPORT, SOCIAL_CARE_FEATURES
 from riskstrat.models.metrics import compare_models
 from riskstrat.models.training import train_outcome
 from riskstrat.pipelines.config import load_config, write_relocated_config
@@ -38,8 +46,11 @@ NEW_GROUPS: dict[str, tuple[str, ...]] = {
     "hospital_diagnoses": ("hospital_frailty_score", "charlson_index", "hospital_ltc_not_on_gp_record"),
     "ecds_complaints": ("ae_mental_health_", "ae_trend_90d"),
     "recorded_efi": ("recorded_efi",),
+    "social_care": SOCIAL_CARE_FEATURES,
 }
 """The new feature groups, as names or name prefixes (a windowed family)."""
+DEFAULT_GROUPS: tuple[str, ...] = ("hospital_diagnoses", "ecds_complaints", "recorded_efi")
+"""The groups measured when ``--groups`` is not given."""
 TOP_SHARE = 0.005
 FREQUENT = "frequent_attendance"
 
@@ -75,7 +86,13 @@ def _auroc_rows(metrics: pd.DataFrame) -> dict[str, Any]:
 
 
 def run(
-    people: int, seed: int, out: Path, per_group: bool, n_boot: int, reuse: bool = False
+    people: int,
+    seed: int,
+    out: Path,
+    per_group: bool,
+    n_boot: int,
+    reuse: bool = False,
+    groups: tuple[str, ...] = DEFAULT_GROUPS,
 ) -> dict[str, Any]:
     """Generate, build, train with and without the new groups, compare; returns the figures."""
     started = time.perf_counter()
@@ -86,11 +103,14 @@ def run(
     table = training_table.fn(config, config.data.extract_dir)
     truth = read_truth.fn(config.data.truth_dir)
     built = time.perf_counter() - started
-    every = feature_names(config.features)
-    new = sorted({name for group in NEW_GROUPS for name in group_features(every, group)})
+    # The social care features only when the extract has social_care_events.
+    every = trained_features(feature_names(config.features), table.columns)
+    new = sorted({name for group in groups for name in group_features(every, group)})
+    if not new:
+        raise SystemExit(f"none of the features of {', '.join(groups)} are in the training table")
     variants = {"without_new": [name for name in every if name not in new]}
     if per_group:
-        for group in NEW_GROUPS:
+        for group in groups:
             dropped = set(group_features(every, group))
             variants[f"without_{group}"] = [name for name in every if name not in dropped]
     coverage = {name: float((table[name].fillna(0) != 0).mean()) for name in new}
@@ -98,6 +118,7 @@ def run(
         "people": people,
         "seed": seed,
         "rows": len(table),
+        "groups": list(groups),
         "new_features": new,
         "share_of_rows_nonzero": coverage,
         "outcomes": {},
@@ -116,6 +137,10 @@ def run(
             y, scores, n_boot=n_boot, seed=config.model.evaluation.seed, reference="with_new"
         )
         figures: dict[str, Any] = {"test_rows": len(y), "events": int(y.sum()), **_auroc_rows(metrics)}
+        if KNOWN in table.columns:
+            test = table.iloc[full.test_rows]
+            figures["test_rows_social_care_known"] = float(test[KNOWN].mean())
+            figures["test_rows_long_term_support"] = float((test[LONG_TERM_SUPPORT] == 1).mean())
         if outcome == FREQUENT:
             capacity = mdt_capacity_on_test_rows(config, config.mdts.practices_file)
             top = max(1, math.ceil(TOP_SHARE * len(y)))
@@ -158,12 +183,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--per-group", action="store_true", help="Also leave out each new group on its own.")
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="Keep a population already in --out.")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=sorted(NEW_GROUPS),
+        default=list(DEFAULT_GROUPS),
+        help="The feature groups measured (default: %(default)s); e.g. --groups social_care.",
+    )
     args = parser.parse_args(argv)
+    groups = tuple(args.groups)
     if args.out is None:
         with tempfile.TemporaryDirectory(prefix="riskstrat-feature-value-") as folder:
-            results = run(args.people, args.seed, Path(folder), args.per_group, args.n_boot)
+            results = run(args.people, args.seed, Path(folder), args.per_group, args.n_boot, groups=groups)
     else:
-        results = run(args.people, args.seed, args.out, args.per_group, args.n_boot, args.reuse)
+        results = run(args.people, args.seed, args.out, args.per_group, args.n_boot, args.reuse, groups)
     print_table(results)
     args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results

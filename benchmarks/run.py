@@ -22,9 +22,9 @@ the machine and the targets, to ``docs/performance.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks.memory import tree_rss_bytes
 from riskstrat.io import atomic_path
 from riskstrat.pipelines.config import write_relocated_config
 from riskstrat.settings import shipped_config_dir
@@ -48,6 +49,10 @@ GIB = 1024**3
 DEFAULT_SIZES = (250_000, 500_000, 1_000_000)
 FULL_SIZE = 1_000_000
 """The size the targets are judged at."""
+LARGEST_ICS = 3_200_000
+"""The largest integrated care boards' registered population: the scale targets are judged here."""
+STAGE_MEMORY_LIMIT_GIB = 16.0
+"""Every stage's peak at LARGEST_ICS people on a 24 GiB machine."""
 GROWTH_SLACK = 1.1
 """Allowed time growth per unit of population growth: doubling people may take at most 2.2x the time."""
 PACKAGES = (
@@ -106,34 +111,6 @@ ROWS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 # ----------------------------------------------------------------------------- measuring
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces; the parent id is the second field after it.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    return children
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants now (0 when it has gone)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    children = _children_map()
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        with contextlib.suppress(OSError, IndexError, ValueError):  # the process may have just ended
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
-        todo.extend(children.get(current, []))
-    return total
-
-
 def run_process(command: Sequence[str], log_file: Path, interval: float = 0.5) -> dict[str, Any]:
     """Run ``command`` to completion; return its wall seconds, peak memory and exit code."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -190,16 +167,44 @@ def write_configs(folder: Path, out: Path, spark: bool = False) -> Path:
     return write_relocated_config(folder, out, changes)
 
 
-def run_size(people: int, out: Path, cap: int, skip_spark: bool) -> dict[str, Any]:
-    """Every stage process and the floor for one population size, in a fresh folder."""
+def run_size(
+    people: int,
+    out: Path,
+    cap: int,
+    skip_spark: bool,
+    only: Sequence[str] | None = None,
+    reuse_population: bool = False,
+) -> dict[str, Any]:
+    """Every stage process and the floor for one population size, in a fresh folder.
+
+    Args:
+        people: Population size.
+        out: Folder holding one ``people_<n>`` folder per size.
+        cap: Row cap of 'reasons for everyone'.
+        skip_spark: Leave out the PySpark stages.
+        only: Run only these stages (names of ``STAGE_RUNS`` and ``floor``); None runs every stage.
+        reuse_population: Keep a population an earlier run generated in this folder (its
+            ``results/generate.json`` is reported again) instead of starting afresh.
+    """
     folder = (out / f"people_{people}").resolve()
-    if folder.exists():
+    generated = folder / "results" / "generate.json"
+    reuse = reuse_population and generated.is_file()
+    if folder.exists() and not reuse:
         shutil.rmtree(folder)
     configs = write_configs(folder / "configs", folder / "outputs")
     spark_configs = write_configs(folder / "configs_spark", folder / "outputs_spark", spark=True)
     stages: dict[str, Any] = {}
     for name, stage, spark in STAGE_RUNS:
         if spark and skip_spark:
+            continue
+        if name == "generate" and reuse:
+            stages[name] = {**json.loads(generated.read_text()), "reused": True}
+            _progress(f"{people:>10,} people: generate (reused from an earlier run)")
+            continue
+        if only is not None and name not in only:
+            earlier = _earlier_result(folder, name) if reuse else None
+            if earlier is not None:
+                stages[name] = earlier
             continue
         result_file = folder / "results" / f"{name}.json"
         command = [
@@ -220,14 +225,28 @@ def run_size(people: int, out: Path, cap: int, skip_spark: bool) -> dict[str, An
         stages[name] = _finish(
             run_process(command, folder / "logs" / f"{name}.log"), result_file, folder, name
         )
-        if name == "adapt":  # the extract exists from here (made from the raw files, or generated)
+        if name == "adapt" and (only is None or "floor" in only):
+            # the extract exists from here (made from the raw files, or generated)
             stages["floor"] = _floor(folder)
+    if only is not None and "floor" not in only and reuse and (floor := _earlier_result(folder, "floor")):
+        stages["floor"] = floor
     return {"people": people, "folder": str(folder), "stages": stages}
+
+
+def _earlier_result(folder: Path, name: str) -> dict[str, Any] | None:
+    """A stage's result from an earlier run in ``folder`` (with its wall time and peak), else None."""
+    path = folder / "results" / f"{name}.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return {**result, "reused": True} if "peak_rss_gib" in result else None
 
 
 def _finish(measured: dict[str, Any], result_file: Path, folder: Path, name: str) -> dict[str, Any]:
     if measured["returncode"] == 0 and result_file.is_file():
         measured.update(json.loads(result_file.read_text()))
+        # With the runner's wall time and peak memory, so --reuse-population can report them again.
+        _write_json(result_file, measured)
         _progress(f"    {work_seconds(measured, ('*',)):.1f} s, peak {measured['peak_rss_gib']:.2f} GiB")
     else:
         measured["error"] = _tail(folder / "logs" / f"{name}.log")
@@ -261,6 +280,7 @@ def _floor(folder: Path) -> dict[str, Any]:
             measured["seconds"][mode] = float(seconds)
         except (OSError, ValueError):
             measured["error"] = _tail(log)
+    _write_json(folder / "results" / "floor.json", measured)
     return measured
 
 
@@ -343,21 +363,32 @@ def growth_ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for smaller, larger in itertools.pairwise(runs):
         a, b = stage_figures(smaller), stage_figures(larger)
-        limit = GROWTH_SLACK * larger["people"] / smaller["people"]
+        doublings = math.log2(larger["people"] / smaller["people"])
         for label, *_ in ROWS:
             t1, t2 = a[label]["seconds"], b[label]["seconds"]
+            m1, m2 = a[label]["peak_gib"], b[label]["peak_gib"]
             ratio = t2 / t1 if t1 and t2 is not None else None
+            per_doubling = per_doubling_growth(ratio, doublings)
             out.append(
                 {
                     "stage": label,
                     "from": smaller["people"],
                     "to": larger["people"],
                     "ratio": ratio,
-                    "limit": limit,
-                    "ok": None if ratio is None else ratio <= limit,
+                    "per_doubling": per_doubling,
+                    "memory_per_doubling": per_doubling_growth(m2 / m1 if m1 and m2 else None, doublings),
+                    "limit": 2 * GROWTH_SLACK,
+                    "ok": None if per_doubling is None else per_doubling <= 2 * GROWTH_SLACK,
                 }
             )
     return out
+
+
+def per_doubling_growth(ratio: float | None, doublings: float) -> float | None:
+    """Growth over ``doublings`` doublings of people as growth per doubling (1M -> 3.2M is 1.68 doublings)."""
+    if ratio is None or doublings <= 0:
+        return None
+    return ratio ** (1 / doublings)
 
 
 def comparisons(run: dict[str, Any]) -> dict[str, Any]:
@@ -437,6 +468,7 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name, value, limit, unit, target in targets:
         met = None if value is None else value <= limit
         checks.append({"target": name, "value": value, "unit": unit, "goal": target, "met": met})
+    checks += largest_ics_checks(results)
     growth = [g for g in growth_ratios(results) if g["ok"] is not None]
     checks.append(
         {
@@ -448,6 +480,52 @@ def target_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     return checks
+
+
+def largest_ics_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The largest-ICS targets at 3,200,000 people: weekly run, training, and every stage's peak memory."""
+    run = next((r for r in results["runs"] if r["people"] == LARGEST_ICS), None)
+    if run is None:
+        return []
+    figures = stage_figures(run)
+    label = {stage: row_label for row_label, stage, _, _ in ROWS}
+    weekly, train = figures[label["weekly"]], figures[label["train"]]
+    peaks = {row: f["peak_gib"] for row, f in figures.items() if f["peak_gib"] is not None}
+    worst = max(peaks, key=peaks.__getitem__) if peaks else None
+    targets = [
+        ("Weekly run, 3.2M people: time", weekly["seconds"], 300.0, "s", "< 5 min"),
+        ("Training, 3.2M people: time", train["seconds"], 1800.0, "s", "< 30 min"),
+        ("Training, 3.2M people: peak memory", train["peak_gib"], STAGE_MEMORY_LIMIT_GIB, "GiB", "< 16 GiB"),
+        (
+            f"Every stage, 3.2M people: peak memory (worst: {worst})"
+            if worst
+            else "Every stage, 3.2M people",
+            peaks.get(worst) if worst else None,
+            STAGE_MEMORY_LIMIT_GIB,
+            "GiB",
+            "< 16 GiB",
+        ),
+    ]
+    return [
+        {
+            "target": name,
+            "value": value,
+            "unit": unit,
+            "goal": goal,
+            "met": None if value is None else value < limit,
+        }
+        for name, value, limit, unit, goal in targets
+    ]
+
+
+def memory_breakdown(run: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """Where memory goes: (stage, step, seconds, peak GiB while the step ran) for every timed step of one size."""
+    out = []
+    for name, stage in run["stages"].items():
+        peaks = stage.get("step_peak_gib") or {}
+        for step, peak in peaks.items():
+            out.append((name, step, (stage.get("seconds") or {}).get(step, 0.0), peak))
+    return out
 
 
 # ----------------------------------------------------------------------------- pure: Markdown
@@ -517,8 +595,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
             "## Time growth between sizes",
             "",
-            f"Time at the larger size / time at the smaller; the limit is {GROWTH_SLACK} x the growth in people "
-            "(2.2x per doubling).",
+            "Time at the larger size / time at the smaller, and as growth per doubling of people "
+            f"(ratio ^ (1 / doublings); 1M -> 3.2M is 1.68 doublings). The limit is {2 * GROWTH_SLACK:.1f}x per "
+            "doubling; memory's growth per doubling follows (2.0x is linear).",
             "",
             "| Stage | " + " | ".join(f"{a:,} -> {b:,}" for a, b in pairs) + " |",
             "|---|" + "---:|" * len(pairs),
@@ -534,7 +613,11 @@ def render_markdown(results: dict[str, Any]) -> str:
                     cells.append("-")
                 else:
                     mark = "" if g["ok"] else " **over**"
-                    cells.append(f"{g['ratio']:.2f}x (limit {g['limit']:.1f}x){mark}")
+                    memory = g.get("memory_per_doubling")
+                    memory_text = "" if memory is None else f"; memory {memory:.2f}x"
+                    cells.append(
+                        f"{g['ratio']:.2f}x ({g['per_doubling']:.2f}x per doubling{memory_text}){mark}"
+                    )
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     extra = [comparisons(r) for r in runs]
     lines += [
@@ -635,6 +718,25 @@ def render_markdown(results: dict[str, Any]) -> str:
         share = "-" if e["validation_share"] is None else f"{100 * e['validation_share']:.0f}%"
         lines.append(f"| {n:,} | {share} |")
     lines += model_size_section(runs)
+    if runs:
+        largest = runs[-1]
+        breakdown = memory_breakdown(largest)
+        if breakdown:
+            lines += [
+                "",
+                f"## Where memory goes at {largest['people']:,} people",
+                "",
+                "Each stage's timed steps, with the peak resident memory of the stage's process tree (Spark's JVM",
+                "included) sampled every 0.2 s while the step ran. A step's peak includes what earlier steps of",
+                "the same stage still hold.",
+                "",
+                "| Stage | Step | s | Peak GiB |",
+                "|---|---|---:|---:|",
+            ]
+            lines += [
+                f"| {stage} | {step} | {_num(seconds)} | {_num(peak, 2)} |"
+                for stage, step, seconds, peak in breakdown
+            ]
     lines += [
         "",
         "## Targets (2 cores, 24 GiB)",
@@ -723,6 +825,17 @@ def main(argv: list[str] | None = None) -> int:
         help="Explain at most this many people for 'reasons for everyone'; extrapolate beyond (0: no cap).",
     )
     parser.add_argument("--docs", type=Path, default=DOCS_FILE, help="Markdown page to write.")
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=None,
+        help="Run only these stages (e.g. adapt validate features train weekly; 'floor' for the floor).",
+    )
+    parser.add_argument(
+        "--reuse-population",
+        action="store_true",
+        help="Keep a population generated by an earlier run in <out>/people_<n>/ (generation at 3.2M takes ~20 min).",
+    )
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -736,7 +849,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     for people in sorted(args.people):
         skip_spark = args.skip_spark or (args.spark_people is not None and people not in args.spark_people)
-        results["runs"].append(run_size(people, out, args.reasons_cap, skip_spark))
+        results["runs"].append(
+            run_size(people, out, args.reasons_cap, skip_spark, args.stages, args.reuse_population)
+        )
         # Written after every size, so a long run that stops still leaves what it measured.
         _write_json(out / "benchmark.json", results)
         write_docs(render_markdown(results), args.docs)

@@ -38,19 +38,29 @@ REASONS_OUTCOME = "emergency_admission"
 
 
 class Timer:
-    """Named wall-clock timings of the steps of one stage."""
+    """Named wall-clock timings and peak memory of the steps of one stage.
+
+    ``peak_gib`` holds, per step, the largest resident memory of the stage's process
+    tree (Spark's JVM included) sampled while the step ran: where the stage's memory goes.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_gib: dict[str, float] = {}
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Time the block and add it to ``name`` (steps may repeat)."""
+        """Time the block and add it to ``name`` (steps may repeat); keep its peak memory."""
+        from benchmarks.memory import GIB, PeakSampler
+
         started = time.perf_counter()
+        sampler = PeakSampler()
         try:
-            yield
+            with sampler:
+                yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.peak_gib[name] = max(self.peak_gib.get(name, 0.0), sampler.peak_bytes / GIB)
 
 
 def data_date(config: Any) -> date:
@@ -84,10 +94,19 @@ def _status_and_context(config: Any, con: Any, present: Collection[str], when: d
     Returns:
         ``(status, listed_context)`` for :class:`~riskstrat.pipelines.weekly.WeeklyInputs`.
     """
-    from riskstrat.pipelines.weekly import listed_context_reader, point_in_time_tables, population_status_task
+    from riskstrat.pipelines.weekly import (
+        listed_context_reader,
+        point_in_time_tables,
+        population_status_task,
+        social_care_returns_at,
+    )
 
     tables = point_in_time_tables(con, Path(config.data.extract_dir), present)
-    return population_status_task.fn(tables, when), listed_context_reader(tables, when)
+    # The social care returns are worked out as the weekly flow does (timed with the context).
+    care = config.sources.social_care
+    returns = social_care_returns_at(tables, when, care)
+    context = listed_context_reader(tables, when, returns, care.county_of_district)
+    return population_status_task.fn(tables, when), context
 
 
 def _tables_present(config: Any) -> list[str]:
@@ -186,22 +205,20 @@ def stage_features(config: Any, timer: Timer, args: argparse.Namespace) -> dict[
 
 def stage_train(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """Train, calibrate and evaluate both outcomes, register each in MLflow and promote it."""
-    import pandas as pd
-
-    from riskstrat.features.dictionary import feature_dictionary
+    from riskstrat.features.matrix import trained_dictionary
     from riskstrat.models.registry import CHAMPION, alias_version
     from riskstrat.pipelines.retrain import (
         dictionary_frame,
         promote_challenger,
+        read_training_table,
         read_truth,
         register_challenger,
         train_models,
     )
 
     with timer.step("read_state"):
-        table = pd.read_parquet(state_dir(config) / "training_table.parquet")
-        table["as_of"] = pd.to_datetime(table["as_of"]).dt.date
-        dictionary = dictionary_frame(feature_dictionary(config.features))
+        table = read_training_table(state_dir(config) / "training_table.parquet")
+        dictionary = dictionary_frame(trained_dictionary(config.features, table.columns))
         truth = read_truth.fn(config.data.truth_dir)
     with timer.step("train"):
         results = train_models.fn(table, dictionary, config.model, truth)
@@ -273,6 +290,7 @@ def _build_scoring_features(config: Any, extract: Path, snapshot_hash: str | Non
         None,
         config.data.extract_date,
         snapshot_hash,
+        config.sources.social_care.county_of_district,
     )
 
 
@@ -281,7 +299,14 @@ def _scoring_features_path(config: Any) -> Path:
     from riskstrat.pipelines.features import feature_file_path
 
     snapshot = folder_snapshot_hash(Path(config.data.extract_dir))
-    return feature_file_path(config.data.output_dir, snapshot, data_date(config), config.features, None)
+    return feature_file_path(
+        config.data.output_dir,
+        snapshot,
+        data_date(config),
+        config.features,
+        None,
+        config.sources.social_care.county_of_district,
+    )
 
 
 def _drop_cached_scoring_features(config: Any) -> None:
@@ -430,7 +455,8 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
     extract = Path(config.data.extract_dir)
     when = data_date(config)
     snapshot = folder_snapshot_hash(extract)  # outside the clock: the weekly flow has the gate's
-    cache = spark_feature_path(Path(config.data.output_dir), snapshot, when, config.features)
+    districts = config.sources.social_care.county_of_district
+    cache = spark_feature_path(Path(config.data.output_dir), snapshot, when, config.features, districts)
     shutil.rmtree(cache, ignore_errors=True)
     with timer.step("session"):
         session = weekly_session(config.features)
@@ -438,7 +464,7 @@ def stage_weekly_spark(config: Any, timer: Timer, args: argparse.Namespace) -> d
         status, context = _status_and_context(config, connect_pyspark(session), _tables_present(config), when)
     with timer.step("features"):
         matrix = spark_features_at.fn(
-            session, extract, Path(config.data.output_dir), when, config.features, snapshot
+            session, extract, Path(config.data.output_dir), when, config.features, snapshot, districts
         )
     with timer.step("scoring"):  # loading the champions from MLflow, then scoring per partition
         # As the flow: type 1 opt-outs are not scored when no MDT lists them.
@@ -483,14 +509,14 @@ def stage_model_size(config: Any, timer: Timer, args: argparse.Namespace) -> dic
     """
     import lightgbm as lgb
     import numpy as np
-    import pandas as pd
 
     from riskstrat.features.dictionary import feature_dictionary
     from riskstrat.models.metrics import AUROC_DIFFERENCE, compare_models, metric_value
     from riskstrat.models.training import lightgbm_params, temporal_split
+    from riskstrat.pipelines.retrain import read_training_table
 
     with timer.step("read_state"):
-        table = pd.read_parquet(state_dir(config) / "training_table.parquet")
+        table = read_training_table(state_dir(config) / "training_table.parquet")
         names = [name for name in feature_dictionary(config.features) if name in table.columns]
         split = temporal_split(table, config.model)
         x = table[names].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -546,6 +572,89 @@ def stage_model_size(config: Any, timer: Timer, args: argparse.Namespace) -> dic
     return {"outcomes": results}
 
 
+TRAINING_SAMPLE_SHARES = (0.5, 0.25)
+"""Shares of the training rows the person-time sample benchmark keeps (``training_sample.max_rows``)."""
+
+
+def stage_training_sample(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
+    """What a person-time sample of the training rows (``training_sample``) costs in test AUROC, per outcome.
+
+    Each outcome is fitted as training fits it (same parameters, early stopping on the
+    validation rows) on every training row and on seeded samples of
+    ``TRAINING_SAMPLE_SHARES`` of them; the test AUROC of each sample (raw scores:
+    calibration does not change AUROC) is compared with the full fit's on the same test
+    rows and bootstrap resamples (paired 95% interval of the difference).
+    """
+    import numpy as np
+
+    from riskstrat.features.dictionary import feature_dictionary
+    from riskstrat.models.metrics import AUROC_DIFFERENCE, compare_models, metric_value
+    from riskstrat.models.settings import TrainingSampleSettings
+    from riskstrat.models.training import (
+        feature_matrix,
+        fit_risk_model_on,
+        sample_training_rows,
+        temporal_split,
+    )
+    from riskstrat.pipelines.retrain import read_training_table
+
+    with timer.step("read_state"):
+        table = read_training_table(state_dir(config) / "training_table.parquet")
+        names = [name for name in feature_dictionary(config.features) if name in table.columns]
+        split = temporal_split(table, config.model)
+        x_valid = feature_matrix(table, names, split.validation)
+        x_test = feature_matrix(table, names, split.test)
+    seed = config.model.training_sample.seed
+    results: dict[str, Any] = {}
+    for outcome in config.model.outcomes:
+        y = table[outcome].to_numpy(dtype=np.int64)
+        scores: dict[str, np.ndarray] = {}
+        for share in (1.0, *TRAINING_SAMPLE_SHARES):
+            rows = int(len(split.train) * share)
+            sample = TrainingSampleSettings.model_construct(max_rows=rows if share < 1 else None, seed=seed)
+            rows_used = sample_training_rows(split, sample)[0].train
+            with timer.step(f"fit_{outcome}_{share:g}"):
+                model, _ = fit_risk_model_on(
+                    feature_matrix(table, names, rows_used),
+                    y[rows_used],
+                    x_valid,
+                    y[split.validation],
+                    table["person_id"].iloc[rows_used],
+                    names,
+                    outcome,
+                    config.model,
+                )
+            scores[f"share_{share:g}"] = model.booster.predict(x_test)
+        y_test = y[split.test]
+        metrics = compare_models(
+            y_test,
+            scores,
+            ranking_only=list(scores),
+            n_boot=config.model.evaluation.n_boot,
+            seed=config.model.evaluation.seed,
+            reference="share_1",
+        )
+        samples = {}
+        for share in TRAINING_SAMPLE_SHARES:
+            name = f"share_{share:g}"
+            difference = metrics[(metrics["metric"] == AUROC_DIFFERENCE) & (metrics["model"] == name)].iloc[0]
+            # compare_models gives the reference's AUROC minus the sample's: flip it to the sample's cost.
+            samples[f"{share:g}"] = {
+                "train_rows": int(len(split.train) * share),
+                "auroc": metric_value(metrics, "auroc", name),
+                "difference": -float(difference["value"]),
+                "difference_ci": [-float(difference["ci_high"]), -float(difference["ci_low"])],
+            }
+        results[outcome] = {
+            "train_rows": len(split.train),
+            "auroc_all_rows": metric_value(metrics, "auroc", "share_1"),
+            "samples": samples,
+            "test_rows": len(y_test),
+            "test_events": int(y_test.sum()),
+        }
+    return {"outcomes": results}
+
+
 def stage_reasons_everyone(config: Any, timer: Timer, args: argparse.Namespace) -> dict[str, Any]:
     """TreeSHAP ``pred_contrib`` over the whole scored population, for the outcomes the lists explain.
 
@@ -595,6 +704,7 @@ STAGES: dict[str, Callable[[Any, Timer, argparse.Namespace], dict[str, Any]]] = 
     "weekly": stage_weekly,
     "reasons_everyone": stage_reasons_everyone,
     "model_size": stage_model_size,
+    "training_sample": stage_training_sample,
     "weekly_spark": stage_weekly_spark,
 }
 """Stage name -> function(config, timer, args) returning extra figures for the result."""
@@ -617,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     timer = Timer()
     timer.seconds["setup"] = time.perf_counter() - started
     figures = STAGES[args.stage](config, timer, args)
-    result = {"stage": args.stage, "seconds": timer.seconds, **figures}
+    result = {"stage": args.stage, "seconds": timer.seconds, "step_peak_gib": timer.peak_gib, **figures}
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=2, default=str))
     return 0

@@ -2,7 +2,8 @@
 
 Usage:
     .venv/bin/python benchmarks/validate.py [EXTRACT_DIR] [--people N] [--events-per-person E]
-        [--chunk-size ROWS] [--out DIR] [--no-keep-tables]
+        [--chunk-size ROWS] [--out DIR] [--no-keep-tables] [--extract-date YYYY-MM-DD]
+        [--backend pandas|pyspark] [--spark-master local[2]] [--driver-memory 4g] [--json FILE]
 
 With EXTRACT_DIR (e.g. outputs/extract) that folder is validated; otherwise a
 valid extract of N people with about E event rows per person is built in a
@@ -10,17 +11,27 @@ temporary folder first (not timed). Peak memory is the process's maximum
 resident set size (ru_maxrss), which includes the typed tables kept; CPU
 seconds are the process's user and system time (all threads), which show the
 work done when the machine is shared and wall time is not.
+
+With ``--backend pyspark`` the gate runs on a Spark session
+(:mod:`riskstrat.ingest.validation_spark`) and the driver's memory is reported in
+two parts: the Python process (ru_maxrss, as above) and the Spark JVM (its peak
+resident set, VmHWM). In local mode that JVM is the driver and the executor at
+once; the executors' Python workers are sampled separately (the largest sum of
+their resident sets seen, every half second).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -167,6 +178,62 @@ def build_extract(folder: Path, n_people: int, events_per_person: float, seed: i
     return counts
 
 
+def _status_kib(pid: int, field: str) -> int:
+    """A memory field of ``/proc/<pid>/status`` in KiB (0 if the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the JVM's Python daemon and workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
+class _WorkerSampler(threading.Thread):
+    """Samples the summed resident set of the processes below the JVM (Python workers)."""
+
+    def __init__(self, jvm_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.jvm_pid, self.peak_kib, self.stopped = jvm_pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            total = sum(_status_kib(p, "VmRSS") for p in _descendants(self.jvm_pid))
+            self.peak_kib = max(self.peak_kib, total)
+
+
+def _spark(master: str, driver_memory: str) -> Any:
+    """A Spark session as the flows make it, with the driver (in local mode also executor) heap given."""
+    from pyspark.sql import SparkSession
+
+    from riskstrat.features.backends import spark_session
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers import riskstrat from this venv
+    SparkSession.builder.master(master).config("spark.driver.memory", driver_memory).config(
+        "spark.sql.session.timeZone", "UTC"
+    ).config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    return spark_session(master)  # the active session, with the flows' settings checked
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -176,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-person", type=float, default=50.0)
     parser.add_argument("--chunk-size", type=int, default=ValidationSettings().chunk_size)
     parser.add_argument("--out", type=Path, default=None, help="Output folder (default: a temporary one).")
+    parser.add_argument("--extract-date", type=pd.Timestamp, default=EXTRACT_DATE)
+    parser.add_argument("--backend", choices=("pandas", "pyspark"), default="pandas")
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--driver-memory", default="4g", help="Spark driver heap (local mode: executor too).")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures to this JSON file.")
     parser.add_argument(
         "--no-keep-tables",
         action="store_true",
@@ -194,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             build_seconds = time.perf_counter() - started
         output_dir = args.out or Path(tmp) / "outputs"
         settings = ValidationSettings(chunk_size=args.chunk_size)
+        session, jvm_pid, sampler = None, 0, None
+        if args.backend == "pyspark":
+            session = _spark(args.spark_master, args.driver_memory)
+            jvm_pid = int(session._jvm.java.lang.ProcessHandle.current().pid())
+            sampler = _WorkerSampler(jvm_pid)
+            sampler.start()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         started = time.perf_counter()
@@ -201,10 +279,17 @@ def main(argv: list[str] | None = None) -> int:
             extract_dir,
             output_dir,
             settings,
-            extract_date=EXTRACT_DATE.date(),
+            extract_date=args.extract_date.date(),
             keep_tables=keep_tables,
+            spark=session,
         )
         seconds = time.perf_counter() - started
+        jvm_peak_mb = _status_kib(jvm_pid, "VmHWM") / 1024 if jvm_pid else 0.0
+        workers_peak_mb = 0.0
+        if sampler is not None:
+            sampler.stopped.set()
+            sampler.join()
+            workers_peak_mb = sampler.peak_kib / 1024
         usage = resource.getrusage(resource.RUSAGE_SELF)
         peak_mb = usage.ru_maxrss / 1024
         cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_before
@@ -213,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column("value", justify="right")
         table.add_row("people (patients rows)", f"{report.row_counts.get('patients', 0):,}")
         table.add_row("event rows", f"{sum(v for k, v in report.row_counts.items() if k != 'patients'):,}")
+        table.add_row("backend", args.backend + (f" ({args.spark_master})" if session is not None else ""))
         table.add_row("chunk size", f"{args.chunk_size:,}")
         table.add_row("typed tables kept", "all" if keep_tables else "none")
         table.add_row("checks run", f"{len(report.results):,}")
@@ -222,8 +308,28 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row("validation wall time (s)", f"{seconds:.1f}")
         table.add_row("validation CPU time (s, all threads)", f"{cpu_seconds:.1f}")
         table.add_row("peak RSS before (MB)", f"{rss_before / 1024:,.0f}")
-        table.add_row("peak RSS (MB)", f"{peak_mb:,.0f}")
+        table.add_row("peak RSS (MB)" + (", driver Python" if session is not None else ""), f"{peak_mb:,.0f}")
+        if session is not None:
+            table.add_row("peak RSS (MB), Spark JVM (driver + local executor)", f"{jvm_peak_mb:,.0f}")
+            table.add_row("peak RSS (MB), executors' Python workers (sampled)", f"{workers_peak_mb:,.0f}")
         console.print(table)
+        if args.json is not None:
+            figures = {
+                "backend": args.backend,
+                "spark_master": args.spark_master if session is not None else None,
+                "people": report.row_counts.get("patients", 0),
+                "event_rows": sum(v for k, v in report.row_counts.items() if k != "patients"),
+                "checks": len(report.results),
+                "critical_failures": len(report.critical_failures),
+                "warnings": len(report.warnings),
+                "seconds": round(seconds, 1),
+                "cpu_seconds_driver_python": round(cpu_seconds, 1),
+                "peak_rss_mb_driver_python": round(peak_mb),
+                "peak_rss_mb_spark_jvm": round(jvm_peak_mb),
+                "peak_rss_mb_python_workers": round(workers_peak_mb),
+                "results": [r.to_dict() for r in report.results],
+            }
+            args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
         for result in report.critical_failures + report.warnings:
             console.print(f"[{result.severity}] {result.problem().describe()}")
     return 0

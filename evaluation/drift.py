@@ -86,15 +86,19 @@ def _bin_spec(values: pd.Series, bins: int) -> dict[str, Any]:
 def _bin_index(values: pd.Series, spec: Mapping[str, Any]) -> np.ndarray:
     """Bin of each value: 0.. for the spec's bins, then "other" (values only), then missing (last)."""
     missing = values.isna().to_numpy()
+    # Training tables hold features as float32 (features.matrix.TRAINING_FEATURE_TYPE), the weekly
+    # matrix float64: numbers are compared at float32, as the model reads them, or 1/3 would not be 1/3.
     if spec["kind"] == "numeric":
-        edges = np.asarray(spec["edges"], dtype=float)
-        index = np.searchsorted(edges, values.to_numpy(float, na_value=np.nan), side="right")
+        edges = np.asarray(spec["edges"], dtype=np.float32)
+        index = np.searchsorted(edges, values.to_numpy(np.float32, na_value=np.nan), side="right")
         index[missing] = len(edges) + 1
         return index
     known = spec["values"]
     other, absent = len(known), len(known) + 1
     if known and isinstance(known[0], float):
-        keys = pd.Index(np.asarray(known, dtype=float)).get_indexer(values.to_numpy(float, na_value=np.nan))
+        keys = pd.Index(np.asarray(known, dtype=np.float32)).get_indexer(
+            values.to_numpy(np.float32, na_value=np.nan)
+        )
     else:
         keys = pd.Index(known, dtype=object).get_indexer(values.astype(str).to_numpy(object))
     index = np.where(keys < 0, other, keys).astype(np.int64)

@@ -105,11 +105,18 @@ def week_ends(data_date: date, weeks: int) -> list[date]:
 
 
 def event_tables(tables: Mapping[str, ir.Table]) -> list[str]:
-    """The tables of ``tables`` dated by an event in the contract (the caseload aside: it is a state, not a feed)."""
+    """The tables of ``tables`` dated by an event in the contract (the caseload aside: it is a state, not a feed).
+
+    Optional tables are left out too: the quarterly social care returns lag by design and
+    have their own check (missing local-authority quarters, in the validation gate).
+    """
     return [
         name
         for name in tables
-        if name in CONTRACT and CONTRACT[name].event_date is not None and name != "caseload"
+        if name in CONTRACT
+        and CONTRACT[name].event_date is not None
+        and name != "caseload"
+        and not CONTRACT[name].optional
     ]
 
 

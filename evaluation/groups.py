@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features.social_care import LONG_TERM_SUPPORT
 from riskstrat.ingest.reference import (
     CENSUS_GROUPS,
     ENGLAND_ETHNICITY_2021,
@@ -69,6 +70,10 @@ PLACE_NOT_KNOWN = "Not known"
 
 NO_MDT = "No MDT"
 """MDT of a person whose practice no MDT covers (never listed)."""
+
+SUPPORT_YES, SUPPORT_NO, SUPPORT_NOT_KNOWN = "Yes", "No", "Not known"
+"""Groups of the long-term social care support grouping; Not known: the local authority's latest
+return due by the test date is missing (``social_care_known`` 0, so the feature is empty)."""
 
 
 Recoder = Callable[[pd.Series], pd.Series]
@@ -255,6 +260,21 @@ def _local_authority(values: pd.Series) -> pd.Series:
     return text.map(_lad_of_lsoa()).fillna(PLACE_NOT_KNOWN).astype(str)
 
 
+def _long_term_support(values: pd.Series) -> pd.Series:
+    """``social_care_long_term_support`` 1/0/empty -> Yes / No / Not known."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = (numeric.notna() & ~numeric.isin([0, 1])) | (numeric.isna() & values.notna())
+    if bad.any():
+        raise RiskstratError(
+            f"{LONG_TERM_SUPPORT}: {int(bad.sum())} rows are not 0, 1 or empty",
+            details=f"e.g. {values[bad].iloc[0]!r}",
+            hint="1 = a long-term social care service open at the latest return due by T, 0 = none, "
+            "empty = not known (the local authority's latest return due by T is missing).",
+        )
+    out = numeric.map({1: SUPPORT_YES, 0: SUPPORT_NO})
+    return out.fillna(SUPPORT_NOT_KNOWN).astype(str)
+
+
 def _place(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip()
     return text.mask(text == "").fillna(PLACE_NOT_KNOWN).astype(str)
@@ -309,6 +329,20 @@ GROUPINGS: dict[str, GroupingSpec | IntersectionSpec] = {
             # Age is a model input and need differs by age by design: audited and reported,
             # for the board to read, but not an automatic stop.
             gates=False,
+        ),
+        GroupingSpec(
+            name="long_term_support",
+            label="Receiving long-term social care support",
+            # Empty when the person's local authority's latest return due by T is missing:
+            # not known, never read as "no support".
+            column=LONG_TERM_SUPPORT,
+            recode=_long_term_support,
+            groups=(SUPPORT_YES, SUPPORT_NO, SUPPORT_NOT_KNOWN),
+            reference=SUPPORT_NO,
+            # Need differs with social care by design (it follows need): audited and reported for
+            # the board to read, not an automatic stop. Left out when the extract has no social care.
+            gates=False,
+            required=False,
         ),
         GroupingSpec(
             name="local_authority",

@@ -43,7 +43,14 @@ from riskstrat.evaluation.groups import (
     reported_by_mdt,
     same_people_label,
 )
-from riskstrat.evaluation.report_plots import Image, calibration_groupings, encode, figures, short_label
+from riskstrat.evaluation.report_plots import (
+    Image,
+    calibration_groupings,
+    drawn_groupings,
+    encode,
+    figures,
+    short_label,
+)
 from riskstrat.evaluation.report_plots import is_number as _is_number
 from riskstrat.evaluation.settings import FairnessSettings
 from riskstrat.features.outcomes import outcome_names, outcome_wording
@@ -1294,7 +1301,7 @@ def render_html(payload: dict[str, Any]) -> str:
             all_mdts=ALL_MDTS,
             overall=OVERALL,
             insufficient=INSUFFICIENT,
-            plotted=plotted_groupings(),
+            plotted=drawn_groupings(payload, plotted_groupings()),
             shown_groups=groups,
             mdt_tables=_mdt_tables(payload),
             by_mdt=[g["name"] for g in payload["groupings"] if reported_by_mdt(g["name"])],

@@ -326,6 +326,12 @@ def impact_figure(impact: dict[str, Any]) -> Figure | None:
     return fig
 
 
+def drawn_groupings(payload: dict[str, Any], plotted: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``plotted`` groupings the audit holds: one left out (e.g. no social care columns) is skipped."""
+    present = {g["name"] for g in payload["groupings"]}
+    return tuple(name for name in plotted if name in present)
+
+
 def figures(payload: dict[str, Any], plotted: tuple[str, ...]) -> Iterator[tuple[str, Figure]]:
     """Every plot of the report with its name, drawn one at a time (close each when done with it).
 
@@ -333,8 +339,10 @@ def figures(payload: dict[str, Any], plotted: tuple[str, ...]) -> Iterator[tuple
 
     Args:
         payload: The disclosed report payload.
-        plotted: Groupings whose list shares and need at equal risk are drawn.
+        plotted: Groupings whose list shares and need at equal risk are drawn (those the
+            audit left out are skipped: :func:`drawn_groupings`).
     """
+    plotted = drawn_groupings(payload, plotted)
     tol = payload["settings"]["tolerances"]
     for g in calibration_groupings(payload):
         fig = calibration_figure(payload, g["name"])

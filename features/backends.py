@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ FEATURE_TABLES: tuple[str, ...] = (
     "apc_spells",
 )
 """Contract tables the feature build and the outcomes read."""
+OPTIONAL_FEATURE_TABLES: tuple[str, ...] = ("social_care_events", "social_care_returns")
+"""Optional contract tables the feature build reads when the extract has them (their features are left out otherwise)."""
 
 _IBIS_TYPES = {
     "string": "string",
@@ -96,9 +99,9 @@ def _text_to_timestamp(value: ir.StringValue) -> ir.Value:
 
 
 def connect_duckdb(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
-    """An in-memory DuckDB connection, with the thread and memory limits of ``settings``."""
+    """An in-memory DuckDB connection, with the thread and memory limits and spill folder of ``settings``."""
     settings = settings or FeatureSettings()
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = {"temp_directory": str(duckdb_temp_directory(settings))}
     if settings.duckdb_threads:
         config["threads"] = settings.duckdb_threads
     if settings.duckdb_memory_limit:
@@ -110,6 +113,23 @@ def connect_duckdb(settings: FeatureSettings | None = None) -> ibis.BaseBackend:
     # aggregate (about 15% less work on the whole build).
     con.raw_sql("SET disabled_optimizers = 'build_side_probe_side'")
     return con
+
+
+def duckdb_temp_directory(settings: FeatureSettings) -> Path:
+    """The folder DuckDB spills to (``duckdb_temp_directory``, else ``riskstrat-duckdb`` under TMPDIR), created.
+
+    Raises:
+        RiskstratError: If the folder cannot be created.
+    """
+    folder = Path(settings.duckdb_temp_directory or Path(tempfile.gettempdir()) / "riskstrat-duckdb")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RiskstratError(
+            f"cannot create DuckDB's spill folder {folder}: {exc.strerror or exc}",
+            hint="Set duckdb_temp_directory in configs/features.yaml to a writable folder.",
+        ) from exc
+    return folder
 
 
 def spark_session(master: str | None = "local[2]", app_name: str = "riskstrat-features") -> Any:
@@ -212,11 +232,17 @@ def read_extract(
     Args:
         con: An Ibis backend (DuckDB or PySpark).
         folder: Extract folder with ``<table>.parquet`` (or ``.csv``) files.
-        names: Contract tables to register.
+        names: Contract tables to register. The default, the feature build's tables, also
+            registers each of :data:`OPTIONAL_FEATURE_TABLES` the folder has.
 
     Returns:
         Ibis tables by contract name.
     """
+    if names == FEATURE_TABLES:
+        names = (
+            *names,
+            *(n for n in OPTIONAL_FEATURE_TABLES if readers.find_table_file(folder, n) is not None),
+        )
     tables = {}
     for name in names:
         path = find_table_file(folder, name)

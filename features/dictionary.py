@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from riskstrat.features import social_care
 from riskstrat.features.community import COMMUNITY_FEATURE_SERVICES
 from riskstrat.features.demographics import ethnicity_feature_name
 from riskstrat.features.hospital import HFRS_BANDS, hfrs_band
@@ -34,7 +35,7 @@ class FeatureSpec:
         source: Contract table(s) it is computed from.
         window: Look-back window in days, or None.
         concept: Key shared by every window of the same thing (e.g. ``ae_attendances``).
-        group: demographics, primary, community or acute.
+        group: demographics, primary, community, acute or social care.
         reason: Template of the reason text; fields ``{value}``, ``{noun}``, ``{window}``,
             ``{category}``.
         reason_absent: Text when a flag is 0 (flags only).
@@ -430,6 +431,184 @@ def _primary_specs(settings: FeatureSettings) -> list[FeatureSpec]:
     return specs
 
 
+_LONG_TERM_KIND_WORDS = {
+    "long_term_residential": "residential care",
+    "long_term_nursing": "nursing care",
+    "long_term_community": "support at home",
+}
+"""How each long-term service type reads in a reason."""
+_SUPPORT_REASON_WORDS = {
+    "physical_personal_care": "personal care (physical support)",
+    "physical_access_mobility": "access and mobility (physical support)",
+    "sensory": "sensory needs",
+    "memory_cognition": "memory and cognition",
+    "learning_disability": "a learning disability",
+    "mental_health": "mental health",
+    "social_support": "social support needs",
+}
+"""How each primary support reason reads in a reason."""
+SOCIAL_CARE_CONCEPT = "social_care"
+"""The one concept of every social care feature: a list row gives at most one social care reason (the
+feature that raises the risk most), none when the person's social care is not known
+(``worklists.reasons.KNOWN_FLAGS``); the row's Social care column gives the whole context."""
+_NOT_KNOWN_NOTE = (
+    " Empty (NaN) when social_care_known is 0: the local authority's latest return due by T is missing."
+)
+_AS_OF_RETURN = "the latest social care return"
+"""Where a social care feature's windows end: C, the end of the latest quarter whose return is due by T."""
+
+
+def _social_care_specs() -> list[FeatureSpec]:
+    assert set(_LONG_TERM_KIND_WORDS) == set(social_care.LONG_TERM_KINDS)
+    assert set(_SUPPORT_REASON_WORDS) == set(social_care.SUPPORT_REASONS)
+    source = social_care.SOCIAL_CARE_TABLE
+    days = social_care.RECENT_DAYS
+    return [
+        FeatureSpec(
+            social_care.KNOWN,
+            "Social care record known",
+            "flag",
+            source,
+            None,
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            "Social care record known for the last 12 months",
+            reason_absent="Social care not known: the local authority's return is missing",
+            description=(
+                "1 when the person's local authority (that of their LSOA) has its CLD return in the extract "
+                "for the latest quarter whose return was due by T (60 days after the quarter ends; a "
+                "return covers the 12 months to its quarter's end, so an older missing quarter does not "
+                "matter); otherwise 0 and every other social care feature is empty (NaN). Never a reason."
+            ),
+        ),
+        FeatureSpec(
+            social_care.LONG_TERM_SUPPORT,
+            "Receiving long-term social care support",
+            "flag",
+            source,
+            None,
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            "Receiving long-term social care support",
+            reason_absent="Not receiving long-term social care support",
+            missing="null",
+            description=(
+                "1 when a long-term service (long_term_residential, long_term_nursing or "
+                "long_term_community) is open at C (the end of the latest quarter whose return is due "
+                "by T): started on or before C, not ended on or before C." + _NOT_KNOWN_NOTE
+            ),
+        ),
+        *[
+            FeatureSpec(
+                name,
+                f"Receiving long-term social care support: {_LONG_TERM_KIND_WORDS[kind]}",
+                "flag",
+                source,
+                None,
+                SOCIAL_CARE_CONCEPT,
+                "social care",
+                f"Receiving long-term social care support: {_LONG_TERM_KIND_WORDS[kind]}",
+                reason_absent=f"Not receiving long-term {_LONG_TERM_KIND_WORDS[kind]} from social care",
+                missing="null",
+                description=f"1 when a {kind} service is open at C." + _NOT_KNOWN_NOTE,
+            )
+            for kind, name in social_care.LONG_TERM_KINDS.items()
+        ],
+        FeatureSpec(
+            social_care.LONG_TERM_SUPPORT_DAYS,
+            "Days receiving long-term social care support",
+            "days",
+            source,
+            None,
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            "Receiving long-term social care support (for {category})",
+            noun=("day", "days"),
+            missing="null",
+            description=(
+                "Days from the start of the earliest long-term service open at C to C; empty (NaN) when "
+                "none is open." + _NOT_KNOWN_NOTE
+            ),
+        ),
+        FeatureSpec(
+            social_care.REQUESTS_90D,
+            f"Social care requests or assessments, last {days} days",
+            "count",
+            source,
+            None,  # the 90 days are in the name: one concept with the other social care features
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            f"{{value:.0f}} {{noun}} in the {days} days to {_AS_OF_RETURN}",
+            noun=("social care request or assessment", "social care requests or assessments"),
+            missing="null",
+            description=f"Request and assessment events that started in the {days} days to C, (C - {days}, C]."
+            + _NOT_KNOWN_NOTE,
+        ),
+        FeatureSpec(
+            social_care.REABLEMENT_ENDED_90D,
+            f"Reablement ended, last {days} days",
+            "flag",
+            source,
+            None,
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            f"Reablement ended in the {days} days to {_AS_OF_RETURN}",
+            reason_absent=f"No reablement ended in the {days} days to {_AS_OF_RETURN}",
+            missing="null",
+            description=(
+                f"1 when a short_term_reablement service ended in the {days} days to C." + _NOT_KNOWN_NOTE
+            ),
+        ),
+        FeatureSpec(
+            social_care.CARER,
+            "Unpaid carer",
+            "flag",
+            source,
+            None,
+            SOCIAL_CARE_CONCEPT,
+            "social care",
+            "Is an unpaid carer",
+            reason_absent="Not known to social care as an unpaid carer",
+            missing="null",
+            description=(
+                "1 when an event with client_type carer (support for the person as a carer) was open at "
+                f"some time in the {social_care.YEAR_DAYS} days to C." + _NOT_KNOWN_NOTE
+            ),
+        ),
+        *[
+            FeatureSpec(
+                name,
+                f"Social care primary support reason: {_SUPPORT_REASON_WORDS[reason]}",
+                "flag",
+                source,
+                None,
+                SOCIAL_CARE_CONCEPT,
+                "social care",
+                f"Social care support for {_SUPPORT_REASON_WORDS[reason]}",
+                reason_absent=f"No social care support for {_SUPPORT_REASON_WORDS[reason]}",
+                missing="null",
+                description=(
+                    f"1 when primary_support_reason {reason} is recorded on a service-user event open at "
+                    f"some time in the {social_care.YEAR_DAYS} days to C." + _NOT_KNOWN_NOTE
+                ),
+            )
+            for reason, name in social_care.SUPPORT_REASONS.items()
+        ],
+    ]
+
+
+def duration_words(days: float) -> str:
+    """A duration in words: 9 -> "9 days", 30 -> "4 weeks", 200 -> "7 months", 800 -> "2 years"."""
+    days = int(days)
+    if days < 14:
+        return "1 day" if days == 1 else f"{days} days"
+    if days < 56:
+        return f"{days // 7} weeks"
+    if days < 730:
+        return f"{max(2, round(days / 30.44))} months"
+    return f"{days // 365} years"
+
+
 def _windowed_specs(family: _Family, windows: tuple[int, ...]) -> list[FeatureSpec]:
     return [
         FeatureSpec(
@@ -548,7 +727,10 @@ NO_RECORD_TEXT = {
     "days_since_last_discharge": "No hospital discharge on record",
     "days_since_last_ae": "No A&E attendance on record",
     "recorded_efi": "No eFI score recorded",
+    social_care.LONG_TERM_SUPPORT_DAYS: "No current long-term social care support on record",
 }
+SOCIAL_CARE_NOT_KNOWN_TEXT = "Social care not known: the local authority's return is missing"
+"""The reason text of a social care feature that is empty because the person's local authority's returns are missing."""
 
 
 def feature_dictionary(settings: FeatureSettings | None = None) -> dict[str, FeatureSpec]:
@@ -567,11 +749,12 @@ def feature_dictionary(settings: FeatureSettings | None = None) -> dict[str, Fea
         "primary": _primary_specs(settings),
         "community": [],
         "acute": [],
+        "social care": _social_care_specs(),
     }
     for family in families:
         by_group[family.group].extend(_windowed_specs(family, settings.windows))
     by_group["acute"].extend(_acute_extra_specs(settings))
-    specs = [spec for group in ("demographics", "primary", "community", "acute") for spec in by_group[group]]
+    specs = [spec for group in by_group for spec in by_group[group]]
     return {spec.name: spec for spec in specs}
 
 
@@ -636,6 +819,8 @@ def reason_text(feature: str, value: float | None) -> str:
     """
     spec = describe_feature(feature)
     if value is None or (isinstance(value, float) and math.isnan(value)):
+        if feature not in NO_RECORD_TEXT and spec.source == social_care.SOCIAL_CARE_TABLE:
+            return SOCIAL_CARE_NOT_KNOWN_TEXT
         return NO_RECORD_TEXT.get(feature, f"{spec.label}: not recorded")
     value = float(value)
     if spec.unit == "flag":
@@ -648,6 +833,8 @@ def reason_text(feature: str, value: float | None) -> str:
         category, value = ("up" if value >= 0 else "down"), abs(value)
     elif feature == "efi_category":
         category = EFI_CATEGORIES[min(max(round(value), 0), 3)]
+    elif feature == social_care.LONG_TERM_SUPPORT_DAYS:
+        category = duration_words(value)
     else:
         category = ""
     noun = ""
@@ -693,6 +880,24 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
         "`days_since_last_discharge`/`days_since_last_ae` are empty (NaN) when there is no "
         "such event on or before T (LightGBM treats NaN as missing).",
         "",
+        "Social care: the optional `social_care_events` table (Adult Social Care Client Level Data, "
+        "the local authorities' quarterly returns). The features are computed as of the latest "
+        "quarterly return due: at C, the end of the latest quarter whose return is due by T (60 days "
+        "after the quarter ends; `riskstrat.ingest.social_care.data_cutoff`), at training and scoring "
+        "dates alike, so a training date never sees a return that arrived after it. Only events "
+        "started on or before C are read; a service is open at C when it started on or before C and "
+        "did not end on or before C; the 90- and 365-day windows end at C. A person's local authority "
+        "is that of their LSOA (two-tier districts through `social_care.county_of_district` in "
+        "`configs/sources.yaml`); `social_care_known` is 1 when that authority's return for the "
+        "quarter ending at C is in the extract (a return covers the 12 months to its quarter's end, "
+        "so an older missing quarter does not matter). When it is 0 every other social care feature "
+        "is empty (NaN: not known, never 0). An extract without the table gives a matrix without the "
+        "social care columns, and models trained without them; a champion trained with them scores "
+        "such an extract with everyone's social care not known. Every social care feature has the one "
+        "concept `social_care`, so a list row gives at most one social care reason, and none from "
+        "`social_care_known` or for a person whose social care is not known; the row's Social care "
+        "column gives the whole context, up to the data date.",
+        "",
         "Ethnicity is not a model feature by default: the 2021-census `ethnic_group` is carried "
         "as an audit column for the fairness audit. `include_ethnicity: true` adds one-hot "
         "`ethnicity_<group>` features.",
@@ -712,6 +917,7 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
         "primary": "Primary care",
         "community": "Community care",
         "acute": "Acute care",
+        "social care": "Social care",
     }
     for group, title in titles.items():
         lines += [
@@ -756,6 +962,12 @@ def render_feature_docs(settings: FeatureSettings | None = None) -> str:
                 ("charlson_index", 3),
                 ("hospital_ltc_not_on_gp_record", 1),
                 ("recorded_efi", 0.27),
+                ("social_care_long_term_residential", 1),
+                ("social_care_long_term_support_days", 400),
+                ("social_care_requests_90d", 2),
+                ("social_care_reablement_ended_90d", 1),
+                ("social_care_carer", 1),
+                ("social_care_long_term_support", float("nan")),
             )
         ],
         "",

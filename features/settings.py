@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +27,10 @@ def admission_method_lists() -> dict[str, list[str]]:
         "emergency": list(contract.EMERGENCY_ADMISSION_METHODS),
         "elective": list(contract.ELECTIVE_ADMISSION_METHODS),
     }
+
+
+_DUCKDB_MEMORY = re.compile(r"(\d+(\.\d+)?)\s*(%|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+"""A DuckDB memory_limit value: a size with its unit, or a percentage of RAM."""
 
 
 class CohortSettings(Settings):
@@ -113,9 +118,31 @@ class FeatureSettings(Settings):
         description="Threads DuckDB may use; empty = all cores.",
     )
     duckdb_memory_limit: str | None = Field(
-        None,
-        description="DuckDB memory limit such as '8GB'; empty = DuckDB's default (80% of RAM).",
+        "50%",
+        description=(
+            "Most memory DuckDB may hold, as a size ('8GB', '6GiB') or a share of RAM ('50%'); past it "
+            "DuckDB spills to duckdb_temp_directory instead of growing. The default leaves half of RAM "
+            "for the feature matrices it returns and for Python. Empty = DuckDB's own default (80% of RAM)."
+        ),
     )
+    duckdb_temp_directory: str | None = Field(
+        None,
+        description=(
+            "Folder DuckDB spills to when a query needs more than duckdb_memory_limit (created if absent); "
+            "empty = riskstrat-duckdb in the system's temporary folder (TMPDIR)."
+        ),
+    )
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _DUCKDB_MEMORY.fullmatch(value.strip()):
+            raise ValueError(
+                f"{value!r} is not a memory size: give a number and a unit (8GB, 6GiB, 512MB) or a share of RAM (50%)"
+            )
+        return value.strip()
 
     @field_validator("windows")
     @classmethod
@@ -129,7 +156,14 @@ class FeatureSettings(Settings):
     def fingerprint(self) -> str:
         """A short hash of the settings that change the feature matrix (not the engine tuning)."""
         payload = self.model_dump(
-            mode="json", exclude={"backend", "spark_master", "duckdb_threads", "duckdb_memory_limit"}
+            mode="json",
+            exclude={
+                "backend",
+                "spark_master",
+                "duckdb_threads",
+                "duckdb_memory_limit",
+                "duckdb_temp_directory",
+            },
         )
         payload["admission_methods"] = admission_method_lists()
         payload["reference_lists"] = reference_lists_digest()

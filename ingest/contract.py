@@ -91,6 +91,65 @@ COMPLAINT_GROUP_CODES: tuple[str, ...] = (
     "other",
 )
 """ae_attendances.complaint_group: ECDS chief complaint (SNOMED CT) mapped to broad groups."""
+REQUEST_EVENT = "request"
+ASSESSMENT_EVENT = "assessment"
+SERVICE_EVENT = "service"
+REVIEW_EVENT = "review"
+SOCIAL_CARE_EVENT_TYPES: tuple[str, ...] = (REQUEST_EVENT, ASSESSMENT_EVENT, SERVICE_EVENT, REVIEW_EVENT)
+"""social_care_events.event_type: the CLD Event_Type, mapped."""
+SERVICE_USER_CLIENT = "service_user"
+CARER_CLIENT = "carer"
+SOCIAL_CARE_CLIENT_TYPES: tuple[str, ...] = (SERVICE_USER_CLIENT, CARER_CLIENT)
+"""social_care_events.client_type: the CLD Client_Type, mapped (every kind of carer is ``carer``)."""
+LONG_TERM_SERVICE_TYPES: tuple[str, ...] = (
+    "long_term_residential",
+    "long_term_nursing",
+    "long_term_community",
+)
+"""The long-term support service types (a care home placement, with or without nursing, or support at home)."""
+REABLEMENT_SERVICE = "short_term_reablement"
+"""social_care_events.service_type of short-term support to maximise independence (reablement)."""
+SOCIAL_CARE_SERVICE_TYPES: tuple[str, ...] = (
+    *LONG_TERM_SERVICE_TYPES,
+    REABLEMENT_SERVICE,
+    "short_term_other",
+)
+"""social_care_events.service_type: the CLD Service_Type of a service event, mapped."""
+SOCIAL_CARE_SERVICE_COMPONENTS: tuple[str, ...] = (
+    "home_care",
+    "direct_payment",
+    "supported_living",
+    "day_care",
+    "residential",
+    "nursing",
+    "reablement",
+    "equipment",
+    "respite",
+    "other",
+)
+"""social_care_events.service_component: the CLD Service_Component of a service event, mapped."""
+PRIMARY_SUPPORT_REASONS: tuple[str, ...] = (
+    "physical_personal_care",
+    "physical_access_mobility",
+    "sensory",
+    "memory_cognition",
+    "learning_disability",
+    "mental_health",
+    "social_support",
+    "not_known",
+)
+"""social_care_events.primary_support_reason: the CLD Primary_Support_Reason, mapped."""
+ACCOMMODATION_STATUSES: tuple[str, ...] = (
+    "own_home",
+    "care_home",
+    "supported_accommodation",
+    "other",
+    "not_known",
+)
+"""social_care_events.accommodation_status: the CLD Accommodation_Status, grouped."""
+SOCIAL_CARE_RETURN_DUE_DAYS = 60
+"""A local authority's quarterly CLD return is expected by this many days after the quarter ends;
+a quarter not yet due is not missing."""
 DIAGNOSIS_SEPARATOR = ";"
 """apc_spells.diagnoses: ICD-10 codes of the spell joined by this, primary first."""
 
@@ -143,6 +202,8 @@ class Table:
     source: str = ""
     date_pairs: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Pairs (earlier, later) where the later date must not precede the earlier."""
+    optional: bool = False
+    """Whether an extract may leave the table out (the run then goes on without it)."""
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -496,6 +557,136 @@ OPT_OUTS = Table(
     ),
 )
 
+SOCIAL_CARE_EVENTS = Table(
+    name="social_care_events",
+    grain="Adult Social Care Client Level Data (CLD) event, latest submission kept",
+    event_date="event_start_date",
+    source="Adult Social Care Client Level Data (CLD), quarterly local-authority returns",
+    optional=True,
+    columns=(
+        _person_id(),
+        Column(
+            "la_code",
+            "string",
+            required=True,
+            nullable=False,
+            description=(
+                "ONS code of the local authority whose return the row came in "
+                "(E06, E08, E09 or E10 code, e.g. E08000027)."
+            ),
+            source="LA_Code",
+        ),
+        Column(
+            "reporting_period_start",
+            "date",
+            required=True,
+            nullable=False,
+            description="First day of the quarter of the return the row came in (1 Apr, 1 Jul, 1 Oct or 1 Jan).",
+            source="Reporting_Period_Start_Date",
+        ),
+        Column(
+            "event_type",
+            "string",
+            required=True,
+            nullable=False,
+            codes=SOCIAL_CARE_EVENT_TYPES,
+            description="request, assessment, service or review.",
+            source="Event_Type, mapped",
+        ),
+        Column(
+            "event_start_date",
+            "date",
+            required=True,
+            nullable=False,
+            description="Date the request was made, or the assessment, service or review began.",
+            source="Event_Start_Date",
+        ),
+        Column(
+            "event_end_date",
+            "date",
+            description="Date the event ended; empty = still open at the end of the return's period.",
+            source="Event_End_Date",
+        ),
+        Column(
+            "client_type",
+            "string",
+            required=True,
+            nullable=False,
+            codes=SOCIAL_CARE_CLIENT_TYPES,
+            description="service_user or carer.",
+            source="Client_Type, mapped",
+        ),
+        Column(
+            "service_type",
+            "string",
+            codes=SOCIAL_CARE_SERVICE_TYPES,
+            description=(
+                "Service events only: long_term_residential, long_term_nursing, long_term_community, "
+                "short_term_reablement or short_term_other."
+            ),
+            source="Service_Type, mapped",
+        ),
+        Column(
+            "service_component",
+            "string",
+            codes=SOCIAL_CARE_SERVICE_COMPONENTS,
+            description="Service events only: what was provided (home_care, direct_payment, reablement, ...).",
+            source="Service_Component, mapped",
+        ),
+        Column(
+            "primary_support_reason",
+            "string",
+            codes=PRIMARY_SUPPORT_REASONS,
+            description="Main reason the person needs support (physical_personal_care, memory_cognition, ...).",
+            source="Primary_Support_Reason, mapped",
+        ),
+        Column(
+            "accommodation_status",
+            "string",
+            codes=ACCOMMODATION_STATUSES,
+            description="Where the person lives: own_home, care_home, supported_accommodation, other, not_known.",
+            source="Accommodation_Status, grouped",
+        ),
+    ),
+    date_pairs=(("event_start_date", "event_end_date"),),
+)
+
+SOCIAL_CARE_RETURNS = Table(
+    name="social_care_returns",
+    grain="CLD return received (local authority and quarter), recorded before events are deduplicated",
+    source="Adult Social Care Client Level Data (CLD): the returns the events came in",
+    optional=True,
+    columns=(
+        Column(
+            "la_code",
+            "string",
+            required=True,
+            nullable=False,
+            description="ONS code of the local authority that sent the return (as in social_care_events).",
+            source="LA_Code",
+        ),
+        Column(
+            "reporting_period_start",
+            "date",
+            required=True,
+            nullable=False,
+            description="First day of the quarter the return is for (1 Apr, 1 Jul, 1 Oct or 1 Jan).",
+            source="Reporting_Period_End_Date, its quarter",
+        ),
+        Column(
+            "rows",
+            "integer",
+            required=True,
+            nullable=False,
+            description=(
+                "CLD rows the return held, before each event's latest return was kept: a received "
+                "return whose events all reappear in later returns still counts as received."
+            ),
+            source="count of CLD rows",
+        ),
+    ),
+)
+
 CONTRACT: dict[str, Table] = {
     t.name: t
     for t in (
@@ -508,9 +699,16 @@ CONTRACT: dict[str, Table] = {
         APC_SPELLS,
         CASELOAD,
         OPT_OUTS,
+        SOCIAL_CARE_EVENTS,
+        SOCIAL_CARE_RETURNS,
     )
 }
 """Every input table by name, in the order they are documented."""
 
-EVENT_TABLES: tuple[str, ...] = tuple(name for name, t in CONTRACT.items() if name != "patients")
+EVENT_TABLES: tuple[str, ...] = tuple(
+    name for name, t in CONTRACT.items() if name != "patients" and "person_id" in t.column_names
+)
 """Tables whose rows belong to a person in ``patients``."""
+
+OPTIONAL_TABLES: tuple[str, ...] = tuple(name for name, t in CONTRACT.items() if t.optional)
+"""Tables an extract may leave out: the gate notes their absence and the run goes on without them."""

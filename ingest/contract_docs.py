@@ -16,7 +16,9 @@ INTRODUCTION = """\
 The source adapters (above) write these tables; an extract already in this
 format is read as it is. riskstrat reads a folder with one file per table below, as Parquet
 (`<table>.parquet`) or CSV (`<table>.csv`, UTF-8, comma-separated, a header
-row). Every table must be present, even if it has no rows. Required columns
+row). Every table must be present, even if it has no rows, except an optional
+table (`social_care_events`), which may be left out: the run then goes on
+without it, as it did before the table existed. Required columns
 are marked **required**; optional columns may be left out or empty. Columns
 not in the contract are kept but not used.
 
@@ -132,7 +134,84 @@ gate and the synthetic generator all use that one definition.
 | apc_spells | SUS+ APC spells | `sus_apc`: discharge destination through `sus_discharge_destination`; ICD-10 primary and all diagnoses normalised and checked against `icd10_categories` |
 | caseload | local virtual ward / proactive care system | contract format (`sources.contract_tables`) |
 | opt_outs | type 1 and National Data Opt-out lists | contract format; `type1` is honoured by default when building worklists (see `configs/mdts.yaml`) |
+| social_care_events (optional) | Adult Social Care Client Level Data (CLD) | `cld`: latest return of each event; text values through `cld_values`; rows without a pseudonymised NHS number left out (see the table below) |
 """
+
+SOCIAL_CARE_NOTES = """
+### From the national Client Level Data
+
+Every local authority (LA) sends its Adult Social Care Client Level Data (CLD)
+to NHS England each quarter; an ICB receives it pseudonymised, linkable to
+health data. The `cld` adapter reads it with the national field names (rename
+local ones under `sources.cld.columns` in `configs/sources.yaml`):
+
+| CLD field | contract column | how |
+| --- | --- | --- |
+| `Der_NHS_Number_Traced_Pseudo`, else `Der_NHS_Number_Pseudo` | `person_id` | the traced number wins; rows with neither (an LA person ID only) are counted and left out |
+| `LA_Code` | `la_code` | ONS code of a social-services authority (E06, E08, E09, E10); anything else stops the adapter naming the rows |
+| `Reporting_Period_End_Date` | `reporting_period_start` | first day of its quarter (rolling 12-month and quarter-only returns read alike); `Reporting_Period_Start_Date` is read for reference |
+| `Event_Type` | `event_type` | Request (or Referral), Assessment, Service, Review; rows with none (carers known by association) or an unknown one are counted and left out |
+| `Event_Start_Date`, `Event_End_Date` | `event_start_date`, `event_end_date` | ISO dates; an empty end is an event still open at the end of the return's period |
+| `Client_Type` | `client_type` | Service User -> `service_user`; Carer, Unpaid carer (and known by association) -> `carer` |
+| `Service_Type` | `service_type` (services only) | Long Term Support: Nursing Care / Residential Care / Community -> `long_term_nursing` / `long_term_residential` / `long_term_community`; Short Term Support: ST-Max -> `short_term_reablement`; Ongoing Low Level, Other Short Term -> `short_term_other`; Prison and carer support are recognised and left empty |
+| `Service_Component` | `service_component` (services only) | Home Support -> `home_care`, Direct Payment -> `direct_payment`, Community Supported Living, Shared Lives, Extra Care Housing -> `supported_living`, Day Support -> `day_care`, residential and nursing care -> `residential` / `nursing`, Reablement, Equipment, Carer Respite -> `respite`, the rest -> `other` |
+| `Primary_Support_Reason` | `primary_support_reason` | Physical Support: Personal care support / Access & mobility only, Sensory Support (any), Support with Memory and Cognition, Learning Disability Support, Mental Health Support, Social Support (any), Unknown |
+| `Accommodation_Status` | `accommodation_status` | owner occupier, tenants and settled housing with family -> `own_home`; registered care or nursing home -> `care_home`; supported accommodation, Shared Lives, sheltered or extra care housing -> `supported_accommodation`; homeless, temporary, hospital, prison -> `other`; Unknown -> `not_known` |
+| `ImportDate` | (none) | orders two loads of the same period's return |
+
+Text values are compared without case, `&` as `and`, and without the spaces
+around `/ : , ( ) -` (returns vary); every value is in the `cld_values` code
+list, and an unknown one is reported in the mapping coverage with its count,
+never dropped silently. LAs resubmit, and each return covers a rolling 12
+months, so one event comes in several returns: an event (LA, person, event
+type, start date, client type and, for services, raw service type and
+component: the DHSC "unique event") keeps the row of its latest return
+(`Reporting_Period_End_Date`, then `ImportDate`), and the number removed is a
+note of the run.
+
+**Missing returns.** A quarter's return is due 60 days after the quarter ends
+(`SOCIAL_CARE_RETURN_DUE_DAYS`). The validation gate lists, for every expected
+LA, the quarters from the first one (`social_care.first_quarter`, default the
+earliest in the data) to the last one due by the run's data date
+(`data.extract_date`, else the latest event date of the health tables, as the
+weekly run takes it; not the day the check runs), and warns once
+per LA-quarter with no return ("a CLD return from Walsall (E08000030) for
+Apr-Jun 2026 (due 29 Aug 2026); none received"): on `riskstrat validate`, in
+the run's warnings and on the Data Docs page ("Social care returns"). A
+quarter not yet due is never missing. Expected LAs are
+`social_care.local_authorities`, or else those where at least 1% of the
+registered people live (from their LSOA: the LAD 2019 code of the IMD 2019
+file; for a two-tier shire district, E07, give the authority that sends its
+return in `social_care.county_of_district`: its county (E10), or, for an area
+reorganised since 2019, the new unitary (E06), not the old county, e.g.
+Aylesbury Vale `{E07000004: E06000060}` (Buckinghamshire); likewise Cumberland
+E06000063, Westmorland and Furness E06000064, North Yorkshire E06000065,
+Somerset E06000066, North and West Northamptonshire E06000061/E06000062). A
+missing return is never read as "no care". The features are computed as of the latest quarterly return due at the
+as-of date (the end of the latest quarter whose return is due by then), and a
+person's social care is *not known* when their LA's return for that quarter is
+missing. Each return covers the 12 months to its quarter's end, so an older
+missing quarter is covered by a later return received: it is still reported
+here and on "About this list", but does not make care unknown.
+
+**Which returns arrived.** The CLD adapter records every (LA, quarter) return it
+reads in `social_care_returns` before it keeps each event's latest return: a
+rolling return whose events all come again in a later return keeps no rows in
+`social_care_events`, yet was received. An ICS supplying `social_care_events`
+in the contract format should supply `social_care_returns` too; without it the
+returns are inferred from `social_care_events` (a quarter with rows there was
+received), which can read such a return as missing.
+"""
+
+RETURNS_NOTES = """
+One row per CLD return read (an extract may split one return's count over
+several rows: they are summed). The gate's returns check, `social_care_known`,
+the MDT row and "About this list" read the returns received from this table
+when it is present, and from `social_care_events` otherwise (see above).
+"""
+
+TABLE_NOTES: dict[str, str] = {"social_care_events": SOCIAL_CARE_NOTES, "social_care_returns": RETURNS_NOTES}
+"""Extra text after a table's columns: how it is made from its national source."""
 
 
 def _codes(column: Column) -> str:
@@ -147,6 +226,8 @@ def _table_section(table: Table) -> str:
         "",
         f"One row per {table.grain}. Source: {table.source}.",
     ]
+    if table.optional:
+        lines.append("Optional: an extract may leave this table out, and the run goes on without it.")
     if table.key:
         lines.append(f"`{table.key}` is unique.")
     if table.event_date:
@@ -164,7 +245,7 @@ def _table_section(table: Table) -> str:
             f"| `{column.name}` | {column.type} | {required} | {_codes(column)} "
             f"| {column.description} | {column.source} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + TABLE_NOTES.get(table.name, "")
 
 
 def render_contract_docs() -> str:

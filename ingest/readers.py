@@ -837,7 +837,7 @@ def read_extract(folder: Path, names: tuple[str, ...] | None = None) -> dict[str
 
     Args:
         folder: The extract folder.
-        names: Tables to read (default: all of the contract).
+        names: Tables to read (default: all of the contract; an absent optional table is left out).
 
     Returns:
         Typed tables by name.
@@ -854,6 +854,8 @@ def read_extract(folder: Path, names: tuple[str, ...] | None = None) -> dict[str
     tables: dict[str, pd.DataFrame] = {}
     problems: list[ContractProblem] = []
     for name in names or tuple(CONTRACT):
+        if names is None and CONTRACT[name].optional and not table_files(folder, name):
+            continue  # an optional table the extract leaves out
         try:
             frame, table_problems = coerce(load_raw(folder, name))
         except ContractError as exc:

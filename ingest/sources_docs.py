@@ -45,6 +45,20 @@ both the same way:
    number of rows and up to five example pseudonymised IDs; nothing is written.
    `make demo` runs this way: the synthetic population is written as raw national
    files (`outputs/raw/`) and read back through the adapters.
+
+   Files of any size are read in batches of `sources.batch_rows` rows (1,000,000 by
+   default; Parquet by record batch, CSV by block), each batch mapped and appended to
+   its contract table, so memory does not grow with the file (at 250,000 people the
+   adapters' peak fell from 2.3 to 0.7 GiB). Registrations, CSDS and CLD, which keep one
+   row per person, per contact or per event, are first spread over temporary files by person
+   (in `TMPDIR`; CLD's person is the traced pseudonym, else the one the LA sent), so the
+   latest registration, submission or return is found exactly. The
+   tables, the coverage and the notes are those of one read of the whole file (rows
+   of those tables may come in another order; `social_care_returns` is combined from the
+   batches into one row per return). A file that breaks the contract in
+   several batches is reported once, its rows counted over the whole file. With
+   `backend: pyspark` the adapters run on Spark instead (see
+   [scale-out](scale-out.md)).
 2. **The contract format**: one file per contract table (second half of this page)
    in `data.extract_dir`, with `sources.raw_dir` left empty; `riskstrat adapt` is then
    not run, and no coverage checks apply. `riskstrat generate` (without

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -48,6 +49,7 @@ from great_expectations.data_context.types.base import (
 
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import ContractError, ContractProblem
+from riskstrat.ingest import readers
 from riskstrat.ingest.contract import CONTRACT, Table
 from riskstrat.ingest.expectations import (
     Check,
@@ -64,14 +66,25 @@ from riskstrat.ingest.readers import (
     escape_text,
     iter_raw,
     shown_id,
+    table_files,
+    unsupported_files,
     value_shape,
 )
+from riskstrat.ingest.social_care import (
+    RETURNS_TABLE,
+    ReturnsCoverage,
+    expected_local_authorities,
+    social_care_returns,
+)
+from riskstrat.ingest.sources.settings import SocialCareSettings
 from riskstrat.ingest.validation_coverage import coverage_page, coverage_results, read_coverage
 from riskstrat.ingest.validation_docs import build_data_docs
 from riskstrat.ingest.validation_settings import Severity, ValidationSettings
 from riskstrat.io import folder_snapshot_hash
 
 DATASOURCE = "riskstrat_extract"
+SPARK_DATASOURCE = "riskstrat_extract_spark"
+"""The Great Expectations Spark datasource of the gate on Spark (:mod:`riskstrat.ingest.validation_spark`)."""
 EXAMPLE_KINDS_WITH_VALUE = ("codes_in_set", "condition_in_vocabulary", "lsoa_well_formed", "text_printable")
 """Kinds whose examples also show the offending code (codes, never dates; invisible characters escaped)."""
 EXAMPLE_KINDS_QUOTED = ("text_trimmed", "text_printable")
@@ -146,6 +159,9 @@ class ValidationReport:
         mapping_coverage: Per source and coded field of the raw national files (when the
             extract was made by ``riskstrat adapt``): share mapped, rows, limits, result
             and the most frequent unmapped codes. Empty for a contract-format extract.
+        social_care_returns: Which local authorities' CLD returns are in ``social_care_events``
+            per quarter, the missing ones and the latest per LA
+            (:meth:`~riskstrat.ingest.social_care.ReturnsCoverage.to_dict`); empty without the table.
     """
 
     snapshot_hash: str
@@ -157,6 +173,7 @@ class ValidationReport:
     seconds: float = 0.0
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
     mapping_coverage: list[dict[str, Any]] = field(default_factory=list)
+    social_care_returns: dict[str, Any] = field(default_factory=dict)
 
     @property
     def critical_failures(self) -> list[ExpectationResult]:
@@ -206,6 +223,7 @@ class ValidationReport:
             "seconds": round(self.seconds, 2),
             "results": [r.to_dict() for r in self.results],
             "mapping_coverage": list(self.mapping_coverage),
+            "social_care_returns": dict(self.social_care_returns),
         }
 
 
@@ -241,11 +259,17 @@ def gx_context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _batch_definition(context: Any, table: str, scope: str) -> Any:
+def _batch_definition(context: Any, table: str, scope: str, spark: bool = False) -> Any:
+    name = SPARK_DATASOURCE if spark else DATASOURCE
     try:
-        source = context.data_sources.get(DATASOURCE)
+        source = context.data_sources.get(name)
     except (KeyError, ValueError, LookupError):
-        source = context.data_sources.add_pandas(DATASOURCE)
+        # The Spark gate keeps its typed table cached itself; Great Expectations must not cache it twice.
+        source = (
+            context.data_sources.add_spark(name, persist=False)
+            if spark
+            else context.data_sources.add_pandas(name)
+        )
     try:
         asset = source.get_asset(table)
     except (KeyError, LookupError):
@@ -256,16 +280,19 @@ def _batch_definition(context: Any, table: str, scope: str) -> Any:
         return asset.add_batch_definition_whole_dataframe(scope)
 
 
-def _checkpoint(context: Any, table: str, scope: str, checks: list[Check], result_format: dict) -> Any:
+def _checkpoint(
+    context: Any, table: str, scope: str, checks: list[Check], result_format: dict, spark: bool = False
+) -> Any:
     """Register the suite, validation definition and checkpoint for one table and scope.
 
     The context is new on every run, so each name is added once (``add`` is much
-    cheaper than ``add_or_update``, which compares every expectation).
+    cheaper than ``add_or_update``, which compares every expectation). With
+    ``spark`` the batches are Spark DataFrames (Great Expectations' Spark datasource).
     """
     name = table if scope == "all" else f"{table}.{scope}"
     suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[c.expectation for c in checks]))
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=name, data=_batch_definition(context, table, scope), suite=suite)
+        gx.ValidationDefinition(name=name, data=_batch_definition(context, table, scope, spark), suite=suite)
     )
     return context.checkpoints.add(
         gx.Checkpoint(name=name, validation_definitions=[definition], actions=[], result_format=result_format)
@@ -693,10 +720,173 @@ def _parse_check_passed(table: Table, n_rows: int, severity: Severity) -> Expect
     )
 
 
+OPTIONAL_ABSENT = "an optional table: not supplied, so the run goes on without it"
+"""What the gate records for an optional table (social care) the extract leaves out."""
+
+
 def _file_result(table: Table, severity: Severity, expected: str, passed: bool) -> ExpectationResult:
     return ExpectationResult(
         table.name, "", "table_present", "file_readable", severity, expected, 0, 0, (), passed
     )
+
+
+def _column_frame(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Some columns of a Parquet or CSV table file, as stored (text for CSV)."""
+    if path.suffix == ".parquet":
+        return pq.read_table(path, columns=columns).to_pandas()
+    return pd.read_csv(
+        path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+    )
+
+
+def _registered_lsoas(patients_path: Path) -> pd.Series:
+    """The LSOA of each person registered and alive (no registration end, no date of death)."""
+    present = set(
+        pq.read_schema(patients_path).names
+        if patients_path.suffix == ".parquet"
+        else pd.read_csv(patients_path, nrows=0, encoding="utf-8-sig").columns
+    )
+    ended = [c for c in ("registration_end", "date_of_death") if c in present]
+    patients = _column_frame(patients_path, ["lsoa_code", *ended])
+    current = patients[ended].isna().all(axis=1) if ended else pd.Series(True, index=patients.index)
+    return patients.loc[current, "lsoa_code"]
+
+
+def _spark_table(spark: Any, path: Path) -> Any:
+    """A table file as a Spark DataFrame (CSV as text with a header row; empty values null)."""
+    if path.suffix == ".parquet":
+        return spark.read.parquet(str(path))
+    return (
+        spark.read.option("header", True).option("encoding", "UTF-8").option("multiLine", True).csv(str(path))
+    )
+
+
+def _spark_returns(spark: Any, events_path: Path) -> pd.DataFrame:
+    """The events' (``la_code``, ``reporting_period_start``, ``rows``) counted on Spark: only those come back."""
+    try:
+        events = _spark_table(spark, events_path)
+        counted = events.groupBy("la_code", "reporting_period_start").count()
+        return counted.withColumnRenamed("count", "rows").toPandas()
+    except Exception as error:  # Spark's own errors (a missing column): the check says it could not run
+        raise ValueError(f"{events_path.name}: {error}") from error
+
+
+def _spark_registered_lsoas(spark: Any, patients_path: Path) -> pd.Series:
+    """:func:`_registered_lsoas` with the people per LSOA counted on Spark (one row per LSOA comes back)."""
+    from pyspark.sql import functions as F
+
+    try:
+        patients = _spark_table(spark, patients_path)
+        for column in ("registration_end", "date_of_death"):
+            if column in patients.columns:
+                patients = patients.filter(F.col(column).isNull())
+        homes = patients.groupBy("lsoa_code").count().toPandas()
+    except Exception as error:  # as in _spark_returns
+        raise ValueError(f"{patients_path.name}: {error}") from error
+    # One entry per person, as expected_local_authorities reads them (LSOA codes, not rows).
+    return homes["lsoa_code"].repeat(homes["count"].to_numpy()).reset_index(drop=True)
+
+
+def social_care_returns_check(
+    extract_dir: Path,
+    settings: SocialCareSettings,
+    extract_date: date,
+    severity: Severity,
+    spark: Any | None = None,
+) -> tuple[list[ExpectationResult], ReturnsCoverage | None]:
+    """The returns check of ``social_care_events``: one warning per expected LA-quarter with no return.
+
+    Returns received are read from ``social_care_returns`` when the extract has it, else
+    inferred from the events (a quarter with rows there).
+
+    Expected LAs are ``settings.local_authorities``, else those of the LSOAs of the
+    registered, living patients holding at least 1% of them. Reads only the columns it needs (the table's own
+    checks report anything malformed; values that do not parse are skipped here). With ``spark``
+    the events' returns and the people per LSOA are counted on Spark; only the counts come to
+    the driver, into the same functions.
+
+    Returns:
+        The results (one passing result when nothing is missing; one failing result naming
+        the cause when the columns cannot be read) and the coverage (None then).
+    """
+    events_path = readers.find_table_file(extract_dir, "social_care_events")
+    if events_path is None:
+        return [], None
+    # The returns the adapter recorded, when supplied; else inferred from the events (module note
+    # of riskstrat.ingest.social_care).
+    returns_path = readers.find_table_file(extract_dir, RETURNS_TABLE)
+    try:
+        if returns_path is not None:
+            events = _column_frame(returns_path, ["la_code", "reporting_period_start", "rows"])
+            events["rows"] = pd.to_numeric(events["rows"], errors="coerce")
+        elif spark is not None:
+            events = _spark_returns(spark, events_path)
+        else:
+            events = _column_frame(events_path, ["la_code", "reporting_period_start"])
+        events = events.assign(
+            reporting_period_start=pd.to_datetime(events["reporting_period_start"], errors="coerce")
+        ).dropna()
+        expected = list(settings.local_authorities)
+        if not expected:
+            patients_path = readers.find_table_file(extract_dir, "patients")
+            expected = (
+                expected_local_authorities(
+                    _spark_registered_lsoas(spark, patients_path)
+                    if spark is not None
+                    else _registered_lsoas(patients_path),
+                    settings.county_of_district,
+                )
+                if patients_path
+                else []
+            )
+    except (OSError, ValueError, KeyError, pa.ArrowException, ContractError) as error:
+        # Never dropped silently: one failing result says the check could not run, and why.
+        cause = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+        failed = ExpectationResult(
+            "social_care_events",
+            "la_code",
+            "social_care_returns",
+            "return_received",
+            severity,
+            f"la_code and reporting_period_start readable for the CLD returns check; not readable ({cause})",
+            0,
+            0,
+            (),
+            False,
+        )
+        return [failed], None
+    coverage = social_care_returns(events, expected, extract_date, settings.first_quarter)
+    results = [
+        ExpectationResult(
+            "social_care_events",
+            "la_code",
+            "social_care_returns",
+            "return_received",
+            severity,
+            f"a CLD return from {line}; none received",
+            0,
+            0,
+            (la,),
+            False,
+        )
+        for (la, _), line in zip(coverage.missing, coverage.missing_lines(), strict=True)
+    ]
+    if not results:
+        results.append(
+            ExpectationResult(
+                "social_care_events",
+                "la_code",
+                "social_care_returns",
+                "return_received",
+                severity,
+                coverage.headline(),
+                0,
+                0,
+                (),
+                True,
+            )
+        )
+    return results, coverage
 
 
 def extract_snapshot(extract_dir: Path) -> str:
@@ -713,6 +903,9 @@ def validate_extract(
     build_docs: bool = True,
     keep_tables: bool | Collection[str] = True,
     snapshot_hash: str | None = None,
+    spark: Any | None = None,
+    social_care: SocialCareSettings | None = None,
+    returns_date: date | None = None,
 ) -> ValidationReport:
     """Validate every contract table in ``extract_dir`` with Great Expectations.
 
@@ -734,6 +927,13 @@ def validate_extract(
             those only, or False. Tables not kept are never held whole: memory is
             about two chunks, the patients' IDs and dates of death, plus the tables kept.
         snapshot_hash: The extract's hash if the caller has it (default: computed).
+        spark: A Spark session: run each table's checks on Spark
+            (:mod:`riskstrat.ingest.validation_spark`), so no table comes to the
+            driver; the report is the same as without it. None: pandas on this process.
+        social_care: Expected local authorities and first quarter of the social care
+            returns check (``social_care`` in ``configs/sources.yaml``; default: derived).
+        returns_date: The data date the social care returns must be due by (the run's
+            data date, as the weekly run and the features use it). None: ``extract_date``.
 
     Returns:
         The report (with the typed tables that could be read, if ``keep_tables``).
@@ -750,6 +950,11 @@ def validate_extract(
     kept: dict[str, pd.DataFrame] = {}
     row_counts: dict[str, int] = {}
     patients: PatientLookup | None = None
+    validate_table = _validate_table
+    if spark is not None:
+        from riskstrat.ingest.validation_spark import spark_table_validator
+
+        validate_table = spark_table_validator(spark)
 
     for table in CONTRACT.values():  # patients comes first in the contract
         if not extract_dir.is_dir():
@@ -757,11 +962,19 @@ def validate_extract(
                 _file_result(table, severity.table_present, f"an extract folder at {extract_dir}", False)
             )
             continue
+        if (
+            table.optional
+            and not table_files(extract_dir, table.name)
+            and not unsupported_files(extract_dir, table.name)
+        ):
+            # An optional table left out of the extract: the run goes on without it.
+            results.append(_file_result(table, severity.table_present, OPTIONAL_ABSENT, True))
+            continue
         keep = keep_tables is True or bool(keep_tables and table.name in keep_tables)
         # Patients is always read back for the lookup; only its IDs and death dates unless kept.
         lookup_only = table.name == "patients" and not keep
         try:
-            run = _validate_table(
+            run = validate_table(
                 context,
                 examples,
                 extract_dir,
@@ -785,6 +998,17 @@ def validate_extract(
         if keep and run.frame is not None:
             kept[table.name] = run.frame
         del run
+
+    returns: ReturnsCoverage | None = None
+    if "social_care_events" in row_counts:  # supplied and read: are its local authorities' returns all in?
+        found, returns = social_care_returns_check(
+            extract_dir,
+            social_care or SocialCareSettings(),
+            returns_date or extract_date,
+            severity.social_care_returns,
+            spark,
+        )
+        results.extend(found)
 
     coverage_checks, coverage_page_html = [], None
     try:
@@ -823,6 +1047,7 @@ def validate_extract(
         row_counts=row_counts,
         tables=kept,
         mapping_coverage=[c.to_dict() for c in coverage_checks],
+        social_care_returns=returns.to_dict() if returns is not None else {},
     )
     if build_docs:
         page = {"coverage_html": coverage_page_html} if coverage_page_html is not None else {}

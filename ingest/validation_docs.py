@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from riskstrat.ingest.social_care import local_authority_name, quarter_label
 from riskstrat.io import atomic_directory, atomic_path
 
 COVERAGE_PAGE = "mapping_coverage.html"
@@ -84,6 +85,29 @@ def _result_cell(result: dict[str, Any]) -> str:
     return f'<td class="{html.escape(result["severity"])}">{html.escape(result["severity"])}</td>'
 
 
+def social_care_returns_html(returns: dict[str, Any]) -> str:
+    """The "Social care returns" section: per local authority, the latest CLD quarter received and the missing ones."""
+    esc = html.escape
+    missing: dict[str, list[str]] = {}
+    for m in returns["missing"]:
+        missing.setdefault(m["la_code"], []).append(quarter_label(dt.date.fromisoformat(m["quarter_start"])))
+    rows = [
+        f"<tr><td>{esc(local_authority_name(la))}</td>"
+        f"<td>{esc(quarter_label(dt.date.fromisoformat(latest)) if latest else 'none')}</td>"
+        f"<td>{esc(', '.join(missing.get(la, [])) or '-')}</td></tr>"
+        for la, latest in returns["latest"].items()
+    ]
+    return (
+        "<h2>Social care returns</h2>"
+        f"<p>{esc(returns['headline'])}. A quarter's Client Level Data return is due 60 days after the quarter "
+        "ends; a missing one is a warning. Returns cover the 12 months to their quarter's end, so only the "
+        "latest return due decides whether its people's social care is known (never read as none when not).</p>"
+        "<table><tr><th>Local authority</th><th>Latest quarter received</th><th>Missing quarters</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def validation_page(summary: dict[str, Any], validated_at: str, has_coverage: bool) -> str:
     """The page of one validation: verdict, rows per table and every check, failures first.
 
@@ -108,6 +132,8 @@ def validation_page(summary: dict[str, Any], validated_at: str, has_coverage: bo
             f"<p><a href='{COVERAGE_PAGE}'><b>Mapping coverage</b></a>: how much of each coded field of the "
             "raw national files the shipped code lists recognised, with the most frequent unmapped codes.</p>"
         )
+    if summary.get("social_care_returns"):
+        parts.append(social_care_returns_html(summary["social_care_returns"]))
     parts.append(
         "<h2>Tables</h2><table><tr><th>Table</th><th>Rows read</th><th>Checks</th><th>Failed</th></tr>"
     )

@@ -166,6 +166,22 @@ class CaseloadSettings(Settings):
     )
 
 
+class TrainingSampleSettings(Settings):
+    """A person-time sample of the training rows, for a training table too large to fit (off by default)."""
+
+    max_rows: int | None = Field(
+        None,
+        ge=10_000,
+        description=(
+            "Most training rows (person-time rows at the train as-of dates, train persons) the models are "
+            "fitted on: a seeded simple random sample when there are more; empty = every row. The "
+            "validation and test rows are never sampled, so calibration and every reported metric are "
+            "unchanged in kind. Its measured cost in test AUROC: docs/performance.md."
+        ),
+    )
+    seed: int = Field(20231231, description="Seed of the sample (the same rows on every run).")
+
+
 class MlflowSettings(Settings):
     """Where runs and models are tracked."""
 
@@ -324,6 +340,30 @@ class ModelSettings(Settings):
     split: SplitSettings = Field(default_factory=SplitSettings, description="Person-level split fractions.")
     caseload: CaseloadSettings = Field(
         default_factory=CaseloadSettings, description="Treatment of people on an MDT caseload."
+    )
+    training_sample: TrainingSampleSettings = Field(
+        default_factory=TrainingSampleSettings,
+        description="Optional person-time sample of the training rows (memory bound for the largest ICBs).",
+    )
+    logistic_baseline_max_rows: int | None = Field(
+        500_000,
+        ge=10_000,
+        description=(
+            "Most training rows the logistic-regression baseline (the promotion comparator) is fitted "
+            "on: a seeded simple random sample when there are more; empty = every row. Its pipeline "
+            "holds about five float64 copies of the rows it fits (3.7 GiB at 1,000,000 people); a "
+            "comparator of about 120 coefficients is as well determined by 500,000 rows as by millions."
+        ),
+    )
+    unknown_social_care_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=0.5,
+        description=(
+            "Share of training rows (seeded, never validation or test rows) whose social care features "
+            "are set to not known (social_care_known 0, the others empty) so the model learns what to "
+            "predict when a local authority's return is missing; 0 = off."
+        ),
     )
     evaluation: EvaluationSettings = Field(
         default_factory=EvaluationSettings, description="Metrics and bootstrap intervals."

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
+from riskstrat.features import social_care
 from riskstrat.features.outcomes import outcome as outcome_spec
 from riskstrat.models.baselines import (
     LIGHTGBM,
@@ -36,7 +37,13 @@ from riskstrat.models.baselines import (
 )
 from riskstrat.models.calibration import CalibrationChoice, Calibrator, choose_calibration, reliability_table
 from riskstrat.models.metrics import compare_models
-from riskstrat.models.settings import CaseloadSettings, LightGBMParams, ModelSettings, SplitSettings
+from riskstrat.models.settings import (
+    CaseloadSettings,
+    LightGBMParams,
+    ModelSettings,
+    SplitSettings,
+    TrainingSampleSettings,
+)
 
 KEY_COLUMNS = ("person_id", "as_of")
 PARTS = ("train", "validation", "test")
@@ -213,6 +220,71 @@ def apply_caseload_treatment(
         )
         split = TemporalSplit(train=kept["train"], validation=kept["validation"], test=split.test)
     return split, record
+
+
+def sample_training_rows(
+    split: TemporalSplit, sample: TrainingSampleSettings
+) -> tuple[TemporalSplit, dict[str, Any]]:
+    """A seeded simple random sample of at most ``sample.max_rows`` training rows; validation and test untouched.
+
+    Person-time rows are drawn uniformly, not stratified by outcome: one draw serves every
+    outcome (the same rows train each model, so their memory is bounded once), and a uniform
+    draw keeps each outcome's event rate and the case mix unbiased. Calibration and every
+    reported metric use the validation and test rows, which are never sampled. The kept rows
+    stay in table order, so the draw depends only on the rows, the seed and ``max_rows``.
+
+    Args:
+        split: Row positions of each part.
+        sample: The sample settings (``training_sample`` in ``configs/model.yaml``).
+
+    Returns:
+        The split with the sampled training rows, and a record of the sample for MLflow.
+    """
+    rows = split.train
+    record: dict[str, Any] = {"training_sample_max_rows": sample.max_rows or 0}
+    if sample.max_rows is None or len(rows) <= sample.max_rows:
+        record["training_sample_share"] = 1.0
+        return split, record
+    drawn = np.random.default_rng(sample.seed).choice(len(rows), size=sample.max_rows, replace=False)
+    record["training_sample_share"] = sample.max_rows / len(rows)
+    kept = rows[np.sort(drawn)]
+    return TemporalSplit(train=kept, validation=split.validation, test=split.test), record
+
+
+def mask_unknown_social_care(
+    x_train: np.ndarray, feature_names: Sequence[str], share: float, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mark a seeded share of TRAINING rows as social care not known, in place.
+
+    At the training as-of dates every local authority's return is in, so without this the
+    model never sees ``social_care_known = 0`` with empty social care features, and at
+    scoring LightGBM would send a person whose return is missing down the side of its
+    learned default for NaN: in practice "no support". On the masked rows the social care
+    features (:data:`~riskstrat.features.social_care.SOCIAL_CARE_FEATURES`) are set to NaN
+    and ``social_care_known`` to 0, exactly as the feature build writes a person whose
+    return is missing. Only the training matrix is passed here: validation and test rows
+    (calibration and every reported metric) keep their real values.
+
+    Args:
+        x_train: The training rows' matrix (:func:`feature_matrix`); changed in place.
+        feature_names: Its columns.
+        share: Share of training rows to mask (0 = none).
+        seed: Seed of the draw (the same rows on every run).
+
+    Returns:
+        The matrix, and a record for MLflow (``unknown_social_care_rows``).
+    """
+    columns = [i for i, name in enumerate(feature_names) if name in social_care.SOCIAL_CARE_FEATURES]
+    record: dict[str, Any] = {"unknown_social_care_share": share, "unknown_social_care_rows": 0}
+    if share <= 0 or not columns or social_care.KNOWN not in feature_names or len(x_train) == 0:
+        return x_train, record
+    count = round(share * len(x_train))
+    rows = np.sort(np.random.default_rng(seed).choice(len(x_train), size=count, replace=False))
+    for position in columns:
+        known = feature_names[position] == social_care.KNOWN
+        x_train[rows, position] = 0.0 if known else np.nan
+    record["unknown_social_care_rows"] = count
+    return x_train, record
 
 
 # ----------------------------------------------------------------------------- checks
@@ -414,10 +486,66 @@ def fit_risk_model(
         The fitted model and the evidence for its calibration.
     """
     names = list(feature_names)
-    x_train = train[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    x_valid = validation[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    y_train = train[outcome].to_numpy(dtype=np.int64)
-    y_valid = validation[outcome].to_numpy(dtype=np.int64)
+    return fit_risk_model_on(
+        feature_matrix(train, names),
+        train[outcome].to_numpy(dtype=np.int64),
+        feature_matrix(validation, names),
+        validation[outcome].to_numpy(dtype=np.int64),
+        train["person_id"],
+        names,
+        outcome,
+        settings,
+    )
+
+
+def feature_matrix(table: pd.DataFrame, names: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """LightGBM's input: the ``names`` columns of ``table`` (at positions ``rows``) as one float32 matrix.
+
+    Filled one column at a time into a column-major array, which LightGBM reads without
+    copying: no row subset of the whole table and no float64 copy is ever made.
+
+    Args:
+        table: Rows with the feature columns (a training table or one of its parts).
+        names: Feature columns, in the model's order.
+        rows: Row positions to take (default: every row).
+
+    Returns:
+        A (rows x features) float32 array, NaN where a feature is missing.
+    """
+    count = len(table) if rows is None else len(rows)
+    matrix = np.empty((count, len(names)), dtype=np.float32, order="F")
+    for position, name in enumerate(names):
+        values = table[name].to_numpy(dtype=np.float32, na_value=np.nan)
+        matrix[:, position] = values if rows is None else values[rows]
+    return matrix
+
+
+def fit_risk_model_on(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    train_person_id: pd.Series,
+    feature_names: Sequence[str],
+    outcome: str,
+    settings: ModelSettings,
+) -> tuple[RiskModel, CalibrationChoice]:
+    """:func:`fit_risk_model` on matrices already built (:func:`feature_matrix`).
+
+    Args:
+        x_train: Training matrix.
+        y_train: Training outcomes (0/1).
+        x_valid: Validation matrix.
+        y_valid: Validation outcomes (0/1).
+        train_person_id: Person of each training row (cross-validation folds are by person).
+        feature_names: Model input columns, in the matrices' order.
+        outcome: Outcome column.
+        settings: Model settings.
+
+    Returns:
+        The fitted model and the evidence for its calibration.
+    """
+    names = list(feature_names)
     chosen = settings.params_for(outcome)
     if settings.tuning.enabled:
         chosen = tune_params(x_train, y_train, x_valid, y_valid, names, chosen, settings)
@@ -428,14 +556,16 @@ def fit_risk_model(
         rounds = cv_rounds(
             x_train,
             y_train,
-            train["person_id"],
+            train_person_id,
             names,
             params,
             chosen.n_estimators,
             chosen.early_stopping_rounds,
         )
         booster = lgb.train(
-            params, lgb.Dataset(x_train, label=y_train, feature_name=names), num_boost_round=rounds
+            params,
+            lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True),
+            num_boost_round=rounds,
         )
         best_iteration = rounds
     else:
@@ -541,11 +671,42 @@ def train_outcome(
     check_training_table(table, names, outcome)
     split = temporal_split(table, settings)
     split, caseload_record = apply_caseload_treatment(table, split, settings.caseload)
-    train = table.iloc[split.train]
-    validation = table.iloc[split.validation]
+    split, sample_record = sample_training_rows(split, settings.training_sample)
+    person = table["person_id"]
+    y = table[outcome].to_numpy(dtype=np.int64)
+    # Each part's matrix is built once, as float32, from the table's columns: no row subset
+    # of the whole table is copied (the test rows aside, which the evaluation reads whole).
+    x_train = feature_matrix(table, names, split.train)
+    # Training rows only: validation and test keep the real social care status.
+    x_train, unknown_record = mask_unknown_social_care(
+        x_train, names, settings.unknown_social_care_share, settings.seed
+    )
+    sample_record.update(unknown_record)
+    x_valid = feature_matrix(table, names, split.validation)
+    model, choice = fit_risk_model_on(
+        x_train,
+        y[split.train],
+        x_valid,
+        y[split.validation],
+        person.iloc[split.train],
+        names,
+        outcome,
+        settings,
+    )
+    del x_valid
+    medians = _column_medians(x_train, names)
+    fitted = logistic_rows(len(split.train), settings.seed, settings.logistic_baseline_max_rows)
+    x_logistic = x_train if fitted is None else x_train[fitted]
+    del x_train  # the logistic baseline's rows (a copy when sampled) are all it still needs
+    logistic = fit_logistic(
+        pd.DataFrame(x_logistic, columns=names, copy=False),
+        y[split.train] if fitted is None else y[split.train][fitted],
+        names,
+        seed=settings.seed,
+    )
+    del x_logistic
+    sample_record["logistic_baseline_rows"] = len(split.train) if fitted is None else len(fitted)
     test = table.iloc[split.test]
-    model, choice = fit_risk_model(train, validation, names, outcome, settings)
-    logistic = fit_logistic(train, train[outcome].to_numpy(), names, seed=settings.seed)
 
     y_test = test[outcome].to_numpy(dtype=np.int64)
     raw_test = model.raw_proba(test)
@@ -579,11 +740,13 @@ def train_outcome(
         "best_iteration": model.best_iteration,
         "n_features": len(names),
         **caseload_record,
+        **sample_record,
     }
-    for name, part in (("train", train), ("validation", validation), ("test", test)):
-        summary[f"rows_{name}"] = len(part)
-        summary[f"persons_{name}"] = int(part["person_id"].nunique())
-        summary[f"events_{name}"] = int(part[outcome].sum())
+    for name in PARTS:
+        rows = split.part(name)
+        summary[f"rows_{name}"] = len(rows)
+        summary[f"persons_{name}"] = int(person.iloc[rows].nunique())
+        summary[f"events_{name}"] = int(y[rows].sum())
     return TrainingResult(
         model=model,
         calibration=choice,
@@ -596,5 +759,33 @@ def train_outcome(
             "after": reliability_table(y_test, scores[LIGHTGBM], bins),
         },
         summary=summary,
-        feature_medians={name: float(value) for name, value in train[names].median().fillna(0).items()},
+        feature_medians=medians,
     )
+
+
+LOGISTIC_MAX_ROWS = ModelSettings.model_fields["logistic_baseline_max_rows"].default
+"""Default of ``logistic_baseline_max_rows`` (configs/model.yaml): most training rows the logistic
+baseline is fitted on (a seeded simple random sample beyond); kept for older callers."""
+
+
+def logistic_rows(train_rows: int, seed: int, max_rows: int | None = LOGISTIC_MAX_ROWS) -> np.ndarray | None:
+    """Positions (within the training rows) the logistic baseline is fitted on; None = every row.
+
+    Args:
+        train_rows: Number of training rows.
+        seed: Seed of the sample.
+        max_rows: Most rows fitted on (``logistic_baseline_max_rows``); None = every row.
+    """
+    if max_rows is None or train_rows <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(train_rows, size=max_rows, replace=False))
+
+
+def _column_medians(matrix: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """Median of each column, missing values left out (0 for a column with none)."""
+    medians = {}
+    for position, name in enumerate(names):
+        values = matrix[:, position]
+        present = values[~np.isnan(values)].astype(np.float64)
+        medians[name] = float(np.median(present)) if len(present) else 0.0
+    return medians

@@ -11,7 +11,9 @@ version. An unchanged input returns the stored file without rebuilding.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from prefect import flow, task
 from prefect.runtime import flow_run
 
 import riskstrat.features
+import riskstrat.ingest.social_care
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.features.backends import connect, read_extract
@@ -29,7 +32,7 @@ from riskstrat.features.hospital import hospital_features
 from riskstrat.features.matrix import build_feature_table
 from riskstrat.features.need import realised_need
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
-from riskstrat.ingest.contract import CONTRACT, EVENT_TABLES
+from riskstrat.ingest.contract import CONTRACT, EVENT_TABLES, SOCIAL_CARE_RETURN_DUE_DAYS
 from riskstrat.io import folder_snapshot_hash, write_arrow_parquet
 from riskstrat.models.training import person_groups
 from riskstrat.pipelines.config import Config
@@ -43,18 +46,36 @@ FEATURE_CODE_VERSION = "1"
 
 
 def _feature_code_hash() -> str:
-    # The source of the feature package is part of the key, so editing a feature never reuses a stale matrix.
+    # The source of the feature package is part of the key, so editing a feature never reuses a stale matrix;
+    # so is the social care returns rule (ingest/social_care.py), which the social care features follow.
     digest = hashlib.sha256()
-    for path in sorted(Path(riskstrat.features.__file__).parent.glob("*.py")):
+    paths = [
+        *Path(riskstrat.features.__file__).parent.glob("*.py"),
+        Path(riskstrat.ingest.social_care.__file__),
+    ]
+    for path in sorted(paths):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def feature_cache_key(feature_settings: FeatureSettings, outcome_settings: OutcomeSettings | None) -> str:
-    """A short hash of everything besides the extract and the date that changes the matrix."""
+def feature_cache_key(
+    feature_settings: FeatureSettings,
+    outcome_settings: OutcomeSettings | None,
+    county_of_district: Mapping[str, str] | None = None,
+) -> str:
+    """A short hash of everything besides the extract and the date that changes the matrix.
+
+    That includes the social care settings the features read (``county_of_district``) and
+    the return due lag (:data:`~riskstrat.ingest.contract.SOCIAL_CARE_RETURN_DUE_DAYS`).
+    """
     parts = [FEATURE_CODE_VERSION, _feature_code_hash(), feature_settings.fingerprint()]
     parts.append(outcome_settings.fingerprint() if outcome_settings is not None else "no-outcomes")
+    social_care = {
+        "due_days": SOCIAL_CARE_RETURN_DUE_DAYS,
+        "county_of_district": dict(county_of_district or {}),
+    }
+    parts.append(json.dumps(social_care, sort_keys=True))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -64,9 +85,10 @@ def feature_file_path(
     as_of: date,
     feature_settings: FeatureSettings,
     outcome_settings: OutcomeSettings | None = None,
+    county_of_district: Mapping[str, str] | None = None,
 ) -> Path:
     """Where the matrix of one extract snapshot, as-of date and settings is stored."""
-    key = feature_cache_key(feature_settings, outcome_settings)
+    key = feature_cache_key(feature_settings, outcome_settings, county_of_district)
     return output_catalog(output_dir).feature_file(snapshot_hash, as_of, key)
 
 
@@ -78,6 +100,7 @@ def build_feature_file(
     outcome_settings: OutcomeSettings | None = None,
     extract_date: date | None = None,
     snapshot_hash: str | None = None,
+    county_of_district: Mapping[str, str] | None = None,
 ) -> Path:
     """Build the feature matrix of ``extract_dir`` at ``as_of`` and store it, unless already stored.
 
@@ -90,19 +113,25 @@ def build_feature_file(
         extract_date: When given with outcomes, an outcome window past it is refused.
         snapshot_hash: The extract's :func:`riskstrat.io.folder_snapshot_hash` when the
             caller has it (the validation gate computes it); default: computed here.
+        county_of_district: Two-tier district -> county (``social_care`` in
+            ``configs/sources.yaml``), for the social care features.
 
     Returns:
         The Parquet file of the matrix (the cached one when inputs are unchanged).
     """
     snapshot = snapshot_hash or folder_snapshot_hash(Path(extract_dir))
-    target = feature_file_path(output_dir, snapshot, as_of, feature_settings, outcome_settings)
+    target = feature_file_path(
+        output_dir, snapshot, as_of, feature_settings, outcome_settings, county_of_district
+    )
     if target.is_file():
         logger.info("feature matrix for %s at %s is up to date: %s", snapshot, as_of, target)
         return target
     con = connect(feature_settings)
     tables = read_extract(con, Path(extract_dir))
     # Written from Arrow: a pandas round trip would only copy the wide matrix twice.
-    matrix = build_feature_table(tables, as_of, feature_settings, outcome_settings, extract_date)
+    matrix = build_feature_table(
+        tables, as_of, feature_settings, outcome_settings, extract_date, county_of_district
+    )
     write_arrow_parquet(matrix, target)
     logger.info(
         "built feature matrix for %s at %s: %d people -> %s", snapshot, as_of, matrix.num_rows, target
@@ -119,10 +148,18 @@ def build_features(
     outcome_settings: OutcomeSettings | None = None,
     extract_date: date | None = None,
     snapshot_hash: str | None = None,
+    county_of_district: Mapping[str, str] | None = None,
 ) -> Path:
     """Prefect task around :func:`build_feature_file`: build (or reuse the cached) matrix at ``as_of``."""
     return build_feature_file(
-        extract_dir, output_dir, as_of, feature_settings, outcome_settings, extract_date, snapshot_hash
+        extract_dir,
+        output_dir,
+        as_of,
+        feature_settings,
+        outcome_settings,
+        extract_date,
+        snapshot_hash,
+        county_of_district,
     )
 
 
@@ -138,6 +175,7 @@ def features_at(
         config.outcomes if with_outcomes else None,
         config.data.extract_date,
         snapshot_hash,
+        config.sources.social_care.county_of_district,
     )
 
 
@@ -153,7 +191,8 @@ def data_date(extract_dir: Path, feature_settings: FeatureSettings, extract_date
     """The as-of date of a run: ``extract_date`` (``data.extract_date``), else the latest event date in the extract."""
     if extract_date:
         return extract_date
-    dated = tuple(name for name in EVENT_TABLES if CONTRACT[name].event_date)
+    # Optional tables (the quarterly social care returns) lag the health feeds: they never set the date.
+    dated = tuple(name for name in EVENT_TABLES if CONTRACT[name].event_date and not CONTRACT[name].optional)
     tables = read_extract(connect(feature_settings), Path(extract_dir), dated)
     found = [tables[name][CONTRACT[name].event_date].max().execute() for name in dated]
     latest = [pd.Timestamp(value) for value in found if value is not None and not pd.isna(value)]
@@ -211,6 +250,7 @@ def held_out_test_rows(config: Config, extract: Path, snapshot_hash: str | None 
         config.outcomes,
         config.data.extract_date,
         snapshot_hash,
+        config.sources.social_care.county_of_district,
     )
     table = read_feature_matrix(built)
     return table[person_groups(table["person_id"], config.model.split).to_numpy() == "test"]

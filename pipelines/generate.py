@@ -142,11 +142,17 @@ def as_raw_text(frame: pd.DataFrame) -> pa.Table:
 def national_frames(
     sources: list[Source], tables: dict[str, pd.DataFrame], rng: np.random.Generator
 ) -> dict[str, pd.DataFrame]:
-    """One chunk's raw national frames, by raw file stem, each source drawing from its own spawned generator."""
+    """One chunk's raw national frames, by raw file stem, each source drawing from its own spawned generator.
+
+    A source whose tables the population does not generate (social care switched off) writes
+    no file, as an ICS without that optional dataset has none; the others' streams are unchanged.
+    """
     streams = rng.spawn(len(sources))
     return {
         source.file: source.to_national(tables, stream)  # type: ignore[misc]  # checked by national_sources
         for source, stream in zip(sources, streams, strict=True)
+        # Any: CLD also writes social_care_returns, which the adapter derives (never generated).
+        if any(name in tables for name in source.writes)
     }
 
 

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from prefect import flow, task
 
 from riskstrat.errors import RiskstratError
 from riskstrat.evaluation.training_figures import close_figures, training_figures
-from riskstrat.features.dictionary import feature_dictionary, feature_names
-from riskstrat.features.matrix import feature_matrix_schema, stack_matrices
+from riskstrat.features.dictionary import feature_names
+from riskstrat.features.matrix import feature_matrix_schema, matrix_frame, stack_tables, trained_dictionary
 from riskstrat.features.outcomes import outcome_columns
 from riskstrat.models.promotion import PromotionDecision, promote
 from riskstrat.models.registry import (
@@ -39,7 +42,7 @@ from riskstrat.models.training import TrainingResult, train_outcome
 from riskstrat.pipelines.audit import audit_registered_model
 from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.environment import configure_environment
-from riskstrat.pipelines.features import build_feature_file, held_out_test_rows, need_at, read_feature_matrix
+from riskstrat.pipelines.features import build_feature_file, held_out_test_rows, need_at
 from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.monitor import REFERENCE_ARTIFACT, log_reference, reference_for
 from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config, tracking_uri
@@ -94,7 +97,7 @@ def register_challenger(
     validation_warnings: Sequence[str] = (),
 ) -> Registration:
     """Log the run to MLflow, with its evaluation plots, and register the model version as ``challenger``."""
-    test = training_table.iloc[result.test_rows]
+    test = held_out_part(training_table, result)
     figures = training_figures(result, test)
     try:
         return log_training_run(
@@ -121,7 +124,7 @@ def store_drift_reference(
     The reference holds its test rows' score and top-feature distributions and its gain
     importance; the weekly monitoring measures drift against it.
     """
-    test = training_table.iloc[result.test_rows]
+    test = held_out_part(training_table, result)
     reference = reference_for(
         result.test_scores["lightgbm"].to_numpy(), test, result.model, result.outcome, config.monitoring
     )
@@ -139,7 +142,7 @@ def promote_challenger(
     open_fairness_flags: Sequence[str] = (),
 ) -> PromotionDecision:
     """Judge the challenger on its test rows and move ``champion`` when the gates pass."""
-    test = training_table.iloc[result.test_rows]
+    test = held_out_part(training_table, result)
     decision = promote(
         registration,
         test,
@@ -152,6 +155,11 @@ def promote_challenger(
     )
     run_logger(__name__).info(decision.summary())
     return decision
+
+
+def held_out_part(table: pd.DataFrame, result: TrainingResult) -> pd.DataFrame:
+    """The test rows of ``result`` as a frame of their own (consolidated: the audit adds columns to it)."""
+    return table.iloc[result.test_rows].copy()
 
 
 # ----------------------------------------------------------------------------- the retrain flow
@@ -186,12 +194,17 @@ def training_table(config: Config, extract_dir: Path, snapshot_hash: str | None 
     """Features and outcomes stacked over the training, validation and test as-of dates, with need columns.
 
     ``snapshot_hash``: the gate's hash of the extract (default: hashed by each feature build).
+    Each date's matrix is read and joined to its need columns in Arrow, the dates are stacked
+    and sorted in Arrow, and the table comes to pandas once (features float32): the table is
+    never copied whole, so memory grows with it and no faster (docs/performance.md).
     """
     as_of = config.model.as_of
     schema = feature_matrix_schema(feature_names(config.features), outcome_columns(config.outcomes))
-    frames = []
-    for when in sorted({*as_of.train, as_of.validation, as_of.test}):
-        built = build_feature_file(
+    dates = sorted({*as_of.train, as_of.validation, as_of.test})
+    # Every date's matrix is built (or found) and written first, so the engine's working memory
+    # is never held alongside the dates already read.
+    built = {
+        when: build_feature_file(
             extract_dir,
             config.data.output_dir,
             when,
@@ -199,11 +212,37 @@ def training_table(config: Config, extract_dir: Path, snapshot_hash: str | None 
             config.outcomes,
             config.data.extract_date,
             snapshot_hash,
+            config.sources.social_care.county_of_district,
         )
-        matrix = schema.check(read_feature_matrix(built))
-        need = need_at.fn(extract_dir, when, matrix["person_id"], config.features, config.outcomes)
-        frames.append(matrix.merge(need, on=["person_id", "as_of"], how="left", validate="one_to_one"))
-    return stack_matrices(frames)
+        for when in dates
+    }
+    stacked = stack_tables(training_part(config, extract_dir, when, built[when]) for when in dates)
+    return schema.check(matrix_frame(stacked))
+
+
+def training_part(config: Config, extract_dir: Path, when: date, built: Path) -> pa.Table:
+    """One as-of date's rows of the training table (Arrow): its stored feature matrix ``built`` and need columns."""
+    matrix = pq.read_table(built)
+    need = need_at.fn(
+        extract_dir, when, matrix.column("person_id").to_pandas(), config.features, config.outcomes
+    )
+    # A left join on person_id that keeps the matrix's row order (need has one row per person).
+    need = pa.Table.from_pandas(need.drop(columns="as_of"), preserve_index=False)
+    if pc.count_distinct(need.column("person_id")).as_py() != need.num_rows:
+        raise RiskstratError(
+            f"the need columns at {when} repeat a person",
+            hint="realised_need must return one row per person.",
+        )
+    rows = pc.index_in(matrix.column("person_id"), value_set=need.column("person_id"))
+    for name in need.column_names:
+        if name != "person_id":
+            matrix = matrix.append_column(name, pc.take(need.column(name), rows))
+    return matrix
+
+
+def read_training_table(path: Path) -> pd.DataFrame:
+    """A training table written to Parquet, as :func:`training_table` returns it (converted once)."""
+    return matrix_frame(pq.read_table(path))
 
 
 @task(name="read-truth", **IO_RETRIES)
@@ -248,7 +287,8 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
     report = run_gate(config, extract)
     warnings = [f"{w.table}.{w.column}: {w.expected}" for w in report.warnings]
     table = training_table(config, extract, report.snapshot_hash)
-    dictionary = dictionary_frame(feature_dictionary(config.features))
+    # The features the table has: the social care ones only when the extract has the table.
+    dictionary = dictionary_frame(trained_dictionary(config.features, table.columns))
     truth = read_truth(config.data.truth_dir)
     results = train_models(table, dictionary, config.model, truth)
     retrained = RetrainResult()
@@ -268,7 +308,7 @@ def retrain_flow(config_dir: str | None = None, extract_dir: str | None = None) 
             config,
             registration,
             result.model,
-            table.iloc[result.test_rows],
+            held_out_part(table, result),
             result.test_scores["lightgbm"].to_numpy(),
             result.metrics,
             table,

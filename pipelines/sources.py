@@ -8,6 +8,11 @@ files (``sources.contract_tables``) and writes the mapping coverage beside them 
 ``mapping_coverage.json``, which the validation gate turns into checks. The
 extract folder is swapped in atomically: a failed run leaves last week's extract
 as it was.
+
+Tables arrive a batch at a time (``sources.batch_rows``) and are appended to their
+files (:class:`ExtractWriter`). With ``backend: pyspark`` the adapters run on the
+executors (:func:`spark_runner`): they write Parquet parts, which are joined here
+into one file per table, a row group at a time.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -29,8 +36,9 @@ from prefect.cache_policies import NO_CACHE
 from riskstrat.catalog import MAPPING_COVERAGE
 from riskstrat.errors import SettingsError
 from riskstrat.ingest.contract import CONTRACT
-from riskstrat.ingest.sources.extract import AdaptedExtract, adapt_extract
-from riskstrat.io import atomic_directory
+from riskstrat.ingest.sources.base import Source
+from riskstrat.ingest.sources.extract import AdaptedExtract, SourceRunner, adapt_extract
+from riskstrat.io import atomic_directory, atomic_path
 from riskstrat.pipelines.config import Config
 from riskstrat.pipelines.generate import contract_schema, to_arrow
 from riskstrat.pipelines.logs import run_logger
@@ -104,6 +112,88 @@ def write_table(folder: Path, name: str, frame: pd.DataFrame) -> None:
             writer.write_table(to_arrow(frame.iloc[start : start + WRITE_BATCH_ROWS], schema))
 
 
+class ExtractWriter:
+    """Appends adapted batches to one Parquet file per contract table (the contract schema), in ``folder``.
+
+    The adapters hand over each table a batch at a time; each file stays open until
+    :meth:`close`, so a table of tens of millions of rows is never whole in memory.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def __call__(self, name: str, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (rows of contract table ``name``); the first batch creates the file."""
+        schema = contract_schema(CONTRACT[name])
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", schema)
+        elif frame.empty:
+            return
+        for start in range(0, max(len(frame), 1), WRITE_BATCH_ROWS):
+            self._writers[name].write_table(to_arrow(frame.iloc[start : start + WRITE_BATCH_ROWS], schema))
+
+    def close(self) -> None:
+        """Finish every file."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+PARTS = ".adapter_parts"
+"""Folder in the staging extract where Spark executors write contract tables' parts (removed after merging)."""
+
+
+def write_part(name: str, frame: pd.DataFrame, file: Path) -> None:
+    """Write one partition's rows of contract table ``name`` (runs on a Spark executor).
+
+    Written under a temporary name and renamed: a retried task replaces its part, never adds one.
+    """
+    schema = contract_schema(CONTRACT[name])
+    with atomic_path(file) as tmp:
+        pq.write_table(to_arrow(frame, schema), tmp)
+
+
+def merge_parts(parts: Path, target: Path, schema: pa.Schema) -> None:
+    """Join a table's part files into one Parquet file, a row group at a time (the contract: one file per table)."""
+    with pq.ParquetWriter(target, schema) as writer:
+        for part in sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []:
+            file = pq.ParquetFile(part)
+            for group in range(file.num_row_groups):
+                writer.write_table(file.read_row_group(group).cast(schema))
+            part.unlink()
+
+
+def spark_runner(session: Any, staging: Path, batch_rows: int | None) -> SourceRunner:
+    """Adapt each raw file on Spark (:func:`~riskstrat.ingest.sources.spark.spark_adapt_file`) into ``staging``.
+
+    The executors write each partition's rows as parts; the driver then joins each
+    table's parts into ``<table>.parquet``, streaming row groups, so the extract keeps
+    one file per table (what the gate and the feature readers read) and no table is
+    whole in the driver's memory.
+    """
+    from riskstrat.ingest.sources.spark import spark_adapt_file
+
+    def run(source: Source, path: Path, renames: Mapping[str, str]) -> tuple[Any, int, dict[str, int]]:
+        parts = staging / PARTS
+        try:
+            output, rows, written = spark_adapt_file(
+                session, source, path, renames, batch_rows, parts, write_part
+            )
+            for table in source.writes:
+                merge_parts(parts / table, staging / f"{table}.parquet", contract_schema(CONTRACT[table]))
+                if table in source.merged:  # a small table whose partitions' rows combine (Source.merged)
+                    file = staging / f"{table}.parquet"
+                    frame = source.merged[table](pq.read_table(file).to_pandas())
+                    write_table(staging, table, frame)
+                    written[table] = len(frame)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+        return output, rows, written
+
+    return run
+
+
 def write_adapted(adapted: AdaptedExtract, folder: Path) -> dict[str, int]:
     """Write what the adapters kept (tables not yet written), the copied files and the coverage JSON into ``folder``.
 
@@ -157,7 +247,16 @@ def adapt_task(config: Config, raw_dir: Path, extract_dir: Path) -> AdaptResult:
         # source in memory at a time); a failure discards the staging folder, so last week's
         # extract stays as it was.
         with atomic_directory(extract_dir) as staging:
-            adapted = adapt_extract(raw_dir, config.sources, partial(write_table, staging))
+            writer = ExtractWriter(staging)
+            runner = None
+            if config.features.backend == "pyspark":
+                from riskstrat.pipelines.spark import weekly_session
+
+                runner = spark_runner(weekly_session(config.features), staging, config.sources.batch_rows)
+            try:
+                adapted = adapt_extract(raw_dir, config.sources, writer, runner)
+            finally:
+                writer.close()
             counts = write_adapted(adapted, staging)
     finally:
         progress.removeHandler(forward)

@@ -14,7 +14,7 @@ Selection, export, history and MLflow stay on the driver (see docs/scale-out.md)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,18 @@ def scoring_partitions(session: Any) -> int:
     return max(2, cores)
 
 
-def spark_feature_path(output_dir: Path, snapshot_hash: str, as_of: date, settings: FeatureSettings) -> Path:
+def spark_feature_path(
+    output_dir: Path,
+    snapshot_hash: str,
+    as_of: date,
+    settings: FeatureSettings,
+    county_of_district: Mapping[str, str] | None = None,
+) -> Path:
     """Where the Spark-built feature matrix of one extract snapshot, date and settings is cached (a folder)."""
-    return feature_file_path(output_dir, snapshot_hash, as_of, settings).with_suffix(".spark.parquet")
+    path = feature_file_path(
+        output_dir, snapshot_hash, as_of, settings, county_of_district=county_of_district
+    )
+    return path.with_suffix(".spark.parquet")
 
 
 def spark_feature_matrix(
@@ -78,6 +87,7 @@ def spark_feature_matrix(
     as_of: date,
     settings: FeatureSettings,
     snapshot_hash: str | None = None,
+    county_of_district: Mapping[str, str] | None = None,
 ) -> Any:
     """The feature matrix at ``as_of`` as a Spark DataFrame, built by the executors and cached as Parquet.
 
@@ -94,15 +104,18 @@ def spark_feature_matrix(
         as_of: The as-of date T.
         settings: Feature settings.
         snapshot_hash: The extract's hash when the caller has it (the gate's); default: hashed here.
+        county_of_district: Two-tier district -> county, for the social care features
+            (``social_care`` in ``configs/sources.yaml``).
 
     Returns:
         A Spark DataFrame read from the cache: one row per person in the cohort.
     """
     snapshot = snapshot_hash or folder_snapshot_hash(Path(extract_dir))
-    target = spark_feature_path(output_dir, snapshot, as_of, settings)
+    target = spark_feature_path(output_dir, snapshot, as_of, settings, county_of_district)
     if not target.exists():
         con = connect_pyspark(session)
-        expr = feature_matrix_expr(read_extract(con, Path(extract_dir)), as_of, settings)
+        tables = read_extract(con, Path(extract_dir))
+        expr = feature_matrix_expr(tables, as_of, settings, county_of_district=county_of_district)
         expr = shape_matrix_expr(expr, settings)
         con._run_pre_execute_hooks(expr)  # registers in-memory tables and UDFs, as Ibis's own execute does
         matrix = with_as_of(session.sql(con.compile(expr)), as_of)

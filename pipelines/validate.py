@@ -25,6 +25,7 @@ or partial folder cannot reset what the next weekly run is compared with.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,9 @@ from rich.table import Table as RichTable
 
 from riskstrat.catalog import output_catalog
 from riskstrat.errors import ContractError, one_line
+from riskstrat.ingest.contract import SOCIAL_CARE_EVENTS
+from riskstrat.ingest.readers import table_files
+from riskstrat.ingest.sources.settings import SocialCareSettings
 from riskstrat.ingest.validation import ValidationReport, extract_snapshot, validate_extract
 from riskstrat.ingest.validation_settings import ValidationSettings
 from riskstrat.io import atomic_path
@@ -44,6 +48,8 @@ from riskstrat.pipelines.logs import run_logger
 from riskstrat.pipelines.shared import IO_RETRIES, holds_output_lock, load_run_config
 from riskstrat.pipelines.terminal import make_console, plain, say
 from riskstrat.settings import default_config_dir, load_settings
+
+logger = logging.getLogger(__name__)
 
 HISTORY_LENGTH = 20
 """Accepted extracts kept in the row-count history."""
@@ -120,6 +126,9 @@ def run_validation(
     extract_date: date | None = None,
     keep_tables: bool | Collection[str] = True,
     record_baseline: bool = True,
+    social_care: SocialCareSettings | None = None,
+    spark: Any | None = None,
+    returns_date: date | None = None,
 ) -> ValidationReport:
     """Validate an extract folder, build Data Docs and write the report; never raises on bad data.
 
@@ -134,6 +143,11 @@ def run_validation(
             peak memory, e.g. for ``riskstrat validate`` alone).
         record_baseline: Make the extract, if accepted, the row-count baseline of later
             runs: True in a pipeline's gate, False for a check alone (``riskstrat validate``).
+        social_care: The social care returns check's settings (``sources.social_care``).
+        spark: A Spark session to run the checks on (:func:`gate_session`); None: pandas
+            on this process. The report is the same either way.
+        returns_date: The data date social care returns must be due by
+            (:func:`social_care_returns_date`); None: ``extract_date``, else the day it runs.
 
     Returns:
         The report. ``report.passed`` is False when a critical check failed;
@@ -151,6 +165,9 @@ def run_validation(
         previous,
         keep_tables=keep_tables,
         snapshot_hash=snapshot,
+        social_care=social_care,
+        spark=spark,
+        returns_date=returns_date,
     )
     write_report(output_dir, report)
     if report.passed and record_baseline:
@@ -167,6 +184,9 @@ def validation_gate(
     settings: ValidationSettings | None = None,
     extract_date: date | None = None,
     keep_tables: bool | Collection[str] = True,
+    social_care: SocialCareSettings | None = None,
+    spark: Any | None = None,
+    returns_date: date | None = None,
 ) -> ValidationReport:
     """Prefect task at the start of every flow that reads extracts.
 
@@ -177,6 +197,9 @@ def validation_gate(
         extract_date: Date the extract was taken; None: today.
         keep_tables: Which typed tables to keep in ``report.tables`` (True: all; flows keep
             none, see :func:`run_gate`).
+        social_care: The social care returns check's settings (``sources.social_care``).
+        spark: A Spark session to run the checks on (:func:`gate_session`); None: pandas.
+        returns_date: The data date social care returns must be due by; None: ``extract_date``.
 
     Returns:
         The report, with ``report.tables`` holding the typed tables kept.
@@ -190,7 +213,16 @@ def validation_gate(
     logger = run_logger(__name__)
     latest = output_catalog(output_dir).latest_validation
     try:
-        report = run_validation(extract_dir, output_dir, settings, extract_date, keep_tables)
+        report = run_validation(
+            extract_dir,
+            output_dir,
+            settings,
+            extract_date,
+            keep_tables,
+            social_care=social_care,
+            spark=spark,
+            returns_date=returns_date,
+        )
     except ContractError as exc:
         exc.report = latest
         raise
@@ -297,6 +329,45 @@ def validate_flow(config_dir: str | None = None, extract_dir: str | None = None)
     }
 
 
+def gate_session(config: Config) -> Any | None:
+    """The Spark session the gate runs on with ``backend: pyspark``, else None (pandas on this process).
+
+    It is the Spark flows' session (:func:`~riskstrat.pipelines.spark.weekly_session`: the
+    active one, else one on ``features.spark_master``), so the gate makes it and the
+    feature build, scoring and reasons reuse it.
+    """
+    if config.features.backend != "pyspark":
+        return None
+    from riskstrat.pipelines.spark import weekly_session  # the Spark modules load only when used
+
+    return weekly_session(config.features)
+
+
+def social_care_returns_date(config: Config, extract_dir: Path) -> date | None:
+    """The data date the social care returns check counts due quarters by: the weekly run's.
+
+    ``data.extract_date`` when set, else the latest event date of the health tables
+    (:func:`riskstrat.pipelines.features.data_date`), so an extract checked later than
+    it was taken is not told of returns not yet due at its date. None (the day the check
+    runs) without a ``social_care_events`` table or when the extract cannot give a date
+    (the gate reports what is wrong with it).
+    """
+    if config.data.extract_date:
+        return config.data.extract_date
+    if not table_files(Path(extract_dir), SOCIAL_CARE_EVENTS.name):
+        return None
+    from riskstrat.pipelines.features import data_date  # imports this module: only at call time
+
+    try:
+        return data_date.fn(Path(extract_dir), config.features)
+    except Exception as exc:  # any unreadable extract: the gate itself reports what is wrong
+        # The error's type only: its text could quote a value from the extract.
+        logger.warning(
+            "social care returns checked to today: no data date in %s (%s)", extract_dir, type(exc).__name__
+        )
+        return None
+
+
 def run_gate(config: Config, extract_dir: Path) -> ValidationReport:
     """The gate at the start of a flow, with the run's settings (:func:`validation_gate`).
 
@@ -304,7 +375,14 @@ def run_gate(config: Config, extract_dir: Path) -> ValidationReport:
     each table is released once validated, which keeps the gate's memory to a chunk.
     """
     return validation_gate(
-        extract_dir, config.data.output_dir, config.validation, config.data.extract_date, keep_tables=False
+        extract_dir,
+        config.data.output_dir,
+        config.validation,
+        config.data.extract_date,
+        keep_tables=False,
+        social_care=config.sources.social_care,
+        spark=gate_session(config),
+        returns_date=social_care_returns_date(config, extract_dir),
     )
 
 
@@ -318,11 +396,16 @@ def run_validate(config: Config, extract_dir: Path) -> ValidationReport:
         config.data.extract_date,
         keep_tables=False,
         record_baseline=False,  # a check alone: only pipeline runs move the row-count baseline
+        social_care=config.sources.social_care,
+        spark=gate_session(config),
+        returns_date=social_care_returns_date(config, extract_dir),
     )
     console = make_console()
     console.print(summary_table(report))
     coverage = coverage_table(report)
     if coverage is not None:
         console.print(coverage)
+    if report.social_care_returns:
+        say(console, report.social_care_returns["headline"])
     say(console, f"Data Docs: {report.data_docs_index}")
     return report

@@ -21,7 +21,7 @@ week without a history is refused (:func:`~riskstrat.worklists.history.reconcile
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -42,7 +42,16 @@ from riskstrat.features.matrix import feature_matrix_schema
 from riskstrat.features.outcomes import outcome_names
 from riskstrat.features.point_in_time import Tables
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
+from riskstrat.features.social_care import KNOWN, SOCIAL_CARE_TABLE, not_known_columns
 from riskstrat.features.status import CONTEXT_TABLES, STATUS_TABLES, listed_context_at, population_status_at
+from riskstrat.ingest.social_care import (
+    RETURNS_TABLE,
+    ReturnsCoverage,
+    expected_local_authorities,
+    local_authority_of_lsoa,
+    social_care_returns,
+)
+from riskstrat.ingest.sources.settings import SocialCareSettings
 from riskstrat.models.explain import contributions
 from riskstrat.models.scoring import champion_models, score_population, with_unscored_outcomes
 from riskstrat.models.settings import MlflowSettings
@@ -91,7 +100,7 @@ from riskstrat.worklists.history import (
     reconcile_history,
 )
 from riskstrat.worklists.reasons import feature_vocabulary, top_reasons
-from riskstrat.worklists.rows import build_rows, worklist_context, worklist_rows_schema
+from riskstrat.worklists.rows import build_rows, social_care_text, worklist_context, worklist_rows_schema
 from riskstrat.worklists.selection import (
     STATUS_COLUMNS,
     MdtSelection,
@@ -151,6 +160,9 @@ class WeeklyInputs:
             ("... in the next 12 months"); None: the defaults.
         decisions: The MDTs' decision history (:mod:`riskstrat.worklists.decisions`);
             None: read from the outputs folder when the lists are drawn up.
+        social_care: The local authorities' social care returns at ``data_date``
+            (:func:`social_care_returns_at`), for "About this list"; None when the
+            extract has no social care data.
     """
 
     week: date
@@ -169,6 +181,7 @@ class WeeklyInputs:
     reasons: ReasonsFn | None = None
     outcome_settings: OutcomeSettings | None = None
     decisions: pd.DataFrame | None = None
+    social_care: ReturnsCoverage | None = None
 
     def rows_of(self, people: Collection[str]) -> pd.DataFrame:
         """The feature rows of ``people``, ``person_id`` as text, sorted by ``person_id``."""
@@ -304,6 +317,7 @@ def export_task(inputs: WeeklyInputs, outputs: list[MdtOutput], selections: dict
         settings_hash=inputs.settings.fingerprint(),
         risk_bands=inputs.settings.risk_bands,
         outcome_wordings=outcome_wordings(inputs.outcome_settings),
+        social_care=inputs.social_care,
     )
     with long_lived_objects_frozen():
         return write_worklists(
@@ -383,7 +397,11 @@ def point_in_time_tables(
     Returns:
         Ibis tables by contract name, typed as the contract says.
     """
-    names = tuple(name for name in (*STATUS_TABLES, *CONTEXT_TABLES) if name in present)
+    names = tuple(
+        name
+        for name in (*STATUS_TABLES, *CONTEXT_TABLES, SOCIAL_CARE_TABLE, RETURNS_TABLE)
+        if name in present
+    )
     return read_extract(con, extract_dir, names)
 
 
@@ -393,26 +411,100 @@ def population_status_task(tables: Tables, as_of: date) -> pd.DataFrame:
     return worklist_status(population_status_at(tables, as_of).to_pyarrow().to_pandas())
 
 
-def listed_context_reader(tables: Tables, as_of: date) -> ListedContextFn | None:
+def listed_context_reader(
+    tables: Tables,
+    as_of: date,
+    social_care: ReturnsCoverage | None = None,
+    county_of_district: Mapping[str, str] | None = None,
+) -> ListedContextFn | None:
     """The hook that computes listed people's context on the feature backend (the worklists' ``listed_context``).
 
     Args:
         tables: :func:`point_in_time_tables`.
         as_of: The data date; later events are ignored.
+        social_care: The local authorities' returns (:func:`social_care_returns_at`): a
+            listed person whose authority's return for a due quarter of the last 12 months
+            is missing is shown as "Not known" (None: no such note).
+        county_of_district: Two-tier areas, district -> county (``social_care`` in
+            ``configs/sources.yaml``), to find a listed person's authority from their LSOA.
 
     Returns:
         A function of the listed person IDs returning their context (only their rows come
-        to the driver); None when the extract has none of the event tables it reads.
+        to the driver; with ``social_care_events`` in ``tables``, its ``social_care`` text);
+        None when the extract has none of the event tables it reads.
     """
-    if not set(CONTEXT_TABLES) & set(tables):
+    if not {*CONTEXT_TABLES, SOCIAL_CARE_TABLE} & set(tables):
         return None
 
     def read(person_ids: Collection[str]) -> pd.DataFrame:
         ids = list(dict.fromkeys(str(p) for p in person_ids))
         people = ibis.memtable(pa.table({"person_id": pa.array(ids, type=pa.string())}))
-        return worklist_context(listed_context_at(tables, people, as_of).to_pyarrow().to_pandas(), ids)
+        context = listed_context_at(tables, people, as_of).to_pyarrow().to_pandas()
+        care = None
+        if SOCIAL_CARE_TABLE in tables:
+            care = listed_social_care(tables, people, ids, as_of, social_care, county_of_district)
+        return worklist_context(context, ids, care)
 
     return read
+
+
+def listed_social_care(
+    tables: Tables,
+    people: ir.Table,
+    ids: list[str],
+    as_of: date,
+    returns: ReturnsCoverage | None,
+    county_of_district: Mapping[str, str] | None,
+) -> pd.Series:
+    """The listed people's "Social care" text: only their events and LSOAs come to the driver."""
+    events = tables[SOCIAL_CARE_TABLE]
+    events = events.filter(events.event_start_date <= as_of)
+    events = events.semi_join(people, events.person_id == people.person_id)
+    patients = tables["patients"]
+    homes = patients.semi_join(people, patients.person_id == people.person_id)
+    homes = homes.select("person_id", "lsoa_code")
+    homes = homes.to_pyarrow().to_pandas()
+    places = pd.Series(
+        local_authority_of_lsoa(homes["lsoa_code"], county_of_district).to_numpy(),
+        index=homes["person_id"].astype(str).to_numpy(),
+    )
+    return social_care_text(events.to_pyarrow().to_pandas(), ids, as_of, places, returns)
+
+
+def social_care_returns_at(
+    tables: Tables, as_of: date, settings: SocialCareSettings
+) -> ReturnsCoverage | None:
+    """Which local authorities' quarterly social care returns are in the extract at ``as_of``, and which are missing.
+
+    Only the (authority, quarter) pairs and the people per LSOA come to the driver. The
+    returns received are read from ``social_care_returns`` when the extract has it, else
+    inferred from the events (a quarter holding any row).
+
+    Args:
+        tables: :func:`point_in_time_tables`.
+        as_of: The data date: quarters due by it count; returns for later quarters are ignored.
+        settings: ``social_care`` in ``configs/sources.yaml`` (expected authorities, first quarter).
+
+    Returns:
+        The coverage, or None when the extract has no ``social_care_events``.
+    """
+    if SOCIAL_CARE_TABLE not in tables:
+        return None
+    if RETURNS_TABLE in tables:
+        returned = tables[RETURNS_TABLE]
+        returned = returned.filter(returned.reporting_period_start <= as_of)
+        quarters = returned.select("la_code", "reporting_period_start", "rows").to_pyarrow().to_pandas()
+    else:
+        events = tables[SOCIAL_CARE_TABLE]
+        events = events.filter(events.reporting_period_start <= as_of)
+        quarters = events.select("la_code", "reporting_period_start").distinct().to_pyarrow().to_pandas()
+    expected = list(settings.local_authorities)
+    if not expected:
+        patients = tables["patients"]
+        homes = patients.group_by("lsoa_code").agg(people=patients.count()).to_pyarrow().to_pandas()
+        lsoas = homes["lsoa_code"].repeat(homes["people"].to_numpy())
+        expected = expected_local_authorities(lsoas, settings.county_of_district)
+    return social_care_returns(quarters, expected, as_of, settings.first_quarter)
 
 
 def ranking_outcomes(settings: MdtSettings) -> set[str]:
@@ -442,10 +534,35 @@ def score_population_task(
     """Score everyone with the champion model of each outcome.
 
     An outcome an MDT ranks by must have a champion; other outcomes are scored
-    when a champion exists (their column is empty otherwise).
+    when a champion exists (their column is empty otherwise). A champion trained with
+    social care scoring an extract without ``social_care_events`` reads everyone's social
+    care as not known: the columns are added to ``features`` (in place, so reasons and
+    drift see what the model saw), with a warning.
     """
     models, versions = _champions(mlflow, uri, required)
+    for name, value in social_care_not_known(features.columns, models).items():
+        features[name] = value
     return score_population(features, models), models, versions
+
+
+def social_care_not_known(columns: Iterable[str], models: Mapping[str, RiskModel]) -> dict[str, float]:
+    """The social care columns the champions read that the features lack, with their not-known value.
+
+    The one place both scoring paths (pandas and Spark) decide it, and warn: a champion trained
+    with social care scoring an extract without ``social_care_events`` reads everyone's social
+    care as not known (:func:`riskstrat.features.social_care.not_known_columns`).
+    """
+    needed = {name for model in models.values() for name in model.feature_names}
+    added = not_known_columns(columns, needed)
+    if added:
+        run_logger(__name__).warning(
+            "the extract has no %s but the champions were trained with social care: everyone's social "
+            "care is scored as not known (%s = 0; %d other social care features empty)",
+            SOCIAL_CARE_TABLE,
+            KNOWN,
+            len(added) - 1,
+        )
+    return added
 
 
 @task(name="spark-features", **IO_RETRIES)
@@ -456,9 +573,12 @@ def spark_features_at(
     as_of: date,
     settings: FeatureSettings,
     snapshot_hash: str | None,
+    county_of_district: Mapping[str, str] | None = None,
 ) -> Any:
     """Build (or reuse) the feature matrix at ``as_of`` on Spark; it stays a Spark DataFrame."""
-    return spark_feature_matrix(session, extract_dir, Path(output_dir), as_of, settings, snapshot_hash)
+    return spark_feature_matrix(
+        session, extract_dir, Path(output_dir), as_of, settings, snapshot_hash, county_of_district
+    )
 
 
 @task(name="score-population-spark", cache_policy=NO_CACHE)
@@ -470,7 +590,11 @@ def score_population_spark(
     Same result as :func:`score_population_task` (one row per person sorted by
     ``person_id``; the champions are loaded once here and broadcast).
     """
+    from pyspark.sql import functions as F
+
     models, versions = _champions(mlflow, uri, required)
+    for name, value in social_care_not_known(matrix.columns, models).items():
+        matrix = matrix.withColumn(name, F.lit(None if value != value else value).cast("double"))  # NaN: null
     return with_unscored_outcomes(collect_scores(score_partitions(matrix, models))), models, versions
 
 
@@ -537,7 +661,13 @@ def score_week(config: Config, extract: Path, report: Any, as_of: date | None) -
     uri = tracking_uri(config)
     if on_spark:
         matrix = spark_features_at(
-            session, extract, Path(config.data.output_dir), when, config.features, report.snapshot_hash
+            session,
+            extract,
+            Path(config.data.output_dir),
+            when,
+            config.features,
+            report.snapshot_hash,
+            config.sources.social_care.county_of_district,
         )
         if unscored:
             matrix = matrix.filter(~matrix["person_id"].isin(sorted(unscored)))
@@ -646,6 +776,8 @@ def weekly_worklists_flow(
                 type(error).__name__,
                 week or this_monday(),
             )
+    care = config.sources.social_care
+    social_care = social_care_returns_at(tables, when, care)
     inputs = WeeklyInputs(
         week=week or this_monday(),
         data_date=when,
@@ -657,8 +789,9 @@ def weekly_worklists_flow(
         model_versions=versions,
         extract_snapshot_hash=report.snapshot_hash,
         status=week_scores.status,
-        listed_context=listed_context_reader(tables, when),
+        listed_context=listed_context_reader(tables, when, social_care, care.county_of_district),
         outcome_settings=config.outcomes,
+        social_care=social_care,
         **hooks,
     )
     return str(run_worklists(inputs, as_tasks=True))

@@ -65,12 +65,20 @@ from riskstrat.catalog import output_catalog
 from riskstrat.errors import RiskstratError
 from riskstrat.features.outcomes import outcome_names, outcome_wording
 from riskstrat.features.settings import OutcomeSettings
+from riskstrat.ingest.contract import SOCIAL_CARE_RETURN_DUE_DAYS
+from riskstrat.ingest.social_care import (
+    ReturnsCoverage,
+    data_cutoff,
+    local_authority_name,
+    quarter_label,
+    quarter_start,
+)
 from riskstrat.io import atomic_directory, file_sha256
 from riskstrat.worklists import decisions
 from riskstrat.worklists.cells import header_footer_text, inert_frame, inert_text, put, seal_workbook
 from riskstrat.worklists.decisions import DECISION_HEADER, DECISIONS
 from riskstrat.worklists.history import LEAVER_REASONS, LEFT_CASELOAD, left_by_decision
-from riskstrat.worklists.rows import LAST_DECISION, column_note
+from riskstrat.worklists.rows import LAST_DECISION, SOCIAL_CARE, column_note, missing_quarters
 from riskstrat.worklists.settings import Mdt, RiskBandSettings
 
 LIST_SHEET = "Worklist"
@@ -114,28 +122,35 @@ PRINT_WIDTHS: dict[str, float] = {
     "Rank": 5,
     "Person ID": 11.5,
     "NHS number": 12,
-    "Practice": 8,
+    "Practice": 7.5,
     "Risk (%)": 6,
-    "Risk band": 9,
-    "Reason 1": 17,
-    "Reason 2": 17,
-    "Reason 3": 17,
-    "Reason 4": 17,
-    "Reason 5": 17,
+    "Risk band": 8.5,
+    "Reason 1": 13,
+    "Reason 2": 13,
+    "Reason 3": 13,
+    "Reason 4": 13,
+    "Reason 5": 13,
     "Age band": 6,
-    "Frailty": 12,
-    "Main long-term conditions": 17,
+    "Frailty": 11,
+    "Main long-term conditions": 13,
     "Last emergency admission": 10.5,
-    "Community services (90 days)": 13,
-    "On caseload": 11,
-    "Change since last week": 7.5,
-    LAST_DECISION: 12,
+    "Community services (90 days)": 11,
+    # Words that must fit one line: "Wolverhampton's" (social care) and "Neighbourhood" (a caseload
+    # team's name); the decision is written in by hand.
+    SOCIAL_CARE: 15,
+    "On caseload": 14,
+    "Change since last week": 7,
+    LAST_DECISION: 11,
     DECISION_HEADER: 16,
 }
 """The Worklist sheet's printed columns, in print order, and their widths (characters).
 
 The other columns (sex, number of conditions, care home, A&E, GP appointments, weeks on
-list) follow on screen only: with them, one page wide would print at under 7 points."""
+list) follow on screen only: with them, one page wide would print at under 7 points. With the
+social care column (when the ICS supplies social care data) the printed columns add up to 192
+units, which LibreOffice prints at about 80% (8 points); the other columns gave a little room to
+it, the wrapping reasons most (never the caseload team, whose words must not break, nor the
+hand-written decision box)."""
 CSV_PREAMBLE_LINES = 3
 """Lines before the CSV's heading row, each a quoted field starting '# ' (marking; MDT, week and data date; caveat)."""
 _DIGIT_EM = 0.556
@@ -164,6 +179,8 @@ class RunInfo:
     """What each outcome's list ranks by, worded with the run's outcome settings."""
     models_trained: Mapping[str, date] = field(default_factory=dict)
     """Outcome -> the day its model was trained, shown on the list when known."""
+    social_care: ReturnsCoverage | None = None
+    """The local authorities' social care returns at the data date; None: the ICS supplies no social care data."""
 
 
 @dataclass
@@ -740,6 +757,9 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
     about["A5"].alignment = Alignment(wrap_text=True, vertical="top")
     about.merge_cells("A5:B5")
     row = _write_section(about, 7, "How this list was made", how_list_was_made(output, info.outcome_wordings))
+    row = _write_section(
+        about, row + 1, SOCIAL_CARE_DATA, social_care_notes(info.social_care, info.data_date)
+    )
     bands = [("Basis", risk_band_basis(info.risk_bands)), *risk_band_definitions(info.risk_bands)]
     row = _write_section(about, row + 1, "Risk bands", bands)
     notes = leaver_notes(output.mdt, lottery=bool(output.lottery_seed))
@@ -760,6 +780,68 @@ def _write_about(about, output: MdtOutput, rows: pd.DataFrame, info: RunInfo) ->
         put(about.cell(row=r, column=1), column).alignment = Alignment(wrap_text=True, vertical="top")
         put(about.cell(row=r, column=2), note).alignment = Alignment(wrap_text=True, vertical="top")
     return header
+
+
+SOCIAL_CARE_DATA = "Social care data"
+"""Title of the About sheet's section on where the social care context came from."""
+MISSING_QUARTERS_SHOWN = 8
+"""Missing quarters named per local authority on the About sheet; older ones are counted."""
+
+
+def social_care_notes(returns: ReturnsCoverage | None, data_date: date) -> list[tuple[str, str]]:
+    """Where the "Social care" column came from and how current it is, for the About sheet.
+
+    Args:
+        returns: The local authorities' returns at the data date
+            (:func:`riskstrat.ingest.social_care.social_care_returns`); None when the ICS
+            supplies no social care data.
+        data_date: The list's data date.
+
+    Returns:
+        (topic, explanation) pairs: the source, how current it can be, then one per local
+        authority with its latest quarter received and the quarters not received.
+    """
+    if returns is None:
+        return [
+            (
+                "Not supplied",
+                f"This ICS supplies no social care data, so the list has no '{SOCIAL_CARE}' column and "
+                "knows nothing of care packages, reablement or carers.",
+            )
+        ]
+    latest_due = quarter_start(data_cutoff(data_date))
+    notes = [
+        (
+            "Source",
+            "Adult Social Care Client Level Data (CLD): the return each local authority sends NHS England "
+            "every quarter, one row per request, assessment, service or review, linked to health records by "
+            f"the pseudonymised NHS number. The '{SOCIAL_CARE}' column is worked out from it for the listed "
+            "people only.",
+        ),
+        (
+            "How current",
+            f"A quarter's return is due {SOCIAL_CARE_RETURN_DUE_DAYS} days after the quarter ends: at the data "
+            f"date ({data_date.strftime('%d %B %Y')}) the latest quarter due is {quarter_label(latest_due)}. "
+            "Care that began after the end of an authority's latest quarter received is not yet known to "
+            "the list. The risk model reads social care as at the end of the latest quarter due; a person "
+            "whose authority's return for it is missing is 'not known' to the model and on their row (each "
+            "return covers the 12 months to its quarter's end, so an older missing quarter is covered).",
+        ),
+    ]
+    for code in returns.latest:
+        latest = returns.latest[code]
+        missing = [quarter_label(q) for q in missing_quarters(returns, code)]
+        shown = ", ".join(missing[-MISSING_QUARTERS_SHOWN:])
+        earlier = len(missing) - MISSING_QUARTERS_SHOWN
+        if earlier > 0:
+            shown += f" and {earlier} earlier quarter{'s' if earlier > 1 else ''}"
+        if latest is None:
+            text = f"No return received{': ' + shown if missing else ''}."
+        else:
+            text = f"Latest quarter received: {quarter_label(latest)}. "
+            text += f"Not received: {shown}." if missing else "Every quarter due has been received."
+        notes.append((local_authority_name(code), text))
+    return notes
 
 
 DECISION_NOTE = (

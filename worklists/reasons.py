@@ -28,6 +28,10 @@ changing the attribution:
   attendances in the last 12 months") may raise the risk through the model's
   interactions, but it is nothing to act on, so it too takes a slot only when
   nothing else is left.
+- **Not known is not a reason** (:data:`NOT_REASONS`, :data:`KNOWN_FLAGS`):
+  ``social_care_known`` says whether the local authority's return is in, nothing
+  about the person, so it is never a reason, and neither is the social care
+  concept of a person whose social care is not known (its values are unknown).
 - **Recency in words** (:data:`RECENCY_FEATURES`): "A&E attendance in the last
   week", "Discharged from hospital 3 weeks ago", not "0 days ago".
 
@@ -46,7 +50,8 @@ import numpy as np
 import pandas as pd
 
 from riskstrat.errors import RiskstratError
-from riskstrat.features.dictionary import feature_concept, reason_text, window_words
+from riskstrat.features.dictionary import SOCIAL_CARE_CONCEPT, feature_concept, reason_text, window_words
+from riskstrat.features.social_care import KNOWN as SOCIAL_CARE_KNOWN
 
 NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
     {"person_id", "as_of", "bias", "(bias)", "base_value", "expected_value", "intercept"}
@@ -68,6 +73,11 @@ RECENCY_FEATURES: dict[str, tuple[str, str]] = {
     ),
 }
 """Days-since features written in weeks or months: (text within a week, text with "3 weeks ago")."""
+NOT_REASONS: frozenset[str] = frozenset({SOCIAL_CARE_KNOWN})
+"""Features that say whether a source's data is in, not anything about the person: never a reason
+(their contributions are left out of their concept's)."""
+KNOWN_FLAGS: dict[str, str] = {SOCIAL_CARE_CONCEPT: SOCIAL_CARE_KNOWN}
+"""Concept -> the flag saying its data is known: where the flag is 0 the concept is never a reason."""
 CONTACT_TEXT = re.compile(r"\b(?:GP appointments?|GP home visits?|contacts?) in the last\b")
 """How a contact-count reason reads on a published list (GP appointments, home visits, missed
 appointments and community contacts of any service)."""
@@ -259,6 +269,8 @@ def top_reasons(
     """
     vocabulary = vocabulary or feature_vocabulary()
     people, names, values = _contribution_matrix(contributions)
+    kept = [i for i, name in enumerate(names) if name not in NOT_REASONS]
+    names, values = [names[i] for i in kept], values[:, kept]
     concept_of = [vocabulary.concept(f) for f in names]
     concepts = sorted(set(concept_of))
     members = {c: np.array([i for i, k in enumerate(concept_of) if k == c]) for c in concepts}
@@ -283,6 +295,10 @@ def top_reasons(
         )
     lookup = lookup.reindex(people)
     columns: dict[str, np.ndarray] = {}
+    for concept, flag in KNOWN_FLAGS.items():
+        if concept in concepts and flag in lookup.columns:
+            not_known = pd.to_numeric(lookup[flag], errors="coerce").to_numpy() == 0
+            sums[not_known, concepts.index(concept)] = 0.0  # unknown values say nothing to act on
     # Raising concepts first, then those that give way: contact counts, and a concept whose shown
     # value is zero ("0 A&E attendances in the last 12 months": an absence raising the risk through
     # the model's interactions is true, but nothing a clinician can act on). Each part in TreeSHAP order.

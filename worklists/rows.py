@@ -3,21 +3,43 @@
 Rows are built from the selection (rank, risk, band), the reasons, the feature
 matrix (age band, sex, frailty, long-term conditions, care home, A&E activity),
 the extract for listed people only (dates of the last emergency admission and
-A&E attendance, community services seen) and the change since last week.
+A&E attendance, community services seen and, when the ICS supplies social care
+data, the social care context: :func:`social_care_text`) and the change since
+last week.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import itertools
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
+from riskstrat.features.social_care import (
+    CARER_CLIENT,
+    REABLEMENT,
+    RECENT_DAYS,
+    REQUEST_EVENT_TYPES,
+    SERVICE_EVENT,
+    SERVICE_USER_CLIENT,
+    YEAR_DAYS,
+)
 from riskstrat.features.status import COMMUNITY_DAYS, service_label
 from riskstrat.frames import Column, FrameSchema, Kind
-from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
+from riskstrat.ingest.contract import (
+    COMMUNITY_SERVICE_CODES,
+    LONG_TERM_SERVICE_TYPES,
+)
 from riskstrat.ingest.reference import STATED_GENDER_LABELS, conditions
+from riskstrat.ingest.social_care import (
+    ReturnsCoverage,
+    local_authority_names,
+    next_quarter,
+    quarter_label,
+    unreported_quarters,
+)
 
 FRAILTY_LABELS: tuple[str, ...] = ("Fit", "Mild", "Moderate", "Severe")
 RECORDED_EFI = "recorded_efi"
@@ -29,6 +51,31 @@ GP_APPOINTMENTS = "gp_appointments_365d"
 """The feature behind the "GP appointments (12 months)" column (shown when the matrix has it)."""
 LAST_DECISION = "Last MDT decision"
 """Heading of the column with the person's last coded MDT decision and the week it was recorded."""
+SOCIAL_CARE = "Social care"
+"""Heading of the column with the person's social care context (present when the ICS supplies social care data)."""
+SOCIAL_CARE_RECENT_DAYS = RECENT_DAYS
+"""Days to the data date in which an ended reablement, or a request or assessment, is shown (as the features)."""
+SOCIAL_CARE_YEAR_DAYS = YEAR_DAYS
+"""Days to the data date in which a carer's event counts."""
+SUPPORT_WORDS: dict[str, str] = {
+    "home_care": "home care",
+    "direct_payment": "direct payment",
+    "supported_living": "supported living",
+    "day_care": "day care",
+    "residential": "residential care",
+    "nursing": "nursing care",
+    "reablement": "reablement",
+    "equipment": "equipment",
+    "respite": "respite care",
+    "other": "support",
+}
+"""Each service component (``SOCIAL_CARE_SERVICE_COMPONENTS``) in plain words."""
+LONG_TERM_WORDS: dict[str, str] = {
+    "long_term_residential": "residential care",
+    "long_term_nursing": "nursing care",
+    "long_term_community": "support at home",
+}
+"""Each long-term service type in plain words, used when the service component is not given."""
 
 
 COLUMN_NOTES: dict[str, str] = {
@@ -64,6 +111,18 @@ COLUMN_NOTES: dict[str, str] = {
     "Community services (90 days)": (
         "Community services seen in the 90 days to the data date, with the number of contacts. "
         f"Every community service counts: {', '.join(service_label(s).lower() for s in COMMUNITY_SERVICES)}."
+    ),
+    SOCIAL_CARE: (
+        "From the local authorities' quarterly Adult Social Care Client Level Data returns (see 'Social "
+        "care data' on this sheet): long-term support in place at the data date (home care, direct "
+        "payment, residential or nursing care, ...) and since when; reablement in progress, or ended in "
+        f"the {SOCIAL_CARE_RECENT_DAYS} days to the data date, with the date; the latest request for "
+        f"support or assessment in those {SOCIAL_CARE_RECENT_DAYS} days; 'is an unpaid carer' when the "
+        "local authority supported the person as a carer in the last 12 months. 'Not known' first when "
+        "the latest return due from the person's local authority (from where they live) has not been "
+        "received (each return covers the 12 months to its quarter's end, so an older missing one is "
+        "covered by a later return): anything after it comes from the returns that have. Blank: no "
+        "current social care record. The column is left out when the ICS supplies no social care data."
     ),
     "On caseload": "Team whose virtual-ward / proactive-care caseload the person is already on.",
     "Change since last week": (
@@ -104,6 +163,7 @@ WORKLIST_ROWS = FrameSchema(
         Column("A&E attendances (12 months)", Kind.INTEGER),
         Column("GP appointments (12 months)", Kind.INTEGER, required=False),
         Column("Community services (90 days)", Kind.TEXT),
+        Column(SOCIAL_CARE, Kind.TEXT, required=False),
         Column("On caseload", Kind.TEXT, required=False),
         Column("Change since last week", Kind.TEXT),
         Column("Weeks on list", Kind.INTEGER),
@@ -130,17 +190,21 @@ def column_note(column: str) -> str:
     return COLUMN_NOTES["Reason"] if column.startswith("Reason ") else COLUMN_NOTES[column]
 
 
-def worklist_context(context_at: pd.DataFrame, person_ids: Collection[str]) -> pd.DataFrame:
+def worklist_context(
+    context_at: pd.DataFrame, person_ids: Collection[str], social_care: pd.Series | None = None
+) -> pd.DataFrame:
     """The listed people's context as the rows use it, from the computed context at the data date.
 
     Args:
         context_at: :func:`riskstrat.features.status.listed_context_at` of (at least)
             the listed people, run on the feature backend and brought to the driver.
         person_ids: The listed people (repeats are shown once, in first-listed order).
+        social_care: :func:`social_care_text` of the listed people, when the ICS supplies
+            social care data (None: the rows have no "Social care" column).
 
     Returns:
-        Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT)
-        and, when ``context_at`` has it, ``community_services`` (text).
+        Index ``person_id``: ``last_emergency_admission``, ``last_ae_attendance`` (dates or NaT),
+        when ``context_at`` has it, ``community_services`` (text) and, when given, ``social_care``.
     """
     ids = pd.Index(list(dict.fromkeys(str(p) for p in person_ids)), dtype=object, name="person_id")
     context = context_at.assign(person_id=context_at["person_id"].astype(str)).set_index("person_id")
@@ -150,6 +214,8 @@ def worklist_context(context_at: pd.DataFrame, person_ids: Collection[str]) -> p
         out[column] = pd.to_datetime(context[column]).dt.date
     if "community_services" in context:
         out["community_services"] = context["community_services"].astype("object")
+    if social_care is not None:
+        out["social_care"] = social_care.reindex(ids).fillna("").astype("object")
     return out
 
 
@@ -219,6 +285,187 @@ def community_services(features: pd.DataFrame, days: int = COMMUNITY_DAYS) -> pd
     return pd.Series(out, index=features.index, dtype="object")
 
 
+def possessive(name: str) -> str:
+    """The possessive of a place name: Walsall's, St Helens'."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
+def local_authority_short_name(code: str) -> str:
+    """A local authority's name alone (Walsall), or its ONS code when the name is not shipped."""
+    return local_authority_names().get(code, code)
+
+
+def missing_quarters(returns: ReturnsCoverage, local_authority: str) -> list[date]:
+    """The quarters (starts) whose return from ``local_authority`` was due and not received, oldest first."""
+    return sorted(q for la, q in returns.missing if la == local_authority)
+
+
+def returns_not_received(local_authority: str | None, returns: ReturnsCoverage, as_of: date) -> str:
+    """The note that a person's social care is not known, e.g. Not known: Walsall's return for Apr-Jun 2026 not received.
+
+    The features' rule (:func:`riskstrat.ingest.social_care.known_local_authorities`): known
+    when the authority's return for the latest quarter due by ``as_of`` was received. Returns
+    are rolling 12 months, so an older missing quarter is covered by a later return and is
+    left to "About this list".
+
+    Args:
+        local_authority: The person's local authority (ONS code); None or blank: not known, no note.
+        returns: The returns received (:func:`riskstrat.ingest.social_care.social_care_returns`);
+            a local authority it does not cover sends none: "Not known: no return from <name> received".
+        as_of: The data date.
+
+    Returns:
+        The note naming the quarters no received return covers, or "" when care is known.
+    """
+    if local_authority is None or pd.isna(local_authority) or not str(local_authority):
+        return ""
+    code = str(local_authority)
+    name = local_authority_short_name(code)
+    if code not in returns.latest:
+        return f"Not known: no return from {name} received"
+    quarters = unreported_quarters(returns, code, as_of)
+    if not quarters:
+        return ""
+    labels = [quarter_label(q) for q in quarters]
+    if len(labels) > 2 and all(next_quarter(a) == b for a, b in itertools.pairwise(quarters)):
+        listed = f"{labels[0]} to {labels[-1]}"  # a run of quarters, kept short for print
+    else:
+        listed = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    plural = "return" if len(labels) == 1 else "returns"
+    return f"Not known: {possessive(name)} {plural} for {listed} not received"
+
+
+def _day(value: pd.Timestamp) -> str:
+    """'3 Oct': a date in the last 90 days (the year goes without saying)."""
+    return f"{value.day} {value:%b}"
+
+
+def _continuous_since(spans: pd.DataFrame, as_of: pd.Timestamp) -> pd.Timestamp | None:
+    """Start of the unbroken run of ``spans`` (start, end) that is in place at ``as_of``; None if none.
+
+    Successive service events (a package reviewed and re-issued) join up when one starts by
+    the day after the last ended, so "since" is when the support began, not its latest review.
+    """
+    begin: pd.Timestamp | None = None
+    until = pd.Timestamp.min
+    for start, end in sorted(zip(spans["start"], spans["end"], strict=True), key=lambda span: span[0]):
+        end = pd.Timestamp.max if pd.isna(end) else end
+        if begin is None or start > until + pd.Timedelta(days=1):
+            begin, until = start, end
+        else:
+            until = max(until, end)
+    return begin if begin is not None and until > as_of else None
+
+
+def social_care_facts(events: pd.DataFrame, as_of: date) -> list[str]:
+    """What one person's social care events say at ``as_of``, in plain words (most lasting first).
+
+    Args:
+        events: The person's events: ``event_type``, ``client_type``, ``service_type``,
+            ``service_component`` and ``start`` / ``end`` Timestamps (``end`` NaT: open),
+            none starting after ``as_of``.
+        as_of: The data date. A service is in place at it when it ends after it.
+
+    Returns:
+        Phrases such as "long-term home care since Mar 2025", "reablement ended 12 Nov",
+        "assessment 3 Oct", "is an unpaid carer"; empty when nothing is current.
+    """
+    t = pd.Timestamp(as_of)
+    recent = t - pd.Timedelta(days=SOCIAL_CARE_RECENT_DAYS)
+    facts: list[str] = []
+    services = events[events["event_type"] == SERVICE_EVENT]
+    long_term = services[services["service_type"].isin(LONG_TERM_SERVICE_TYPES)]
+    kinds = long_term["service_component"].map(SUPPORT_WORDS)
+    kinds = kinds.fillna(long_term["service_type"].map(LONG_TERM_WORDS))
+    current = {
+        kind: since
+        for kind, spans in long_term.groupby(kinds, sort=True)
+        if (since := _continuous_since(spans, t)) is not None
+    }
+    if current:
+        ordered = sorted(current.items(), key=lambda kind_since: (kind_since[1], kind_since[0]))
+        facts.append("long-term " + ", ".join(f"{kind} since {since:%b %Y}" for kind, since in ordered))
+    reablement = services[services["service_type"] == REABLEMENT]
+    ongoing = reablement[
+        (reablement["end"].isna() | (reablement["end"] > t)) & (reablement["start"] > recent)
+    ]
+    ended = reablement["end"][(reablement["end"] > recent) & (reablement["end"] <= t)]
+    if len(ongoing):
+        facts.append(f"in reablement since {_day(ongoing['start'].min())}")
+    elif len(ended):
+        facts.append(f"reablement ended {_day(ended.max())}")
+    asks = events[
+        events["event_type"].isin(REQUEST_EVENT_TYPES)
+        & (events["client_type"] == SERVICE_USER_CLIENT)
+        & (events["start"] > recent)
+    ]
+    if len(asks):
+        # The latest; an assessment the same day as its request is the further step.
+        latest = (
+            asks.assign(_step=asks["event_type"] == "assessment").sort_values(["start", "_step"]).iloc[-1]
+        )
+        what = "assessment" if latest["event_type"] == "assessment" else "request for support"
+        facts.append(f"{what} {_day(latest['start'])}")
+    year_ago = t - pd.Timedelta(days=SOCIAL_CARE_YEAR_DAYS)
+    carer = events[
+        (events["client_type"] == CARER_CLIENT) & (events["end"].isna() | (events["end"] > year_ago))
+    ]
+    if len(carer):
+        facts.append("is an unpaid carer")
+    return facts
+
+
+def social_care_text(
+    events: pd.DataFrame,
+    person_ids: Collection[str],
+    as_of: date,
+    local_authorities: Mapping[str, str] | pd.Series | None = None,
+    returns: ReturnsCoverage | None = None,
+) -> pd.Series:
+    """The "Social care" cell of each listed person, e.g. "Long-term home care since Mar 2025; is an unpaid carer".
+
+    Args:
+        events: ``social_care_events`` rows of (at least) the listed people, as the
+            contract gives them (read for the listed people only); later events are ignored.
+        person_ids: The listed people (repeats are shown once, in first-listed order).
+        as_of: The data date.
+        local_authorities: person_id -> ONS code of the local authority where they live
+            (None: no "Not known" notes).
+        returns: The local authorities' returns (:func:`returns_not_received`; None: no
+            "Not known" notes).
+
+    Returns:
+        Text indexed by ``person_id``: "Not known: ..." first when the person's local
+        authority's return for a due quarter in the last 12 months was not received, then
+        :func:`social_care_facts`, joined by "; "; "" when there is nothing to say.
+    """
+    ids = pd.Index(list(dict.fromkeys(str(p) for p in person_ids)), dtype=object, name="person_id")
+    frame = pd.DataFrame(
+        {
+            "person_id": events["person_id"].astype(str),
+            "event_type": events["event_type"],
+            "client_type": events["client_type"],
+            "service_type": events.get("service_type"),
+            "service_component": events.get("service_component"),
+            "start": pd.to_datetime(events["event_start_date"]),
+            "end": pd.to_datetime(events.get("event_end_date")),
+        }
+    )
+    frame = frame[frame["person_id"].isin(ids) & (frame["start"] <= pd.Timestamp(as_of))]
+    by_person = dict(tuple(frame.groupby("person_id", sort=False)))
+    places = local_authorities if local_authorities is not None else {}
+    texts = []
+    for person in ids:
+        parts = []
+        if returns is not None and local_authorities is not None:
+            parts.append(returns_not_received(places.get(person), returns, as_of))
+        if person in by_person:
+            parts += social_care_facts(by_person[person], as_of)
+        text = "; ".join(part for part in parts if part)
+        texts.append(text[:1].upper() + text[1:])
+    return pd.Series(texts, index=ids, dtype="object", name="social_care")
+
+
 def last_decision_text(decision: object, week: object) -> str:
     """'Not appropriate now (05/01/2026)': a decision's wording and its list's week; blank when none."""
     if decision is None or pd.isna(decision) or not str(decision):
@@ -248,7 +495,8 @@ def build_rows(
         change: :func:`riskstrat.worklists.history.change_since_last_week` for the list.
         context: :func:`worklist_context` (None: the last A&E date is taken from
             ``days_since_last_ae`` and the last emergency admission is left blank;
-            without its ``community_services`` they come from the features).
+            without its ``community_services`` they come from the features; with its
+            ``social_care`` the rows have the "Social care" column).
         as_of: The data date.
         reasons_count: Reason columns.
         flag_caseload: Add the "On caseload" column.
@@ -301,6 +549,9 @@ def build_rows(
         rows["Community services (90 days)"] = seen.fillna("").astype(str).to_numpy()
     else:
         rows["Community services (90 days)"] = community_services(feats, COMMUNITY_DAYS)
+    if context is not None and "social_care" in context:
+        # Only when the ICS supplies social care data: without it the column is left out, not blank.
+        rows[SOCIAL_CARE] = context["social_care"].reindex(ids).fillna("").astype(str).to_numpy()
     if flag_caseload:
         team = listed["caseload_team"] if "caseload_team" in listed else pd.Series(pd.NA, index=listed.index)
         rows["On caseload"] = [str(t) if pd.notna(t) else "" for t in team]

@@ -33,5 +33,6 @@ from riskstrat.ingest.sources import (  # noqa: E402, F401
     csds,
     ecds,
     sus_apc,
+    cld,
 )
 # isort: on

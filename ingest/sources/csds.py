@@ -18,7 +18,7 @@ left out and reported in the coverage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from riskstrat.errors import ContractError
 from riskstrat.ingest.codelists import code_map
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
+    BY_PERSON,
     FieldCoverage,
     RawField,
     Source,
@@ -131,12 +132,7 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     require_values(SOURCE, frame, "Contact_Date", frame[PERSON])
     # Dates are checked on every row, before resubmissions are dropped.
     frame = frame.assign(contact_date=parse_dates(SOURCE, frame, "Contact_Date", frame[PERSON]))
-    notes: list[str] = []
     frame, removed = _latest_submission(frame)
-    if removed:
-        notes.append(
-            f"{removed:,} resubmitted CSDS care-contact rows removed (each contact's latest submission kept)"
-        )
     service, service_coverage = map_codes(
         SOURCE, "TeamType", _two_digits(frame["TeamType"]), code_map(SERVICE_LIST), SERVICE_LIST, ""
     )
@@ -144,13 +140,12 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     not_modelled = (service == NOT_MODELLED).fillna(False)
     no_team = frame["TeamType"].isna()
     unknown = service.isna() & ~no_team
-    for count, what in (
-        (int(not_modelled.sum()), "with a team type the models do not use (e.g. health visiting)"),
-        (int(unknown.sum()), "with an unknown team type (see the coverage report)"),
-        (int(no_team.sum()), "with no team type"),
-    ):
-        if count:
-            notes.append(f"{count:,} CSDS care contacts {what} left out")
+    counts = {
+        "resubmitted": removed,
+        "not_modelled": int(not_modelled.sum()),
+        "unknown_team": int(unknown.sum()),
+        "no_team": int(no_team.sum()),
+    }
     keep = (service.notna() & ~not_modelled).to_numpy()
     contacts = pd.DataFrame(
         {
@@ -160,7 +155,26 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
             "mode": mode[keep].astype("str"),
         }
     ).reset_index(drop=True)
-    return SourceOutput({"community_contacts": contacts}, [service_coverage, mode_coverage], notes)
+    coverage = [service_coverage, mode_coverage]
+    return SourceOutput({"community_contacts": contacts}, coverage, describe(counts, coverage), counts)
+
+
+def describe(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The adapter's notes from its counts (whole file or summed batches)."""
+    notes: list[str] = []
+    if counts.get("resubmitted"):
+        notes.append(
+            f"{counts['resubmitted']:,} resubmitted CSDS care-contact rows removed "
+            "(each contact's latest submission kept)"
+        )
+    for key, what in (
+        ("not_modelled", "with a team type the models do not use (e.g. health visiting)"),
+        ("unknown_team", "with an unknown team type (see the coverage report)"),
+        ("no_team", "with no team type"),
+    ):
+        if counts.get(key):
+            notes.append(f"{counts[key]:,} CSDS care contacts {what} left out")
+    return notes
 
 
 # -- the synthetic writer ----------------------------------------------------------------------------
@@ -299,5 +313,10 @@ SOURCE = register_source(
         writes=("community_contacts",),
         adapt=adapt,
         to_national=to_national,
+        # A contact's submissions are deduplicated by provider, person and contact ID: exact
+        # when all of a person's rows are adapted together.
+        batching=BY_PERSON,
+        person=PERSON,
+        describe=describe,
     )
 )

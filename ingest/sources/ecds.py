@@ -18,7 +18,7 @@ any other value is passed on for the validation gate to reject.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from riskstrat.errors import ContractError
 from riskstrat.ingest.codelists import code_map, codelist
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
+    ROWS,
     FieldCoverage,
     RawField,
     Source,
@@ -212,12 +213,7 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     recorded = _snomed(frame["EC_Chief_Complaint_SNOMED_CT"]).fillna("") != ""
     complaint = complaint.mask(recorded & complaint.isna(), UNRECOGNISED_COMPLAINT)
     outcome, unknown = disposal(status, destination)
-    notes = []
-    if unknown:
-        notes.append(
-            f"{unknown:,} ECDS attendances had no recognised discharge status or destination: "
-            f"disposal set to {DEFAULT_DISPOSAL}"
-        )
+    counts = {"unknown_disposal": unknown}
     table = pd.DataFrame(
         {
             "attendance_id": _text(ids),
@@ -239,7 +235,18 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
         complaint_coverage,
         _diagnosis_coverage(frame["Der_EC_Diagnosis_All"]),
     ]
-    return SourceOutput({"ae_attendances": table}, coverage, notes)
+    return SourceOutput({"ae_attendances": table}, coverage, describe(counts, coverage), counts)
+
+
+def describe(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The adapter's notes from its counts (whole file or summed batches)."""
+    unknown = counts.get("unknown_disposal", 0)
+    if not unknown:
+        return []
+    return [
+        f"{unknown:,} ECDS attendances had no recognised discharge status or destination: "
+        f"disposal set to {DEFAULT_DISPOSAL}"
+    ]
 
 
 # -- the synthetic writer ----------------------------------------------------------------------------
@@ -435,5 +442,8 @@ SOURCE = register_source(
         writes=("ae_attendances",),
         adapt=adapt,
         to_national=to_national,
+        batching=ROWS,  # one row per attendance, each adapted on its own
+        person=PERSON,
+        describe=describe,
     )
 )

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import logging
+import math
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from riskstrat.errors import ContractError, ContractProblem
 from riskstrat.ingest.contract import CONTRACT
 from riskstrat.ingest.readers import find_table_file
 from riskstrat.ingest.sources import SOURCES
-from riskstrat.ingest.sources.base import FieldCoverage, Source, raw_file, read_raw
+from riskstrat.ingest.sources.base import (
+    BY_PERSON,
+    MAX_EXAMPLES,
+    WHOLE,
+    FieldCoverage,
+    Source,
+    SourceOutput,
+    _local_names,
+    merge_coverage,
+    raw_batches,
+    raw_file,
+    raw_frame,
+    raw_rows,
+    read_raw,
+)
 from riskstrat.ingest.sources.settings import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -49,8 +68,16 @@ class AdaptedExtract:
         }
 
 
+SourceRunner = Callable[[Source, Path, Mapping[str, str]], tuple[SourceOutput, int, dict[str, int]]]
+"""Adapts one raw file elsewhere (on Spark) and writes its tables itself: (source, file, renames) ->
+(coverage, notes and counts; raw rows read; rows written per contract table)."""
+
+
 def adapt_extract(
-    raw_dir: Path, settings: SourceSettings, sink: Callable[[str, pd.DataFrame], None] | None = None
+    raw_dir: Path,
+    settings: SourceSettings,
+    sink: Callable[[str, pd.DataFrame], None] | None = None,
+    runner: SourceRunner | None = None,
 ) -> AdaptedExtract:
     """Read every enabled source's raw file in ``raw_dir`` and map it onto contract tables.
 
@@ -62,8 +89,11 @@ def adapt_extract(
     Args:
         raw_dir: Folder of raw national files.
         settings: Which sources to read, their files and column renames.
-        sink: Called with (contract table name, frame) for each table made (e.g. to write it);
-            None keeps the tables in the result.
+        sink: Called with (contract table name, frame) for each batch of a table made (e.g. to
+            append it to the table's file; a table may come in several batches, in order); None
+            keeps the tables in the result (batches joined).
+        runner: Adapts each raw file instead of this process (e.g. on Spark, writing the
+            tables itself); None adapts here, in batches of ``settings.batch_rows``.
 
     Returns:
         The contract tables (without a sink), row counts, the contract-format files to copy,
@@ -82,19 +112,26 @@ def adapt_extract(
             missing,
             hint="Put the raw files in sources.raw_dir, or point raw_dir at them (configs/sources.yaml).",
         )
+    kept: dict[str, list[pd.DataFrame]] = {}
+
+    def emit(table: str, data: pd.DataFrame) -> None:
+        adapted.row_counts[table] = adapted.row_counts.get(table, 0) + len(data)
+        if sink is None:
+            kept.setdefault(table, []).append(data)
+        else:
+            sink(table, data)
+
     for name, source, path, renames in plan:
         started = time.perf_counter()
-        frame = read_raw(path, source, renames)
-        rows = len(frame)
-        output = source.adapt(frame)
-        del frame
-        for table, data in output.tables.items():
-            adapted.row_counts[table] = len(data)
-            if sink is None:
-                adapted.tables[table] = data
-            else:
-                sink(table, data)
-        del output.tables
+        if runner is None:
+            output, rows = adapt_file(source, path, renames, settings.batch_rows, emit)
+        else:
+            output, rows, written = runner(source, path, renames)
+            for table, count in written.items():
+                adapted.row_counts[table] = adapted.row_counts.get(table, 0) + count
+        for table, frames in kept.items():
+            adapted.tables[table] = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        kept.clear()
         adapted.coverage += output.coverage
         adapted.notes += output.notes
         adapted.files[name] = path.name
@@ -106,6 +143,151 @@ def adapt_extract(
             time.perf_counter() - started,
         )
     return adapted
+
+
+def adapt_file(
+    source: Source,
+    path: Path,
+    renames: Mapping[str, str],
+    batch_rows: int | None,
+    emit: Callable[[str, pd.DataFrame], None],
+) -> tuple[SourceOutput, int]:
+    """Adapt one raw file, in batches of ``batch_rows`` rows when the source allows it.
+
+    A source batched by rows reads the file a batch at a time; one batched by person
+    first spreads the rows over temporary Parquet files by a hash of the person ID
+    (every row of a person in one file, about ``batch_rows`` rows each) and adapts each
+    file. Each batch's tables go to ``emit`` at once; coverage and counts are summed and
+    the notes worded once from the sums, so the result is the whole file's. A batch that
+    breaks the contract does not stop the others being checked: the problems of every
+    batch are raised together, with the rows counted over the whole file.
+
+    Returns:
+        The source's coverage, notes and counts (no tables: they went to ``emit``), and the
+        raw rows read.
+
+    Raises:
+        ContractError: If the file breaks the contract.
+    """
+    if source.batching == WHOLE or batch_rows is None:
+        frame = read_raw(path, source, renames)
+        rows = len(frame)
+        output = source.adapt(frame)
+        del frame
+        for table, data in output.tables.items():
+            emit(table, data)
+        return SourceOutput({}, output.coverage, output.notes, output.counts), rows
+    with tempfile.TemporaryDirectory(prefix="riskstrat-adapt-") as scratch:
+        rows_in_file = raw_rows(path)
+        if source.batching == BY_PERSON and (rows_in_file is None or rows_in_file > batch_rows):
+            batches = person_batches(path, source, renames, batch_rows, Path(scratch))
+        else:
+            batches = raw_batches(path, source, renames, batch_rows)
+        rows = 0
+        held: dict[str, list[pd.DataFrame]] = {table: [] for table in source.merged}
+        coverage: list[FieldCoverage] = []
+        counts: dict[str, int] = {}
+        problems: list[ContractProblem] = []
+        hint = ""
+        for batch in batches:
+            frame = raw_frame(batch, source, renames)
+            del batch
+            rows += len(frame)
+            try:
+                output = source.adapt(frame)
+            except ContractError as error:
+                problems += error.problems
+                hint = hint or error.hint
+                continue
+            finally:
+                del frame
+            if not problems:  # after a problem nothing is written: the run will stop
+                for table, data in output.tables.items():
+                    if table in held:
+                        held[table].append(data)
+                    else:
+                        emit(table, data)
+            del output.tables
+            coverage = merge_coverage(coverage, output.coverage)
+            for key, value in output.counts.items():
+                counts[key] = counts.get(key, 0) + value
+    if problems:
+        raise ContractError(merged_problems(problems), hint=hint)
+    for table, parts in held.items():
+        if parts:
+            emit(table, source.merged[table](pd.concat(parts, ignore_index=True)))
+    assert source.describe is not None  # checked by Source
+    return SourceOutput({}, coverage, source.describe(counts, coverage), counts), rows
+
+
+def person_batches(
+    path: Path, source: Source, renames: Mapping[str, str], batch_rows: int, scratch: Path
+) -> Iterator[pa.Table]:
+    """The raw file's rows (as :func:`raw_batches` gives them) regrouped so each person's rows are together.
+
+    Rows go to one of ``parts`` temporary Parquet files in ``scratch`` by a hash of the
+    person ID, ``parts`` chosen so each holds about ``batch_rows`` rows; each file is
+    then given whole. Memory holds one batch at a time.
+    """
+    local = _local_names(source, renames)
+    persons = [local[name] for name in source.person_fields]
+    rows = raw_rows(path)
+    if rows is None:  # CSV: count the rows first, reading one person column only (the last fallback)
+        counted = _only(source, source.person_fields[-1])
+        rows = sum(len(t) for t in raw_batches(path, counted, renames, batch_rows))
+    parts = max(1, math.ceil(rows / batch_rows))
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for batch in raw_batches(path, source, renames, batch_rows):
+            ids = _person_ids(batch, persons)
+            part = (pd.util.hash_array(ids.to_numpy()) % parts).astype(np.int64)
+            for number in np.unique(part):
+                if number not in writers:
+                    writers[number] = pq.ParquetWriter(scratch / f"part_{number}.parquet", batch.schema)
+                writers[number].write_table(batch.filter(pa.array(part == number)))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for number in sorted(writers):
+        file = scratch / f"part_{number}.parquet"
+        table = pq.read_table(file)
+        file.unlink()
+        yield table
+
+
+def _person_ids(batch: pa.Table, columns: Sequence[str]) -> pd.Series:
+    """Each raw row's person: the first of ``columns`` given (a column absent from the file skipped).
+
+    Rows with none share one batch; the adapter counts and leaves them out there.
+    """
+    ids = pd.Series([None] * batch.num_rows, dtype=object)
+    for name in reversed([c for c in columns if c in batch.schema.names]):
+        given = pd.Series(batch.column(name).to_numpy(zero_copy_only=False), dtype=object)
+        ids = given.where(given.notna(), ids)
+    return ids
+
+
+def _only(source: Source, field_name: str) -> Source:
+    """``source`` reading one field only (to count a CSV file's rows)."""
+    kept = tuple(replace(f, required=True) for f in source.fields if f.name == field_name)
+    return replace(source, fields=kept, batching=WHOLE, describe=None)
+
+
+def merged_problems(problems: list[ContractProblem]) -> list[ContractProblem]:
+    """Batches' problems as one per table, column and expectation: rows summed, the first examples kept."""
+    merged: dict[tuple[str, str, str], ContractProblem] = {}
+    for problem in problems:
+        key = (problem.table, problem.column, problem.expected)
+        if key in merged:
+            before = merged[key]
+            merged[key] = replace(
+                before,
+                n_rows=before.n_rows + problem.n_rows,
+                examples=(*before.examples, *problem.examples)[:MAX_EXAMPLES],
+            )
+        else:
+            merged[key] = problem
+    return list(merged.values())
 
 
 def _find_files(
@@ -138,6 +320,13 @@ def _find_files(
             writer[table] = name
         stem = section.file or source.file
         path = raw_file(raw_dir, stem)
+        if path is None and all(CONTRACT[t].optional for t in source.writes):
+            # An optional dataset (social care) the ICS does not hold: the run goes on without it.
+            adapted.notes.append(
+                f"{source.title}: no file {stem}.parquet or {stem}.csv in {raw_dir}; "
+                f"{', '.join(source.writes)} left out (optional)"
+            )
+            continue
         if path is None:
             missing.append(
                 ContractProblem(source.title, "", f"a file {stem}.parquet or {stem}.csv in {raw_dir}")
@@ -159,7 +348,11 @@ def _find_files(
             missing.append(ContractProblem(table, "", f"a file {table}.parquet or {table}.csv in {raw_dir}"))
             continue
         adapted.copied[table] = path
-    absent = [t for t in CONTRACT if t not in writer and t not in settings.contract_tables]
+    absent = [
+        t
+        for t in CONTRACT
+        if t not in writer and t not in settings.contract_tables and not CONTRACT[t].optional
+    ]
     if absent:
         raise ContractError(
             [

@@ -22,7 +22,7 @@ the noise real extracts carry (see the functions' docstrings for what round-trip
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,8 @@ from riskstrat.ingest.contract import CONTRACT
 from riskstrat.ingest.reference import bnf_chapters
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
+    ROWS,
+    FieldCoverage,
     RawField,
     Source,
     SourceOutput,
@@ -169,26 +171,37 @@ def adapt_events(frame: pd.DataFrame) -> SourceOutput:
             "value": value,
         }
     ).reset_index(drop=True)
-    rows = len(frame)
+    counts = {
+        "events": len(frame),
+        "conditions": int(keep.sum()),
+        "resolved": int((diagnoses["status"] == "resolved").sum()),
+        "efi_scores": int(efi.sum()),
+        "bad_values": out_of_range + unreadable,
+    }
+    return SourceOutput({"gp_diagnoses": diagnoses}, [coverage], describe_events(counts, [coverage]), counts)
+
+
+def describe_events(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The coded-events adapter's notes from its counts (whole file or summed batches)."""
+    rows, kept = counts.get("events", 0), counts.get("conditions", 0)
     notes = [
-        f"{int(keep.sum()):,} of {rows:,} GP coded events ({keep.mean():.1%}) carry a code of the condition list; "
+        f"{kept:,} of {rows:,} GP coded events ({kept / rows:.1%}) carry a code of the condition list; "
         "the rest (observations, procedures, administrative codes) are not conditions and are left out."
         if rows
         else "no GP coded events"
     ]
-    resolved = int((diagnoses["status"] == "resolved").sum())
-    if resolved:
-        notes.append(f"{resolved:,} resolved codes (a condition ended until recorded again).")
-    if efi.any():
+    if counts.get("resolved"):
+        notes.append(f"{counts['resolved']:,} resolved codes (a condition ended until recorded again).")
+    if counts.get("efi_scores"):
         notes.append(
-            f"{int(efi.sum()):,} recorded eFI scores, read as 0-1 fractions (0-100 values divided by 100)."
+            f"{counts['efi_scores']:,} recorded eFI scores, read as 0-1 fractions (0-100 values divided by 100)."
         )
-    if out_of_range or unreadable:
+    if counts.get("bad_values"):
         notes.append(
-            f"{out_of_range + unreadable:,} values in VALUE1_CONDITION were not numbers or not a 0-100 eFI score "
+            f"{counts['bad_values']:,} values in VALUE1_CONDITION were not numbers or not a 0-100 eFI score "
             "and were left empty."
         )
-    return SourceOutput({"gp_diagnoses": diagnoses}, [coverage], notes)
+    return notes
 
 
 def events_to_national(tables: Mapping[str, pd.DataFrame], rng: np.random.Generator) -> pd.DataFrame:
@@ -290,6 +303,9 @@ GP_EVENTS = register_source(
         writes=("gp_diagnoses",),
         adapt=adapt_events,
         to_national=events_to_national,
+        batching=ROWS,  # each event is adapted on its own
+        person=PERSON,
+        describe=describe_events,
     )
 )
 
@@ -345,17 +361,27 @@ def adapt_medications(frame: pd.DataFrame) -> SourceOutput:
             "bnf_code": _text(section if everything else section[keep]),
         }
     ).reset_index(drop=True)
+    counts = {"dropped": len(frame) - int(keep.sum())}
+    coverage = [bnf_coverage, dmd_coverage]
+    return SourceOutput(
+        {"gp_medications": medications}, coverage, describe_medications(counts, coverage), counts
+    )
+
+
+def describe_medications(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The medication adapter's notes from its counts and dm+d coverage (whole file or summed batches)."""
     notes = []
-    dropped = len(frame) - int(keep.sum())
-    if dropped:
+    if counts.get("dropped"):
         notes.append(
-            f"{dropped:,} medication issues had no recognised BNF code or mapped dm+d code and were left out."
+            f"{counts['dropped']:,} medication issues had no recognised BNF code or mapped dm+d code and were "
+            "left out."
         )
-    if not dmd_map and dmd_coverage.rows:
+    (dmd,) = [c for c in coverage if c.field == "CODE"]
+    if not _dmd_sections() and dmd.rows:
         notes.append(
             "No dm+d to BNF map is shipped: supply BNF_Code, or add a dmd_bnf code list (see codelists/README.md)."
         )
-    return SourceOutput({"gp_medications": medications}, [bnf_coverage, dmd_coverage], notes)
+    return notes
 
 
 def _dmd_sections() -> dict[str, str]:
@@ -415,6 +441,9 @@ GP_MEDICATIONS = register_source(
         writes=("gp_medications",),
         adapt=adapt_medications,
         to_national=medications_to_national,
+        batching=ROWS,  # each issue is adapted on its own
+        person=PERSON,
+        describe=describe_medications,
     )
 )
 
@@ -472,13 +501,21 @@ def adapt_appointments(frame: pd.DataFrame) -> SourceOutput:
             "status": _text(status[keep].where(status[keep] != UNKNOWN)),
         }
     ).reset_index(drop=True)
-    notes = []
-    if unrecognised.any():
-        notes.append(
-            f"{int(unrecognised.sum()):,} GP appointments with a status that is neither attended, did not "
-            "attend nor unknown (e.g. booked or cancelled) were left out (see the coverage report)."
-        )
-    return SourceOutput({"gp_appointments": appointments}, [mode_coverage, status_coverage], notes)
+    counts = {"unrecognised_status": int(unrecognised.sum())}
+    coverage = [mode_coverage, status_coverage]
+    return SourceOutput(
+        {"gp_appointments": appointments}, coverage, describe_appointments(counts, coverage), counts
+    )
+
+
+def describe_appointments(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The appointments adapter's notes from its counts (whole file or summed batches)."""
+    if not counts.get("unrecognised_status"):
+        return []
+    return [
+        f"{counts['unrecognised_status']:,} GP appointments with a status that is neither attended, did not "
+        "attend nor unknown (e.g. booked or cancelled) were left out (see the coverage report)."
+    ]
 
 
 _MODE_WORDS = {
@@ -536,6 +573,9 @@ GP_APPOINTMENTS = register_source(
         writes=("gp_appointments",),
         adapt=adapt_appointments,
         to_national=appointments_to_national,
+        batching=ROWS,  # each appointment is adapted on its own
+        person=PERSON,
+        describe=describe_appointments,
     )
 )
 

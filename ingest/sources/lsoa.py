@@ -17,7 +17,7 @@ import pandas as pd
 
 from riskstrat.ingest.codelists import code_map
 from riskstrat.ingest.reference import imd_lookup
-from riskstrat.ingest.sources.base import TOP_UNMAPPED, FieldCoverage, UnmappedCode
+from riskstrat.ingest.sources.base import FieldCoverage, field_coverage
 
 LOOKUP = "lsoa2021_lsoa2011"
 """The shipped 2021 -> 2011 best-fit list (only 2021 codes that are new in 2021)."""
@@ -66,14 +66,15 @@ def to_lsoa2011(
     mapped = text.map(mapping, na_action="ignore").astype("string")
     present = text.notna()
     missed = present & mapped.isna()
-    counts = text[missed].value_counts()
-    coverage = FieldCoverage(
-        source=source,
-        field=field,
-        codelist=CODELIST_LABEL,
-        rows=int(present.sum()),
-        mapped=int((present & mapped.notna()).sum()),
-        unmapped=tuple(UnmappedCode(str(c), int(n)) for c, n in counts.head(TOP_UNMAPPED).items()),
+    coverage = field_coverage(
+        source,
+        field,
+        CODELIST_LABEL,
+        int(present.sum()),
+        int((present & mapped.notna()).sum()),
+        text[missed].value_counts(),
+        None,
+        masked=False,
     )
     return mapped.fillna(text), coverage
 

@@ -11,7 +11,7 @@ CATEGORY letter or a SNOMED CT ethnicity concept, mixed as real extracts are),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from riskstrat.ingest.codelists import code_map, codelist
 from riskstrat.ingest.contract import ETHNIC_CATEGORY_CODES
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
+    BY_PERSON,
     FieldCoverage,
     RawField,
     Source,
@@ -192,10 +193,8 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     ids = frame[ID]
     start = parse_dates(SOURCE, frame, "REG_DATE", ids)
     end = parse_dates(SOURCE, frame, "REG_DATE_END", ids)
-    notes: list[str] = []
     keep, earlier = _latest_registration(frame, start, end)
     if earlier:
-        notes.append(f"{earlier:,} earlier GP registrations removed (each person's latest registration kept)")
         frame, start, end = frame.iloc[keep].reset_index(drop=True), start.iloc[keep], end.iloc[keep]
     ids = frame[ID]
     require_values(SOURCE, frame, "LSOA", ids)
@@ -204,12 +203,6 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     sex, sex_coverage = _sex(frame)
     ethnic, ethnic_coverage = _ethnicity(frame)
     lsoa, lsoa_coverage = to_lsoa2011(frame["LSOA"], SOURCE.name, "LSOA")
-    if lsoa_coverage.mapped < lsoa_coverage.rows:
-        notes.append(
-            f"{lsoa_coverage.rows - lsoa_coverage.mapped:,} people have an LSOA that is neither an LSOA 2011 code "
-            "nor a 2021 code in the ONS best-fit lookup; it is kept as supplied and the validation gate's "
-            "lsoa_in_imd_lookup check reports it"
-        )
     patients = pd.DataFrame(
         {
             "person_id": _text(ids.str.strip()),
@@ -223,7 +216,25 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
             "date_of_death": death.reset_index(drop=True),
         }
     )
-    return SourceOutput({"patients": patients}, [sex_coverage, ethnic_coverage, lsoa_coverage], notes)
+    coverage = [sex_coverage, ethnic_coverage, lsoa_coverage]
+    counts = {"earlier_registrations": earlier}
+    return SourceOutput({"patients": patients}, coverage, describe(counts, coverage), counts)
+
+
+def describe(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The adapter's notes from its counts and the LSOA coverage (whole file or summed batches)."""
+    notes: list[str] = []
+    earlier = counts.get("earlier_registrations", 0)
+    if earlier:
+        notes.append(f"{earlier:,} earlier GP registrations removed (each person's latest registration kept)")
+    (lsoa,) = [c for c in coverage if c.field == "LSOA"]
+    if lsoa.mapped < lsoa.rows:
+        notes.append(
+            f"{lsoa.rows - lsoa.mapped:,} people have an LSOA that is neither an LSOA 2011 code "
+            "nor a 2021 code in the ONS best-fit lookup; it is kept as supplied and the validation gate's "
+            "lsoa_in_imd_lookup check reports it"
+        )
+    return notes
 
 
 # -- the synthetic writer ----------------------------------------------------------------------------
@@ -304,5 +315,8 @@ SOURCE = register_source(
         writes=("patients",),
         adapt=adapt,
         to_national=to_national,
+        batching=BY_PERSON,  # each person's latest registration: exact within a person's rows
+        person=ID,
+        describe=describe,
     )
 )

@@ -26,7 +26,7 @@ order first seen, after the primary diagnosis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 
 import numpy as np
@@ -35,16 +35,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from riskstrat.ingest.codelists import code_map, codelist
-from riskstrat.ingest.codes import code_system
 from riskstrat.ingest.contract import CONTRACT, DIAGNOSIS_SEPARATOR
 from riskstrat.ingest.sources import register_source
 from riskstrat.ingest.sources.base import (
-    TOP_UNMAPPED,
+    ROWS,
     FieldCoverage,
     RawField,
     Source,
     SourceOutput,
-    UnmappedCode,
+    field_coverage,
     map_codes,
     parse_dates,
     require_values,
@@ -184,22 +183,15 @@ def icd10_coverage(field_name: str, codes: pd.Series) -> FieldCoverage:
     """
     present = codes.dropna().astype("string")
     recognised = is_icd10_category(normalise_icd10(present))
-    counts = present[~recognised.to_numpy()].value_counts()
-    systems = code_system(pd.Series(counts.index, dtype="string"))
-    wrong = [s if s not in ("", "icd10") else "" for s in systems]
-    wrong_rows = int(sum(int(n) for n, s in zip(counts.to_numpy(), wrong, strict=True) if s))
-    unmapped = tuple(
-        UnmappedCode(str(code), int(n), s)
-        for code, n, s in list(zip(counts.index, counts.to_numpy(), wrong, strict=True))[:TOP_UNMAPPED]
-    )
-    return FieldCoverage(
-        source=SUS_APC.name,
-        field=field_name,
-        codelist=CATEGORY_LIST,
-        rows=int(present.size),
-        mapped=int(recognised.sum()),
-        unmapped=unmapped,
-        wrong_system=wrong_rows,
+    return field_coverage(
+        SUS_APC.name,
+        field_name,
+        CATEGORY_LIST,
+        int(present.size),
+        int(recognised.sum()),
+        present[~recognised.to_numpy()].value_counts(),
+        "icd10",
+        masked=False,
     )
 
 
@@ -295,15 +287,19 @@ def adapt(frame: pd.DataFrame) -> SourceOutput:
     )
     spells = spells[list(CONTRACT["apc_spells"].column_names)]
     coverage = [destination_coverage, *diagnosis_coverage]
-    all_codes = diagnosis_coverage[1]
-    notes = []
-    if all_codes.rows > all_codes.mapped:
-        notes.append(
-            f"{all_codes.rows - all_codes.mapped} of {all_codes.rows} SUS APC diagnosis codes were not "
-            "recognised ICD-10 codes and were left out of apc_spells.diagnoses "
-            f"({all_codes.wrong_system} from another coding system)."
-        )
-    return SourceOutput(tables={"apc_spells": spells}, coverage=coverage, notes=notes)
+    return SourceOutput(tables={"apc_spells": spells}, coverage=coverage, notes=describe({}, coverage))
+
+
+def describe(counts: Mapping[str, int], coverage: Sequence[FieldCoverage]) -> list[str]:
+    """The adapter's notes from the coverage of ``Der_Diagnosis_All`` (whole file or summed batches)."""
+    (all_codes,) = [c for c in coverage if c.field == ALL_DIAGNOSES]
+    if all_codes.rows <= all_codes.mapped:
+        return []
+    return [
+        f"{all_codes.rows - all_codes.mapped} of {all_codes.rows} SUS APC diagnosis codes were not "
+        "recognised ICD-10 codes and were left out of apc_spells.diagnoses "
+        f"({all_codes.wrong_system} from another coding system)."
+    ]
 
 
 # -- contract tables back to the national format (synthetic writer, round-trip tests) -------
@@ -473,5 +469,8 @@ SUS_APC = register_source(
         writes=("apc_spells",),
         adapt=adapt,
         to_national=to_national,
+        batching=ROWS,  # one row per spell, each adapted on its own
+        person=PERSON_ID,
+        describe=describe,
     )
 )

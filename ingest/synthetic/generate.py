@@ -61,6 +61,7 @@ from riskstrat.ingest.synthetic.health import (
 from riskstrat.ingest.synthetic.practices import assign_practices, build_practices
 from riskstrat.ingest.synthetic.rates import ServiceRates, readmission_hazard, service_rates
 from riskstrat.ingest.synthetic.settings import SyntheticSettings
+from riskstrat.ingest.synthetic.social_care import CareInputs, social_care_stream, social_care_tables
 from riskstrat.ingest.synthetic.timeline import (
     DAYS_PER_YEAR,
     Timeline,
@@ -157,7 +158,11 @@ def generate_population(settings: SyntheticSettings, people: int, seed: int) -> 
     plan = plan_population(settings, people, seed)
     deployment = plan_deployment(plan, seed)
     chunks = list(iter_population(plan, deployment))
-    tables = {name: pd.concat([c.tables[name] for c in chunks], ignore_index=True) for name in CONTRACT}
+    tables = {
+        name: pd.concat([c.tables[name] for c in chunks], ignore_index=True)
+        for name in CONTRACT
+        if name in chunks[0].tables  # an optional table the population does not generate is left out
+    }
     truth = {
         name: pd.concat([c.truth[name] for c in chunks], ignore_index=True)
         for name in chunks[0].truth
@@ -429,6 +434,8 @@ class _EventBuilder:
             "caseload": self.caseload(),
             "opt_outs": self.opt_outs(),
         }
+        if self.plan.settings.social_care.enabled:
+            tables.update(self.social_care())
         # Applied last, to the finished tables: everything else is drawn exactly as without it.
         tables["ae_attendances"], tables["apc_spells"] = self.capture_loss(ae, spells)
         return self.simulated_deployment(self.monitoring_scenarios(tables))
@@ -476,6 +483,34 @@ class _EventBuilder:
         codes = plan.practices["practice_code"].to_numpy()[people.practice_index]
         return scenarios.apply_record_scenarios(
             tables, plan.settings, people.person_id, codes, stopped, self.rng
+        )
+
+    def social_care(self) -> dict[str, pd.DataFrame]:
+        """The social care events and returns received (``social_care.py``), from a stream of their own.
+
+        Other tables are as without them.
+        """
+        people, latent, lsoas = self.people, self.latent, self.plan.lsoas
+        lad = lsoas["lad_code"].to_numpy()[pd.Index(lsoas["lsoa_code"]).get_indexer(people.lsoa_code)]
+        inputs = CareInputs(
+            timeline=self.timeline,
+            person_id=people.person_id,
+            birth_day=people.birth_day,
+            entry_day=people.entry_day,
+            visible_to=self.visible_to,
+            lsoa_code=np.asarray(people.lsoa_code, dtype=object),
+            la_code=np.asarray(lad, dtype=object),
+            onset_day=latent.onset_day,
+            death_day=latent.death_day,
+            age=self.age,
+            frailty=self.frailty,
+            episode=latent.episode,
+            episodes=latent.episodes,
+            discharges=(self.primary["person"], self.primary["discharge"]),
+        )
+        stream = social_care_stream(self.rng.bit_generator.seed_seq)
+        return social_care_tables(
+            inputs, self.plan.settings.social_care, self.plan.settings.extract_date, stream
         )
 
     def capture_loss(self, ae: pd.DataFrame, spells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -249,6 +249,176 @@ class NewResidents(Settings):
         return self
 
 
+QUARTER_START_MONTHS = (1, 4, 7, 10)
+"""Months a quarterly social care return's period starts in."""
+
+
+class MissingReturn(Settings):
+    """One local authority's quarterly social care return that never reached the ICB."""
+
+    la_code: str = Field(
+        description="Local authority (LAD 2019 code, one of lad_codes) whose return is missing."
+    )
+    quarter: date = Field(
+        description="First day of the quarter whose return is missing (1 Jan, Apr, Jul or Oct)."
+    )
+
+    @field_validator("quarter")
+    @classmethod
+    def _check_quarter(cls, value: date) -> date:
+        if value.day != 1 or value.month not in QUARTER_START_MONTHS:
+            raise ValueError(f"a quarter starts on 1 January, April, July or October; found {value}")
+        return value
+
+
+class SocialCare(Settings):
+    """Adult social care (CLD) in the synthetic population (``ingest/synthetic/social_care.py``).
+
+    Drawn from the same latent health as every other table, from a random stream of its own:
+    long-term support when a person's need (latent frailty, age, dementia, a decline episode)
+    passes their eligibility threshold, care-home placements at the latent care-home move,
+    reablement after emergency discharges, requests and assessments after falls, admissions
+    and decline episodes, yearly reviews and carers. Written as the adapter leaves the
+    quarterly returns: each event in the latest received return it was active in.
+    """
+
+    enabled: bool = Field(
+        True,
+        description="Generate social_care_events (on by default, so the demo exercises the social care "
+        "source); false: no social care table, and every other table is exactly as with it.",
+    )
+    first_quarter: date | None = Field(
+        None,
+        description="First quarter with returns (1 Jan, Apr, Jul or Oct); empty: the quarter of "
+        "history_start, so the models' training as-of dates have a year of returns. The real CLD "
+        "began in April 2023 (2023-04-01).",
+    )
+    need_threshold: float = Field(
+        0.44,
+        ge=0.0,
+        le=2.0,
+        description="Mean eligibility threshold of the need score (latent frailty index, plus 0.01 a year "
+        "of age over 75, 0.15 with dementia, 0.08 in a decline episode): long-term support at home starts "
+        "in the first month an adult's need passes their threshold. 0.44 puts about 5% of people aged 65+ "
+        "on long-term support (3.4% at home, 2% in care homes) and 0.6% of those aged 18-64.",
+    )
+    need_threshold_sd: float = Field(
+        0.08, ge=0.0, le=1.0, description="SD of each person's eligibility threshold around need_threshold."
+    )
+    funded_share: float = Field(
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="Share of eligible people whose support at home the local authority arranges (the rest "
+        "fund or arrange their own, and are not in the returns).",
+    )
+    placement_funded_share: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Share of care-home moves that are local-authority placements (the rest are self-funders).",
+    )
+    nursing_share: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Share of placements with nursing (long_term_nursing), doubled for severe frailty.",
+    )
+    direct_payment_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of support at home taken as a direct payment."
+    )
+    support_end_rate: float = Field(
+        0.08,
+        ge=0.0,
+        le=2.0,
+        description="Yearly rate at which support at home ends for reasons other than death, leaving or a "
+        "care-home move.",
+    )
+    learning_disability_share: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Share of adults with a learning disability receiving long-term support (supported living, "
+        "home care or day care).",
+    )
+    mental_health_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of adults with a serious mental illness receiving long-term support.",
+    )
+    reablement_share: float = Field(
+        0.08,
+        ge=0.0,
+        le=1.0,
+        description="Chance of short-term reablement (ST-Max) after an emergency discharge of a person aged "
+        "65+ with no latent frailty; it rises with frailty (x(1 + 4 x frailty index)) and is 1.5 times higher "
+        "in a decline episode (at most 0.8).",
+    )
+    reablement_start_days: int = Field(
+        7, ge=0, le=60, description="Reablement starts within this many days of the discharge."
+    )
+    reablement_days: tuple[int, int] = Field(
+        (14, 42), description="Shortest and longest reablement, in days (ST-Max lasts up to six weeks)."
+    )
+    request_after_admission_share: float = Field(
+        0.12,
+        ge=0.0,
+        le=1.0,
+        description="Chance of a request for support within four weeks of an emergency discharge at 65+ "
+        "(x(1 + 2 x frailty index)).",
+    )
+    request_after_fall_share: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Chance of a request within six weeks of the onset of falls or a fragility fracture at 65+.",
+    )
+    request_in_decline_share: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Chance of a request in the first 45 days of a decline episode at 65+ (a marker of the "
+        "episode, which triples the emergency risk while it lasts).",
+    )
+    assessment_share: float = Field(
+        0.7, ge=0.0, le=1.0, description="Share of requests followed by an assessment (1-4 weeks later)."
+    )
+    carer_share: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of people on long-term support at home with a carer known to the local authority "
+        "(another registered adult of the same LSOA, or failing that the same district), who has carer's "
+        "assessments, support and reviews of their own.",
+    )
+    missing_returns: tuple[MissingReturn, ...] = Field(
+        (MissingReturn(la_code="E08000030", quarter=date(2025, 4, 1)),),
+        description="Quarterly returns that never arrived (rows only in them are lost; longer events appear "
+        "in the next return). Default: Walsall's April-June 2025 return.",
+    )
+    late_las: tuple[str, ...] = Field(
+        (),
+        description="Local authorities whose latest due return has not arrived by the extract date (open "
+        "events show as they were in the return before; their people's social care is not known at the "
+        "extract date). Default: none, so the demo's lists show social care context for every LA.",
+    )
+
+    @field_validator("first_quarter")
+    @classmethod
+    def _check_first_quarter(cls, value: date | None) -> date | None:
+        if value is not None and (value.day != 1 or value.month not in QUARTER_START_MONTHS):
+            raise ValueError(f"a quarter starts on 1 January, April, July or October; found {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_days(self) -> SocialCare:
+        low, high = self.reablement_days
+        if not 1 <= low <= high:
+            raise ValueError(f"reablement_days {self.reablement_days}: give shortest <= longest, both >= 1")
+        return self
+
+
 def default_end_week(extract_date: date) -> date:
     """The simulated deployment's last week by default: the Monday of the week before ``extract_date``'s week.
 
@@ -455,6 +625,11 @@ class SyntheticSettings(Settings):
         description="Monitoring scenario: extra people (older, by default) register in one district over a few weeks.",
     )
 
+    social_care: SocialCare = Field(
+        default_factory=SocialCare,
+        description="Adult social care (the CLD returns' events) from the same latent health; on by default.",
+    )
+
     deployment: Deployment = Field(
         default_factory=Deployment,
         description="A simulated past deployment (weekly lists, enrolment, a true effect) for the impact "
@@ -519,6 +694,23 @@ class SyntheticSettings(Settings):
             raise ValueError(
                 f"new_residents.lad_code {lad} is not one of lad_codes ({', '.join(self.lad_codes)})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_social_care(self) -> SyntheticSettings:
+        care = self.social_care
+        if not care.enabled:
+            return self
+        named = [r.la_code for r in care.missing_returns] + list(care.late_las)
+        unknown = sorted({code for code in named if code not in self.lad_codes})
+        if unknown:
+            raise ValueError(
+                f"social_care: local authority {', '.join(unknown)} is not one of lad_codes "
+                f"({', '.join(self.lad_codes)}); name districts of the footprint in social_care.missing_returns "
+                "and social_care.late_las, or set them to []"
+            )
+        if care.first_quarter is not None and not care.first_quarter <= self.extract_date:
+            raise ValueError(f"social_care.first_quarter {care.first_quarter} is after extract_date")
         return self
 
     @model_validator(mode="after")

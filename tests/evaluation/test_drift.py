@@ -178,3 +178,22 @@ def test_large_populations_draw_the_same_interval_from_the_normal_approximation(
     approx = _auroc_draws(p, 400, np.random.default_rng(2), exact=False)
     assert np.mean(approx) == pytest.approx(np.mean(exact), abs=0.001)
     assert np.std(approx) == pytest.approx(np.std(exact), rel=0.15)
+
+
+def test_a_float32_training_reference_does_not_drift_from_the_same_float64_values():
+    # Training tables hold features as float32, the weekly matrix float64 (ae_trend_90d: n - 90/275 x m).
+    rng = np.random.default_rng(4)
+    trend = pd.Series(rng.integers(0, 3, 5_000) - 90 / 275 * rng.integers(0, 3, 5_000))  # 9 values
+    fraction = pd.Series(rng.integers(0, 40, 5_000) / 3)  # many distinct values: quantile edges
+    weekly = pd.DataFrame({"ae_trend_90d": trend, "fraction": fraction})
+    training = weekly.astype("float32")
+    score = rng.random(5_000)
+    importance = {"emergency_admission": {"ae_trend_90d": 2.0, "fraction": 1.0}}
+    reference = drift_reference({"emergency_admission": score}, training, importance, SETTINGS)
+    assert reference["features"]["ae_trend_90d"]["kind"] == "values"
+    assert reference["features"]["fraction"]["kind"] == "numeric"
+    result = drift(reference, {"emergency_admission": score}, weekly, SETTINGS)
+    psi = result.table.set_index("name")["psi"]
+    assert psi["ae_trend_90d"] == pytest.approx(0.0, abs=1e-9) and psi["fraction"] == pytest.approx(
+        0.0, abs=1e-9
+    )

@@ -161,7 +161,12 @@ def test_a_place_without_its_column_or_with_one_place_is_left_out_not_guessed():
     names = {g.name for g in resolved}
     assert not names & {"local_authority", "mdt", "gp_practice"}
     assert {"imd_quintile", "ethnic_group", "imd_quintile_x_ethnic_group"} <= names
-    assert set(groups.left_out_groupings(resolved)) == {"local_authority", "mdt", "gp_practice"}
+    assert set(groups.left_out_groupings(resolved)) == {
+        "local_authority",
+        "mdt",
+        "gp_practice",
+        "long_term_support",
+    }
     # A required column is still required.
     with pytest.raises(RiskstratError, match="ethnic_group"):
         assign_groups(frame.drop(columns="ethnic_group"))
@@ -293,3 +298,55 @@ def test_an_mdt_that_is_one_local_authoritys_people_is_judged_once(one_mdt_is_on
             "judged_as_group": DUDLEY,
         }
     ]
+
+
+# --- social care -----------------------------------------------------------------------------
+
+SUPPORT = "social_care_long_term_support"
+
+
+def test_long_term_support_is_yes_no_or_not_known_never_guessed():
+    frame = _people(**{SUPPORT: [1.0, 0.0, np.nan, None]})
+    out, resolved = assign_groups(frame)
+    # Empty: the local authority's returns do not cover the year (social_care_known 0), not "No".
+    assert out["long_term_support"].tolist() == ["Yes", "No", "Not known", "Not known"]
+    grouping = next(g for g in resolved if g.name == "long_term_support")
+    assert grouping.groups == ("Yes", "No", "Not known")
+    assert grouping.label == "Receiving long-term social care support"
+    assert groups.reported_by_mdt("long_term_support") and not groups.is_place("long_term_support")
+    with pytest.raises(RiskstratError, match=SUPPORT):
+        assign_groups(_people(**{SUPPORT: [1.0, 2.0]}))
+
+
+def test_long_term_support_is_left_out_without_social_care_and_does_not_gate():
+    _, resolved = assign_groups(_people(imd_quintile=[1, 2]))
+    assert "long_term_support" in groups.left_out_groupings(resolved)
+    settings = FairnessSettings()
+    assert "long_term_support" not in settings.gating_groupings
+    assert settings.reference_for("long_term_support") == "No"
+
+
+def test_long_term_support_is_audited_under_the_same_error_control(model_info):
+    predictions = synthetic_predictions(n=8_000, seed=41)
+    rng = np.random.default_rng(42)
+    kind = rng.choice(["Yes", "No", "Not known"], size=len(predictions), p=[0.25, 0.6, 0.15])
+    predictions[SUPPORT] = np.select([kind == "Yes", kind == "No"], [1.0, 0.0], np.nan)
+    # The model under-predicts the risk of people receiving long-term support by half.
+    predictions.loc[kind == "Yes", "p"] /= 2
+    settings = fast_settings()
+    audit = run_audit(predictions, synthetic_selections(predictions), settings)
+
+    assert next(g for g in audit.groupings if g.name == "long_term_support").groups == (
+        "Yes",
+        "No",
+        "Not known",
+    )
+    cells = audit.performance[audit.performance["grouping"] == "long_term_support"].set_index("group")
+    assert cells.loc["Yes", "oe_ratio"] > 1.5
+    assert 0.8 < cells.loc["Not known", "oe_ratio"] < 1.25
+    raised = {f.flag_id for f in audit.findings if f.status == "raised"}
+    assert "calibration_oe:long_term_support:Yes" in raised
+    # Reported for the board, not a stop: no open flag from it.
+    assert not [f for f in open_flags(audit, settings) if f.grouping == "long_term_support"]
+    html, _ = render_report(audit, model_info)
+    assert "Receiving long-term social care support" in html

@@ -170,3 +170,21 @@ def test_no_text_overlaps_a_plot_title_and_every_text_is_readable(scenario_repor
         assert fig.get_figwidth() <= 7.0, name
         plt.close(fig)
     assert drawn >= 6 and titled >= 5
+
+
+def test_a_plotted_grouping_left_out_of_the_audit_is_skipped(scenario_report):
+    # E.g. long_term_support when the matrix has no social care columns.
+    import copy
+
+    from riskstrat.evaluation.report import render_html
+
+    _, payload = scenario_report
+    left_out = plotted_groupings()[0]
+    without = copy.deepcopy(payload)
+    without["groupings"] = [g for g in without["groupings"] if g["name"] != left_out]
+    names = [name for name, fig in figures(without, plotted_groupings()) if not plt.close(fig)]
+    assert f"need_{left_out}" not in names
+    assert [f"need_{g}" for g in plotted_groupings() if g != left_out] == [
+        n for n in names if n.startswith("need_")
+    ]
+    assert f"Need at equal risk by {left_out}" not in render_html(without)

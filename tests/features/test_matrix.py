@@ -16,11 +16,13 @@ from riskstrat.errors import RiskstratError
 from riskstrat.features.dictionary import feature_dictionary
 from riskstrat.features.matrix import (
     PERSON_ATTRIBUTES,
+    TRAINING_FEATURE_TYPE,
     build_feature_matrix,
     build_training_table,
     feature_matrix_expr,
     sort_by_person,
     split_people,
+    trained_features,
 )
 from riskstrat.features.outcomes import outcome_columns
 from riskstrat.features.settings import FeatureSettings, OutcomeSettings
@@ -96,17 +98,19 @@ def _shaped_in_pandas(
 ) -> pd.DataFrame:
     """Reference shaping in pandas of an executed matrix: column order, dtypes and row order.
 
-    Features are float64 (NaN where missing), outcomes int64, ``person_id`` and audit
-    columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
+    Features are float64 (float32 in a training table; NaN where missing), outcomes int64,
+    ``person_id`` and audit columns strings, ``as_of`` a ``datetime.date``; rows sorted by ``person_id``.
     """
-    features = list(feature_dictionary(settings))
+    # Social care columns only when the extract had the table.
+    features = trained_features(feature_dictionary(settings), frame.columns)
     outcomes = outcome_columns(outcome_settings) if outcome_settings is not None else []
     columns: dict[str, object] = {
         "person_id": frame["person_id"].astype("str").to_numpy(),
         "as_of": np.array([as_of] * len(frame), dtype=object),
     }
     for name in features:
-        columns[name] = pd.to_numeric(frame[name], errors="raise").astype("float64").to_numpy()
+        kind = TRAINING_FEATURE_TYPE if outcome_settings is not None else "float64"
+        columns[name] = pd.to_numeric(frame[name], errors="raise").astype(kind).to_numpy()
     for name in outcomes:
         columns[name] = frame[name].fillna(0).astype("int64").to_numpy()
     for name in PERSON_ATTRIBUTES:

@@ -6,7 +6,7 @@ from riskstrat.ingest.contract_docs import render_contract_docs
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
 
 
-def test_contract_has_the_nine_tables_with_person_ids():
+def test_contract_has_its_tables_with_person_ids():
     assert list(CONTRACT) == [
         "patients",
         "gp_diagnoses",
@@ -17,7 +17,13 @@ def test_contract_has_the_nine_tables_with_person_ids():
         "apc_spells",
         "caseload",
         "opt_outs",
+        "social_care_events",
+        "social_care_returns",
     ]
+    optional = ["social_care_events", "social_care_returns"]
+    assert [name for name, table in CONTRACT.items() if table.optional] == optional
+    # The returns received belong to a local authority, not a person: not an event table.
+    assert "social_care_returns" not in EVENT_TABLES
     for name in EVENT_TABLES:
         assert "person_id" in CONTRACT[name].required_columns
 

@@ -55,9 +55,24 @@ def test_the_raw_files_adapt_back_to_the_generators_people_and_spells(national):
     # Every table the adapters make comes back whole across the two chunks (no ID made per chunk
     # may collide with another chunk's and be taken for a duplicate).
     for table, frame in adapted.tables.items():
+        if table == "social_care_returns":
+            continue  # per chunk in the contract form, per return read in the raw form: below
         assert len(frame) == pq.ParquetFile(outputs.truth_contract / f"{table}.parquet").metadata.num_rows, (
             table
         )
+    # Every return the raw CLD files hold is one the generator received (a quarter written only
+    # where its LA has rows), each listed once.
+    returns = adapted.tables["social_care_returns"]
+    keys = ["la_code", "reporting_period_start"]
+    generated = pd.read_parquet(outputs.truth_contract / "social_care_returns.parquet")
+    assert not returns.duplicated(keys).any()
+
+    def received(frame: pd.DataFrame) -> set[tuple[str, pd.Timestamp]]:
+        return set(
+            zip(frame["la_code"].astype(str), pd.to_datetime(frame["reporting_period_start"]), strict=True)
+        )
+
+    assert received(returns) and received(returns) <= received(generated)
 
 
 def test_the_same_seed_writes_identical_raw_files(national, tmp_path):

@@ -4,9 +4,25 @@ from datetime import date, timedelta
 import openpyxl
 import pandas as pd
 import pytest
-from worklist_fixtures import AS_OF, PERCENTILE_BANDS, context_of, contributions_for, status_of
+from worklist_fixtures import (
+    AS_OF,
+    DUDLEY,
+    PERCENTILE_BANDS,
+    WALSALL,
+    context_of,
+    contributions_for,
+    on_engine,
+    social_care_frames,
+    status_of,
+)
 
-from riskstrat.pipelines.weekly import WeeklyInputs, run_worklists
+from riskstrat.ingest.sources.settings import SocialCareSettings
+from riskstrat.pipelines.weekly import (
+    WeeklyInputs,
+    listed_context_reader,
+    run_worklists,
+    social_care_returns_at,
+)
 from riskstrat.worklists import export
 from riskstrat.worklists.export import (
     PRINT_WIDTHS,
@@ -397,3 +413,45 @@ def test_how_the_list_was_made_follows_the_mdts_own_rules():
         "(this MDT's weekly capacity: 0.5% of the people registered, rounded up). "
         "Only 3 people were eligible, so the list is shorter."
     )
+
+
+def test_social_care_column_and_where_it_came_from(inputs, scored):
+    # The North list's first person lives in Walsall with A's care; everyone else as D (no record).
+    first = top_north(scored)
+    frames = social_care_frames()
+    events = frames["social_care_events"]
+    frames["social_care_events"] = events.assign(person_id=events["person_id"].replace({"A": first}))
+    homes = frames["patients"].set_index("person_id")["lsoa_code"]
+    frames["patients"] = pd.DataFrame(
+        {"person_id": scored["person_id"], "practice_code": scored["practice_code"], "lsoa_code": homes["A"]}
+    )
+    tables = on_engine(frames)
+    settings = SocialCareSettings(local_authorities=(WALSALL, DUDLEY))
+    inputs.social_care = social_care_returns_at(tables, AS_OF, settings)
+    inputs.listed_context = listed_context_reader(tables, AS_OF, inputs.social_care)
+    folder = run_worklists(inputs)
+    csv = read_list_csv(folder / f"{NORTH}.csv", dtype={"Person ID": str}, keep_default_na=False)
+    after = HEADINGS.index("Community services (90 days)") + 1
+    assert list(csv.columns) == [*HEADINGS[:after], "Social care", *HEADINGS[after:]]
+    care = csv.set_index("Person ID")["Social care"]
+    assert care[first] == "Long-term home care since Mar 2025; reablement ended 1 Dec"
+    assert (care.drop(first) == "").all()  # no record
+    book = openpyxl.load_workbook(folder / f"{NORTH}.xlsx")
+    headings = [c.value for c in book["Worklist"][5]]
+    assert headings.index("Social care") < headings.index("MDT decision")  # printed
+    about = texts(book["About this list"])
+    assert "Social care data" in about and "Adult Social Care Client Level Data (CLD)" in about
+    assert "at the data date (31 December 2025) the latest quarter due is Jul-Sep 2025" in about
+    assert (
+        "Walsall (E08000030) Latest quarter received: Oct-Dec 2025. Every quarter due has been received."
+        in about
+    )
+    assert "Dudley (E08000027) Latest quarter received: Oct-Dec 2025. Not received: Apr-Jun 2025." in about
+
+
+def test_without_social_care_data_the_list_says_it_is_not_supplied(inputs):
+    folder = run_worklists(inputs)
+    csv = read_list_csv(folder / f"{NORTH}.csv")
+    assert "Social care" not in csv.columns
+    about = texts(openpyxl.load_workbook(folder / f"{NORTH}.xlsx")["About this list"])
+    assert "Not supplied This ICS supplies no social care data" in about

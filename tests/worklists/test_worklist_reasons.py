@@ -211,3 +211,33 @@ def test_a_count_of_zero_gives_way_to_reasons_a_clinician_can_act_on():
     assert fewer["reason_3_concept"] == feature_concept("ae_attendances_365d")
     plain = top_reasons(contributions, features, count=3, give_way=(), absences_give_way=False).iloc[0]
     assert plain["reason_1_concept"] == feature_concept("ae_attendances_365d")
+
+
+def test_social_care_known_and_unknown_social_care_are_never_reasons():
+    # "Is the local authority's return in" says nothing about the person; nor do unknown values.
+    features = pd.DataFrame(
+        {
+            "person_id": ["known", "unknown"],
+            "social_care_known": [1, 0],
+            "social_care_carer": [1, np.nan],
+            "social_care_requests_90d": [0, np.nan],
+            "age": [84, 84],
+        }
+    )
+    contributions = pd.DataFrame(
+        {
+            "social_care_known": [0.9, 0.9],
+            "social_care_carer": [0.3, 0.2],
+            "social_care_requests_90d": [0.05, 0.4],
+            "age": [0.1, 0.1],
+        },
+        index=pd.Index(["known", "unknown"], name="person_id"),
+    )
+    reasons = top_reasons(contributions, features, count=3)
+    assert not reasons.filter(like="_feature").isin(["social_care_known"]).any().any()
+    known = reasons.loc["known"]
+    # The concept's sum leaves social_care_known out (0.3 + 0.05), still above age.
+    assert known["reason_1_feature"] == "social_care_carer" and known["reason_1"] == "Is an unpaid carer"
+    assert known["reason_1_contribution"] == pytest.approx(0.35)
+    unknown = reasons.loc["unknown"]
+    assert unknown["reason_1_concept"] == feature_concept("age") and unknown["reason_2"] == ""

@@ -2,16 +2,22 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from worklist_fixtures import context_of
+from worklist_fixtures import DUDLEY, WALSALL, context_of, lsoa_in, on_engine, social_care_frames
 
 from riskstrat.errors import RiskstratError
-from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES
+from riskstrat.ingest.contract import COMMUNITY_SERVICE_CODES, SOCIAL_CARE_SERVICE_COMPONENTS
+from riskstrat.ingest.social_care import known_local_authorities, social_care_returns
+from riskstrat.ingest.sources.settings import SocialCareSettings
+from riskstrat.pipelines import weekly
 from riskstrat.worklists.rows import (
     COLUMN_NOTES,
     LAST_DECISION,
+    SOCIAL_CARE,
+    SUPPORT_WORDS,
     WORKLIST_ROWS,
     build_rows,
     frailty_label,
+    returns_not_received,
     worklist_rows_schema,
 )
 
@@ -178,3 +184,114 @@ def test_rows_show_the_last_mdt_decision_and_gp_appointments_when_known():
     )
     assert bare[LAST_DECISION].tolist() == ["", ""] and "GP appointments (12 months)" not in bare
     worklist_rows_schema(1).check(bare)
+
+
+SOCIAL_CARE_LISTED = ["A", "B", "C", "D", "F"]
+
+
+def social_care_rows(frames, as_of=date(2025, 12, 31), settings=None):
+    """The listed people's rows as the weekly run builds them from these tables (social care read on DuckDB)."""
+    listed = pd.DataFrame(
+        {
+            "rank": range(1, len(SOCIAL_CARE_LISTED) + 1),
+            "person_id": SOCIAL_CARE_LISTED,
+            "practice_code": "P1",
+            "probability": 0.5,
+            "risk_band": "High",
+        }
+    )
+    tables = on_engine(frames)
+    returns = weekly.social_care_returns_at(tables, as_of, settings or SocialCareSettings())
+    context = weekly.listed_context_reader(tables, as_of, returns)(listed["person_id"])
+    features = pd.DataFrame({"person_id": SOCIAL_CARE_LISTED})
+    change = pd.DataFrame({"change": [], "weeks_on_list": []})
+    rows = build_rows(listed, features, pd.DataFrame(index=SOCIAL_CARE_LISTED), change, context, as_of, 1)
+    return rows.set_index("Person ID"), returns
+
+
+def test_social_care_shows_support_since_when_reablement_carer_and_missing_returns():
+    rows, returns = social_care_rows(social_care_frames())
+    worklist_rows_schema(1).check(rows.reset_index())
+    care = rows[SOCIAL_CARE]
+    # Two successive home care packages are one support, in place since the first began.
+    assert care["A"] == "Long-term home care since Mar 2025; reablement ended 1 Dec"
+    # The carer (client type carer) asked for support for themself 11 days ago.
+    assert care["B"] == "Request for support 20 Dec; is an unpaid carer"
+    # Dudley's Apr-Jun 2025 return is missing, but its Jul-Sep 2025 return (the latest due, 12 months)
+    # covers it: known, as the features say; "About this list" still names the missing quarter.
+    assert care["C"] == ""
+    assert care["D"] == ""  # no social care record
+    # The residential placement ended the day before; the assessment after the data date is not known.
+    assert care["F"] == "Long-term nursing care since Dec 2025"
+    # The expected authorities come from where people live (the setting was left empty).
+    assert list(returns.latest) == [WALSALL, DUDLEY]
+    assert returns.missing == [(DUDLEY, date(2025, 4, 1))]
+
+
+def test_social_care_not_known_when_the_latest_return_due_is_missing_as_the_features_say():
+    frames = social_care_frames()
+    rows, returns = social_care_rows(frames, as_of=date(2026, 6, 29))
+    # At 29 Jun 2026 the latest return due is Jan-Mar 2026 (due 30 May): Dudley's is missing, and
+    # Oct-Dec 2025 was received; its older missing Apr-Jun 2025 is covered, so it is not named.
+    assert rows.at["C", SOCIAL_CARE] == "Not known: Dudley's return for Jan-Mar 2026 not received"
+    assert DUDLEY not in known_local_authorities(returns, date(2026, 6, 29))
+    # At 31 Dec 2025 both authorities' Jul-Sep 2025 returns are in: known.
+    assert known_local_authorities(returns, date(2025, 12, 31)) == {WALSALL, DUDLEY}
+    # Walsall too is missing Jan-Mar 2026: what is known still follows the note.
+    assert rows.at["A", SOCIAL_CARE] == (
+        "Not known: Walsall's return for Jan-Mar 2026 not received; long-term home care since Mar 2025"
+    )
+    late = social_care_returns(frames["social_care_events"], [DUDLEY], date(2026, 12, 31))
+    note = returns_not_received(DUDLEY, late, date(2026, 12, 31))
+    assert note == "Not known: Dudley's returns for Jan-Mar 2026 to Jul-Sep 2026 not received"  # a run
+    # An authority that sends no returns at all, and a person whose authority is not known.
+    assert returns_not_received("E06000001", late, date(2026, 12, 31)) == (
+        "Not known: no return from Hartlepool received"
+    )
+    assert returns_not_received(None, late, date(2026, 12, 31)) == ""
+
+
+def test_social_care_for_people_living_outside_the_authorities_that_send_returns():
+    # D lives in Hartlepool, from which the ICS receives no return: not known, not "no care".
+    frames = social_care_frames(listed_lsoa={"D": lsoa_in("E06000001")})
+    rows, returns = social_care_rows(frames, settings=SocialCareSettings(local_authorities=(WALSALL, DUDLEY)))
+    assert "E06000001" not in returns.latest
+    assert rows.at["D", SOCIAL_CARE] == "Not known: no return from Hartlepool received"
+    assert rows.at["A", SOCIAL_CARE].startswith("Long-term home care")
+
+
+def test_without_social_care_data_the_column_is_left_out():
+    frames = {
+        "patients": social_care_frames()["patients"],
+        "apc_spells": pd.DataFrame(
+            {"person_id": ["A"], "admission_date": ["2025-11-20"], "admission_method": ["21"]}
+        ),
+    }
+    rows, returns = social_care_rows(frames)
+    assert returns is None
+    assert SOCIAL_CARE not in rows.columns
+    worklist_rows_schema(1).check(rows.reset_index())
+
+
+def test_only_the_listed_peoples_social_care_is_read(monkeypatch):
+    seen = []
+
+    def spy(events, *args, **kwargs):
+        seen.append(events)
+        return weekly_social_care_text(events, *args, **kwargs)
+
+    weekly_social_care_text = weekly.social_care_text
+    monkeypatch.setattr(weekly, "social_care_text", spy)
+    rows, _ = social_care_rows(social_care_frames())
+    (events,) = seen
+    # Z's events fill every quarter but Z is not listed: none of them reaches the driver, nor later events.
+    assert set(events["person_id"]) == {"A", "B", "C", "F"}
+    assert (pd.to_datetime(events["event_start_date"]) <= pd.Timestamp(2025, 12, 31)).all()
+    assert rows.at["F", SOCIAL_CARE] == "Long-term nursing care since Dec 2025"
+
+
+def test_every_service_component_has_plain_words_and_the_note_says_where_care_comes_from():
+    assert set(SUPPORT_WORDS) == set(SOCIAL_CARE_SERVICE_COMPONENTS)
+    note = COLUMN_NOTES[SOCIAL_CARE]
+    assert "Adult Social Care Client Level Data" in note and "Not known" in note
+    assert "left out when the ICS supplies no social care data" in note

@@ -230,3 +230,128 @@ def status_of(
 def context_of(frames: Mapping[str, pd.DataFrame | None], as_of: date = AS_OF) -> ListedContextFn | None:
     """The weekly run's listed-context hook on these event tables (None when there are none)."""
     return listed_context_reader(on_engine(frames), as_of)
+
+
+WALSALL, DUDLEY = "E08000030", "E08000027"
+"""Two metropolitan districts: each is its own social-services authority."""
+
+
+def lsoa_in(local_authority: str) -> str:
+    """An LSOA of ``local_authority`` from the shipped IMD 2019 lookup."""
+    from riskstrat.ingest.reference import imd_lookup
+
+    lookup = imd_lookup()
+    return str(lookup.loc[lookup["lad_code"] == local_authority, "lsoa_code"].iloc[0])
+
+
+def _event(person, la, period, kind, start, end=None, client="service_user", service=None, component=None):
+    return {
+        "person_id": person,
+        "la_code": la,
+        "reporting_period_start": date.fromisoformat(period),
+        "event_type": kind,
+        "event_start_date": date.fromisoformat(start),
+        "event_end_date": date.fromisoformat(end) if end else None,
+        "client_type": client,
+        "service_type": service,
+        "service_component": component,
+    }
+
+
+def social_care_frames(as_of: date = AS_OF, listed_lsoa: Mapping[str, str] | None = None) -> dict:
+    """``patients`` and ``social_care_events`` for a social worker's view at ``as_of`` (31 Dec 2025).
+
+    Walsall sent every quarter from Jan-Mar 2025; Dudley's Apr-Jun 2025 return is missing.
+    A (Walsall) has had home care since Mar 2025 (two successive packages) and finished
+    reablement 30 days before the data date; B (Walsall) is a carer who asked for support
+    11 days before; C lives in Dudley; D (Walsall) has no record; F (Walsall) moved from
+    residential to nursing care on 1 Dec; Z is never listed (his events fill the quarters).
+    ``listed_lsoa`` overrides where the listed people live (person -> LSOA).
+    """
+    events = [
+        _event(
+            "A",
+            WALSALL,
+            "2025-04-01",
+            "service",
+            "2025-03-10",
+            "2025-06-30",
+            service="long_term_community",
+            component="home_care",
+        ),
+        _event(
+            "A",
+            WALSALL,
+            "2025-07-01",
+            "service",
+            "2025-07-01",
+            None,
+            service="long_term_community",
+            component="home_care",
+        ),
+        _event(
+            "A",
+            WALSALL,
+            "2025-10-01",
+            "service",
+            "2025-11-10",
+            "2025-12-01",
+            service="short_term_reablement",
+            component="reablement",
+        ),
+        _event(
+            "B",
+            WALSALL,
+            "2025-04-01",
+            "service",
+            "2025-05-01",
+            None,
+            client="carer",
+            service="short_term_other",
+            component="respite",
+        ),
+        _event("B", WALSALL, "2025-10-01", "request", "2025-12-20", "2025-12-20"),
+        _event("C", DUDLEY, "2025-01-01", "assessment", "2024-11-02", "2024-11-02"),
+        _event(
+            "F",
+            WALSALL,
+            "2025-01-01",
+            "service",
+            "2024-06-01",
+            "2025-11-30",
+            service="long_term_residential",
+            component="residential",
+        ),
+        _event(
+            "F",
+            WALSALL,
+            "2025-10-01",
+            "service",
+            "2025-12-01",
+            None,
+            service="long_term_nursing",
+            component="nursing",
+        ),
+        _event("F", WALSALL, "2025-10-01", "assessment", "2026-01-02", "2026-01-02"),  # after the data date
+    ]
+    for quarter in ("2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01"):
+        events.append(_event("Z", WALSALL, quarter, "review", quarter, quarter))
+        if quarter != "2025-04-01":
+            events.append(
+                _event(
+                    "Z",
+                    DUDLEY,
+                    quarter,
+                    "service",
+                    quarter,
+                    None,
+                    service="long_term_community",
+                    component="home_care",
+                )
+            )
+    homes = {"A": WALSALL, "B": WALSALL, "C": DUDLEY, "D": WALSALL, "F": WALSALL, "Z": WALSALL}
+    lsoas = {person: lsoa_in(la) for person, la in homes.items()} | dict(listed_lsoa or {})
+    patients = pd.DataFrame(
+        {"person_id": list(lsoas), "practice_code": "P00001", "lsoa_code": list(lsoas.values())}
+    )
+    return {"patients": patients, "social_care_events": pd.DataFrame(events)}
