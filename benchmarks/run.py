@@ -133,7 +133,15 @@ def run_process(command: Sequence[str], log_file: Path, interval: float = 0.5) -
     process.returncode = os.waitstatus_to_exitcode(status)
     # ru_maxrss is in KiB on Linux; wait4 reports the child and the descendants it waited for.
     peak_bytes = max(usage.ru_maxrss * 1024, peak[0])
-    return {"wall_seconds": wall, "peak_rss_gib": peak_bytes / GIB, "returncode": process.returncode}
+    # CPU seconds (user + system, every thread and waited-for child) show the work done when the
+    # machine is shared and wall time is not.
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_gib": peak_bytes / GIB,
+        "returncode": process.returncode,
+    }
 
 
 def _tail(path: Path, lines: int = 15) -> str:

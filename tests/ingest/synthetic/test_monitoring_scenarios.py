@@ -141,6 +141,11 @@ def test_new_residents_leave_everyone_else_unchanged(base, arrived):
     ids = set(base.tables["patients"]["person_id"])
     for name, frame in base.tables.items():
         mine = arrived.tables[name]
+        if "person_id" not in frame.columns:
+            # The social care returns received count events, new residents' too: the same returns arrive.
+            keys = ["la_code", "reporting_period_start"]
+            assert set(map(tuple, mine[keys].to_numpy())) == set(map(tuple, frame[keys].to_numpy())), name
+            continue
         mine = mine[mine["person_id"].isin(ids)].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, frame, obj=name)
     for name, frame in base.truth.items():
