@@ -122,9 +122,15 @@ def spark_feature_matrix(
         with atomic_directory(target) as staging:
             # One part per executor core, split by person: scoring later runs one task per part.
             # Overwrite: the staging folder exists already.
-            matrix.repartition(scoring_partitions(session), "person_id").write.mode("overwrite").parquet(
-                str(staging)
-            )
+            # Adaptive execution off for this write, so no earlier setting can merge the parts.
+            adaptive = session.conf.get("spark.sql.adaptive.enabled", "true")
+            session.conf.set("spark.sql.adaptive.enabled", "false")
+            try:
+                matrix.repartition(scoring_partitions(session), "person_id").write.mode("overwrite").parquet(
+                    str(staging)
+                )
+            finally:
+                session.conf.set("spark.sql.adaptive.enabled", adaptive)
     return session.read.parquet(str(target))
 
 
